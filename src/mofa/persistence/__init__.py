@@ -1,0 +1,111 @@
+"""Sessions, conversation history and agent state, stored in any supported database.
+
+Open a store from a URL and use the one contract every backend shares::
+
+    from mofa.persistence import open_store
+
+    async with await open_store("sqlite://./mofa.db") as store:
+        session = await store.create_session(agent_id="my-agent", user_id="u1")
+        await store.append_message(session.session_id, "user", "Hello")
+        history = await store.list_recent_messages(session.session_id, limit=20)
+
+Backend classes (``PostgresStore``, ``MySqlStore``, ``SqliteStore``, ``FileStore``,
+``InMemoryStore``) can be imported from here too; their drivers load only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    NewMessage,
+    Role,
+    Session,
+    SessionStatus,
+    new_session_id,
+)
+from mofa.persistence._registry import open_store
+from mofa.persistence._store import UNSET, BaseStore, Store
+from mofa.persistence._url import DatabaseURL, mask_url, parse_url
+from mofa.persistence.errors import (
+    AuthenticationError,
+    ConflictError,
+    DatabaseNotFoundError,
+    InvalidInputError,
+    InvalidURLError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    PersistenceError,
+    QueryError,
+    SchemaError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreClosedError,
+    StoreConnectionError,
+)
+
+if TYPE_CHECKING:
+    from mofa.persistence.backends.files import FileStore
+    from mofa.persistence.backends.memory import InMemoryStore
+    from mofa.persistence.backends.mysql import MySqlStore
+    from mofa.persistence.backends.postgres import PostgresStore
+    from mofa.persistence.backends.sqlite import SqliteStore
+
+__all__ = [
+    "UNSET",
+    "Agent",
+    "AgentState",
+    "AuthenticationError",
+    "BaseStore",
+    "ConflictError",
+    "DatabaseNotFoundError",
+    "DatabaseURL",
+    "FileStore",
+    "InMemoryStore",
+    "InvalidInputError",
+    "InvalidURLError",
+    "Message",
+    "MissingDependencyError",
+    "MySqlStore",
+    "NewMessage",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PersistenceError",
+    "PostgresStore",
+    "QueryError",
+    "Role",
+    "SchemaError",
+    "Session",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "SessionStatus",
+    "SqliteStore",
+    "Store",
+    "StoreClosedError",
+    "StoreConnectionError",
+    "mask_url",
+    "new_session_id",
+    "open_store",
+    "parse_url",
+]
+
+_LAZY = {
+    "FileStore": "files",
+    "InMemoryStore": "memory",
+    "MySqlStore": "mysql",
+    "PostgresStore": "postgres",
+    "SqliteStore": "sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    backend = _LAZY.get(name)
+    if backend is None:
+        raise AttributeError(f"module 'mofa.persistence' has no attribute {name!r}")
+    from mofa.persistence._registry import backend_class
+
+    return backend_class(backend)

@@ -1,0 +1,205 @@
+"""Validation and encoding shared by every backend, so each one accepts and returns the same.
+
+Rules (the conformance suite pins them):
+
+* ids (session, agent, user, tenant) are non-empty text of at most 255 characters;
+* text must be storable in every dialect: NUL characters are rejected (PostgreSQL cannot store
+  them in TEXT or JSONB), and so are lone surrogates (not valid UTF-8);
+* metadata and state are JSON objects; NaN and infinities are rejected (not JSON);
+* datetimes must be timezone-aware; they are stored and returned in UTC, to the microsecond.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from mofa.persistence._entities import Role
+from mofa.persistence.errors import InvalidInputError
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "check_datetime",
+    "check_id",
+    "check_limit",
+    "check_optional_id",
+    "check_role",
+    "check_short_text",
+    "check_text",
+    "decode_json",
+    "encode_json",
+    "format_time",
+    "parse_time",
+]
+
+MAX_ID_LENGTH = 255
+_ROLES = {role.value: role for role in Role}
+_EMPTY_JSON = "{}"
+
+
+def check_id(value: object, what: str = "session id") -> str:
+    """Return ``value`` if it is a usable id, else raise :class:`InvalidInputError`."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"The {what} must be a string, not {type(value).__name__}.")
+    if not value:
+        raise InvalidInputError(f"The {what} is empty; give 1 to {MAX_ID_LENGTH} characters.")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidInputError(
+            f"The {what} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}."
+        )
+    _check_storable(value, what)
+    return value
+
+
+def check_optional_id(value: object, what: str) -> str | None:
+    """Like :func:`check_id`, but ``None`` passes through."""
+    return None if value is None else check_id(value, what)
+
+
+def check_short_text(value: object, what: str, max_length: int) -> str:
+    """A bounded single value such as a status or an agent state."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"The {what} must be a non-empty string.")
+    if len(value) > max_length:
+        raise InvalidInputError(
+            f"The {what} is {len(value)} characters long; the limit is {max_length}."
+        )
+    _check_storable(value, what)
+    return value
+
+
+def check_role(value: object) -> Role:
+    """Return the :class:`Role` for ``value`` or raise naming the accepted roles."""
+    if isinstance(value, Role):
+        return value
+    role = _ROLES.get(value) if isinstance(value, str) else None
+    if role is None:
+        raise InvalidInputError(
+            f"Unknown message role {value!r}; use one of: {', '.join(_ROLES)}."
+        )
+    return role
+
+
+def check_text(value: object, what: str = "message content") -> str:
+    """Message content: any string every backend can store byte for byte."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"The {what} must be a string, not {type(value).__name__}.")
+    _check_storable(value, what)
+    return value
+
+
+def _check_storable(value: str, what: str) -> None:
+    if "\x00" in value:
+        raise InvalidInputError(
+            f"The {what} contains a NUL character (\\x00), which databases cannot store; "
+            "remove it or encode the data (for example as base64)."
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"The {what} contains a lone surrogate ({value[exc.start]!r} at index {exc.start}), "
+            "which is not valid Unicode text; fix how the text was decoded."
+        ) from None
+
+
+def encode_json(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
+    """Encode a JSON object for storage, or raise :class:`InvalidInputError`."""
+    if value is None or (isinstance(value, Mapping) and not value):
+        return _EMPTY_JSON
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"The {what} must be a JSON object (a dict), not {type(value).__name__}."
+        )
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"The {what} cannot be stored as JSON ({_json_reason(exc)}); "
+            "use only dicts, lists, strings, finite numbers, booleans and None."
+        ) from None
+    if "\\u0000" in text:
+        _walk_strings(value, what)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        _walk_strings(value, what)
+        raise  # pragma: no cover - _walk_strings raises first
+    return text
+
+
+def _json_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "Out of range float" in text:
+        return "NaN and infinity are not JSON numbers"
+    if "keys must be" in text:
+        return "every key must be a string"
+    return text.rstrip(".")
+
+
+def _walk_strings(value: object, what: str) -> None:
+    if isinstance(value, str):
+        _check_storable(value, what)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _walk_strings(key, what)
+            _walk_strings(item, what)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _walk_strings(item, what)
+    elif isinstance(value, float) and not math.isfinite(value):  # pragma: no cover
+        raise InvalidInputError(f"The {what} holds {value}, which is not a JSON number.")
+
+
+def decode_json(text: str | bytes | None) -> dict[str, Any]:
+    """Decode a stored JSON object (once, with a fast path for the common empty one)."""
+    if text is None or text == _EMPTY_JSON:
+        return {}
+    value = orjson.loads(text)
+    if not isinstance(value, dict):  # pragma: no cover - we only ever store objects
+        return {"value": value}
+    return value
+
+
+def check_datetime(value: object, what: str) -> datetime:
+    """A timezone-aware datetime, converted to UTC."""
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"The {what} must be a datetime, not {type(value).__name__}.")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(
+            f"The {what} {value.isoformat()} has no timezone; pass an aware datetime "
+            "(for example datetime.now(UTC))."
+        )
+    return value.astimezone(UTC)
+
+
+def check_limit(value: object, what: str = "limit") -> int | None:
+    """``None`` (no limit) or a non-negative integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"The {what} must be a non-negative integer, not {value!r}.")
+    return value
+
+
+#: The one text format for times where a dialect stores them as text (SQLite, files):
+#: fixed width, UTC, microseconds, so text order is time order.
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def format_time(value: datetime) -> str:
+    """Format a UTC datetime in the fixed-width text form used by SQLite and the file store."""
+    return value.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse :func:`format_time` output (and SQLite's ``CURRENT_TIMESTAMP`` form) as UTC."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

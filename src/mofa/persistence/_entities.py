@@ -1,0 +1,135 @@
+"""Public entities: plain frozen dataclasses with UTC-aware datetimes.
+
+Rows never leave the backends; each backend builds these from its rows through the codec.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "Agent",
+    "AgentState",
+    "Message",
+    "NewMessage",
+    "Role",
+    "Session",
+    "SessionStatus",
+    "new_session_id",
+    "utc_now",
+]
+
+
+class Role(enum.StrEnum):
+    """Who wrote a message."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+class SessionStatus(enum.StrEnum):
+    """Well-known session states; a store accepts any short string."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+
+
+def utc_now() -> datetime:
+    """The current time, UTC-aware, in the precision every backend keeps (microseconds)."""
+    return datetime.now(UTC)
+
+
+def new_session_id() -> str:
+    """A fresh session id: a UUIDv7 (time-ordered) as text."""
+    milliseconds = time.time_ns() // 1_000_000
+    random_bits = int.from_bytes(os.urandom(10), "big")
+    rand_a = (random_bits >> 66) & 0xFFF
+    rand_b = random_bits & 0x3FFF_FFFF_FFFF_FFFF
+    value = ((milliseconds & 0xFFFF_FFFF_FFFF) << 80) | (0x7 << 76) | (rand_a << 64)  # version 7
+    value |= (0b10 << 62) | rand_b  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An agent record (the ``agents`` table)."""
+
+    id: str
+    name: str
+    state: str
+    started_at: datetime
+    provider: str | None = None
+    model: str | None = None
+    description: str | None = None
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One conversation (the ``sessions`` table)."""
+
+    session_id: str
+    agent_id: str | None
+    user_id: str | None
+    tenant_id: str | None
+    status: str
+    metadata: dict[str, Any]
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        """True when the session has an expiry time and it has passed."""
+        if self.expires_at is None:
+            return False
+        return self.expires_at <= (now or utc_now())
+
+    @property
+    def effective_status(self) -> str:
+        """``expired`` once ``expires_at`` has passed, else the stored status."""
+        return SessionStatus.EXPIRED.value if self.is_expired() else self.status
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stored message. ``seq`` is 1, 2, 3… within its session and gives the order."""
+
+    session_id: str
+    seq: int
+    role: Role
+    content: str
+    metadata: dict[str, Any]
+    timestamp: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append; the store assigns ``seq`` (and ``timestamp`` when omitted)."""
+
+    role: Role | str
+    content: str
+    metadata: Mapping[str, Any] | None = None
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """A snapshot of an agent's state within a session; ``version`` counts 1, 2, 3…"""
+
+    session_id: str
+    version: int
+    state: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,576 @@
+"""The store contract, declared once, and the base class every backend builds on.
+
+:class:`Store` is the contract callers program against. :class:`BaseStore` implements its
+public methods once: it validates and encodes every argument (so each backend accepts and
+rejects exactly the same input), then calls the backend's private ``_``-methods with values
+that are already checked. A backend implements only those.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar, Final, Protocol, Self, runtime_checkable
+
+from mofa.persistence._codec import (
+    check_datetime,
+    check_id,
+    check_limit,
+    check_optional_id,
+    check_role,
+    check_short_text,
+    check_text,
+    decode_json,
+    encode_json,
+)
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    NewMessage,
+    Role,
+    Session,
+    new_session_id,
+    utc_now,
+)
+from mofa.persistence._url import DatabaseURL
+from mofa.persistence.errors import InvalidInputError, SessionNotFoundError, StoreClosedError
+
+__all__ = ["UNSET", "BaseStore", "EncodedMessage", "Store", "Unset"]
+
+
+class Unset(enum.Enum):
+    """Marks an argument that was not given (``None`` is a value: "clear it")."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+_MAX_STATUS = 50
+_MAX_AGENT_NAME = 255
+_MAX_AGENT_STATE = 50
+_MAX_PROVIDER = 100
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every backend offers. All methods are coroutines; ``async with`` closes the store.
+
+    Conventions: ``get_*`` returns the record or ``None``; ``delete_*`` returns whether
+    something was deleted; ``list_*`` takes a keyword-only ``limit``. Lists of sessions and
+    states are newest first; lists of messages are in ``seq`` (chronological) order.
+    """
+
+    @property
+    def url(self) -> DatabaseURL: ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    # Agents
+    async def upsert_agent(
+        self,
+        agent_id: str,
+        *,
+        name: str | None = None,
+        state: str = "running",
+        provider: str | None = None,
+        model: str | None = None,
+        description: str | None = None,
+        started_at: datetime | None = None,
+    ) -> Agent: ...
+
+    async def get_agent(self, agent_id: str) -> Agent | None: ...
+
+    async def list_agents(self, *, limit: int | None = None) -> list[Agent]: ...
+
+    # Sessions
+    async def create_session(
+        self,
+        session_id: str | None = None,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        tenant_id: str | None = None,
+        status: str = "active",
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: datetime | None = None,
+    ) -> Session: ...
+
+    async def get_session(self, session_id: str) -> Session | None: ...
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        tenant_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Session]: ...
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        status: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: datetime | None | Unset = UNSET,
+    ) -> Session: ...
+
+    async def delete_session(self, session_id: str) -> bool: ...
+
+    # Messages
+    async def append_message(
+        self,
+        session_id: str,
+        role: Role | str,
+        content: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> Message: ...
+
+    async def append_messages(
+        self, session_id: str, messages: Sequence[NewMessage]
+    ) -> list[Message]: ...
+
+    async def list_messages(
+        self, session_id: str, *, limit: int | None = None, after_seq: int = 0
+    ) -> list[Message]: ...
+
+    async def list_recent_messages(self, session_id: str, *, limit: int) -> list[Message]: ...
+
+    def iter_messages(
+        self, session_id: str, *, batch_size: int = 1000
+    ) -> AsyncIterator[Message]: ...
+
+    async def count_messages(self, session_id: str) -> int: ...
+
+    # Agent state
+    async def save_state(self, session_id: str, state: Mapping[str, Any]) -> AgentState: ...
+
+    async def get_state(self, session_id: str, version: int | None = None) -> AgentState | None: ...
+
+    async def list_states(self, session_id: str, *, limit: int | None = None) -> list[AgentState]: ...
+
+
+class EncodedMessage:
+    """A validated message ready for a backend to write: metadata already encoded once."""
+
+    __slots__ = ("content", "metadata", "metadata_json", "role", "timestamp")
+
+    def __init__(
+        self,
+        role: Role,
+        content: str,
+        metadata: dict[str, Any],
+        metadata_json: str,
+        timestamp: datetime,
+    ) -> None:
+        self.role = role
+        self.content = content
+        self.metadata = metadata
+        self.metadata_json = metadata_json
+        self.timestamp = timestamp
+
+    def stored(self, session_id: str, seq: int, message_id: int | None = None) -> Message:
+        """The :class:`Message` this becomes once the store gave it ``seq``."""
+        return Message(
+            session_id=session_id,
+            seq=seq,
+            role=self.role,
+            content=self.content,
+            metadata=self.metadata,
+            timestamp=self.timestamp,
+            id=message_id,
+        )
+
+
+def _encode_message(
+    role: Role | str,
+    content: str,
+    metadata: Mapping[str, Any] | None,
+    timestamp: datetime | None,
+    now: datetime,
+) -> EncodedMessage:
+    checked_role = check_role(role)
+    checked_content = check_text(content)
+    metadata_json = encode_json(metadata, "message metadata")
+    when = now if timestamp is None else check_datetime(timestamp, "message timestamp")
+    # Hand back what a read will return (a JSON round trip), not the caller's object.
+    return EncodedMessage(
+        checked_role, checked_content, decode_json(metadata_json), metadata_json, when
+    )
+
+
+class BaseStore(abc.ABC):
+    """Validation, lifecycle and derived operations shared by every backend."""
+
+    #: The backend's name as used in URLs and messages ("sqlite", "postgres", …).
+    backend: ClassVar[str]
+
+    def __init__(self, url: DatabaseURL) -> None:
+        self._url = url
+        self._closed = False
+
+    @property
+    def url(self) -> DatabaseURL:
+        """The URL the store was opened with (its ``str()`` masks any password)."""
+        return self._url
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._url.masked!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release connections and threads. Closing twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"The {self.backend} store was used after close().")
+
+    # ---------------------------------------------------------------- agents
+
+    async def upsert_agent(
+        self,
+        agent_id: str,
+        *,
+        name: str | None = None,
+        state: str = "running",
+        provider: str | None = None,
+        model: str | None = None,
+        description: str | None = None,
+        started_at: datetime | None = None,
+    ) -> Agent:
+        """Create the agent record, or update every field of an existing one.
+
+        ``created_at`` of an existing agent is kept; ``name`` defaults to the id.
+        """
+        self._check_open()
+        now = utc_now()
+        agent = Agent(
+            id=check_id(agent_id, "agent id"),
+            name=check_short_text(agent_id if name is None else name, "agent name",
+                                  _MAX_AGENT_NAME),
+            state=check_short_text(state, "agent state", _MAX_AGENT_STATE),
+            started_at=now if started_at is None else check_datetime(started_at, "started_at"),
+            provider=None if provider is None else check_short_text(
+                provider, "provider", _MAX_PROVIDER),
+            model=None if model is None else check_short_text(model, "model", _MAX_PROVIDER),
+            description=None if description is None else check_text(description, "description"),
+            created_at=now,
+            updated_at=now,
+        )
+        return await self._upsert_agent(agent)
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        self._check_open()
+        return await self._get_agent(check_id(agent_id, "agent id"))
+
+    async def list_agents(self, *, limit: int | None = None) -> list[Agent]:
+        """Agents, most recently updated first."""
+        self._check_open()
+        return await self._list_agents(check_limit(limit))
+
+    # -------------------------------------------------------------- sessions
+
+    async def create_session(
+        self,
+        session_id: str | None = None,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        tenant_id: str | None = None,
+        status: str = "active",
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: datetime | None = None,
+    ) -> Session:
+        """Create a session (a UUIDv7 id when none is given).
+
+        An agent id with no agent record gets a minimal one (name = id, state ``unknown``),
+        so the foreign key holds. Raises :class:`SessionExistsError` if the id is taken.
+        """
+        self._check_open()
+        now = utc_now()
+        metadata_json = encode_json(metadata, "session metadata")
+        session = Session(
+            session_id=new_session_id() if session_id is None else check_id(session_id),
+            agent_id=check_optional_id(agent_id, "agent id"),
+            user_id=check_optional_id(user_id, "user id"),
+            tenant_id=check_optional_id(tenant_id, "tenant id"),
+            status=check_short_text(status, "session status", _MAX_STATUS),
+            metadata=decode_json(metadata_json),
+            message_count=0,
+            created_at=now,
+            updated_at=now,
+            expires_at=None if expires_at is None else check_datetime(expires_at, "expires_at"),
+        )
+        return await self._create_session(session, metadata_json)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        self._check_open()
+        return await self._get_session(check_id(session_id))
+
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        tenant_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Session]:
+        """Sessions matching every filter given, newest (by ``created_at``) first.
+
+        Reads no messages: ``message_count`` is kept on write.
+        """
+        self._check_open()
+        return await self._list_sessions(
+            check_optional_id(agent_id, "agent id"),
+            check_optional_id(user_id, "user id"),
+            check_optional_id(tenant_id, "tenant id"),
+            check_limit(limit),
+            check_limit(offset, "offset") or 0,
+        )
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        status: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expires_at: datetime | None | Unset = UNSET,
+    ) -> Session:
+        """Change status, replace metadata and/or set or clear ``expires_at``.
+
+        Raises :class:`SessionNotFoundError` when the session does not exist.
+        """
+        self._check_open()
+        checked_id = check_id(session_id)
+        checked_status = None if status is None else check_short_text(
+            status, "session status", _MAX_STATUS)
+        metadata_json = None if metadata is None else encode_json(metadata, "session metadata")
+        checked_expiry: datetime | None | Unset = expires_at
+        if isinstance(expires_at, datetime):
+            checked_expiry = check_datetime(expires_at, "expires_at")
+        elif expires_at is not None and expires_at is not UNSET:
+            raise InvalidInputError("expires_at must be a datetime or None.")
+        return await self._update_session(
+            checked_id, checked_status, metadata_json, checked_expiry, utc_now()
+        )
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session with its messages and state; False if there was none."""
+        self._check_open()
+        return await self._delete_session(check_id(session_id))
+
+    # -------------------------------------------------------------- messages
+
+    async def append_message(
+        self,
+        session_id: str,
+        role: Role | str,
+        content: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> Message:
+        """Append one message; it gets the session's next ``seq``.
+
+        Raises :class:`SessionNotFoundError` when the session does not exist.
+        """
+        self._check_open()
+        checked_id = check_id(session_id)
+        now = utc_now()
+        message = _encode_message(role, content, metadata, timestamp, now)
+        return await self._append_message(checked_id, message, now)
+
+    async def append_messages(
+        self, session_id: str, messages: Sequence[NewMessage]
+    ) -> list[Message]:
+        """Append several messages atomically and in order (all or none)."""
+        self._check_open()
+        checked_id = check_id(session_id)
+        now = utc_now()
+        encoded = []
+        for position, item in enumerate(messages):
+            if not isinstance(item, NewMessage):
+                raise InvalidInputError(
+                    f"Message {position} of the batch is a {type(item).__name__}; "
+                    "pass mofa.persistence.NewMessage objects."
+                )
+            encoded.append(_encode_message(item.role, item.content, item.metadata,
+                                           item.timestamp, now))
+        if not encoded:
+            if await self._get_session(checked_id) is None:
+                raise SessionNotFoundError(checked_id)
+            return []
+        return await self._append_messages(checked_id, encoded, now)
+
+    async def list_messages(
+        self, session_id: str, *, limit: int | None = None, after_seq: int = 0
+    ) -> list[Message]:
+        """Messages in ``seq`` order; page with ``after_seq`` (the last ``seq`` you saw)."""
+        self._check_open()
+        return await self._list_messages(
+            check_id(session_id), check_limit(limit), check_limit(after_seq, "after_seq") or 0
+        )
+
+    async def list_recent_messages(self, session_id: str, *, limit: int) -> list[Message]:
+        """The newest ``limit`` messages, returned in chronological order."""
+        self._check_open()
+        checked_limit = check_limit(limit)
+        if checked_limit is None:
+            raise InvalidInputError("list_recent_messages needs a limit.")
+        return await self._list_recent_messages(check_id(session_id), checked_limit)
+
+    async def iter_messages(
+        self, session_id: str, *, batch_size: int = 1000
+    ) -> AsyncIterator[Message]:
+        """Every message of the session in order, read ``batch_size`` at a time."""
+        self._check_open()
+        checked_id = check_id(session_id)
+        if check_limit(batch_size, "batch_size") in (None, 0):
+            raise InvalidInputError("batch_size must be a positive integer.")
+        after = 0
+        while True:
+            batch = await self._list_messages(checked_id, batch_size, after)
+            for message in batch:
+                yield message
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].seq
+
+    async def count_messages(self, session_id: str) -> int:
+        """How many messages the session holds (0 for a missing session)."""
+        self._check_open()
+        session = await self._get_session(check_id(session_id))
+        return 0 if session is None else session.message_count
+
+    # ----------------------------------------------------------------- state
+
+    async def save_state(self, session_id: str, state: Mapping[str, Any]) -> AgentState:
+        """Save a new snapshot; versions count 1, 2, 3… per session."""
+        self._check_open()
+        checked_id = check_id(session_id)
+        if not isinstance(state, Mapping):
+            raise InvalidInputError(
+                f"The agent state must be a JSON object (a dict), not {type(state).__name__}."
+            )
+        state_json = encode_json(state, "agent state")
+        return await self._save_state(checked_id, decode_json(state_json), state_json, utc_now())
+
+    async def get_state(self, session_id: str, version: int | None = None) -> AgentState | None:
+        """The latest snapshot, or the given version; ``None`` when there is none."""
+        self._check_open()
+        if version is not None:
+            check_limit(version, "version")
+        return await self._get_state(check_id(session_id), version)
+
+    async def list_states(self, session_id: str, *, limit: int | None = None) -> list[AgentState]:
+        """Snapshots, newest version first."""
+        self._check_open()
+        return await self._list_states(check_id(session_id), check_limit(limit))
+
+    # ------------------------------------------------------------ to implement
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _upsert_agent(self, agent: Agent) -> Agent: ...
+
+    @abc.abstractmethod
+    async def _get_agent(self, agent_id: str) -> Agent | None: ...
+
+    @abc.abstractmethod
+    async def _list_agents(self, limit: int | None) -> list[Agent]: ...
+
+    @abc.abstractmethod
+    async def _create_session(self, session: Session, metadata_json: str) -> Session: ...
+
+    @abc.abstractmethod
+    async def _get_session(self, session_id: str) -> Session | None: ...
+
+    @abc.abstractmethod
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]: ...
+
+    @abc.abstractmethod
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | None | Unset,
+        now: datetime,
+    ) -> Session: ...
+
+    @abc.abstractmethod
+    async def _delete_session(self, session_id: str) -> bool: ...
+
+    async def _append_message(
+        self, session_id: str, message: EncodedMessage, now: datetime
+    ) -> Message:
+        """One message; backends override this with a faster single-row path."""
+        return (await self._append_messages(session_id, [message], now))[0]
+
+    @abc.abstractmethod
+    async def _append_messages(
+        self, session_id: str, messages: list[EncodedMessage], now: datetime
+    ) -> list[Message]: ...
+
+    @abc.abstractmethod
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]: ...
+
+    @abc.abstractmethod
+    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]: ...
+
+    @abc.abstractmethod
+    async def _save_state(
+        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+    ) -> AgentState: ...
+
+    @abc.abstractmethod
+    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None: ...
+
+    @abc.abstractmethod
+    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]: ...

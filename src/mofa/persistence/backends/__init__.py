@@ -1,0 +1,1 @@
+"""Backends: the only modules that import a database driver (each one lazily)."""

@@ -1,0 +1,207 @@
+"""The in-memory store: the SDK default and the reference implementation of the contract.
+
+Usage::
+
+    from mofa.persistence import InMemoryStore
+
+    async with InMemoryStore() as store:
+        session = await store.create_session(agent_id="my-agent")
+        await store.append_message(session.session_id, "user", "Hello")
+
+Nothing survives the process. Values are kept encoded (JSON text), exactly as a database
+keeps them, so every backend returns equal objects for the same calls.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from datetime import datetime
+from typing import Any, Self
+
+from mofa.persistence._codec import decode_json
+from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.errors import SessionExistsError, SessionNotFoundError
+
+__all__ = ["InMemoryStore"]
+
+
+@dataclasses.dataclass(slots=True)
+class _SessionRow:
+    session: Session
+    metadata_json: str
+    messages: list[tuple[Message, str]] = dataclasses.field(default_factory=list)
+    states: list[tuple[AgentState, str]] = dataclasses.field(default_factory=list)
+
+
+class InMemoryStore(BaseStore):
+    """Keeps everything in this process's memory."""
+
+    backend = "memory"
+
+    def __init__(self, url: DatabaseURL | None = None) -> None:
+        super().__init__(url or parse_url("memory://"))
+        self._agents: dict[str, Agent] = {}
+        self._sessions: dict[str, _SessionRow] = {}
+        self._next_message_id = 1
+
+    @classmethod
+    async def connect(cls, url: str | DatabaseURL = "memory://", **options: Any) -> Self:
+        parsed = parse_url(url) if isinstance(url, str) else url
+        return cls(parsed)
+
+    async def _close(self) -> None:
+        self._agents.clear()
+        self._sessions.clear()
+
+    # Every method below runs without an await, so each is atomic on the event loop.
+
+    async def _upsert_agent(self, agent: Agent) -> Agent:
+        existing = self._agents.get(agent.id)
+        if existing is not None:
+            agent = dataclasses.replace(agent, created_at=existing.created_at)
+        self._agents[agent.id] = agent
+        return agent
+
+    async def _get_agent(self, agent_id: str) -> Agent | None:
+        return self._agents.get(agent_id)
+
+    async def _list_agents(self, limit: int | None) -> list[Agent]:
+        agents = sorted(self._agents.values(), key=lambda a: (a.updated_at, a.id), reverse=True)
+        return agents if limit is None else agents[:limit]
+
+    async def _create_session(self, session: Session, metadata_json: str) -> Session:
+        if session.session_id in self._sessions:
+            raise SessionExistsError(session.session_id)
+        if session.agent_id is not None and session.agent_id not in self._agents:
+            self._agents[session.agent_id] = Agent(
+                id=session.agent_id,
+                name=session.agent_id,
+                state="unknown",
+                started_at=session.created_at,
+                created_at=session.created_at,
+                updated_at=session.created_at,
+            )
+        self._sessions[session.session_id] = _SessionRow(session, metadata_json)
+        return session
+
+    async def _get_session(self, session_id: str) -> Session | None:
+        row = self._sessions.get(session_id)
+        return None if row is None else self._fresh(row)
+
+    @staticmethod
+    def _fresh(row: _SessionRow) -> Session:
+        return dataclasses.replace(row.session, metadata=decode_json(row.metadata_json))
+
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]:
+        rows = [
+            row
+            for row in self._sessions.values()
+            if (agent_id is None or row.session.agent_id == agent_id)
+            and (user_id is None or row.session.user_id == user_id)
+            and (tenant_id is None or row.session.tenant_id == tenant_id)
+        ]
+        rows.sort(key=lambda r: (r.session.created_at, r.session.session_id), reverse=True)
+        end = None if limit is None else offset + limit
+        return [self._fresh(row) for row in rows[offset:end]]
+
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | None | Unset,
+        now: datetime,
+    ) -> Session:
+        row = self._require(session_id)
+        changes: dict[str, Any] = {"updated_at": now}
+        if status is not None:
+            changes["status"] = status
+        if metadata_json is not None:
+            row.metadata_json = metadata_json
+        if not isinstance(expires_at, Unset):
+            changes["expires_at"] = expires_at
+        row.session = dataclasses.replace(row.session, **changes)
+        return self._fresh(row)
+
+    def _require(self, session_id: str) -> _SessionRow:
+        row = self._sessions.get(session_id)
+        if row is None:
+            raise SessionNotFoundError(session_id)
+        return row
+
+    async def _delete_session(self, session_id: str) -> bool:
+        return self._sessions.pop(session_id, None) is not None
+
+    async def _append_messages(
+        self, session_id: str, messages: list[EncodedMessage], now: datetime
+    ) -> list[Message]:
+        row = self._require(session_id)
+        first_seq = row.session.message_count + 1
+        stored = []
+        for offset, message in enumerate(messages):
+            stored_message = message.stored(session_id, first_seq + offset, self._next_message_id)
+            self._next_message_id += 1
+            stored.append(stored_message)
+            row.messages.append((stored_message, message.metadata_json))
+        row.session = dataclasses.replace(
+            row.session, message_count=row.session.message_count + len(messages), updated_at=now
+        )
+        return stored
+
+    @staticmethod
+    def _decoded(entry: tuple[Message, str]) -> Message:
+        message, metadata_json = entry
+        return dataclasses.replace(message, metadata=decode_json(metadata_json))
+
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]:
+        row = self._sessions.get(session_id)
+        if row is None:
+            return []
+        start = bisect.bisect_right(row.messages, after_seq, key=lambda entry: entry[0].seq)
+        end = None if limit is None else start + limit
+        return [self._decoded(entry) for entry in row.messages[start:end]]
+
+    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
+        row = self._sessions.get(session_id)
+        if row is None or limit == 0:
+            return []
+        return [self._decoded(entry) for entry in row.messages[-limit:]]
+
+    async def _save_state(
+        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+    ) -> AgentState:
+        row = self._require(session_id)
+        snapshot = AgentState(session_id, len(row.states) + 1, state, now)
+        row.states.append((snapshot, state_json))
+        return snapshot
+
+    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
+        row = self._sessions.get(session_id)
+        if row is None or not row.states:
+            return None
+        if version is None:
+            snapshot, state_json = row.states[-1]
+        elif 1 <= version <= len(row.states):
+            snapshot, state_json = row.states[version - 1]
+        else:
+            return None
+        return dataclasses.replace(snapshot, state=decode_json(state_json))
+
+    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
+        row = self._sessions.get(session_id)
+        if row is None:
+            return []
+        newest_first = row.states[::-1] if limit is None else row.states[::-1][:limit]
+        return [dataclasses.replace(s, state=decode_json(j)) for s, j in newest_first]

@@ -1,0 +1,125 @@
+"""The one error tree of :mod:`mofa.persistence`.
+
+Every failure a store reports is a :class:`PersistenceError`; backends translate driver
+exceptions into these classes in a single helper and re-raise ``from`` the original, so a
+caller never needs to import a database driver to handle an error::
+
+    PersistenceError
+    ├── InvalidInputError            bad input; nothing was changed
+    │   └── InvalidURLError          a database URL that cannot be used
+    ├── NotFoundError
+    │   └── SessionNotFoundError
+    ├── ConflictError
+    │   └── SessionExistsError
+    ├── StoreConnectionError         the database cannot be reached (or the link broke)
+    │   ├── AuthenticationError      wrong user or password
+    │   └── DatabaseNotFoundError    the server answered, the database does not exist
+    ├── PermissionDeniedError        the database user lacks a privilege
+    ├── SchemaError                  the schema cannot be created or upgraded
+    ├── QueryError                   any other error the database reported
+    ├── StoreClosedError             the store was used after ``close()``
+    └── MissingDependencyError       the driver for a backend is not installed
+
+Messages are one sentence that names the offending value and, where possible, the fix.
+They never contain a password.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "DatabaseNotFoundError",
+    "InvalidInputError",
+    "InvalidURLError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PersistenceError",
+    "QueryError",
+    "SchemaError",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "StoreClosedError",
+    "StoreConnectionError",
+]
+
+
+class PersistenceError(Exception):
+    """Base class of every error raised by a store."""
+
+
+class InvalidInputError(PersistenceError, ValueError):
+    """A value passed to the store is not acceptable; nothing was written."""
+
+
+class InvalidURLError(InvalidInputError):
+    """A database URL is malformed or names an unknown scheme."""
+
+
+class NotFoundError(PersistenceError, LookupError):
+    """The addressed record does not exist."""
+
+
+class SessionNotFoundError(NotFoundError):
+    """The session does not exist."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session not found: {session_id!r}.")
+        self.session_id = session_id
+
+
+class ConflictError(PersistenceError):
+    """The write conflicts with data already stored."""
+
+
+class SessionExistsError(ConflictError):
+    """A session with this id already exists."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"A session with id {session_id!r} already exists.")
+        self.session_id = session_id
+
+
+class StoreConnectionError(PersistenceError, ConnectionError):
+    """The database could not be reached, or the connection broke mid-call.
+
+    When raised by a write, the write did not happen unless the message says otherwise.
+    """
+
+
+class AuthenticationError(StoreConnectionError):
+    """The server refused the user name or password."""
+
+
+class DatabaseNotFoundError(StoreConnectionError):
+    """The server is up but the named database does not exist."""
+
+
+class PermissionDeniedError(PersistenceError, PermissionError):
+    """The database user lacks a privilege the operation needs."""
+
+
+class SchemaError(PersistenceError):
+    """The schema could not be created, or the database holds a newer schema."""
+
+
+class QueryError(PersistenceError):
+    """The database reported an error not covered by a more specific class."""
+
+
+class StoreClosedError(PersistenceError):
+    """The store was used after it was closed."""
+
+
+class MissingDependencyError(PersistenceError, ImportError):
+    """The driver a backend needs is not installed."""
+
+    def __init__(self, backend: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"The {backend} backend needs the {module!r} package, which is not installed; "
+            f"install it with: pip install 'mofa-sdk[{extra}]'"
+        )
+        self.backend = backend
+        self.module = module
+        self.extra = extra

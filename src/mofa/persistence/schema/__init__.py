@@ -1,0 +1,163 @@
+"""The schema as data: one folder per SQL dialect, one numbered file per migration.
+
+A migration's position is its version (``0001_initial.sql`` is version 1). The stores and
+``mofa db init`` / ``mofa db schema`` all run or print :func:`script_statements`, so what the
+CLI shows is exactly what a store executes::
+
+    for each migration: its statements, then the row recording it
+    (the bookkeeping table mofa_schema_migrations is created before the first such row)
+
+Statements are separated by a ``;`` at the end of a line; the files hold no other ``;``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+__all__ = [
+    "DIALECTS",
+    "MIGRATIONS_TABLE",
+    "Migration",
+    "bootstrap_statement",
+    "latest_version",
+    "migrations",
+    "pending_statements",
+    "record_statement",
+    "script",
+    "script_statements",
+    "split_statements",
+    "table_names",
+]
+
+DIALECTS = ("postgres", "mysql", "sqlite")
+MIGRATIONS_TABLE = "mofa_schema_migrations"
+
+_BOOTSTRAP = {
+    "postgres": (
+        "CREATE TABLE IF NOT EXISTS mofa_schema_migrations (\n"
+        "    version INTEGER PRIMARY KEY,\n"
+        "    name VARCHAR(255) NOT NULL,\n"
+        "    applied_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP\n"
+        ")"
+    ),
+    "mysql": (
+        "CREATE TABLE IF NOT EXISTS mofa_schema_migrations (\n"
+        "    version INT NOT NULL PRIMARY KEY,\n"
+        "    name VARCHAR(255) NOT NULL,\n"
+        "    applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)\n"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    ),
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS mofa_schema_migrations (\n"
+        "    version INTEGER PRIMARY KEY,\n"
+        "    name TEXT NOT NULL,\n"
+        "    applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP\n"
+        ")"
+    ),
+}
+
+_RECORD = {
+    "postgres": "INSERT INTO mofa_schema_migrations (version, name) VALUES ({version}, '{name}') "
+    "ON CONFLICT (version) DO NOTHING",
+    "mysql": "INSERT IGNORE INTO mofa_schema_migrations (version, name) "
+    "VALUES ({version}, '{name}')",
+    "sqlite": "INSERT OR IGNORE INTO mofa_schema_migrations (version, name) "
+    "VALUES ({version}, '{name}')",
+}
+
+_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_CREATE_TABLE_RE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def statements(self) -> list[str]:
+        return split_statements(self.sql)
+
+
+def _check_dialect(dialect: str) -> None:
+    if dialect not in DIALECTS:
+        raise ValueError(f"Unknown SQL dialect {dialect!r}; use one of: {', '.join(DIALECTS)}.")
+
+
+@cache
+def migrations(dialect: str) -> tuple[Migration, ...]:
+    """The dialect's migrations in order; version N is the N-th file."""
+    _check_dialect(dialect)
+    folder = resources.files(__package__).joinpath(dialect)
+    found = []
+    for entry in folder.iterdir():
+        match = _FILE_RE.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text("utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    for position, migration in enumerate(found, start=1):
+        if migration.version != position:  # pragma: no cover - a packaging mistake
+            raise RuntimeError(f"Schema migrations for {dialect} skip version {position}.")
+    return tuple(found)
+
+
+def latest_version(dialect: str) -> int:
+    return len(migrations(dialect))
+
+
+def bootstrap_statement(dialect: str) -> str:
+    _check_dialect(dialect)
+    return _BOOTSTRAP[dialect]
+
+
+def record_statement(dialect: str, migration: Migration) -> str:
+    return _RECORD[dialect].format(version=migration.version, name=migration.name)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text into statements (without the final ``;``), dropping comment lines."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    statements = []
+    for chunk in re.split(r";[ \t]*(?:\n|$)", "\n".join(lines)):
+        statement = chunk.strip()
+        if statement:
+            statements.append(statement)
+    return statements
+
+
+def pending_statements(dialect: str, current_version: int) -> list[str]:
+    """The statements that bring a database at ``current_version`` to the latest version.
+
+    ``current_version`` 0 means the bookkeeping table does not exist yet.
+    """
+    statements: list[str] = []
+    for migration in migrations(dialect):
+        if migration.version <= current_version:
+            continue
+        statements.extend(migration.statements)
+        if not current_version and migration.version == 1:
+            statements.append(bootstrap_statement(dialect))
+        statements.append(record_statement(dialect, migration))
+    return statements
+
+
+def script_statements(dialect: str) -> list[str]:
+    """Every statement a store runs on an empty database, in order."""
+    return pending_statements(dialect, 0)
+
+
+def script(dialect: str) -> str:
+    """:func:`script_statements` as one SQL text, runnable by the dialect's own client."""
+    return "".join(f"{statement};\n\n" for statement in script_statements(dialect)).rstrip() + "\n"
+
+
+def table_names(dialect: str) -> list[str]:
+    """The tables the migrations create, in creation order (the bookkeeping table excluded)."""
+    names = []
+    for migration in migrations(dialect):
+        names.extend(_CREATE_TABLE_RE.findall(migration.sql))
+    return names

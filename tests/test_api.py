@@ -1,0 +1,111 @@
+"""The public surface: pinned names, URL parsing, password masking, lazy backends."""
+
+from __future__ import annotations
+
+import pytest
+
+import mofa
+import mofa.persistence
+from mofa.persistence import InvalidURLError, mask_url, open_store, parse_url
+
+
+def test_version() -> None:
+    assert mofa.__version__ == "0.1.0"
+
+
+def test_persistence_all_is_pinned_and_sorted() -> None:
+    assert mofa.persistence.__all__ == sorted(mofa.persistence.__all__, key=str)
+    assert set(mofa.persistence.__all__) == {
+        "UNSET", "Agent", "AgentState", "AuthenticationError", "BaseStore", "ConflictError",
+        "DatabaseNotFoundError", "DatabaseURL", "FileStore", "InMemoryStore",
+        "InvalidInputError", "InvalidURLError", "Message", "MissingDependencyError",
+        "MySqlStore", "NewMessage", "NotFoundError", "PermissionDeniedError",
+        "PersistenceError", "PostgresStore", "QueryError", "Role", "SchemaError", "Session",
+        "SessionExistsError", "SessionNotFoundError", "SessionStatus", "SqliteStore", "Store",
+        "StoreClosedError", "StoreConnectionError", "mask_url", "new_session_id", "open_store",
+        "parse_url",
+    }
+    for name in mofa.persistence.__all__:
+        assert getattr(mofa.persistence, name) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "backend", "fields"),
+    [
+        ("postgres://user:pass@localhost/mofa", "postgres",
+         {"username": "user", "password": "pass", "host": "localhost", "database": "mofa"}),
+        ("postgresql://mofa_user:secret@localhost:5432/mofa", "postgres",
+         {"port": 5432, "database": "mofa"}),
+        ("postgresql://user:pass@host/db?sslmode=require", "postgres",
+         {"query": {"sslmode": "require"}}),
+        ("postgresql:///dbname?host=/var/run/postgresql", "postgres",
+         {"host": None, "database": "dbname", "query": {"host": "/var/run/postgresql"}}),
+        ("mysql://mofa_user:secret@localhost:3306/mofa", "mysql",
+         {"username": "mofa_user", "port": 3306}),
+        ("mariadb://user:pass@host/db?ssl-mode=REQUIRED", "mysql",
+         {"query": {"ssl-mode": "REQUIRED"}}),
+        ("mysql://user:pass@localhost/db?socket=/var/run/mysqld/mysqld.sock", "mysql",
+         {"query": {"socket": "/var/run/mysqld/mysqld.sock"}}),
+        ("sqlite://./mofa.db", "sqlite", {"path": "./mofa.db"}),
+        ("sqlite://mofa.db", "sqlite", {"path": "mofa.db"}),
+        ("sqlite:///absolute/path/to/mofa.db", "sqlite", {"path": "/absolute/path/to/mofa.db"}),
+        ("sqlite::memory:", "sqlite", {"path": ":memory:"}),
+        ("memory://", "memory", {}),
+        ("file:///var/lib/mofa", "files", {"path": "/var/lib/mofa"}),
+        ("postgresql://us%40er:p%40ss%3Aword@h/db", "postgres",
+         {"username": "us@er", "password": "p@ss:word"}),
+    ],
+)
+def test_parse_url(url: str, backend: str, fields: dict[str, object]) -> None:
+    parsed = parse_url(url)
+    assert parsed.backend == backend
+    for name, value in fields.items():
+        assert getattr(parsed, name) == value
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["", "   ", "mofa.db", "redis://localhost", "http://x", "sqlite:relative.db",
+     "postgres:/missing-slash", "postgres://u:p@h:notaport/db", "postgres://u:p@h:70000/db"],
+)
+def test_bad_urls_are_one_clear_error(url: str) -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        parse_url(url)
+    message = str(caught.value)
+    assert message.endswith(".")
+    assert "\n" not in message
+    assert ":p@" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://user:pass@localhost/mofa", "postgresql://user:****@localhost/mofa"),
+        ("postgresql://u:p%40s%3As@h:5/d?sslmode=require", "postgresql://u:****@h:5/d?sslmode=require"),
+        ("postgresql://user:p@ss@host/db", "postgresql://user:****@host/db"),
+        ("postgresql://user:pa/ss@host/db", "postgresql://user:****@host/db"),
+        ("postgresql://user:pa?ss@host/db", "postgresql://user:****@host/db"),
+        ("postgresql://user@host/db", "postgresql://user@host/db"),
+        ("postgresql:///db?host=/run/pg&password=secret", "postgresql:///db?host=/run/pg&password=****"),
+        ("mysql://u:secret@localhost/db?socket=/x.sock", "mysql://u:****@localhost/db?socket=/x.sock"),
+        ("sqlite:///home/me/mofa.db", "sqlite:///home/me/mofa.db"),
+    ],
+)
+def test_passwords_are_masked(url: str, expected: str) -> None:
+    assert mask_url(url) == expected
+    try:
+        parsed = parse_url(url)
+    except InvalidURLError as exc:  # a raw '/' or '?' in a password is not a valid URL
+        shown = [str(exc)]
+    else:
+        assert str(parsed) == expected
+        assert expected in repr(parsed)
+        shown = [str(parsed), repr(parsed)]
+    for secret in ("pass", "secret", "p@ss", "pa/ss", "pa?ss"):
+        if secret in url and secret not in expected:
+            assert all(secret not in text for text in shown)
+
+
+async def test_open_store_rejects_unknown_scheme() -> None:
+    with pytest.raises(InvalidURLError, match="postgres://"):
+        await open_store("redis://localhost/0")
