@@ -225,6 +225,9 @@ class BaseStore(abc.ABC):
     def __init__(self, url: DatabaseURL) -> None:
         self._url = url
         self._closed = False
+        #: Schema versions that opening this store applied (empty: it was already current).
+        #: ``mofa db init -u`` reports from this.
+        self.applied_migrations: tuple[int, ...] = ()
 
     @property
     def url(self) -> DatabaseURL:
