@@ -1,0 +1,327 @@
+"""``agent.yml``: the agent configuration file, as the MoFA docs show it.
+
+::
+
+    agent:
+      id: my-agent
+      name: My Agent
+
+    persistence:
+      enabled: true
+      database:
+        type: postgres
+        url: ${DATABASE_URL}
+      # or
+      # database:
+      #   type: sqlite
+      #   path: ~/.local/share/mofa/mofa.db
+
+    session:
+      persist: true
+      ttl_seconds: 86400
+
+    llm:                      # optional: provider settings for LLMAgentBuilder
+      model: gpt-4o-mini
+      base_url: ${OPENAI_BASE_URL}
+
+``${VAR}`` (and ``${VAR:-default}``) in any value is expanded from the environment, then from a
+``.env`` file beside the configuration file (the environment wins). A variable that is not set
+is an error only when its value is used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "AgentSection",
+    "ConfigError",
+    "DatabaseSection",
+    "MofaConfig",
+    "PersistenceSection",
+    "SessionSection",
+    "expand_variables",
+    "load_config",
+    "read_dotenv",
+]
+
+DEFAULT_CONFIG_NAME = "agent.yml"
+_VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_DATABASE_TYPES = ("postgres", "postgresql", "mysql", "mariadb", "sqlite", "memory", "file")
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be read or holds an unusable value."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A string value after expansion, remembering variables that were not set."""
+
+    text: str | None
+    missing: tuple[str, ...] = ()
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=VALUE`` lines, optional ``export``, quotes, ``#`` comments."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return values
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, equals, value = line.partition("=")
+        key = key.strip()
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values
+
+
+def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """Expand ``${VAR}`` / ``${VAR:-default}``; return the text and the names not set."""
+    missing: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is not None:
+                return default
+            missing.append(name)
+            return ""
+        return value
+
+    return _VARIABLE_RE.sub(replace, text), tuple(missing)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSection:
+    """``persistence.database``: a ``url``, or a ``type`` with a ``path`` (SQLite, files)."""
+
+    type: str | None = None
+    url: str | None = None
+    path: str | None = None
+    missing: tuple[str, ...] = ()
+    source: Path | None = None
+
+    def to_url(self) -> str:
+        """The database URL this section describes; :class:`ConfigError` if it cannot."""
+        where = f"{self.source}: " if self.source else ""
+        if self.missing:
+            names = ", ".join(f"${{{name}}}" for name in self.missing)
+            raise ConfigError(
+                f"{where}persistence.database uses {names}, which is not set; export it or "
+                "put it in a .env file beside the configuration."
+            )
+        if self.url:
+            return self.url
+        if self.path:
+            path = Path(self.path).expanduser()
+            if self.type in (None, "sqlite"):
+                return f"sqlite://{path}" if path.is_absolute() else f"sqlite://./{path}"
+            if self.type == "file":
+                return f"file://{path.resolve()}"
+        if self.type == "memory":
+            return "memory://"
+        raise ConfigError(
+            f"{where}persistence.database needs a url (or, for sqlite, a path); "
+            "for example: url: postgres://user:pass@localhost/mofa"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PersistenceSection:
+    enabled: bool = True
+    database: DatabaseSection | None = None
+
+    def database_url(self) -> str | None:
+        """The configured URL, or ``None`` when persistence is off or names no database."""
+        if not self.enabled or self.database is None:
+            return None
+        return self.database.to_url()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSection:
+    persist: bool = True
+    ttl_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSection:
+    id: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MofaConfig:
+    """A parsed ``agent.yml``. ``raw`` holds every section, expanded, for extensions."""
+
+    path: Path | None
+    agent: AgentSection = field(default_factory=AgentSection)
+    persistence: PersistenceSection = field(default_factory=PersistenceSection)
+    session: SessionSection = field(default_factory=SessionSection)
+    llm: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> MofaConfig:
+    """Read and check an ``agent.yml``; every problem is one :class:`ConfigError` sentence."""
+    config_path = Path(path).expanduser()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Configuration file not found: {config_path}.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{config_path} is a directory, not a configuration file.") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {config_path}: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{config_path} is not UTF-8 text.") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{config_path} is not valid YAML{at}; check its indentation.") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{config_path} must hold a mapping of sections (agent, persistence…).")
+    variables = {**read_dotenv(config_path.parent / ".env"), **(environ or os.environ)}
+    expanded, missing = _expand_tree(document, variables, ())
+    return _build(config_path, expanded, missing)
+
+
+def _expand_tree(
+    value: Any, variables: Mapping[str, str], key_path: tuple[str, ...]
+) -> tuple[Any, dict[tuple[str, ...], tuple[str, ...]]]:
+    missing: dict[tuple[str, ...], tuple[str, ...]] = {}
+    if isinstance(value, str):
+        text, names = expand_variables(value, variables)
+        if names:
+            missing[key_path] = names
+        return text, missing
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            result[key], inner = _expand_tree(item, variables, (*key_path, str(key)))
+            missing.update(inner)
+        return result, missing
+    if isinstance(value, list):
+        items = []
+        for index, item in enumerate(value):
+            expanded, inner = _expand_tree(item, variables, (*key_path, str(index)))
+            items.append(expanded)
+            missing.update(inner)
+        return items, missing
+    return value, missing
+
+
+def _section(document: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    section = document.get(name)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: the '{name}' section must be a mapping.")
+    return section
+
+
+def _optional_str(section: dict[str, Any], key: str, where: str, path: Path) -> str | None:
+    value = section.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{path}: {where}.{key} must be a string.")
+    return str(value)
+
+
+def _bool(section: dict[str, Any], key: str, default: bool, where: str, path: Path) -> bool:
+    value = section.get(key, default)
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {where}.{key} must be true or false, not {value!r}.")
+    return value
+
+
+def _build(
+    path: Path, document: dict[str, Any], missing: dict[tuple[str, ...], tuple[str, ...]]
+) -> MofaConfig:
+    agent = _section(document, "agent", path)
+    persistence = _section(document, "persistence", path)
+    session = _section(document, "session", path)
+    llm = _section(document, "llm", path)
+
+    database: DatabaseSection | None = None
+    raw_database = persistence.get("database")
+    if raw_database is not None:
+        if isinstance(raw_database, str):
+            raw_database = {"url": raw_database}
+        if not isinstance(raw_database, dict):
+            raise ConfigError(f"{path}: persistence.database must be a mapping with a url.")
+        database_type = _optional_str(raw_database, "type", "persistence.database", path)
+        if database_type is not None and database_type.lower() not in _DATABASE_TYPES:
+            raise ConfigError(
+                f"{path}: persistence.database.type {database_type!r} is unknown; use one of: "
+                "postgres, mysql, sqlite."
+            )
+        names = tuple(
+            name
+            for key_path, found in missing.items()
+            if key_path[:2] == ("persistence", "database")
+            for name in found
+        )
+        database = DatabaseSection(
+            type=None if database_type is None else database_type.lower(),
+            url=_optional_str(raw_database, "url", "persistence.database", path),
+            path=_optional_str(raw_database, "path", "persistence.database", path),
+            missing=names,
+            source=path,
+        )
+
+    ttl = session.get("ttl_seconds")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
+        raise ConfigError(
+            f"{path}: session.ttl_seconds must be a positive whole number of seconds."
+        )
+
+    return MofaConfig(
+        path=path,
+        agent=AgentSection(
+            id=_optional_str(agent, "id", "agent", path),
+            name=_optional_str(agent, "name", "agent", path),
+            description=_optional_str(agent, "description", "agent", path),
+        ),
+        persistence=PersistenceSection(
+            enabled=_bool(persistence, "enabled", True, "persistence", path), database=database
+        ),
+        session=SessionSection(
+            persist=_bool(session, "persist", True, "session", path), ttl_seconds=ttl
+        ),
+        llm=llm,
+        raw=document,
+    )

@@ -1,0 +1,109 @@
+"""agent.yml parsing: the seeds' format, ${VAR} expansion, .env, and one-sentence errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mofa.config import ConfigError, load_config, read_dotenv
+
+SEED_CONFIG = """\
+agent:
+  id: my-agent
+  name: My Agent
+
+# Database configuration
+persistence:
+  enabled: true
+
+  # PostgreSQL
+  database:
+    type: postgres
+    url: ${DATABASE_URL}
+
+  # Or SQLite
+  # database:
+  #   type: sqlite
+  #   path: ~/.local/share/mofa/mofa.db
+
+# Session persistence
+session:
+  persist: true
+  ttl_seconds: 86400  # 24 hours
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "agent.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_seed_config_with_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, SEED_CONFIG)
+    config = load_config(path, environ={"DATABASE_URL": "postgresql://user:pass@localhost/mofa"})
+    assert config.agent.id == "my-agent"
+    assert config.agent.name == "My Agent"
+    assert config.persistence.enabled is True
+    assert config.persistence.database_url() == "postgresql://user:pass@localhost/mofa"
+    assert config.session.persist is True
+    assert config.session.ttl_seconds == 86400
+
+
+def test_dotenv_beside_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, SEED_CONFIG)
+    write(tmp_path, "# secrets\nexport DATABASE_URL='sqlite:///x.db'\nOTHER=1 # note\n", ".env")
+    assert load_config(path, environ={}).persistence.database_url() == "sqlite:///x.db"
+    # The environment wins over .env.
+    config = load_config(path, environ={"DATABASE_URL": "memory://"})
+    assert config.persistence.database_url() == "memory://"
+    assert read_dotenv(tmp_path / ".env") == {"DATABASE_URL": "sqlite:///x.db", "OTHER": "1"}
+
+
+def test_unset_variable_is_an_error_only_when_used(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, SEED_CONFIG), environ={})
+    with pytest.raises(ConfigError, match=r"\$\{DATABASE_URL\}, which is not set"):
+        config.persistence.database_url()
+    disabled = SEED_CONFIG.replace("enabled: true", "enabled: false")
+    config = load_config(write(tmp_path, disabled), environ={})
+    assert config.persistence.database_url() is None
+
+
+def test_sqlite_path_with_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    text = "persistence:\n  database:\n    type: sqlite\n    path: ~/.local/share/mofa/mofa.db\n"
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.persistence.database_url() == f"sqlite://{tmp_path}/.local/share/mofa/mofa.db"
+
+
+def test_default_values(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "agent:\n  id: a\n"), environ={})
+    assert config.persistence.database_url() is None
+    assert config.session.ttl_seconds is None
+    assert config.llm == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("persistence: [1, 2]\n", "'persistence' section must be a mapping"),
+        ("agent: {id: a\n", "not valid YAML"),
+        ("- just\n- a list\n", "mapping of sections"),
+        ("persistence:\n  database:\n    type: oracle\n    url: x\n", "unknown"),
+        ("session:\n  ttl_seconds: -5\n", "ttl_seconds"),
+        ("persistence:\n  enabled: maybe\n", "true or false"),
+        ("persistence:\n  database:\n    type: postgres\n", "needs a url"),
+    ],
+)
+def test_bad_configs_give_one_sentence(tmp_path: Path, text: str, fragment: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={}).persistence.database_url()
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yml")
