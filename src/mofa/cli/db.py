@@ -1,10 +1,260 @@
-"""``mofa db``: generate, print and apply the schema (to be completed)."""
+"""``mofa db``: print, save or apply the schema of a PostgreSQL, MySQL/MariaDB or SQLite database.
+
+There is one schema, stored as data in :mod:`mofa.persistence.schema`. ``db schema`` and
+``db init`` print :func:`~mofa.persistence.schema.script` (what a store runs on an empty
+database, statement for statement), ``db init -o`` saves it for the database's own client, and
+``db init -u`` opens a store on the URL, which creates or upgrades the schema in one transaction
+where the dialect allows it (PostgreSQL, SQLite) — so all three give the same tables.
+
+The SQL is data and goes to stdout (pipeable); the progress lines of ``-o`` / ``-u`` go to
+stdout too, as the seeds show them; errors go to stderr as one ``Error: …`` line, exit 1.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import shlex
+import tempfile
+from pathlib import Path
+
 import click
 
+from mofa.cli._errors import CliError, cli_errors
+from mofa.persistence import DatabaseURL, InvalidURLError, open_store, parse_url
+from mofa.persistence import schema as schema_data
 
-@click.group()
+__all__ = ["db", "init", "schema"]
+
+DB_TYPES = ("postgres", "mysql", "sqlite")
+
+#: How the seeds name each type in the header of ``db init`` (``db schema`` upper-cases it).
+_DISPLAY_NAMES = {"postgres": "PostgreSQL", "mysql": "MySQL", "sqlite": "SQLite"}
+
+#: The URL scheme to suggest for a type, in the "URL and -t disagree" error.
+_SCHEME_FOR_TYPE = {"postgres": "postgresql://", "mysql": "mysql://", "sqlite": "sqlite://"}
+
+#: The command that runs a saved script with the database's own client (``{path}`` quoted).
+_CLIENT_COMMANDS = {
+    "postgres": "psql -U user -d mofa -f {path}",
+    "mysql": "mysql -u user -p mofa < {path}",
+    "sqlite": "sqlite3 mofa.db < {path}",
+}
+
+_DB_TYPE_OPTION = click.option(
+    "-t",
+    "--db-type",
+    "db_type",
+    required=True,
+    type=click.Choice(DB_TYPES, case_sensitive=False),
+    help="Database type (required): postgres, mysql (also MariaDB) or sqlite.",
+)
+
+
+def _script_with_header(db_type: str, title: str) -> str:
+    return (
+        f"-- MoFA {title} Schema\n"
+        "-- Copy and execute this SQL to initialize your database\n"
+        "\n" + schema_data.script(db_type)
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def db() -> None:
-    """Database setup and migration tools for persistent storage backends."""
+    """Database setup and migration tools for persistent storage backends.
+
+    \b
+    Commands:
+      init    Initialize database tables (print the SQL, save it, or run it on a database)
+      schema  Show database schema SQL
+
+    \b
+    Examples:
+      mofa db schema -t postgres
+      mofa db init -t postgres -o migration.sql
+      mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"
+      mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"
+      mofa db init -t sqlite -u "sqlite://./mofa.db"
+
+    Running SQL on a server needs its driver: pip install 'mofa-sdk[db]' (or the
+    'postgres' / 'mysql' extra). Printing and saving SQL work without it.
+    """
+
+
+@db.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_DB_TYPE_OPTION
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the SQL to this file (atomically) instead of stdout; '-' means stdout.",
+)
+@click.option(
+    "-u",
+    "--database-url",
+    "database_url",
+    metavar="URL",
+    help="Run the SQL on this database now (creates or upgrades the tables in one "
+    "transaction on PostgreSQL and SQLite; safe to repeat). Needs the database's driver.",
+)
+def init(db_type: str, output: Path | None, database_url: str | None) -> None:
+    """Initialize persistence database tables for agents, sessions, messages and state.
+
+    Without -o or -u, prints the SQL to stdout. With -o, saves it to a file to run with the
+    database's own client. With -u, creates the tables on that database directly; running
+    it again changes nothing. The URL's password is never shown.
+
+    \b
+    Examples:
+      mofa db init -t postgres
+      mofa db init -t postgres -o migration.sql
+      psql -d mofa -f migration.sql
+      mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"
+      mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"
+      mofa db init -t sqlite -u "sqlite://./mofa.db"
+      mofa db init -t postgres -u "$DATABASE_URL"
+
+    \b
+    URLs:
+      postgresql://user:password@host:port/database   (?sslmode=require, ?host=/socket/dir)
+      mysql://user:password@host:port/database        (?ssl-mode=REQUIRED, ?socket=/x.sock)
+      sqlite://./relative.db   sqlite:///absolute/path.db
+    Percent-encode a password holding '@', ':', '/', '?' or '#' (%40, %3A, %2F, %3F, %23).
+    """
+    db_type = db_type.lower()
+    parsed = _check_url(db_type, database_url) if database_url is not None else None
+    to_stdout = output is None or str(output) == "-"
+    if to_stdout and (parsed is None or output is not None):
+        click.echo(_script_with_header(db_type, _DISPLAY_NAMES[db_type]), nl=False)
+    elif output is not None:
+        _save_script(db_type, output, show_hint=parsed is None)
+    if parsed is not None:
+        # With `-o -` the SQL is on stdout as data: keep the progress lines off it.
+        _initialize(db_type, parsed, progress_to_stderr=output is not None and to_stdout)
+
+
+@db.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_DB_TYPE_OPTION
+def schema(db_type: str) -> None:
+    """Display the database schema SQL for a specific database type.
+
+    The SQL is exactly what a store runs on an empty database (and what `mofa db init`
+    creates): the tables agents, sessions, messages and agent_state, their indexes, and the
+    mofa_schema_migrations table that records the schema version.
+
+    \b
+    Examples:
+      mofa db schema -t postgres
+      mofa db schema -t mysql
+      mofa db schema -t sqlite
+      mofa db schema -t postgres > schema.sql
+    """
+    db_type = db_type.lower()
+    click.echo(_script_with_header(db_type, db_type.upper()), nl=False)
+
+
+def _check_url(db_type: str, database_url: str) -> DatabaseURL:
+    """Parse ``-u`` and make sure it names a database of type ``-t`` (usage errors: exit 2)."""
+    try:
+        parsed = parse_url(database_url)
+    except InvalidURLError as exc:
+        raise click.UsageError(str(exc)) from None
+    if parsed.backend == db_type:
+        return parsed
+    if parsed.backend in DB_TYPES:
+        raise click.UsageError(
+            f"the URL is a {parsed.scheme}:// URL but -t is {db_type}; use -t {parsed.backend}, "
+            f"or a {_SCHEME_FOR_TYPE[db_type]} URL to initialize a {db_type} database."
+        )
+    raise click.UsageError(
+        f"the URL is a {parsed.scheme}:// URL, which names no SQL database; "
+        f"use a {_SCHEME_FOR_TYPE[db_type]} URL with -t {db_type}."
+    )
+
+
+def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
+    click.echo(f"→ Generating {db_type} migration script...")
+    try:
+        _write_atomically(output, _script_with_header(db_type, _DISPLAY_NAMES[db_type]))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CliError(f"Cannot write the migration script to {output}: {reason}.") from exc
+    click.echo(f"✓ Migration script saved to: {output}")
+    if show_hint:
+        click.echo("You can then execute the SQL manually:")
+        click.echo(_CLIENT_COMMANDS[db_type].format(path=shlex.quote(str(output))))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
+    if path.is_dir():
+        raise IsADirectoryError(21, "it is a directory", str(path))
+    directory = path.parent
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(text.encode("utf-8"))
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+async def _apply_schema(url: DatabaseURL) -> tuple[int, ...]:
+    """Open (and close) a store on ``url``; it creates or upgrades the schema on connect."""
+    store = await open_store(url)
+    try:
+        return tuple(store.applied_migrations)
+    finally:
+        await store.close()
+
+
+def _initialize(db_type: str, url: DatabaseURL, *, progress_to_stderr: bool) -> None:
+    def say(line: str) -> None:
+        click.echo(line, err=progress_to_stderr)
+
+    say(f"→ Initializing {db_type} database...")
+    say(f"  URL: {url.masked}")
+    with cli_errors():
+        applied = asyncio.run(_apply_schema(url))
+    latest = schema_data.latest_version(db_type)
+    if not applied:
+        say(f"✓ Database schema is already up to date (version {latest}); nothing changed.")
+        return
+    for migration in schema_data.migrations(db_type):
+        if migration.version not in applied:
+            continue
+        if migration.version == 1:
+            for table in schema_data.table_names(db_type):
+                say(f"  ✓ Created table: {table}")
+            say("  ✓ Created indexes")
+        else:
+            say(f"  ✓ Applied migration {migration.version:04d}_{migration.name}")
+    say("✓ Database tables initialized successfully!")
