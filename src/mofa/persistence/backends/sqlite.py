@@ -1,0 +1,808 @@
+"""The SQLite store: the standard library's ``sqlite3`` on a dedicated worker thread.
+
+Usage::
+
+    from mofa.persistence import SqliteStore
+
+    async with await SqliteStore.connect("sqlite://./mofa.db") as store:
+        session = await store.create_session(agent_id="my-agent", user_id="u1")
+        await store.append_message(session.session_id, "user", "Hello")
+        history = await store.list_recent_messages(session.session_id, limit=20)
+
+URLs: ``sqlite://./relative.db``, ``sqlite://name.db``, ``sqlite:///absolute.db``,
+``sqlite://~/in/home.db`` and ``sqlite::memory:``. A missing file (and its missing parent
+directories) is created, readable by its owner only; the schema is created or upgraded on
+connect.
+
+How it works: one thread owns the one connection. Every call ships a whole transaction (all
+its statements) to that thread in one hop and the event loop waits on a future, so it never
+blocks on disk. The database runs in WAL mode with ``synchronous=FULL`` (an acknowledged write
+survives a crash or a power cut) and foreign keys on. Writes start with ``BEGIN IMMEDIATE``,
+so several processes on one file take turns instead of failing halfway through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Self, TypeVar
+
+from mofa.persistence import schema
+from mofa.persistence._codec import decode_json, format_time, parse_time
+from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.errors import (
+    InvalidURLError,
+    PermissionDeniedError,
+    PersistenceError,
+    QueryError,
+    SchemaError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreClosedError,
+    StoreConnectionError,
+)
+
+__all__ = ["SqliteStore"]
+
+_T = TypeVar("_T")
+
+_MEMORY: Final = ":memory:"
+_ROLES: Final = {role.value: role for role in Role}
+#: RETURNING arrived in SQLite 3.35; older libraries read the counter back with a SELECT.
+_HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+# ------------------------------------------------------------------ statements
+
+_UPSERT_AGENT = (
+    "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state, "
+    "started_at = excluded.started_at, provider = excluded.provider, model = excluded.model, "
+    "description = excluded.description, updated_at = excluded.updated_at"
+)
+_SELECT_AGENT = (
+    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at "
+    "FROM agents WHERE id = ?"
+)
+_SELECT_AGENTS = (
+    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at "
+    "FROM agents ORDER BY updated_at DESC, id DESC LIMIT ?"
+)
+_ENSURE_AGENT = (
+    "INSERT OR IGNORE INTO agents (id, name, state, started_at, created_at, updated_at) "
+    "VALUES (?, ?, 'unknown', ?, ?, ?)"
+)
+_INSERT_SESSION = (
+    "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
+    "message_count, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
+)
+_SESSION_COLUMNS = (
+    "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
+    "created_at, updated_at, expires_at"
+)
+_SELECT_SESSION = (
+    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
+    "created_at, updated_at, expires_at FROM sessions WHERE session_id = ?"
+)
+_UPDATE_SESSION = (
+    "UPDATE sessions SET status = coalesce(?, status), metadata = coalesce(?, metadata), "
+    "expires_at = CASE WHEN ? THEN ? ELSE expires_at END, updated_at = ? WHERE session_id = ?"
+)
+_DELETE_SESSION = "DELETE FROM sessions WHERE session_id = ?"
+_BUMP_COUNT = (
+    "UPDATE sessions SET message_count = message_count + ?, updated_at = ? WHERE session_id = ?"
+)
+_BUMP_COUNT_RETURNING = _BUMP_COUNT + " RETURNING message_count"
+_SELECT_COUNT = "SELECT message_count FROM sessions WHERE session_id = ?"
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
+    "WHERE session_id = ? AND seq > ? "
+    "ORDER BY seq LIMIT ?"
+)
+_SELECT_RECENT_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
+    "WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
+)
+_SESSION_EXISTS = "SELECT 1 FROM sessions WHERE session_id = ?"
+_INSERT_STATE = (
+    "INSERT INTO agent_state (session_id, version, state, created_at) "
+    "SELECT ?, coalesce(max(version), 0) + 1, ?, ? FROM agent_state WHERE session_id = ?"
+)
+_SELECT_STATE_VERSION = "SELECT max(version) FROM agent_state WHERE session_id = ?"
+_SELECT_LATEST_STATE = (
+    "SELECT version, state, created_at FROM agent_state WHERE session_id = ? "
+    "ORDER BY version DESC LIMIT 1"
+)
+_SELECT_STATE = (
+    "SELECT version, state, created_at FROM agent_state WHERE session_id = ? AND version = ?"
+)
+_SELECT_STATES = (
+    "SELECT version, state, created_at FROM agent_state WHERE session_id = ? "
+    "ORDER BY version DESC LIMIT ?"
+)
+_MIGRATIONS_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+_SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM mofa_schema_migrations"
+
+
+def _list_sessions_sql(agent: bool, user: bool, tenant: bool) -> str:
+    """The listing query for a combination of filters (only constant text is joined)."""
+    conditions = [
+        condition
+        for wanted, condition in (
+            (agent, "agent_id = ?"),
+            (tenant, "tenant_id = ?"),
+            (user, "user_id = ?"),
+        )
+        if wanted
+    ]
+    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+    return (
+        f"SELECT {_SESSION_COLUMNS} FROM sessions{where} "  # noqa: S608 - constant fragments
+        "ORDER BY created_at DESC, session_id DESC LIMIT ? OFFSET ?"
+    )
+
+
+_LIST_SESSIONS = {
+    (agent, user, tenant): _list_sessions_sql(agent, user, tenant)
+    for agent in (False, True)
+    for user in (False, True)
+    for tenant in (False, True)
+}
+
+# ------------------------------------------------------------------ rows -> entities
+
+
+def _session(row: tuple[Any, ...]) -> Session:
+    return Session(
+        session_id=row[0],
+        agent_id=row[1],
+        user_id=row[2],
+        tenant_id=row[3],
+        status=row[4],
+        metadata=decode_json(row[5]),
+        message_count=row[6],
+        created_at=parse_time(row[7]),
+        updated_at=parse_time(row[8]),
+        expires_at=None if row[9] is None else parse_time(row[9]),
+    )
+
+
+def _message(session_id: str, row: tuple[Any, ...]) -> Message:
+    return Message(
+        session_id=session_id,
+        seq=row[1],
+        role=_ROLES[row[2]],
+        content=row[3],
+        metadata=decode_json(row[4]),
+        timestamp=parse_time(row[5]),
+        id=row[0],
+    )
+
+
+def _agent(row: tuple[Any, ...]) -> Agent:
+    return Agent(
+        id=row[0],
+        name=row[1],
+        state=row[2],
+        started_at=parse_time(row[3]),
+        provider=row[4],
+        model=row[5],
+        description=row[6],
+        created_at=parse_time(row[7]),
+        updated_at=parse_time(row[8]),
+    )
+
+
+def _state(session_id: str, row: tuple[Any, ...]) -> AgentState:
+    return AgentState(session_id, row[0], decode_json(row[1]), parse_time(row[2]))
+
+
+# ------------------------------------------------------------------ errors
+
+# Primary result codes (https://sqlite.org/rescode.html).
+_SQLITE_PERM = 3
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_READONLY = 8
+_SQLITE_IOERR = 10
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
+_SQLITE_CONSTRAINT = 19
+_SQLITE_AUTH = 23
+_SQLITE_NOTADB = 26
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    if _primary_code(exc) in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return True
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+
+
+def _translate(
+    exc: sqlite3.Error | OSError, path: str, session_id: str | None = None
+) -> PersistenceError:
+    """The one place where a ``sqlite3`` (or file system) error becomes an error of the tree.
+
+    ``session_id`` names the session the failed call addressed, when there is one.
+    """
+    text = str(exc)
+    code = _primary_code(exc) if isinstance(exc, sqlite3.Error) else None
+    where = f"the SQLite database {path!r}"
+    if isinstance(exc, OSError):
+        return StoreConnectionError(
+            f"Cannot create {where} ({exc.strerror or exc}); check that its directory "
+            "exists or can be created and is writable."
+        )
+    if code == _SQLITE_CANTOPEN or "unable to open database file" in text:
+        return StoreConnectionError(
+            f"Cannot open {where} ({text}); check that the path is a file (not a directory) "
+            "in a directory you can write to."
+        )
+    if code in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH) or "readonly" in text:
+        return PermissionDeniedError(
+            f"Cannot write to {where} ({text}); check the permissions of the file and of "
+            "its directory (SQLite also writes the -wal and -shm files next to it)."
+        )
+    if isinstance(exc, sqlite3.Error) and _is_busy(exc):
+        return StoreConnectionError(
+            f"{where[0].upper()}{where[1:]} stayed locked by another connection for too "
+            "long; retry, or find the process holding a long transaction on it."
+        )
+    if code in (_SQLITE_NOTADB, _SQLITE_CORRUPT):
+        return StoreConnectionError(
+            f"{where[0].upper()}{where[1:]} is not a usable SQLite database ({text}); "
+            "point the URL at a SQLite file or a new path."
+        )
+    if code == _SQLITE_FULL:
+        return QueryError(f"The disk holding {where} is full; nothing was written.")
+    if code == _SQLITE_IOERR:
+        return StoreConnectionError(f"Reading or writing {where} failed ({text}).")
+    if code == _SQLITE_CONSTRAINT or isinstance(exc, sqlite3.IntegrityError):
+        if session_id is not None and "sessions.session_id" in text:
+            return SessionExistsError(session_id)
+        if session_id is not None and "FOREIGN KEY" in text:
+            return SessionNotFoundError(session_id)
+        return QueryError(f"{where[0].upper()}{where[1:]} refused the write ({text}).")
+    return QueryError(f"{where[0].upper()}{where[1:]} reported an error: {text}.")
+
+
+# ------------------------------------------------------------------ the worker thread
+
+
+def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    # Runs on the event loop. A caller that was cancelled no longer wants the answer.
+    if future.done():
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
+
+
+_Job = tuple[
+    Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", asyncio.AbstractEventLoop,
+    str | None,
+]
+_STOP: Final = None
+
+
+class _Worker:
+    """One thread that owns the connection and runs whole transactions, one at a time.
+
+    A call costs one hop: the job goes on a queue, the thread runs it, and
+    ``loop.call_soon_threadsafe`` resolves the caller's future.
+    """
+
+    def __init__(self, path: str, busy_timeout: float, lock_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.lock_timeout = lock_timeout
+        self.connection: sqlite3.Connection | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._serve, name=f"mofa-sqlite:{path}", daemon=True
+        )
+        self._thread.start()
+
+    def submit(
+        self, function: Callable[..., _T], *args: Any, session_id: str | None = None
+    ) -> asyncio.Future[_T]:
+        if self._stopped:
+            raise StoreClosedError("The sqlite store was used after close().")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((function, args, future, loop, session_id))
+        return future
+
+    async def stop(self) -> None:
+        """Finish every queued job, close the connection, end the thread."""
+        if self._stopped:
+            return
+        closing = self.submit(self._close_connection)
+        self._stopped = True
+        self._jobs.put(_STOP)
+        try:
+            await closing
+        finally:
+            # The thread exits right after the sentinel; this join does not wait on disk.
+            self._thread.join(timeout=5)
+
+    def _close_connection(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.close()
+
+    def _serve(self) -> None:
+        jobs = self._jobs
+        path = self.path
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            function, args, future, loop, session_id = job
+            value: Any = None
+            error: BaseException | None = None
+            try:
+                value = function(*args)
+            except (sqlite3.Error, OSError) as exc:
+                error = _translate(exc, path, session_id)
+                error.__cause__ = exc  # as `raise ... from exc` would
+            except BaseException as exc:  # our own errors (and bugs) reach the caller as is
+                error = exc
+            # A closed loop (RuntimeError) means nobody is waiting for the answer.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future, value, error)
+
+    # ---------------------------------------------------------- transactions
+
+    def open(self) -> tuple[int, ...]:
+        """Open the connection, set the pragmas, create or upgrade the schema."""
+        if self.path != _MEMORY:
+            _create_file(self.path)
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+            check_same_thread=False,  # created here, used only here, closed here
+            cached_statements=256,
+        )
+        try:
+            self.connection = connection
+            self._retry_busy(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            return self.write(_migrate)
+        except BaseException:
+            self.connection = None
+            connection.close()
+            raise
+
+    def _retry_busy(self, action: Callable[[], _T]) -> _T:
+        """Run ``action``; while the file stays locked past the busy timeout, back off and
+        retry until ``lock_timeout``. Only for steps that have changed nothing yet."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def write(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run ``function(connection, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
+        connection = self.connection
+        assert connection is not None
+        self._retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"))
+        try:
+            result = function(connection, *args)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return result
+
+    def read(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run ``function(connection, *args)`` outside a write transaction."""
+        connection = self.connection
+        assert connection is not None
+        return function(connection, *args)
+
+
+def _absolute(path: str) -> str:
+    """``~`` expanded, relative to the current directory (string work, no disk access)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _create_file(path: str) -> None:
+    """Create the database file (and its directories) readable by the owner only."""
+    target = Path(path)
+    if target.exists():
+        return
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # O_CREAT without O_EXCL: two processes creating it at once both succeed.
+    descriptor = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(descriptor)
+
+
+def _migrate(connection: sqlite3.Connection) -> tuple[int, ...]:
+    """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE)."""
+    latest = schema.latest_version("sqlite")
+    exists = connection.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,)).fetchone()
+    current = int(connection.execute(_SCHEMA_VERSION).fetchone()[0]) if exists else 0
+    if current > latest:
+        raise SchemaError(
+            f"The database has schema version {current}, newer than this mofa-sdk knows "
+            f"(version {latest}); upgrade mofa-sdk to use it."
+        )
+    # One statement at a time: executescript() would commit and break the transaction.
+    for statement in schema.pending_statements("sqlite", current):
+        connection.execute(statement)
+    return tuple(range(current + 1, latest + 1))
+
+
+# ------------------------------------------------------------------ transaction bodies
+# Each runs on the worker thread, inside write() or read().
+
+
+def _upsert_agent_tx(connection: sqlite3.Connection, agent: Agent) -> Agent:
+    connection.execute(
+        _UPSERT_AGENT,
+        (
+            agent.id, agent.name, agent.state, format_time(agent.started_at), agent.provider,
+            agent.model, agent.description, format_time(agent.created_at),
+            format_time(agent.updated_at),
+        ),
+    )
+    row = connection.execute(_SELECT_AGENT, (agent.id,)).fetchone()
+    return _agent(row)
+
+
+def _create_session_tx(
+    connection: sqlite3.Connection, session: Session, metadata_json: str
+) -> Session:
+    created = format_time(session.created_at)
+    if session.agent_id is not None:
+        connection.execute(
+            _ENSURE_AGENT, (session.agent_id, session.agent_id, created, created, created)
+        )
+    connection.execute(
+        _INSERT_SESSION,
+        (
+            session.session_id, session.agent_id, session.user_id, session.tenant_id,
+            session.status, metadata_json, created, format_time(session.updated_at),
+            None if session.expires_at is None else format_time(session.expires_at),
+        ),
+    )
+    return session
+
+
+def _update_session_tx(
+    connection: sqlite3.Connection,
+    session_id: str,
+    status: str | None,
+    metadata_json: str | None,
+    expires_at: datetime | Unset | None,
+    now: datetime,
+) -> Session:
+    set_expiry = not isinstance(expires_at, Unset)
+    expiry = format_time(expires_at) if isinstance(expires_at, datetime) else None
+    cursor = connection.execute(
+        _UPDATE_SESSION,
+        (status, metadata_json, set_expiry, expiry, format_time(now), session_id),
+    )
+    if cursor.rowcount == 0:
+        raise SessionNotFoundError(session_id)
+    return _session(connection.execute(_SELECT_SESSION, (session_id,)).fetchone())
+
+
+def _bump_count(connection: sqlite3.Connection, session_id: str, added: int, now: str) -> int:
+    """Add ``added`` to the session's message_count; return the new count (the last seq)."""
+    if _HAS_RETURNING:
+        rows = connection.execute(_BUMP_COUNT_RETURNING, (added, now, session_id)).fetchall()
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        return int(rows[0][0])
+    cursor = connection.execute(_BUMP_COUNT, (added, now, session_id))  # pragma: no cover
+    if cursor.rowcount == 0:  # pragma: no cover
+        raise SessionNotFoundError(session_id)
+    return int(connection.execute(_SELECT_COUNT, (session_id,)).fetchone()[0])  # pragma: no cover
+
+
+def _append_one_tx(
+    connection: sqlite3.Connection, session_id: str, message: EncodedMessage, now: datetime
+) -> Message:
+    seq = _bump_count(connection, session_id, 1, format_time(now))
+    cursor = connection.execute(
+        _INSERT_MESSAGE,
+        (session_id, seq, message.role.value, message.content, message.metadata_json,
+         format_time(message.timestamp)),
+    )
+    return message.stored(session_id, seq, cursor.lastrowid)
+
+
+def _append_many_tx(
+    connection: sqlite3.Connection,
+    session_id: str,
+    messages: list[EncodedMessage],
+    now: datetime,
+) -> list[Message]:
+    count = len(messages)
+    first_seq = _bump_count(connection, session_id, count, format_time(now)) - count + 1
+    connection.executemany(
+        _INSERT_MESSAGE,
+        [
+            (session_id, first_seq + offset, message.role.value, message.content,
+             message.metadata_json, format_time(message.timestamp))
+            for offset, message in enumerate(messages)
+        ],
+    )
+    # This transaction holds the write lock and the rows went in one after another, so
+    # their rowids are consecutive and end at the connection's last insert.
+    last_id = int(connection.execute("SELECT last_insert_rowid()").fetchone()[0])
+    first_id = last_id - count + 1
+    return [
+        message.stored(session_id, first_seq + offset, first_id + offset)
+        for offset, message in enumerate(messages)
+    ]
+
+
+def _save_state_tx(
+    connection: sqlite3.Connection,
+    session_id: str,
+    state: dict[str, Any],
+    state_json: str,
+    now: datetime,
+) -> AgentState:
+    if connection.execute(_SESSION_EXISTS, (session_id,)).fetchone() is None:
+        raise SessionNotFoundError(session_id)
+    connection.execute(_INSERT_STATE, (session_id, state_json, format_time(now), session_id))
+    version = int(connection.execute(_SELECT_STATE_VERSION, (session_id,)).fetchone()[0])
+    return AgentState(session_id, version, state, now)
+
+
+def _get_agent_tx(connection: sqlite3.Connection, agent_id: str) -> Agent | None:
+    row = connection.execute(_SELECT_AGENT, (agent_id,)).fetchone()
+    return None if row is None else _agent(row)
+
+
+def _list_agents_tx(connection: sqlite3.Connection, limit: int) -> list[Agent]:
+    return [_agent(row) for row in connection.execute(_SELECT_AGENTS, (limit,))]
+
+
+def _get_session_tx(connection: sqlite3.Connection, session_id: str) -> Session | None:
+    row = connection.execute(_SELECT_SESSION, (session_id,)).fetchone()
+    return None if row is None else _session(row)
+
+
+def _list_sessions_tx(
+    connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]
+) -> list[Session]:
+    return [_session(row) for row in connection.execute(sql, parameters)]
+
+
+def _delete_session_tx(connection: sqlite3.Connection, session_id: str) -> bool:
+    return connection.execute(_DELETE_SESSION, (session_id,)).rowcount > 0
+
+
+def _list_messages_tx(
+    connection: sqlite3.Connection, session_id: str, limit: int, after_seq: int
+) -> list[Message]:
+    rows = connection.execute(_SELECT_MESSAGES, (session_id, after_seq, limit)).fetchall()
+    return [_message(session_id, row) for row in rows]
+
+
+def _list_recent_tx(connection: sqlite3.Connection, session_id: str, limit: int) -> list[Message]:
+    # Backwards through the (session_id, seq) index: reads only the rows it returns.
+    rows = connection.execute(_SELECT_RECENT_MESSAGES, (session_id, limit)).fetchall()
+    rows.reverse()
+    return [_message(session_id, row) for row in rows]
+
+
+def _get_state_tx(
+    connection: sqlite3.Connection, session_id: str, version: int | None
+) -> AgentState | None:
+    if version is None:
+        row = connection.execute(_SELECT_LATEST_STATE, (session_id,)).fetchone()
+    else:
+        row = connection.execute(_SELECT_STATE, (session_id, version)).fetchone()
+    return None if row is None else _state(session_id, row)
+
+
+def _list_states_tx(
+    connection: sqlite3.Connection, session_id: str, limit: int
+) -> list[AgentState]:
+    return [_state(session_id, row) for row in connection.execute(_SELECT_STATES,
+                                                                   (session_id, limit))]
+
+
+def _no_limit(limit: int | None) -> int:
+    return -1 if limit is None else limit  # SQLite: a negative LIMIT means none
+
+
+# ------------------------------------------------------------------ the store
+
+
+class SqliteStore(BaseStore):
+    """A SQLite database file (or ``sqlite::memory:``), used from asyncio."""
+
+    backend = "sqlite"
+
+    def __init__(self, url: DatabaseURL, worker: _Worker) -> None:
+        super().__init__(url)
+        self._worker = worker
+
+    @property
+    def path(self) -> str:
+        """The database file's path (``:memory:`` for an in-memory database)."""
+        return self._worker.path
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | DatabaseURL = "sqlite://./mofa.db",
+        *,
+        busy_timeout: float = 5.0,
+        lock_timeout: float = 30.0,
+    ) -> Self:
+        """Open (creating if needed) the database a ``sqlite://`` URL names.
+
+        Args:
+            url: ``sqlite://./rel.db``, ``sqlite:///abs.db``, ``sqlite::memory:`` …
+            busy_timeout: seconds SQLite waits on a lock held by another connection.
+            lock_timeout: seconds the store keeps retrying a write that finds the file
+                locked before it reports :class:`StoreConnectionError` (nothing written).
+        """
+        parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.backend != "sqlite" or not parsed.path:
+            raise InvalidURLError(
+                f"{parsed.masked!r} is not a SQLite URL; write sqlite://./relative.db, "
+                "sqlite:///absolute.db or sqlite::memory:."
+            )
+        path = parsed.path if parsed.path == _MEMORY else _absolute(parsed.path)
+        worker = _Worker(path, busy_timeout, lock_timeout)
+        try:
+            applied = await worker.submit(worker.open)
+        except BaseException:
+            await worker.stop()
+            raise
+        store = cls(parsed, worker)
+        store.applied_migrations = applied
+        return store
+
+    async def _close(self) -> None:
+        await self._worker.stop()
+
+    # ---------------------------------------------------------------- agents
+
+    async def _upsert_agent(self, agent: Agent) -> Agent:
+        worker = self._worker
+        return await worker.submit(worker.write, _upsert_agent_tx, agent)
+
+    async def _get_agent(self, agent_id: str) -> Agent | None:
+        worker = self._worker
+        return await worker.submit(worker.read, _get_agent_tx, agent_id)
+
+    async def _list_agents(self, limit: int | None) -> list[Agent]:
+        worker = self._worker
+        return await worker.submit(worker.read, _list_agents_tx, _no_limit(limit))
+
+    # -------------------------------------------------------------- sessions
+
+    async def _create_session(self, session: Session, metadata_json: str) -> Session:
+        worker = self._worker
+        return await worker.submit(
+            worker.write, _create_session_tx, session, metadata_json,
+            session_id=session.session_id,
+        )
+
+    async def _get_session(self, session_id: str) -> Session | None:
+        worker = self._worker
+        return await worker.submit(worker.read, _get_session_tx, session_id)
+
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]:
+        sql = _LIST_SESSIONS[(agent_id is not None, user_id is not None, tenant_id is not None)]
+        filters = [value for value in (agent_id, tenant_id, user_id) if value is not None]
+        parameters = (*filters, _no_limit(limit), offset)
+        worker = self._worker
+        return await worker.submit(worker.read, _list_sessions_tx, sql, parameters)
+
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | Unset | None,
+        now: datetime,
+    ) -> Session:
+        worker = self._worker
+        return await worker.submit(
+            worker.write, _update_session_tx, session_id, status, metadata_json, expires_at,
+            now, session_id=session_id,
+        )
+
+    async def _delete_session(self, session_id: str) -> bool:
+        worker = self._worker
+        return await worker.submit(worker.write, _delete_session_tx, session_id)
+
+    # -------------------------------------------------------------- messages
+
+    async def _append_message(
+        self, session_id: str, message: EncodedMessage, now: datetime
+    ) -> Message:
+        worker = self._worker
+        return await worker.submit(
+            worker.write, _append_one_tx, session_id, message, now, session_id=session_id
+        )
+
+    async def _append_messages(
+        self, session_id: str, messages: list[EncodedMessage], now: datetime
+    ) -> list[Message]:
+        worker = self._worker
+        return await worker.submit(
+            worker.write, _append_many_tx, session_id, messages, now, session_id=session_id
+        )
+
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]:
+        worker = self._worker
+        return await worker.submit(
+            worker.read, _list_messages_tx, session_id, _no_limit(limit), after_seq
+        )
+
+    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
+        if limit == 0:
+            return []
+        worker = self._worker
+        return await worker.submit(worker.read, _list_recent_tx, session_id, limit)
+
+    # ----------------------------------------------------------------- state
+
+    async def _save_state(
+        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+    ) -> AgentState:
+        worker = self._worker
+        return await worker.submit(
+            worker.write, _save_state_tx, session_id, state, state_json, now,
+            session_id=session_id,
+        )
+
+    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
+        worker = self._worker
+        return await worker.submit(worker.read, _get_state_tx, session_id, version)
+
+    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
+        worker = self._worker
+        return await worker.submit(worker.read, _list_states_tx, session_id, _no_limit(limit))
