@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -68,11 +69,32 @@ async def _mysql_admin(sql: str, url: str = MYSQL_ADMIN_URL) -> None:
         connection.close()
 
 
+def _blocking(coroutine_factory: object) -> None:
+    """Run a coroutine to completion from sync code, even inside a running event loop.
+
+    Session fixtures are first requested from async fixtures (``empty_url``), where
+    ``asyncio.run`` refuses to start; a short-lived thread has no loop of its own.
+    """
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine_factory())  # type: ignore[operator]
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def _run(kind: str, coroutine_factory: object) -> None:
     if kind in _unreachable:
         server_unavailable(kind, _unreachable[kind])
     try:
-        asyncio.run(coroutine_factory())  # type: ignore[operator]
+        _blocking(coroutine_factory)
     except (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError) as exc:
         _unreachable[kind] = f"{type(exc).__name__}: {exc}"
         server_unavailable(kind, _unreachable[kind])
@@ -86,7 +108,7 @@ def postgres_database(prefix: str = "mofa_test") -> Iterator[str]:
     try:
         yield with_database(POSTGRES_ADMIN_URL, name)
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _blocking(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager
@@ -102,4 +124,4 @@ def mysql_database(prefix: str = "mofa_test") -> Iterator[str]:
     try:
         yield with_database(MYSQL_ADMIN_URL, name)
     finally:
-        asyncio.run(_mysql_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+        _blocking(lambda: _mysql_admin(f"DROP DATABASE IF EXISTS `{name}`"))

@@ -1,0 +1,697 @@
+"""The PostgreSQL store: asyncpg with a connection pool.
+
+Usage::
+
+    from mofa.persistence import PostgresStore
+
+    async with await PostgresStore.connect("postgres://user:pass@localhost/mofa") as store:
+        session = await store.create_session(agent_id="my-agent", user_id="u1")
+        await store.append_message(session.session_id, "user", "Hello")
+        history = await store.list_recent_messages(session.session_id, limit=20)
+
+Every URL form libpq knows works: ``postgresql://user:password@host:port/database``,
+percent-encoded passwords, ``?sslmode=disable|prefer|require|verify-full``, a unix socket
+(``postgresql:///mofa?host=/var/run/postgresql``) and ``?password=``. Tuning goes on
+:meth:`PostgresStore.connect` (``pool_min_size``, ``pool_max_size``, ``connect_timeout``…).
+
+How it stays close to the raw driver:
+
+* one pooled connection per call, with asyncpg's per-release reset switched off (see
+  :func:`_keep_session_state`), and asyncpg's per-connection prepared-statement cache;
+* an append is ONE statement (a CTE that bumps ``sessions.message_count`` and inserts the
+  row), a batch is ONE statement over ``unnest()`` arrays; the session row lock the ``UPDATE``
+  takes serializes concurrent appends, so ``seq`` is gap-free;
+* JSON travels as text and is decoded once with orjson; nothing checks the schema per call
+  (the schema is created or upgraded once, on connect, under an advisory lock).
+
+Needs the ``postgres`` extra: ``pip install 'mofa-sdk[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any, Final, Self
+
+from mofa.persistence import schema
+from mofa.persistence._codec import decode_json
+from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.errors import (
+    AuthenticationError,
+    DatabaseNotFoundError,
+    InvalidURLError,
+    MissingDependencyError,
+    PermissionDeniedError,
+    PersistenceError,
+    QueryError,
+    SchemaError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreConnectionError,
+)
+
+__all__ = ["PostgresStore"]
+
+_DIALECT: Final = "postgres"
+#: pg_advisory_xact_lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
+_SCHEMA_LOCK_KEY: Final = 0x6D6F66615F736368
+_DEFAULT_PORT: Final = 5432
+#: SQLSTATEs a store retries itself: serialization failure and deadlock. Neither happens
+#: with the statements below under READ COMMITTED, but if one ever surfaces it is retried
+#: here, never handed to the caller.
+_RETRY_STATES: Final = frozenset({"40001", "40P01"})
+_MAX_ATTEMPTS: Final = 8
+#: SQLSTATEs that mean the connection, not the statement, failed.
+_CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
+_ROLES: Final = {role.value: role for role in Role}
+
+# Stage of a call at which an error happened: it decides what we can say about a write.
+_CONNECT: Final = "connect"
+_CALL: Final = "call"
+
+_SESSION_COLUMNS: Final = (
+    "session_id, agent_id, user_id, tenant_id, status, metadata::text, message_count, "
+    "created_at, updated_at, expires_at"
+)
+
+_UPSERT_AGENT: Final = (
+    "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
+    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, state = EXCLUDED.state, "
+    "started_at = EXCLUDED.started_at, provider = EXCLUDED.provider, model = EXCLUDED.model, "
+    "description = EXCLUDED.description, updated_at = EXCLUDED.updated_at "
+    "RETURNING created_at"
+)
+_GET_AGENT: Final = (
+    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at"
+    " FROM agents WHERE id = $1"
+)
+_LIST_AGENTS: Final = (
+    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at"
+    " FROM agents ORDER BY updated_at DESC, id DESC LIMIT $1"
+)
+
+# One statement: the agent row (when the session names an agent that has none and the
+# session id is free) and the session. The foreign key is checked at the end of the
+# statement, so it sees the agent the CTE inserted.
+_CREATE_SESSION: Final = (
+    "WITH new_agent AS ("
+    " INSERT INTO agents (id, name, state, started_at, created_at, updated_at)"
+    " SELECT $2::varchar, $2::varchar, 'unknown', $7, $7, $7"
+    " WHERE $2::varchar IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1)"
+    " ON CONFLICT (id) DO NOTHING) "
+    "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
+    "message_count, created_at, updated_at, expires_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6::jsonb, 0, $7, $7, $8) "
+    "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
+)
+_GET_SESSION: Final = (
+    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata::text, message_count,"
+    " created_at, updated_at, expires_at FROM sessions WHERE session_id = $1"
+)
+_UPDATE_SESSION: Final = (
+    "UPDATE sessions SET status = COALESCE($2::varchar, status), "
+    "metadata = COALESCE($3::jsonb, metadata), "
+    "expires_at = CASE WHEN $4::boolean THEN $5::timestamptz ELSE expires_at END, "
+    "updated_at = $6 WHERE session_id = $1 RETURNING session_id, agent_id, user_id, tenant_id,"
+    " status, metadata::text, message_count, created_at, updated_at, expires_at"
+)
+_DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1 RETURNING 1"
+
+# An append is one statement and so one round trip: the UPDATE locks the session row (a
+# concurrent append waits, then re-reads the new count), the INSERT takes the new count as
+# its seq. No session row -> no rows -> SessionNotFoundError.
+_APPEND_ONE: Final = (
+    "WITH s AS (UPDATE sessions SET message_count = message_count + 1, updated_at = $6"
+    " WHERE session_id = $1 RETURNING message_count) "
+    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
+    "SELECT $1, s.message_count, $2, $3, $4::jsonb, $5 FROM s RETURNING id, seq"
+)
+_APPEND_BATCH: Final = (
+    "WITH s AS (UPDATE sessions SET message_count = message_count + $2, updated_at = $7"
+    " WHERE session_id = $1 RETURNING message_count - $2 AS base) "
+    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
+    "SELECT $1, s.base + m.position, m.role, m.content, m.metadata::jsonb, m.stamp "
+    "FROM s, unnest($3::varchar[], $4::text[], $5::text[], $6::timestamptz[]) "
+    "WITH ORDINALITY AS m(role, content, metadata, stamp, position) "
+    "ORDER BY m.position RETURNING id, seq"
+)
+_LIST_MESSAGES: Final = (
+    "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"
+    " WHERE session_id = $1 AND seq > $2 "
+    "ORDER BY seq LIMIT $3"
+)
+# Backwards through the unique (session_id, seq) index: cost depends on n, not history size.
+_RECENT_MESSAGES: Final = (
+    "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"
+    " WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
+)
+
+_SAVE_STATE: Final = (
+    "INSERT INTO agent_state (session_id, version, state, created_at) "
+    "SELECT s.session_id, COALESCE(MAX(a.version), 0) + 1, $2::jsonb, $3 "
+    "FROM sessions s LEFT JOIN agent_state a ON a.session_id = s.session_id "
+    "WHERE s.session_id = $1 GROUP BY s.session_id RETURNING version"
+)
+_LATEST_STATE: Final = (
+    "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
+    "ORDER BY version DESC LIMIT 1"
+)
+_STATE_VERSION: Final = (
+    "SELECT version, state::text, created_at FROM agent_state "
+    "WHERE session_id = $1 AND version = $2"
+)
+_LIST_STATES: Final = (
+    "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
+    "ORDER BY version DESC LIMIT $2"
+)
+
+
+def _list_sessions_query(agent: bool, user: bool, tenant: bool) -> str:
+    """One statement per filter combination, so each gets a plan that uses its index."""
+    columns = [
+        column
+        for column, given in (("agent_id", agent), ("user_id", user), ("tenant_id", tenant))
+        if given
+    ]
+    conditions = [f"{column} = ${position}" for position, column in enumerate(columns, 1)]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    # Only fixed column names go into the text; every value is a bound parameter.
+    return (
+        f"SELECT {_SESSION_COLUMNS} FROM sessions{where} "  # noqa: S608
+        f"ORDER BY created_at DESC, session_id DESC "
+        f"LIMIT ${len(columns) + 1} OFFSET ${len(columns) + 2}"
+    )
+
+
+_LIST_SESSIONS: Final = {
+    (agent, user, tenant): _list_sessions_query(agent, user, tenant)
+    for agent in (False, True)
+    for user in (False, True)
+    for tenant in (False, True)
+}
+
+
+def _import_asyncpg() -> Any:
+    try:
+        import asyncpg
+    except ImportError as exc:
+        raise MissingDependencyError("PostgreSQL", "asyncpg", "postgres") from exc
+    return asyncpg
+
+
+async def _keep_session_state(connection: Any) -> None:
+    """The pool's per-release reset, replaced by nothing.
+
+    By default an asyncpg pool sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL;`` every time a connection goes back to the pool: a whole extra
+    round trip after every call, which roughly halves the append rate. This store never
+    changes session state (no SET, LISTEN, cursors or session-level advisory locks: the
+    schema lock is transaction-scoped), so there is nothing to reset. Passing this no-op as
+    ``create_pool(reset=...)`` (asyncpg >= 0.30) keeps the one thing that matters, which the
+    pool still does itself before calling it: rolling back a transaction left open.
+    """
+
+
+def _row_session(row: Any) -> Session:
+    return Session(
+        session_id=row[0],
+        agent_id=row[1],
+        user_id=row[2],
+        tenant_id=row[3],
+        status=row[4],
+        metadata=decode_json(row[5]),
+        message_count=row[6],
+        created_at=row[7],
+        updated_at=row[8],
+        expires_at=row[9],
+    )
+
+
+def _row_message(session_id: str, row: Any) -> Message:
+    return Message(
+        session_id=session_id,
+        seq=row[1],
+        role=_ROLES[row[2]],
+        content=row[3],
+        metadata=decode_json(row[4]),
+        timestamp=row[5],
+        id=row[0],
+    )
+
+
+def _row_agent(row: Any) -> Agent:
+    return Agent(
+        id=row[0],
+        name=row[1],
+        state=row[2],
+        started_at=row[3],
+        provider=row[4],
+        model=row[5],
+        description=row[6],
+        created_at=row[7],
+        updated_at=row[8],
+    )
+
+
+def _row_state(session_id: str, row: Any) -> AgentState:
+    return AgentState(session_id, row[0], decode_json(row[1]), row[2])
+
+
+class _Target:
+    """Where the URL points, for error messages (never holds the password)."""
+
+    __slots__ = ("database", "host", "port", "user")
+
+    def __init__(self, url: DatabaseURL) -> None:
+        query = url.query
+        host = url.host or query.get("host") or "localhost"
+        # A list of hosts ("a,b") or a socket directory: show the first, as libpq would try it.
+        self.host = host.split(",")[0]
+        port_text = query.get("port")
+        self.port = url.port or (int(port_text) if port_text and port_text.isdigit() else
+                                 _DEFAULT_PORT)
+        self.user = url.username or query.get("user")
+        self.database = url.database or query.get("dbname") or self.user
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def client_flags(self) -> str:
+        """``-h HOST -p PORT`` for pg_isready / createdb, as the URL would need them."""
+        return f"-h {self.host} -p {self.port}"
+
+
+def _scrub(text: str, url: DatabaseURL) -> str:
+    """Remove the password from a driver message, in case one ever quotes it."""
+    if url.password:
+        text = text.replace(url.password, "****")
+    return text
+
+
+def _sqlstate(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None)
+    return state if isinstance(state, str) else ""
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    state = _sqlstate(exc)
+    if state.startswith("08") or state in _CONNECTION_STATES:
+        return True
+    if isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError | ConnectionError):
+        return True
+    # asyncpg's InterfaceError "connection is closed" / "... in the middle of operation".
+    return type(exc).__name__ in ("InterfaceError", "ConnectionDoesNotExistError") and (
+        "closed" in str(exc) or "connection" in str(exc)
+    )
+
+
+def _translate(
+    exc: BaseException, url: DatabaseURL, *, stage: str, write: bool
+) -> PersistenceError:
+    """The one place where a driver or network exception becomes a :mod:`errors` class.
+
+    Args:
+        exc: what asyncpg (or the socket) raised.
+        url: the store's URL; only its masked form and non-secret parts are shown.
+        stage: ``_CONNECT`` when no statement was sent yet (connecting or acquiring a
+            pooled connection), ``_CALL`` when the statement was on its way.
+        write: whether the call changes data (decides what a broken connection means).
+    """
+    if isinstance(exc, PersistenceError):
+        return exc
+    target = _Target(url)
+    state = _sqlstate(exc)
+    detail = _scrub(str(getattr(exc, "message", None) or exc), url).rstrip(".")
+    if state == "28P01":
+        return AuthenticationError(
+            f"Failed to connect to PostgreSQL at {target.address}: password authentication "
+            f"failed for user {target.user or '(default)'!r} — check the user name and "
+            "password in the URL."
+        )
+    if state.startswith("28"):
+        return AuthenticationError(
+            f"Failed to connect to PostgreSQL at {target.address}: {detail} — check the "
+            "user name in the URL and the server's pg_hba.conf."
+        )
+    if state == "3D000":
+        database = target.database or "mofa"
+        return DatabaseNotFoundError(
+            f'Failed to connect to PostgreSQL at {target.address}: database "{database}" '
+            f"does not exist — create it with: createdb {database}"
+            + ("" if target.host in ("localhost", "127.0.0.1", "/var/run/postgresql")
+               and target.port == _DEFAULT_PORT else f" ({target.client_flags()} {database})")
+        )
+    if state == "42501":
+        user = target.user or "the user in the URL"
+        return PermissionDeniedError(
+            f"SQL error: {detail} — grant the privileges the store needs to {user}, e.g. "
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}"
+            " (and GRANT CREATE ON SCHEMA public to create the tables)."
+        )
+    if isinstance(exc, ValueError) and stage == _CONNECT and not state:
+        return InvalidURLError(
+            f"The PostgreSQL URL {url.masked!r} cannot be used: {detail}; see the "
+            "'Connection URLs' section of the docs."
+        )
+    if _is_connection_error(exc):
+        if isinstance(exc, ConnectionRefusedError | FileNotFoundError) or (
+            "refused" in detail.lower()
+        ):
+            return StoreConnectionError(
+                f"Failed to connect to PostgreSQL at {target.address}: connection refused — "
+                f"is the server running? Check with: pg_isready {target.client_flags()}"
+            )
+        if "SSL" in detail and "rejected" in detail:
+            return StoreConnectionError(
+                f"Failed to connect to PostgreSQL at {target.address}: the server does not "
+                f"accept SSL, but the URL asks for sslmode={url.query.get('sslmode')} — "
+                "enable SSL on the server or use sslmode=prefer or disable."
+            )
+        if stage == _CONNECT:
+            return StoreConnectionError(
+                f"Failed to connect to PostgreSQL at {target.address}: "
+                f"{detail or type(exc).__name__} — is the server running? "
+                f"Check with: pg_isready {target.client_flags()}"
+            )
+        outcome = (
+            "the write may or may not have been stored, so check before retrying it"
+            if write else "nothing was changed, retry the call"
+        )
+        return StoreConnectionError(
+            f"The connection to PostgreSQL at {target.address} broke during the call "
+            f"({detail or type(exc).__name__}); {outcome}."
+        )
+    if state:
+        return QueryError(f"SQL error: {detail} (SQLSTATE {state}).")
+    return QueryError(
+        f"PostgreSQL call failed: {type(exc).__name__}: {detail}."
+    )
+
+
+class PostgresStore(BaseStore):
+    """Sessions, messages and agent state in PostgreSQL (asyncpg, pooled).
+
+    Open it with :meth:`connect` (or ``open_store(url)``), close it with ``close()`` or
+    ``async with``. Safe to share between asyncio tasks of one event loop.
+    """
+
+    backend = "postgres"
+
+    def __init__(self, url: DatabaseURL, pool: Any) -> None:
+        super().__init__(url)
+        self._pool = pool
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | DatabaseURL,
+        *,
+        pool_min_size: int = 1,
+        pool_max_size: int = 10,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = None,
+        statement_cache_size: int = 100,
+        max_inactive_connection_lifetime: float = 300.0,
+    ) -> Self:
+        """Open a pool on ``url`` and create or upgrade the schema.
+
+        Args:
+            url: a ``postgres://`` / ``postgresql://`` URL (or a parsed one).
+            pool_min_size: connections opened at once and kept open.
+            pool_max_size: most connections the store opens (concurrent calls beyond
+                this wait for a free one).
+            connect_timeout: seconds to wait for a new connection.
+            command_timeout: seconds a statement may run (``None``: no limit).
+            statement_cache_size: prepared statements kept per connection.
+            max_inactive_connection_lifetime: seconds before an idle connection is closed.
+
+        Raises:
+            StoreConnectionError: the server cannot be reached (or refused the login:
+                :class:`AuthenticationError`; or has no such database:
+                :class:`DatabaseNotFoundError`).
+            SchemaError: the database holds a newer schema than this version knows.
+        """
+        parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.backend != "postgres":
+            raise InvalidURLError(
+                f"PostgresStore needs a postgres:// or postgresql:// URL, not {parsed.masked!r}."
+            )
+        asyncpg = _import_asyncpg()
+        try:
+            pool = await asyncpg.create_pool(
+                dsn=parsed.raw,
+                min_size=pool_min_size,
+                max_size=pool_max_size,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                statement_cache_size=statement_cache_size,
+                max_inactive_connection_lifetime=max_inactive_connection_lifetime,
+                reset=_keep_session_state,
+            )
+        except Exception as exc:
+            raise _translate(exc, parsed, stage=_CONNECT, write=False) from exc
+        store = cls(parsed, pool)
+        try:
+            await store._migrate()
+        except BaseException:
+            pool.terminate()
+            raise
+        return store
+
+    async def _migrate(self) -> None:
+        """Bring the schema to the latest version, in one transaction under an advisory lock.
+
+        Several processes may connect at once: the transaction-scoped advisory lock makes
+        them take turns, and each one reads the version only once it holds the lock.
+        """
+        latest = schema.latest_version(_DIALECT)
+        try:
+            connection = await self._pool.acquire()
+        except Exception as exc:
+            raise _translate(exc, self._url, stage=_CONNECT, write=False) from exc
+        try:
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
+                exists = await connection.fetchval(
+                    "SELECT to_regclass('mofa_schema_migrations') IS NOT NULL"
+                )
+                current = 0
+                if exists:
+                    current = await connection.fetchval(
+                        "SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations"
+                    )
+                if current > latest:
+                    raise SchemaError(
+                        f"The PostgreSQL database at {_Target(self._url).address} has schema "
+                        f"version {current}, newer than this mofa-sdk knows ({latest}); "
+                        "upgrade mofa-sdk."
+                    )
+                for statement in schema.pending_statements(_DIALECT, current):
+                    await connection.execute(statement)
+        except Exception as exc:
+            error = _translate(exc, self._url, stage=_CALL, write=True)
+            if type(error) is QueryError:
+                error = SchemaError(
+                    f"Creating or upgrading the schema in PostgreSQL at "
+                    f"{_Target(self._url).address} failed: {error}"
+                )
+            raise error from exc
+        finally:
+            await self._pool.release(connection)
+        self.applied_migrations = tuple(range(current + 1, latest + 1))
+
+    async def _close(self) -> None:
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=10)
+        except Exception:
+            # The server went away or a call is stuck: drop the sockets instead.
+            self._pool.terminate()
+
+    # ------------------------------------------------------------- plumbing
+
+    async def _fetch(self, query: str, *args: Any, write: bool) -> list[Any]:
+        """Run one statement on a pooled connection and return its rows.
+
+        Retries a serialization failure or deadlock (never surfaced to the caller) and, for
+        reads only, a connection that broke mid-call (a read is safe to repeat; a write
+        whose connection broke may have committed, so it is reported, not repeated).
+        """
+        attempt = 1
+        while True:
+            try:
+                connection = await self._pool.acquire()
+            except Exception as exc:
+                raise _translate(exc, self._url, stage=_CONNECT, write=write) from exc
+            try:
+                rows: list[Any] = await connection.fetch(query, *args)
+                return rows
+            except Exception as exc:
+                if attempt >= _MAX_ATTEMPTS or not (
+                    _sqlstate(exc) in _RETRY_STATES
+                    or (not write and attempt == 1 and _is_connection_error(exc))
+                ):
+                    raise _translate(exc, self._url, stage=_CALL, write=write) from exc
+            finally:
+                await self._pool.release(connection)
+            await asyncio.sleep(0.001 * 2**attempt)
+            attempt += 1
+
+    # ---------------------------------------------------------------- agents
+
+    async def _upsert_agent(self, agent: Agent) -> Agent:
+        rows = await self._fetch(
+            _UPSERT_AGENT, agent.id, agent.name, agent.state, agent.started_at, agent.provider,
+            agent.model, agent.description, agent.created_at, agent.updated_at, write=True,
+        )
+        created_at = rows[0][0]
+        if created_at != agent.created_at:
+            return Agent(
+                id=agent.id, name=agent.name, state=agent.state, started_at=agent.started_at,
+                provider=agent.provider, model=agent.model, description=agent.description,
+                created_at=created_at, updated_at=agent.updated_at,
+            )
+        return agent
+
+    async def _get_agent(self, agent_id: str) -> Agent | None:
+        rows = await self._fetch(_GET_AGENT, agent_id, write=False)
+        return _row_agent(rows[0]) if rows else None
+
+    async def _list_agents(self, limit: int | None) -> list[Agent]:
+        return [_row_agent(row) for row in await self._fetch(_LIST_AGENTS, limit, write=False)]
+
+    # -------------------------------------------------------------- sessions
+
+    async def _create_session(self, session: Session, metadata_json: str) -> Session:
+        rows = await self._fetch(
+            _CREATE_SESSION, session.session_id, session.agent_id, session.user_id,
+            session.tenant_id, session.status, metadata_json, session.created_at,
+            session.expires_at, write=True,
+        )
+        if not rows:
+            raise SessionExistsError(session.session_id)
+        return session
+
+    async def _get_session(self, session_id: str) -> Session | None:
+        rows = await self._fetch(_GET_SESSION, session_id, write=False)
+        return _row_session(rows[0]) if rows else None
+
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]:
+        query = _LIST_SESSIONS[(agent_id is not None, user_id is not None, tenant_id is not None)]
+        args = [value for value in (agent_id, user_id, tenant_id) if value is not None]
+        return [
+            _row_session(row)
+            for row in await self._fetch(query, *args, limit, offset, write=False)
+        ]
+
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | Unset | None,
+        now: datetime,
+    ) -> Session:
+        change_expiry = not isinstance(expires_at, Unset)
+        rows = await self._fetch(
+            _UPDATE_SESSION, session_id, status, metadata_json, change_expiry,
+            None if isinstance(expires_at, Unset) else expires_at, now, write=True,
+        )
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        return _row_session(rows[0])
+
+    async def _delete_session(self, session_id: str) -> bool:
+        return bool(await self._fetch(_DELETE_SESSION, session_id, write=True))
+
+    # -------------------------------------------------------------- messages
+
+    async def _append_message(
+        self, session_id: str, message: EncodedMessage, now: datetime
+    ) -> Message:
+        rows = await self._fetch(
+            _APPEND_ONE, session_id, message.role.value, message.content,
+            message.metadata_json, message.timestamp, now, write=True,
+        )
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        row = rows[0]
+        return message.stored(session_id, row[1], row[0])
+
+    async def _append_messages(
+        self, session_id: str, messages: list[EncodedMessage], now: datetime
+    ) -> list[Message]:
+        rows = await self._fetch(
+            _APPEND_BATCH, session_id, len(messages),
+            [message.role.value for message in messages],
+            [message.content for message in messages],
+            [message.metadata_json for message in messages],
+            [message.timestamp for message in messages],
+            now, write=True,
+        )
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        ordered = sorted(rows, key=lambda row: row[1])
+        return [
+            message.stored(session_id, row[1], row[0])
+            for message, row in zip(messages, ordered, strict=True)
+        ]
+
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]:
+        rows = await self._fetch(_LIST_MESSAGES, session_id, after_seq, limit, write=False)
+        return [_row_message(session_id, row) for row in rows]
+
+    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
+        if limit == 0:
+            return []
+        rows = await self._fetch(_RECENT_MESSAGES, session_id, limit, write=False)
+        return [_row_message(session_id, row) for row in reversed(rows)]
+
+    # ----------------------------------------------------------------- state
+
+    async def _save_state(
+        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+    ) -> AgentState:
+        # Two concurrent saves can compute the same next version; the primary key rejects
+        # the second, which then simply tries again with the new maximum.
+        for _attempt in range(_MAX_ATTEMPTS):
+            try:
+                rows = await self._fetch(_SAVE_STATE, session_id, state_json, now, write=True)
+            except QueryError as exc:
+                state_code = _sqlstate(exc.__cause__) if exc.__cause__ else ""
+                if state_code == "23505":
+                    continue
+                if state_code == "23503":  # the session was deleted meanwhile
+                    raise SessionNotFoundError(session_id) from exc
+                raise
+            if not rows:
+                raise SessionNotFoundError(session_id)
+            return AgentState(session_id, rows[0][0], state, now)
+        raise QueryError(
+            f"Saving the state of session {session_id!r} kept colliding with concurrent "
+            "saves; try again."
+        )
+
+    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
+        if version is None:
+            rows = await self._fetch(_LATEST_STATE, session_id, write=False)
+        else:
+            rows = await self._fetch(_STATE_VERSION, session_id, version, write=False)
+        return _row_state(session_id, rows[0]) if rows else None
+
+    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
+        rows = await self._fetch(_LIST_STATES, session_id, limit, write=False)
+        return [_row_state(session_id, row) for row in rows]
