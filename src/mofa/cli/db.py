@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import click
 
 from mofa.cli._errors import CliError, cli_errors
-from mofa.persistence import DatabaseURL, InvalidURLError, open_store, parse_url
+from mofa.persistence import DatabaseURL, InvalidURLError, mask_url, open_store, parse_url
 from mofa.persistence import schema as schema_data
 
 __all__ = ["db", "init", "schema"]
@@ -161,7 +162,7 @@ def _check_url(db_type: str, database_url: str) -> DatabaseURL:
     try:
         parsed = parse_url(database_url)
     except InvalidURLError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(_without_password(str(exc), database_url.strip())) from None
     if parsed.backend == db_type:
         return parsed
     if parsed.backend in DB_TYPES:
@@ -173,6 +174,51 @@ def _check_url(db_type: str, database_url: str) -> DatabaseURL:
         f"the URL is a {parsed.scheme}:// URL, which names no SQL database; "
         f"use a {_SCHEME_FOR_TYPE[db_type]} URL with -t {db_type}."
     )
+
+
+_SCHEME_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/+")
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where a password would be in ``url``, even one too malformed for :func:`mask_url`.
+
+    ``user:secret@host`` (no scheme), ``postgresql//user:secret@host`` and
+    ``postgresql:/user:secret@host`` are typing mistakes a user makes, and ``mask_url`` only
+    knows the ``scheme://`` form: take what lies between the first ``:`` of the user info
+    and the last ``@`` as the password.
+    """
+    at = url.rfind("@")
+    if at < 0:
+        return None
+    prefix = _SCHEME_PREFIX_RE.match(url)
+    start = prefix.end() if prefix else 0
+    colon = url.find(":", start, at)
+    if colon < 0:
+        return None
+    return colon + 1, at
+
+
+def _without_password(message: str, url: str) -> str:
+    """``message`` (which may quote ``url``) with no trace of the URL's password."""
+    span = _password_span(url)
+    if span is None or span[0] == span[1]:
+        return message
+    secret = url[span[0] : span[1]]
+    if secret == "****" or secret not in message:
+        return message
+    shown = mask_url(url)
+    shown_span = _password_span(shown)
+    if shown_span is not None:
+        safer = shown[: shown_span[0]] + "****" + shown[shown_span[1] :]
+        message = message.replace(shown, safer)
+    if secret in message:
+        # The URL was quoted in some other form: better no URL at all than a password.
+        return (
+            "The database URL is malformed; write scheme://user:password@host:port/database "
+            "with a postgresql://, mysql:// or sqlite:// scheme, and percent-encode '@', ':', "
+            "'/', '?' and '#' in the password."
+        )
+    return message
 
 
 def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:

@@ -1,0 +1,570 @@
+"""``mofa db schema`` / ``mofa db init``: output, files, SQLite, usage errors, help.
+
+The server databases (PostgreSQL, MariaDB) are covered in ``test_db_servers.py``; the missing
+driver case in ``test_db_nodriver.py``. Output and exit codes go through click's CliRunner;
+the workflows with a database's own client go through the installed ``mofa`` script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mofa.cli import cli
+from mofa.persistence import open_store, schema
+
+MOFA = Path(sys.executable).with_name("mofa")
+
+INIT_TITLES = {"postgres": "PostgreSQL", "mysql": "MySQL", "sqlite": "SQLite"}
+CLIENT_HINTS = {
+    "postgres": "psql -U user -d mofa -f migration.sql",
+    "mysql": "mysql -u user -p mofa < migration.sql",
+    "sqlite": "sqlite3 mofa.db < migration.sql",
+}
+DB_TYPES = ["postgres", "mysql", "sqlite"]
+ALL_TABLES = {*schema.table_names("sqlite"), schema.MIGRATIONS_TABLE}
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), prog_name="mofa")
+
+
+def header(title: str) -> str:
+    return f"-- MoFA {title} Schema\n-- Copy and execute this SQL to initialize your database\n\n"
+
+
+def run_mofa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real installed console script, as a user runs it."""
+    return subprocess.run(
+        [str(MOFA), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+# ------------------------------------------------------------------ SQLite catalog
+
+
+def sqlite_catalog(path: Path) -> dict[str, Any]:
+    """Everything that describes the schema of a SQLite file: DDL text, columns, indexes, FKs."""
+    connection = sqlite3.connect(path)
+    try:
+        objects = connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master "
+            "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        ).fetchall()
+        tables = [name for kind, name, _, _ in objects if kind == "table"]
+        catalog: dict[str, Any] = {"objects": objects}
+        for table in tables:
+            catalog[f"{table}.columns"] = connection.execute(
+                f"PRAGMA table_xinfo({table})"
+            ).fetchall()
+            catalog[f"{table}.foreign_keys"] = connection.execute(
+                f"PRAGMA foreign_key_list({table})"
+            ).fetchall()
+            indexes = connection.execute(f"PRAGMA index_list({table})").fetchall()
+            catalog[f"{table}.indexes"] = indexes
+            for index in indexes:
+                catalog[f"{table}.{index[1]}"] = connection.execute(
+                    f"PRAGMA index_xinfo({index[1]})"
+                ).fetchall()
+        if schema.MIGRATIONS_TABLE in tables:
+            catalog["versions"] = connection.execute(
+                f"SELECT version, name FROM {schema.MIGRATIONS_TABLE} ORDER BY version"
+            ).fetchall()
+        return catalog
+    finally:
+        connection.close()
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return {row[0] for row in rows}
+    finally:
+        connection.close()
+
+
+async def exercise_store(url: str) -> tuple[int, ...]:
+    """Open a store, run a session through it, return what opening it applied."""
+    store = await open_store(url)
+    try:
+        session = await store.create_session(agent_id="cli-agent", user_id="u1")
+        await store.append_message(session.session_id, "user", "hello")
+        await store.append_message(session.session_id, "assistant", "hi there")
+        messages = await store.list_messages(session.session_id)
+        assert [(m.seq, m.role, m.content) for m in messages] == [
+            (1, "user", "hello"),
+            (2, "assistant", "hi there"),
+        ]
+        assert await store.delete_session(session.session_id)
+        assert await store.get_session(session.session_id) is None
+        return tuple(store.applied_migrations)
+    finally:
+        await store.close()
+
+
+# ------------------------------------------------------------------ printing SQL
+
+
+@pytest.mark.parametrize("db_type", DB_TYPES)
+def test_schema_prints_upper_case_header_then_the_exact_store_script(db_type: str) -> None:
+    result = run("db", "schema", "-t", db_type)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == header(db_type.upper()) + schema.script(db_type)
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("db_type", DB_TYPES)
+def test_init_without_output_prints_the_seed_header_then_the_script(db_type: str) -> None:
+    result = run("db", "init", "-t", db_type)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == header(INIT_TITLES[db_type]) + schema.script(db_type)
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("db_type", DB_TYPES)
+def test_printed_statements_are_the_statements_a_store_runs(db_type: str) -> None:
+    result = run("db", "schema", "-t", db_type)
+    assert schema.split_statements(result.stdout) == schema.script_statements(db_type)
+    for table in ["agents", "sessions", "messages", "agent_state", schema.MIGRATIONS_TABLE]:
+        assert f"CREATE TABLE IF NOT EXISTS {table} (" in result.stdout
+
+
+def test_sqlite_agents_table_is_the_seeds_one() -> None:
+    result = run("db", "schema", "-t", "sqlite")
+    assert (
+        "CREATE TABLE IF NOT EXISTS agents (\n"
+        "    id TEXT PRIMARY KEY,\n"
+        "    name TEXT NOT NULL,\n"
+        "    state TEXT NOT NULL,\n"
+        "    started_at TEXT NOT NULL,\n"
+        "    provider TEXT,\n"
+        "    model TEXT,\n"
+        "    description TEXT,\n"
+        "    created_at TEXT DEFAULT CURRENT_TIMESTAMP,\n"
+        "    updated_at TEXT DEFAULT CURRENT_TIMESTAMP\n"
+        ");"
+    ) in result.stdout
+
+
+def test_db_type_is_case_insensitive() -> None:
+    result = run("db", "schema", "-t", "PostgreS")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("-- MoFA POSTGRES Schema\n")
+
+
+@pytest.mark.parametrize("command", ["schema", "init"])
+def test_unknown_db_type_lists_the_accepted_ones(command: str) -> None:
+    result = run("db", command, "-t", "oracle")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "'oracle' is not one of 'postgres', 'mysql', 'sqlite'" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["schema", "init"])
+def test_db_type_is_required(command: str) -> None:
+    result = run("db", command)
+    assert result.exit_code == 2
+    assert "Missing option '-t' / '--db-type'" in result.stderr
+
+
+# ------------------------------------------------------------------ saving SQL (-o)
+
+
+@pytest.mark.parametrize("db_type", DB_TYPES)
+def test_output_saves_the_script_and_prints_the_seeds_lines(
+    db_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("db", "init", "-t", db_type, "-o", "migration.sql")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"→ Generating {db_type} migration script...",
+        "✓ Migration script saved to: migration.sql",
+        "You can then execute the SQL manually:",
+        CLIENT_HINTS[db_type],
+    ]
+    assert result.stderr == ""
+    saved = (tmp_path / "migration.sql").read_text("utf-8")
+    assert saved == header(INIT_TITLES[db_type]) + schema.script(db_type)
+    assert sorted(os.listdir(tmp_path)) == ["migration.sql"]  # no temporary file left
+
+
+def test_output_hint_quotes_a_path_with_spaces(tmp_path: Path) -> None:
+    target = tmp_path / "my scripts" / "init db.sql"
+    target.parent.mkdir()
+    result = run("db", "init", "-t", "sqlite", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"sqlite3 mofa.db < '{target}'"
+    assert target.read_text("utf-8").startswith("-- MoFA SQLite Schema\n")
+
+
+def test_output_replaces_an_existing_file_and_keeps_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "migration.sql"
+    target.write_text("old content that is much longer than nothing " * 1000)
+    target.chmod(0o640)
+    result = run("db", "init", "-t", "postgres", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.read_text("utf-8") == header("PostgreSQL") + schema.script("postgres")
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["migration.sql"]
+
+
+def test_a_failed_write_leaves_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "migration.sql"
+    target.write_text("-- the previous script\n")
+
+    def failing_replace(source: object, destination: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    result = run("db", "init", "-t", "postgres", "-o", str(target))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Cannot write the migration script to {target}: No space left on device.\n"
+    )
+    assert target.read_text() == "-- the previous script\n"
+    assert sorted(os.listdir(tmp_path)) == ["migration.sql"]  # the temporary file is gone
+
+
+def test_output_into_a_missing_directory_is_one_error_line(tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "migration.sql"
+    result = run("db", "init", "-t", "mysql", "-o", str(target))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Cannot write the migration script to {target}: No such file or directory.\n"
+    )
+    assert not target.parent.exists()
+
+
+def test_output_onto_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("db", "init", "-t", "mysql", "-o", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is a directory" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_dash_means_stdout() -> None:
+    result = run("db", "init", "-t", "sqlite", "-o", "-")
+    assert result.exit_code == 0
+    assert result.stdout == header("SQLite") + schema.script("sqlite")
+
+
+# ------------------------------------------------------------------ -u on SQLite
+
+
+def test_url_initializes_sqlite_with_the_seeds_lines(tmp_path: Path) -> None:
+    database = tmp_path / "mofa.db"
+    result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "→ Initializing sqlite database...",
+        f"  URL: sqlite://{database}",
+        "  ✓ Created table: agents",
+        "  ✓ Created table: sessions",
+        "  ✓ Created table: messages",
+        "  ✓ Created table: agent_state",
+        "  ✓ Created indexes",
+        "✓ Database tables initialized successfully!",
+    ]
+    assert result.stderr == ""
+    assert sqlite_tables(database) == ALL_TABLES
+
+
+def test_relative_sqlite_url_as_in_the_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("db", "init", "-t", "sqlite", "-u", "sqlite://./mofa.db")
+    assert result.exit_code == 0, result.output
+    assert "  URL: sqlite://./mofa.db" in result.stdout.splitlines()
+    assert sqlite_tables(tmp_path / "mofa.db") == ALL_TABLES
+
+
+def test_running_init_twice_changes_nothing_and_says_so(tmp_path: Path) -> None:
+    database = tmp_path / "mofa.db"
+    url = f"sqlite://{database}"
+    assert run("db", "init", "-t", "sqlite", "-u", url).exit_code == 0
+    connection = sqlite3.connect(database)
+    with connection:
+        connection.execute(
+            "INSERT INTO sessions (session_id, created_at) VALUES ('kept', '2026-01-01')"
+        )
+    connection.close()
+    before = sqlite_catalog(database)
+
+    result = run("db", "init", "-t", "sqlite", "-u", url)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "→ Initializing sqlite database...",
+        f"  URL: {url}",
+        f"✓ Database schema is already up to date (version {schema.latest_version('sqlite')}); "
+        "nothing changed.",
+    ]
+    assert sqlite_catalog(database) == before
+    connection = sqlite3.connect(database)
+    assert connection.execute("SELECT session_id FROM sessions").fetchall() == [("kept",)]
+    connection.close()
+
+
+def test_a_failing_statement_leaves_no_half_made_schema_on_sqlite(tmp_path: Path) -> None:
+    database = tmp_path / "mofa.db"
+    # A `messages` table of some other tool: CREATE TABLE IF NOT EXISTS skips it, then the
+    # index on messages(session_id, seq) fails — after agents and sessions were created.
+    connection = sqlite3.connect(database)
+    with connection:
+        connection.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)")
+        connection.execute("INSERT INTO messages (body) VALUES ('theirs')")
+    connection.close()
+
+    result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    error_lines = result.stderr.splitlines()
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith("Error: ")
+    assert "no such column" in error_lines[0]
+    assert "✓" not in result.stdout
+    assert sqlite_tables(database) == {"messages"}
+    connection = sqlite3.connect(database)
+    assert connection.execute("SELECT body FROM messages").fetchall() == [("theirs",)]
+    connection.close()
+
+
+def test_sqlite_catalog_is_the_same_from_init_open_store_and_the_sqlite3_client(
+    tmp_path: Path,
+) -> None:
+    by_init, by_store, by_client = (tmp_path / name for name in ("a.db", "b.db", "c.db"))
+    assert run("db", "init", "-t", "sqlite", "-u", f"sqlite://{by_init}").exit_code == 0
+    asyncio.run(_open_and_close(f"sqlite://{by_store}"))
+    assert run("db", "init", "-t", "sqlite", "-o", str(tmp_path / "migration.sql")).exit_code == 0
+    with (tmp_path / "migration.sql").open("rb") as script:
+        subprocess.run(["sqlite3", str(by_client)], stdin=script, check=True, timeout=60)
+
+    expected = sqlite_catalog(by_store)
+    assert expected["versions"] == [(1, "initial")]
+    assert len(expected["objects"]) > 10
+    assert sqlite_catalog(by_init) == expected
+    assert sqlite_catalog(by_client) == expected
+
+
+async def _open_and_close(url: str) -> tuple[int, ...]:
+    store = await open_store(url)
+    try:
+        return tuple(store.applied_migrations)
+    finally:
+        await store.close()
+
+
+def test_seed_workflow_with_the_sqlite3_client(tmp_path: Path) -> None:
+    """mofa db init -t sqlite -o migration.sql; sqlite3 mofa.db < migration.sql; use it."""
+    saved = run_mofa("db", "init", "-t", "sqlite", "-o", "migration.sql", cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    assert saved.stdout.splitlines()[-1] == "sqlite3 mofa.db < migration.sql"
+
+    client = subprocess.run(
+        "sqlite3 mofa.db < migration.sql",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert client.returncode == 0, client.stderr
+    assert client.stderr == ""
+
+    applied = asyncio.run(exercise_store(f"sqlite://{tmp_path / 'mofa.db'}"))
+    assert applied == ()  # the client already brought it to the latest version
+
+    again = run_mofa("db", "init", "-t", "sqlite", "-u", "sqlite://./mofa.db", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already up to date" in again.stdout
+
+
+def test_printed_sql_piped_into_sqlite3(tmp_path: Path) -> None:
+    printed = run_mofa("db", "schema", "-t", "sqlite", cwd=tmp_path)
+    assert printed.returncode == 0
+    subprocess.run(
+        ["sqlite3", str(tmp_path / "mofa.db")], input=printed.stdout, text=True, check=True
+    )
+    assert sqlite_tables(tmp_path / "mofa.db") == ALL_TABLES
+
+
+def test_output_and_url_together_save_then_initialize(tmp_path: Path) -> None:
+    database = tmp_path / "mofa.db"
+    script = tmp_path / "migration.sql"
+    result = run("db", "init", "-t", "sqlite", "-o", str(script), "-u", f"sqlite://{database}")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        "→ Generating sqlite migration script...",
+        f"✓ Migration script saved to: {script}",
+    ]
+    assert lines[2] == "→ Initializing sqlite database..."
+    assert lines[-1] == "✓ Database tables initialized successfully!"
+    assert script.read_text().startswith("-- MoFA SQLite Schema\n")
+    assert sqlite_tables(database) == ALL_TABLES
+
+
+def test_output_dash_with_url_keeps_progress_off_stdout(tmp_path: Path) -> None:
+    database = tmp_path / "mofa.db"
+    result = run("db", "init", "-t", "sqlite", "-o", "-", "-u", f"sqlite://{database}")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == header("SQLite") + schema.script("sqlite")
+    assert result.stderr.splitlines()[-1] == "✓ Database tables initialized successfully!"
+
+
+# ------------------------------------------------------------------ -t and the URL must agree
+
+
+@pytest.mark.parametrize(
+    ("db_type", "url", "message"),
+    [
+        (
+            "postgres",
+            "mysql://user:pa55word@localhost/mofa",
+            "Error: the URL is a mysql:// URL but -t is postgres; use -t mysql, "
+            "or a postgresql:// URL to initialize a postgres database.",
+        ),
+        (
+            "mysql",
+            "postgresql://user:pa55word@localhost/mofa",
+            "Error: the URL is a postgresql:// URL but -t is mysql; use -t postgres, "
+            "or a mysql:// URL to initialize a mysql database.",
+        ),
+        (
+            "postgres",
+            "mariadb://user:pa55word@localhost/mofa",
+            "Error: the URL is a mariadb:// URL but -t is postgres; use -t mysql, "
+            "or a postgresql:// URL to initialize a postgres database.",
+        ),
+        (
+            "sqlite",
+            "postgres://user:pa55word@localhost/mofa",
+            "Error: the URL is a postgres:// URL but -t is sqlite; use -t postgres, "
+            "or a sqlite:// URL to initialize a sqlite database.",
+        ),
+        (
+            "mysql",
+            "sqlite://./mofa.db",
+            "Error: the URL is a sqlite:// URL but -t is mysql; use -t sqlite, "
+            "or a mysql:// URL to initialize a mysql database.",
+        ),
+        (
+            "sqlite",
+            "file:///tmp/mofa-data",
+            "Error: the URL is a file:// URL, which names no SQL database; "
+            "use a sqlite:// URL with -t sqlite.",
+        ),
+        (
+            "postgres",
+            "memory://",
+            "Error: the URL is a memory:// URL, which names no SQL database; "
+            "use a postgresql:// URL with -t postgres.",
+        ),
+    ],
+)
+def test_db_type_and_url_scheme_must_agree(db_type: str, url: str, message: str) -> None:
+    result = run("db", "init", "-t", db_type, "-u", url)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == message
+    assert "pa55word" not in result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "oracle://scott:t1ger@localhost/orcl",
+        "postgresql://user:t1ger@localhost:notaport/mofa",
+        "user:t1ger@localhost/mofa",
+        "postgresql//user:t1ger@localhost/mofa",
+        "postgresql:/user:t1ger@localhost/mofa",
+        "postgresql://user:t1g@r@localhost:notaport/mofa",
+        "postgresql://user:t1ger@[::1/mofa",
+        "postgres://localhost:99999/mofa?sslmode=require&password=t1ger",
+        "",
+    ],
+)
+def test_a_malformed_url_is_a_usage_error_without_the_password(url: str) -> None:
+    result = run("db", "init", "-t", "postgres", "-u", url)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith("Error: ")
+    assert "t1ger" not in result.output
+    assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------ help
+
+
+def test_db_help_explains_the_commands_with_the_seeds_examples() -> None:
+    result = run("db", "--help")
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "Database setup and migration tools" in text
+    assert "init" in text
+    assert "schema" in text
+    assert "mofa db init -t postgres -o migration.sql" in text
+    assert 'mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"' in text
+    assert "pip install 'mofa-sdk[db]'" in text
+
+
+def test_db_init_help_explains_every_option() -> None:
+    result = run("db", "init", "--help")
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "Usage: mofa db init [OPTIONS]" in text
+    for option in ["-t, --db-type", "-o, --output PATH", "-u, --database-url URL"]:
+        assert option in text
+    assert "[postgres|mysql|sqlite]" in text
+    for example in [
+        "mofa db init -t postgres\n",
+        "mofa db init -t postgres -o migration.sql",
+        "psql -d mofa -f migration.sql",
+        'mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"',
+        'mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"',
+        'mofa db init -t sqlite -u "sqlite://./mofa.db"',
+    ]:
+        assert example in text
+
+
+def test_db_schema_help_explains_the_option() -> None:
+    result = run("db", "schema", "-h")
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "Usage: mofa db schema [OPTIONS]" in text
+    assert "-t, --db-type [postgres|mysql|sqlite]" in text
+    for db_type in DB_TYPES:
+        assert f"mofa db schema -t {db_type}" in text
+
+
+@pytest.mark.parametrize("args", [["db"], ["db", "init"], ["db", "schema"]])
+def test_help_of_every_db_command_through_the_installed_script(
+    args: list[str], tmp_path: Path
+) -> None:
+    result = run_mofa(*args, "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"Usage: mofa {' '.join(args)}")
+    assert result.stderr == ""
+
+
+def test_root_help_lists_the_db_group() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    assert "db " in result.stdout
