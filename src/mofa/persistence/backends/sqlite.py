@@ -392,6 +392,12 @@ class _Worker:
             self._retry_busy(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
+            # Versions only go up, so a current schema needs no write lock: connecting then
+            # does not wait for another process's long transaction.
+            if self._retry_busy(lambda: _schema_version(connection)) == schema.latest_version(
+                "sqlite"
+            ):
+                return ()
             return self.write(_migrate)
         except BaseException:
             self.connection = None
@@ -449,16 +455,24 @@ def _create_file(path: str) -> None:
     os.close(descriptor)
 
 
-def _migrate(connection: sqlite3.Connection) -> tuple[int, ...]:
-    """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE)."""
-    latest = schema.latest_version("sqlite")
+def _schema_version(connection: sqlite3.Connection) -> int:
+    """The database's schema version (0: no schema yet); refuses one newer than ours."""
     exists = connection.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,)).fetchone()
     current = int(connection.execute(_SCHEMA_VERSION).fetchone()[0]) if exists else 0
+    latest = schema.latest_version("sqlite")
     if current > latest:
         raise SchemaError(
             f"The database has schema version {current}, newer than this mofa-sdk knows "
             f"(version {latest}); upgrade mofa-sdk to use it."
         )
+    return current
+
+
+def _migrate(connection: sqlite3.Connection) -> tuple[int, ...]:
+    """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE, so of
+    several processes connecting at once one upgrades and the others then see it done)."""
+    latest = schema.latest_version("sqlite")
+    current = _schema_version(connection)
     # One statement at a time: executescript() would commit and break the transaction.
     for statement in schema.pending_statements("sqlite", current):
         connection.execute(statement)

@@ -1,0 +1,258 @@
+"""What the SQLite store promises beyond the shared contract: pragmas, files, durability."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mofa.persistence import (
+    SchemaError,
+    SqliteStore,
+    StoreConnectionError,
+    open_store,
+)
+from mofa.persistence.schema import latest_version
+
+pytestmark = pytest.mark.sqlite
+
+
+async def _pragma(store: SqliteStore, name: str) -> object:
+    """A pragma as the store's own connection sees it (per-connection pragmas)."""
+    worker = store._worker
+
+    def read(connection: sqlite3.Connection) -> object:
+        return connection.execute(f"PRAGMA {name}").fetchone()[0]
+
+    return await worker.submit(worker.read, read)
+
+
+async def test_pragmas_wal_full_sync_foreign_keys(tmp_path: Path) -> None:
+    async with await SqliteStore.connect(f"sqlite://{tmp_path / 'p.db'}") as store:
+        assert await _pragma(store, "journal_mode") == "wal"
+        assert await _pragma(store, "synchronous") == 2  # FULL
+        assert await _pragma(store, "foreign_keys") == 1
+        assert await _pragma(store, "busy_timeout") > 0
+    # WAL is a property of the file: another connection sees it too.
+    with sqlite3.connect(tmp_path / "p.db") as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_creates_file_and_parents_readable_by_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "nested" / "mofa.db"
+    async with await open_store(f"sqlite://{path}") as store:
+        await store.create_session("s")
+        await store.append_message("s", "user", "hi")
+        wal = path.with_name("mofa.db-wal")
+        shm = path.with_name("mofa.db-shm")
+        assert wal.exists()
+        assert shm.exists()
+        for file in (path, wal, shm):
+            assert _mode(file) == 0o600, f"{file.name} is {oct(_mode(file))}"
+    assert _mode(path.parent) & 0o077 == 0
+
+
+async def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cases = {
+        "sqlite://./rel.db": tmp_path / "rel.db",
+        "sqlite://plain.db": tmp_path / "plain.db",
+        f"sqlite://{tmp_path}/abs.db": tmp_path / "abs.db",
+        "sqlite://~/in-home.db": tmp_path / "home" / "in-home.db",
+    }
+    for url, expected in cases.items():
+        async with await SqliteStore.connect(url) as store:
+            assert Path(store.path) == expected
+            await store.create_session("s")
+        assert expected.exists(), url
+        with sqlite3.connect(expected) as check:
+            assert check.execute("SELECT session_id FROM sessions").fetchall() == [("s",)]
+
+
+async def test_memory_database() -> None:
+    async with await open_store("sqlite::memory:") as store:
+        assert isinstance(store, SqliteStore)
+        assert store.applied_migrations == (latest_version("sqlite"),)
+        await store.create_session("s", agent_id="a")
+        await store.append_message("s", "user", "one")
+        await store.append_message("s", "assistant", "two")
+        assert [m.content for m in await store.list_messages("s")] == ["one", "two"]
+        assert await store.count_messages("s") == 2
+
+
+async def test_schema_created_once(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 's.db'}"
+    async with await SqliteStore.connect(url) as store:
+        assert store.applied_migrations == tuple(range(1, latest_version("sqlite") + 1))
+    async with await SqliteStore.connect(url) as store:
+        assert store.applied_migrations == ()
+    with sqlite3.connect(tmp_path / "s.db") as check:
+        versions = check.execute("SELECT version FROM mofa_schema_migrations").fetchall()
+    assert versions == [(v,) for v in range(1, latest_version("sqlite") + 1)]
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    async with await SqliteStore.connect(f"sqlite://{path}"):
+        pass
+    newer = latest_version("sqlite") + 1
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO mofa_schema_migrations (version, name) VALUES (?, 'from_the_future')",
+            (newer,),
+        )
+    with pytest.raises(SchemaError, match=f"schema version {newer}"):
+        await SqliteStore.connect(f"sqlite://{path}")
+
+
+async def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreConnectionError, match=str(tmp_path)):
+        await SqliteStore.connect(f"sqlite://{tmp_path}")
+
+
+async def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("this is not a database, " * 100)
+    with pytest.raises(StoreConnectionError, match="not a usable SQLite database"):
+        await SqliteStore.connect(f"sqlite://{path}")
+
+
+async def test_lock_held_too_long_fails_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    async with await SqliteStore.connect(f"sqlite://{path}") as store:
+        await store.create_session("s")
+    store = await SqliteStore.connect(f"sqlite://{path}", busy_timeout=0.02, lock_timeout=0.2)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreConnectionError, match="locked"):
+            await store.append_message("s", "user", "never written")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await store.count_messages("s") == 0
+    assert await store.list_messages("s") == []
+    await store.close()
+
+
+async def test_write_waits_for_a_lock_that_is_released(tmp_path: Path) -> None:
+    """Past SQLite's own busy timeout the store backs off and retries BEGIN."""
+    path = tmp_path / "busy.db"
+    async with await SqliteStore.connect(f"sqlite://{path}") as store:
+        await store.create_session("s")
+    async with await SqliteStore.connect(
+        f"sqlite://{path}", busy_timeout=0.01, lock_timeout=30
+    ) as store:
+        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, lambda: blocker.execute("COMMIT"))
+        release.start()
+        try:
+            message = await store.append_message("s", "user", "after the wait")
+        finally:
+            release.join()
+            blocker.close()
+        assert message.seq == 1
+        assert await store.count_messages("s") == 1
+
+
+async def test_event_loop_keeps_running_during_a_long_write(tmp_path: Path) -> None:
+    async with await SqliteStore.connect(f"sqlite://{tmp_path / 'big.db'}") as store:
+        await store.create_session("s")
+        content = "x" * (10 * 1024 * 1024)
+        append = asyncio.create_task(store.append_message("s", "user", content))
+        ticks_while_writing = 0
+        while not append.done():
+            await asyncio.sleep(0)
+            if not append.done():
+                ticks_while_writing += 1
+        message = append.result()
+        assert message.seq == 1
+        # A store that blocked the loop would finish the append in the task's first step,
+        # before this loop ever ran.
+        assert ticks_while_writing > 0
+        stored = await store.list_messages("s")
+        assert stored[0].content == content
+
+
+async def test_close_finishes_pending_work_and_stops_the_thread(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'close.db'}"
+    store = await SqliteStore.connect(url)
+    await store.create_session("s")
+    tasks = [
+        asyncio.create_task(store.append_message("s", "user", f"m{n}")) for n in range(50)
+    ]
+    await asyncio.sleep(0)  # each task has now handed its transaction to the worker
+    await store.close()
+    assert not store._worker._thread.is_alive()
+    results = await asyncio.gather(*tasks)
+    assert sorted(m.seq for m in results) == list(range(1, 51))
+    async with await SqliteStore.connect(url) as reopened:
+        assert await reopened.count_messages("s") == 50
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from mofa.persistence import open_store
+
+    async def main(url):
+        store = await open_store(url)
+        n = 0
+        while True:
+            message = await store.append_message("victim", "user", f"m{n}")
+            print(message.seq, flush=True)
+            n += 1
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+async def test_sigkill_loses_no_acknowledged_append(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'kill.db'}"
+    async with await SqliteStore.connect(url) as store:
+        await store.create_session("victim")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    acknowledged: list[int] = []
+    assert child.stdout is not None
+    try:
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 200 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acknowledged.append(int(line))
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        rest, err = child.communicate(timeout=30)
+    acknowledged.extend(int(line) for line in rest.split())
+    assert child.returncode == -signal.SIGKILL
+    assert len(acknowledged) >= 200, err
+    async with await SqliteStore.connect(url) as store:
+        stored = {m.seq: m.content for m in await store.list_messages("victim")}
+        session = await store.get_session("victim")
+    assert session is not None
+    for seq in acknowledged:
+        assert stored.get(seq) == f"m{seq - 1}", f"acknowledged seq {seq} was lost"
+    # Nothing half-written either: the count matches the rows, with no gap.
+    assert sorted(stored) == list(range(1, len(stored) + 1))
+    assert session.message_count == len(stored)
