@@ -47,6 +47,7 @@ from mofa.persistence.errors import (
     StoreClosedError,
     StoreConnectionError,
 )
+from mofa.persistence.plugin import PersistencePlugin
 
 if TYPE_CHECKING:
     from mofa.persistence.backends.files import FileStore
@@ -75,6 +76,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PersistenceError",
+    "PersistencePlugin",
     "PostgresStore",
     "QueryError",
     "Role",

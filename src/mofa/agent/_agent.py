@@ -1,0 +1,459 @@
+"""``LLMAgent``: a chat agent whose sessions, history and state live in a store.
+
+Build one with :class:`~mofa.agent.LLMAgentBuilder`. Every turn goes through the agent's
+:class:`~mofa.persistence.PersistencePlugin` (an in-memory store when none is given):
+
+1. the user's message is appended to the session *before* the model is called;
+2. the prompt is the system prompt plus the session's last ``history_limit`` messages, read
+   from the store (so another process, or another handle, continuing the session sees them);
+   records of failed calls are left out;
+3. the reply is appended *after* the call, with model, provider, token usage and latency in
+   its metadata; a failed call appends an error record (a ``system`` message whose metadata
+   has ``status: "failed"``) instead; a stream that is cut off appends what arrived, marked
+   ``partial: true``.
+
+Nothing about a call is kept on the agent, so concurrent ``chat(..., session_id=…)`` calls in
+different sessions never share history or usage.
+
+Expiry (``session.ttl_seconds``): a session gets ``expires_at = now + ttl`` when created and
+the expiry is pushed forward when less than half the ttl is left after a turn, so an active
+conversation stays alive and an idle one expires. An expired session is never continued: it
+is marked ``status: "expired"`` in the store; building an agent on it (or chatting on the
+current session after it expired) starts a fresh session, while ``switch_session`` to it or
+``chat(session_id=…)`` raises :class:`SessionExpiredError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from mofa.agent._errors import AgentClosedError, LLMError, SessionExpiredError
+from mofa.agent.providers import ChatMessage, LLMProvider, Usage
+from mofa.persistence._entities import Message, Role, Session, SessionStatus, utc_now
+from mofa.persistence.plugin import PersistencePlugin, is_error_record
+
+__all__ = ["DEFAULT_HISTORY_LIMIT", "ChatStream", "ChatTurn", "LLMAgent"]
+
+#: How many of the latest messages of a session are sent to the model.
+DEFAULT_HISTORY_LIMIT = 100
+
+_PROMPT_ROLES = (Role.USER, Role.ASSISTANT, Role.SYSTEM)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """The outcome of one turn: the reply and the two stored messages."""
+
+    session_id: str
+    text: str
+    model: str
+    usage: Usage | None
+    latency_ms: float
+    user_message: Message
+    reply_message: Message
+
+
+class ChatStream:
+    """The reply of :meth:`LLMAgent.chat_stream`, piece by piece.
+
+    ``async for chunk in stream`` yields text; afterwards :attr:`turn` holds the stored turn.
+    Stopping early (``break`` then ``await stream.aclose()``, or ``async with``) stores what
+    arrived, marked partial.
+    """
+
+    def __init__(self, agent: LLMAgent, text: str, session_id: str | None) -> None:
+        self.turn: ChatTurn | None = None
+        self._generator = agent._stream_turn(text, session_id, self)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._generator.__anext__()
+
+    async def aclose(self) -> None:
+        await self._generator.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class LLMAgent:
+    """A conversational agent backed by a store. Build it with ``LLMAgentBuilder``."""
+
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        name: str,
+        description: str | None,
+        provider: LLMProvider,
+        plugin: PersistencePlugin,
+        system_prompt: str | None = None,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        ttl_seconds: int | None = None,
+        owns_provider: bool = True,
+    ) -> None:
+        self.id = agent_id
+        self.name = name
+        self.description = description
+        self.provider = provider
+        self.plugin = plugin
+        self.system_prompt = system_prompt
+        self.history_limit = history_limit
+        self.ttl_seconds = ttl_seconds
+        self._owns_provider = owns_provider
+        self._started_at: datetime = utc_now()
+        self._session: Session | None = None
+        self._history: tuple[Message, ...] = ()
+        self._state: dict[str, Any] = {}
+        self._switch_lock = asyncio.Lock()
+        self._closed = False
+        #: True when the agent continued an existing session at build time.
+        self.resumed = False
+        #: The session the agent refused to resume because it had expired (else ``None``).
+        self.expired_session_id: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"LLMAgent(id={self.id!r}, provider={self.provider.name!r}, "
+            f"model={self.provider.model!r}, session_id={self._session and self.session_id!r})"
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def _start(self, session_id: str | None) -> None:
+        """Register the agent, then open (or create) its first session."""
+        self._started_at = utc_now()
+        await self.plugin.register_agent(
+            self.id, name=self.name, state="running", provider=self.provider.name,
+            model=self.provider.model, description=self.description,
+            started_at=self._started_at,
+        )
+        if session_id is None:
+            session = await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
+        else:
+            session = await self.plugin.open_session(session_id, ttl_seconds=self.ttl_seconds)
+            if _expired(session):
+                await self._expire(session)
+                self.expired_session_id = session.session_id
+                session = await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
+            else:
+                self.resumed = session.message_count > 0
+        await self._activate(session)
+
+    async def close(self) -> None:
+        """Record the agent as stopped and release the provider (and an owned store)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.plugin.register_agent(
+                self.id, name=self.name, state="stopped", provider=self.provider.name,
+                model=self.provider.model, description=self.description,
+                started_at=self._started_at,
+            )
+        finally:
+            if self._owns_provider:
+                await self.provider.aclose()
+            await self.plugin.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AgentClosedError(f"The agent {self.id!r} was used after close().")
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def session_id(self) -> str:
+        """The current session's id."""
+        if self._session is None:
+            raise AgentClosedError("The agent has no session yet; build it with build_async().")
+        return self._session.session_id
+
+    @property
+    def session(self) -> Session | None:
+        """The current session as last read from the store."""
+        return self._session
+
+    @property
+    def history(self) -> tuple[Message, ...]:
+        """The current session's latest messages (loaded on build and switch, kept per turn)."""
+        return self._history
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The current session's agent state (latest snapshot; ``{}`` when none)."""
+        return dict(self._state)
+
+    @property
+    def model(self) -> str:
+        return self.provider.model
+
+    # -------------------------------------------------------------- sessions
+
+    async def create_session(self, *, metadata: Mapping[str, Any] | None = None) -> str:
+        """Create a new session in the store and return its id (the current one is kept)."""
+        self._check_open()
+        session = await self.plugin.create_session(ttl_seconds=self.ttl_seconds,
+                                                   metadata=metadata)
+        return session.session_id
+
+    async def switch_session(self, session_id: str) -> Session:
+        """Make ``session_id`` current: its history and state are loaded from the store.
+
+        Raises:
+            SessionNotFoundError: there is no such session.
+            SessionAccessError: it belongs to another tenant or user.
+            SessionExpiredError: its ttl has passed.
+        """
+        self._check_open()
+        session = await self.plugin.require_session(str(session_id))
+        if _expired(session):
+            await self._expire(session)
+            raise SessionExpiredError(session.session_id)
+        async with self._switch_lock:
+            await self._activate(session)
+        return session
+
+    async def list_sessions(self, *, limit: int | None = None) -> list[Session]:
+        """This agent's sessions of the plugin's tenant and user, newest first."""
+        self._check_open()
+        return await self.plugin.list_sessions(limit=limit)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session with its history and state; deleting the current one starts a new one.
+
+        Returns False when there was no such session.
+        """
+        self._check_open()
+        deleted = await self.plugin.delete_session(str(session_id))
+        if deleted and self._session is not None and str(session_id) == self.session_id:
+            async with self._switch_lock:
+                await self._activate(
+                    await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
+                )
+        return deleted
+
+    async def _activate(self, session: Session) -> None:
+        history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
+        state = await self.plugin.load_state(session.session_id)
+        self._session = session
+        self._history = tuple(history)
+        self._state = {} if state is None else dict(state.state)
+
+    async def _expire(self, session: Session) -> None:
+        if session.status != SessionStatus.EXPIRED.value:
+            await self.plugin.mark_expired(session.session_id)
+
+    # ----------------------------------------------------------------- state
+
+    async def save_state(self, state: Mapping[str, Any]) -> int:
+        """Save a snapshot of the agent's state in the current session; returns its version."""
+        self._check_open()
+        saved = await self.plugin.save_state(self.session_id, state)
+        self._state = dict(saved.state)
+        return saved.version
+
+    # ------------------------------------------------------------------ chat
+
+    async def chat(self, text: str, *, session_id: str | None = None) -> str:
+        """Send ``text`` and return the reply (in the current session unless one is named)."""
+        return (await self.chat_turn(text, session_id=session_id)).text
+
+    async def chat_turn(self, text: str, *, session_id: str | None = None) -> ChatTurn:
+        """Like :meth:`chat`, returning the stored turn with usage and latency."""
+        self._check_open()
+        session, current = await self._session_for_call(session_id)
+        user_message = await self.plugin.record_user_message(session.session_id, text)
+        history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
+        started = time.perf_counter()
+        try:
+            completion = await self.provider.complete(self._prompt(history))
+        except Exception as exc:
+            await self._record_failure(session.session_id, user_message, exc, started)
+            raise
+        latency = _elapsed_ms(started)
+        reply = await self.plugin.record_reply(
+            session.session_id, completion.content,
+            self._reply_metadata(user_message, completion.model, completion.usage, latency,
+                                 completion.finish_reason),
+        )
+        await self._after_turn(session, current, history, reply)
+        return ChatTurn(session.session_id, completion.content, completion.model,
+                        completion.usage, latency, user_message, reply)
+
+    def chat_stream(self, text: str, *, session_id: str | None = None) -> ChatStream:
+        """Send ``text`` and stream the reply: ``async for chunk in agent.chat_stream(…)``."""
+        self._check_open()
+        return ChatStream(self, text, session_id)
+
+    async def _stream_turn(
+        self, text: str, session_id: str | None, stream: ChatStream
+    ) -> AsyncGenerator[str, None]:
+        self._check_open()
+        session, current = await self._session_for_call(session_id)
+        user_message = await self.plugin.record_user_message(session.session_id, text)
+        history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
+        parts: list[str] = []
+        model, usage, finish_reason = self.provider.model, None, None
+        started = time.perf_counter()
+        deltas = self.provider.stream(self._prompt(history))
+        try:
+            async for delta in deltas:
+                model = delta.model or model
+                usage = delta.usage or usage
+                finish_reason = delta.finish_reason or finish_reason
+                if delta.content:
+                    parts.append(delta.content)
+                    yield delta.content
+        except BaseException as exc:
+            # Cut off (LLMError), abandoned by the consumer (GeneratorExit) or cancelled:
+            # keep what arrived, or at least a record that the call failed.
+            await _aclose(deltas)
+            arrived = "".join(parts)
+            if arrived:
+                metadata = self._reply_metadata(user_message, model, usage,
+                                                _elapsed_ms(started), finish_reason)
+                metadata.update(partial=True, status="partial", error=_describe(exc))
+                await self.plugin.record_reply(session.session_id, arrived, metadata)
+            else:
+                await self._record_failure(session.session_id, user_message, exc, started)
+            raise
+        latency = _elapsed_ms(started)
+        content = "".join(parts)
+        reply = await self.plugin.record_reply(
+            session.session_id, content,
+            self._reply_metadata(user_message, model, usage, latency, finish_reason),
+        )
+        await self._after_turn(session, current, history, reply)
+        stream.turn = ChatTurn(session.session_id, content, model, usage, latency,
+                               user_message, reply)
+
+    async def _session_for_call(self, session_id: str | None) -> tuple[Session, bool]:
+        """The session a call writes to, and whether it is the current one."""
+        if session_id is None or (self._session is not None
+                                  and str(session_id) == self._session.session_id):
+            async with self._switch_lock:
+                session = self._session
+                if session is None:
+                    raise AgentClosedError("The agent has no session; build it with build_async().")
+                if _expired(session):
+                    fresh = await self.plugin.require_session(session.session_id)
+                    if _expired(fresh):
+                        # The current session ran out while idle: continue in a new one.
+                        await self._expire(fresh)
+                        self.expired_session_id = fresh.session_id
+                        fresh = await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
+                        await self._activate(fresh)
+                    self._session = session = fresh
+                return session, True
+        session = await self.plugin.require_session(str(session_id))
+        if _expired(session):
+            await self._expire(session)
+            raise SessionExpiredError(session.session_id)
+        return session, False
+
+    def _prompt(self, history: list[Message]) -> list[ChatMessage]:
+        prompt: list[ChatMessage] = []
+        if self.system_prompt:
+            prompt.append({"role": "system", "content": self.system_prompt})
+        for message in history:
+            if message.role in _PROMPT_ROLES and not is_error_record(message):
+                prompt.append({"role": message.role.value, "content": message.content})
+        return prompt
+
+    def _reply_metadata(
+        self,
+        user_message: Message,
+        model: str,
+        usage: Usage | None,
+        latency_ms: float,
+        finish_reason: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "model": model,
+            "provider": self.provider.name,
+            "usage": None if usage is None else usage.as_dict(),
+            "latency_ms": latency_ms,
+            "finish_reason": finish_reason,
+            "reply_to": user_message.seq,
+        }
+
+    async def _record_failure(
+        self, session_id: str, user_message: Message, exc: BaseException, started: float
+    ) -> None:
+        metadata: dict[str, Any] = {
+            "model": self.provider.model,
+            "provider": self.provider.name,
+            "latency_ms": _elapsed_ms(started),
+            "reply_to": user_message.seq,
+            "error_type": type(exc).__name__,
+        }
+        if isinstance(exc, LLMError) and exc.status is not None:
+            metadata["http_status"] = exc.status
+        await self.plugin.record_error(session_id, _describe(exc), metadata)
+
+    async def _after_turn(
+        self, session: Session, current: bool, history: list[Message], reply: Message
+    ) -> None:
+        if self.ttl_seconds is not None and session.expires_at is not None:
+            left = session.expires_at - utc_now()
+            if left < timedelta(seconds=self.ttl_seconds / 2):
+                session = await self.plugin.extend_session(session.session_id, self.ttl_seconds)
+                if current and self._session is not None \
+                        and self._session.session_id == session.session_id:
+                    self._session = session
+        if current and self._session is not None \
+                and self._session.session_id == session.session_id:
+            self._history = (*history, reply)[-self.history_limit:]
+
+
+def _expired(session: Session) -> bool:
+    return session.status == SessionStatus.EXPIRED.value or session.is_expired()
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, GeneratorExit):
+        return "The reader stopped the stream before it finished."
+    if isinstance(exc, asyncio.CancelledError):
+        return "The call was cancelled."
+    return str(exc) or type(exc).__name__
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        # Closing a broken stream must not hide the error that broke it.
+        with contextlib.suppress(Exception):
+            await close()

@@ -1,0 +1,301 @@
+"""``LLMAgentBuilder``: configure an :class:`LLMAgent` from code, the environment or agent.yml.
+
+From the environment (the MoFA guide's ``LLMAgentBuilder::from_env()``)::
+
+    agent = await (
+        LLMAgentBuilder.from_env()
+        .with_persistence_plugin(persistence)
+        .with_session_id(session_id)
+        .build_async()
+    )
+
+Environment variables: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (default
+``https://api.openai.com/v1``) and ``OPENAI_MODEL`` or ``MOFA_MODEL`` (default
+``gpt-4o-mini``). When neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set, the agent
+uses the :class:`~mofa.agent.OfflineProvider` (no network).
+
+From ``agent.yml`` (:func:`mofa.config.load_config`): ``agent.id`` / ``name`` /
+``description``; the store from ``persistence`` (enabled, ``database.url`` or sqlite
+``path``; disabled or ``session.persist: false`` means in memory); ``session.ttl_seconds``;
+and an optional ``llm`` section, each key falling back to the environment above:
+
+.. code-block:: yaml
+
+    llm:
+      provider: openai        # or "offline"; default: openai when a key or base_url is set
+      model: gpt-4o-mini
+      base_url: ${OPENAI_BASE_URL}
+      api_key: ${OPENAI_API_KEY}
+      temperature: 0.7
+      max_tokens: 512
+      timeout_seconds: 60
+      system_prompt: You are a helpful assistant.
+      history_limit: 100      # messages of the session sent to the model
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from mofa.agent._agent import DEFAULT_HISTORY_LIMIT, LLMAgent
+from mofa.agent._errors import AgentError
+from mofa.agent.providers import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    LLMProvider,
+    OfflineProvider,
+    OpenAIProvider,
+)
+from mofa.config import ConfigError, load_config
+from mofa.persistence._registry import open_store
+from mofa.persistence.backends.memory import InMemoryStore
+from mofa.persistence.plugin import PersistencePlugin
+
+__all__ = ["DEFAULT_AGENT_ID", "LLMAgentBuilder"]
+
+DEFAULT_AGENT_ID = "llm-agent"
+_PROVIDERS = ("openai", "offline")
+
+
+class LLMAgentBuilder:
+    """Collects settings; :meth:`build_async` opens what is needed and returns the agent."""
+
+    def __init__(self) -> None:
+        self._agent_id: str | None = None
+        self._name: str | None = None
+        self._description: str | None = None
+        self._provider: LLMProvider | None = None
+        self._provider_kind: str | None = None
+        self._api_key: str | None = None
+        self._base_url: str | None = None
+        self._model: str | None = None
+        self._temperature: float | None = None
+        self._max_tokens: int | None = None
+        self._timeout = 60.0
+        self._system_prompt: str | None = None
+        self._history_limit = DEFAULT_HISTORY_LIMIT
+        self._plugin: PersistencePlugin | None = None
+        self._database_url: str | None = None
+        self._session_id: str | None = None
+        self._user_id: str | None = None
+        self._tenant_id: str | None = None
+        self._ttl_seconds: int | None = None
+
+    # --------------------------------------------------------------- sources
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Provider settings from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``."""
+        return cls()._read_env(os.environ if environ is None else environ)
+
+    @classmethod
+    def from_config(
+        cls, path: str | Path = "agent.yml", *, environ: Mapping[str, str] | None = None
+    ) -> Self:
+        """Everything ``agent.yml`` describes (see the module docstring); env fills the gaps."""
+        env = os.environ if environ is None else environ
+        config = load_config(path, environ=env)
+        builder = cls()._read_env(env)
+        builder._agent_id = config.agent.id
+        builder._name = config.agent.name
+        builder._description = config.agent.description
+        if config.session.persist:
+            builder._database_url = config.persistence.database_url()
+        builder._ttl_seconds = config.session.ttl_seconds
+        builder._read_llm_section(config.llm, config.path)
+        return builder
+
+    def _read_env(self, environ: Mapping[str, str]) -> Self:
+        self._api_key = environ.get("OPENAI_API_KEY") or None
+        self._base_url = environ.get("OPENAI_BASE_URL") or None
+        self._model = environ.get("OPENAI_MODEL") or environ.get("MOFA_MODEL") or None
+        return self
+
+    def _read_llm_section(self, llm: Mapping[str, Any], path: Path | None) -> None:
+        def text(key: str) -> str | None:
+            value = llm.get(key)
+            if value is None or value == "":
+                return None
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ConfigError(f"{path}: llm.{key} must be a string.")
+            return str(value)
+
+        def number(key: str, kind: type[int] | type[float]) -> float | None:
+            value = llm.get(key)
+            if value is None or value == "":
+                return None
+            try:
+                result = kind(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{path}: llm.{key} must be a number, not {value!r}.") from None
+            if isinstance(value, bool) or result < 0:
+                raise ConfigError(f"{path}: llm.{key} must be a positive number.")
+            return result
+
+        kind = text("provider")
+        if kind is not None:
+            if kind.lower() not in _PROVIDERS:
+                raise ConfigError(
+                    f"{path}: llm.provider {kind!r} is unknown; use openai or offline."
+                )
+            self._provider_kind = kind.lower()
+        self._api_key = text("api_key") or self._api_key
+        self._base_url = text("base_url") or self._base_url
+        self._model = text("model") or self._model
+        self._system_prompt = text("system_prompt") or self._system_prompt
+        temperature = number("temperature", float)
+        if temperature is not None:
+            self._temperature = temperature
+        max_tokens = number("max_tokens", int)
+        if max_tokens is not None:
+            self._max_tokens = int(max_tokens)
+        timeout = number("timeout_seconds", float)
+        if timeout:
+            self._timeout = timeout
+        history_limit = number("history_limit", int)
+        if history_limit:
+            self._history_limit = int(history_limit)
+
+    # -------------------------------------------------------------- settings
+
+    def with_id(self, agent_id: str) -> Self:
+        self._agent_id = str(agent_id)
+        return self
+
+    def with_name(self, name: str) -> Self:
+        self._name = name
+        return self
+
+    def with_description(self, description: str) -> Self:
+        self._description = description
+        return self
+
+    def with_provider(self, provider: LLMProvider) -> Self:
+        """Use this provider (the caller closes it)."""
+        self._provider = provider
+        return self
+
+    def with_offline_provider(self) -> Self:
+        self._provider_kind = "offline"
+        return self
+
+    def with_api_key(self, api_key: str) -> Self:
+        self._api_key = api_key
+        return self
+
+    def with_base_url(self, base_url: str) -> Self:
+        self._base_url = base_url
+        return self
+
+    def with_model(self, model: str) -> Self:
+        self._model = model
+        return self
+
+    def with_temperature(self, temperature: float) -> Self:
+        self._temperature = temperature
+        return self
+
+    def with_max_tokens(self, max_tokens: int) -> Self:
+        self._max_tokens = max_tokens
+        return self
+
+    def with_timeout(self, seconds: float) -> Self:
+        self._timeout = seconds
+        return self
+
+    def with_system_prompt(self, system_prompt: str) -> Self:
+        self._system_prompt = system_prompt
+        return self
+
+    def with_history_limit(self, messages: int) -> Self:
+        """How many of the session's latest messages are sent to the model."""
+        if messages < 1:
+            raise AgentError("The history limit must be at least 1 message.")
+        self._history_limit = messages
+        return self
+
+    def with_persistence_plugin(self, plugin: PersistencePlugin) -> Self:
+        self._plugin = plugin
+        return self
+
+    def with_database_url(self, url: str) -> Self:
+        """Open this store at build time (closed with the agent); ignored with a plugin."""
+        self._database_url = url
+        return self
+
+    def with_session_id(self, session_id: object) -> Self:
+        self._session_id = None if session_id is None else str(session_id)
+        return self
+
+    def with_user_id(self, user_id: object) -> Self:
+        """The user of a store opened from a URL or config (a plugin brings its own)."""
+        self._user_id = None if user_id is None else str(user_id)
+        return self
+
+    def with_tenant_id(self, tenant_id: object) -> Self:
+        self._tenant_id = None if tenant_id is None else str(tenant_id)
+        return self
+
+    def with_session_ttl(self, seconds: int | None) -> Self:
+        """Sessions expire ``seconds`` after their last turn (``None``: never)."""
+        if seconds is not None and seconds <= 0:
+            raise AgentError("The session ttl must be a positive number of seconds.")
+        self._ttl_seconds = seconds
+        return self
+
+    # ------------------------------------------------------------------ build
+
+    def _make_provider(self) -> tuple[LLMProvider, bool]:
+        if self._provider is not None:
+            return self._provider, False
+        kind = self._provider_kind
+        if kind is None:
+            kind = "openai" if (self._api_key or self._base_url) else "offline"
+        if kind == "offline":
+            return (OfflineProvider(self._model) if self._model else OfflineProvider()), True
+        return OpenAIProvider(
+            api_key=self._api_key,
+            base_url=self._base_url or DEFAULT_BASE_URL,
+            model=self._model or DEFAULT_MODEL,
+            temperature=self._temperature,
+            max_tokens=self._max_tokens,
+            timeout=self._timeout,
+        ), True
+
+    async def build_async(self) -> LLMAgent:
+        """Open the store (if a URL was configured), register the agent, open its session."""
+        plugin = self._plugin
+        if plugin is None:
+            if self._database_url is not None:
+                store = await open_store(self._database_url)
+            else:
+                store = InMemoryStore()
+            plugin = PersistencePlugin(
+                "persistence", store, self._user_id, self._tenant_id, self._agent_id,
+                self._session_id, owns_store=True,
+            )
+        agent_id = plugin.agent_id or self._agent_id or DEFAULT_AGENT_ID
+        provider, owns_provider = self._make_provider()
+        agent = LLMAgent(
+            agent_id=agent_id,
+            name=self._name or agent_id,
+            description=self._description,
+            provider=provider,
+            plugin=plugin,
+            system_prompt=self._system_prompt,
+            history_limit=self._history_limit,
+            ttl_seconds=self._ttl_seconds,
+            owns_provider=owns_provider,
+        )
+        try:
+            await agent._start(self._session_id or plugin.session_id)
+        except BaseException:
+            # Release what build opened; the first error is the one to report.
+            with contextlib.suppress(Exception):
+                await agent.close()
+            raise
+        return agent

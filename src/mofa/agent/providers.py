@@ -1,0 +1,350 @@
+"""Language-model providers: an OpenAI-compatible HTTP client and a deterministic offline one.
+
+A provider turns a conversation (OpenAI-style ``{"role", "content"}`` dictionaries, oldest
+first) into a reply, whole (:meth:`LLMProvider.complete`) or streamed
+(:meth:`LLMProvider.stream`)::
+
+    provider = OpenAIProvider(api_key="sk-…", model="gpt-4o-mini")
+    completion = await provider.complete([{"role": "user", "content": "Hello"}])
+    async for delta in provider.stream([{"role": "user", "content": "Hello"}]):
+        print(delta.content, end="")
+
+Every failure of a call is one :class:`~mofa.agent.LLMError` that carries the HTTP status and
+the server's message (never the API key).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from mofa.agent._errors import LLMError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "OFFLINE_MODEL",
+    "ChatMessage",
+    "Completion",
+    "LLMProvider",
+    "OfflineProvider",
+    "OpenAIProvider",
+    "StreamDelta",
+    "Usage",
+]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+OFFLINE_MODEL = "offline-echo-1"
+
+#: One message of a conversation as sent to the model: ``{"role": …, "content": …}``.
+ChatMessage = Mapping[str, str]
+
+_MAX_ERROR_TEXT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, as the server reported them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole reply."""
+
+    content: str
+    model: str
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """One piece of a streamed reply: text, and (on the last pieces) usage and finish reason."""
+
+    content: str = ""
+    model: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class LLMProvider(Protocol):
+    """What the agent needs from a model: a name, a model, and two ways to call it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    async def complete(self, messages: Sequence[ChatMessage]) -> Completion: ...
+
+    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[StreamDelta]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _usage(data: object) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+
+    def number(key: str) -> int:
+        value = data.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    prompt, completion = number("prompt_tokens"), number("completion_tokens")
+    return Usage(prompt, completion, number("total_tokens") or prompt + completion)
+
+
+class OpenAIProvider:
+    """Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, LM Studio…).
+
+    Args:
+        api_key: sent as ``Authorization: Bearer …``; ``None`` sends no header (local servers).
+        base_url: the API root; requests go to ``{base_url}/chat/completions``.
+        model: the model name sent with every request.
+        temperature: sampling temperature; ``None`` leaves the server's default.
+        max_tokens: a cap on the reply length; ``None`` leaves the server's default.
+        timeout: seconds to wait for a connection and between bytes of the answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        model: str = DEFAULT_MODEL,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self._api_key = api_key or None
+        self.base_url = base_url.rstrip("/")
+        self._model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        )
+
+    def __repr__(self) -> str:  # the key stays out of reprs and logs
+        return f"OpenAIProvider(base_url={self.base_url!r}, model={self._model!r})"
+
+    @property
+    def name(self) -> str:
+        return "openai"
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _body(self, messages: Sequence[ChatMessage], stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        }
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _redact(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "****")
+        return text
+
+    def _transport_error(self, exc: httpx.HTTPError, partial: str = "") -> LLMError:
+        if isinstance(exc, httpx.TimeoutException):
+            message = (
+                f"The LLM request to {self.url} timed out after {self.timeout:g} s; "
+                "check the server or raise the timeout."
+            )
+        elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and partial:
+            message = f"The LLM stream from {self.url} was cut off before it finished."
+        else:
+            detail = self._redact(str(exc)) or type(exc).__name__
+            message = f"Cannot reach the LLM server at {self.url} ({detail}); check the base URL."
+        return LLMError(message, provider=self.name, partial=partial)
+
+    def _status_error(self, response: httpx.Response, body: bytes) -> LLMError:
+        detail = ""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            detail = body.decode("utf-8", "replace").strip()
+        else:
+            error = data.get("error") if isinstance(data, dict) else None
+            if isinstance(error, dict):
+                detail = str(error.get("message") or "")
+            elif isinstance(error, str):
+                detail = error
+            elif isinstance(data, dict) and isinstance(data.get("message"), str):
+                detail = data["message"]
+        detail = self._redact(" ".join(detail.split()))[:_MAX_ERROR_TEXT].rstrip(".")
+        reason = response.reason_phrase or "error"
+        message = f"The LLM server answered {response.status_code} {reason}"
+        message += f": {detail}." if detail else "."
+        return LLMError(message, status=response.status_code, provider=self.name)
+
+    async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
+        try:
+            response = await self._client.post(self.url, json=self._body(messages, False))
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        if response.status_code >= 400:
+            raise self._status_error(response, response.content)
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            content = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise LLMError(
+                f"The LLM server at {self.url} sent an answer that is not a chat completion.",
+                status=response.status_code, provider=self.name,
+            ) from None
+        return Completion(
+            content=str(content),
+            model=str(data.get("model") or self._model),
+            usage=_usage(data.get("usage")),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[StreamDelta]:
+        received: list[str] = []
+        finished = False
+        try:
+            async with self._client.stream(
+                "POST", self.url, json=self._body(messages, True)
+            ) as response:
+                if response.status_code >= 400:
+                    raise self._status_error(response, await response.aread())
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # SSE comments, event names and blank separators
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        finished = True
+                        break
+                    try:
+                        data = json.loads(payload)
+                    except ValueError:
+                        continue
+                    if not isinstance(data, dict):
+                        continue
+                    delta = StreamDelta(model=data.get("model"), usage=_usage(data.get("usage")))
+                    choices = data.get("choices") or []
+                    if choices and isinstance(choices[0], dict):
+                        choice = choices[0]
+                        piece = (choice.get("delta") or {}).get("content") or ""
+                        delta = StreamDelta(
+                            content=str(piece),
+                            model=delta.model,
+                            usage=delta.usage,
+                            finish_reason=choice.get("finish_reason"),
+                        )
+                        if delta.finish_reason:
+                            finished = True
+                    if delta.content:
+                        received.append(delta.content)
+                    yield delta
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, "".join(received)) from exc
+        if not finished:
+            raise LLMError(
+                f"The LLM stream from {self.url} ended before the reply was finished.",
+                provider=self.name, partial="".join(received),
+            )
+
+
+class OfflineProvider:
+    """A deterministic stand-in for a model: no network, same input, same reply.
+
+    It answers from the conversation it is given, so a resumed conversation visibly
+    continues: the reply says how many earlier user turns it sees and quotes the first
+    and the latest user message. Token counts are word counts.
+    """
+
+    def __init__(self, model: str = OFFLINE_MODEL) -> None:
+        self._model = model
+
+    def __repr__(self) -> str:
+        return f"OfflineProvider(model={self._model!r})"
+
+    @property
+    def name(self) -> str:
+        return "offline"
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def aclose(self) -> None:
+        return None
+
+    def reply_for(self, messages: Sequence[ChatMessage]) -> str:
+        """The reply this provider gives to ``messages``."""
+        user_turns = [m["content"] for m in messages if m.get("role") == "user"]
+        if not user_turns:
+            return "[offline] There is no user message to answer yet."
+        latest, earlier = user_turns[-1], len(user_turns) - 1
+        if earlier == 0:
+            return f'[offline] You said "{_quote(latest)}". This is the first turn I see.'
+        turns = "turn" if earlier == 1 else "turns"
+        return (
+            f'[offline] You said "{_quote(latest)}". I see {earlier} earlier {turns} in '
+            f'this conversation; it began with "{_quote(user_turns[0])}".'
+        )
+
+    def _usage(self, messages: Sequence[ChatMessage], reply: str) -> Usage:
+        prompt = sum(len(m.get("content", "").split()) for m in messages)
+        completion = len(reply.split())
+        return Usage(prompt, completion, prompt + completion)
+
+    async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
+        reply = self.reply_for(messages)
+        return Completion(reply, self._model, self._usage(messages, reply), "stop")
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[StreamDelta]:
+        reply = self.reply_for(messages)
+        words = reply.split(" ")
+        for index, word in enumerate(words):
+            yield StreamDelta(content=word if index == 0 else " " + word, model=self._model)
+        yield StreamDelta(
+            model=self._model, usage=self._usage(messages, reply), finish_reason="stop"
+        )
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
