@@ -1,0 +1,1182 @@
+"""The local file store: sessions, messages and agent state as plain files in one directory.
+
+Usage::
+
+    from mofa.persistence.backends.files import FileStore, default_data_dir
+
+    async with await FileStore.connect(f"file://{default_data_dir()}") as store:
+        session = await store.create_session("session-123", agent_id="agent-001")
+        await store.append_message(session.session_id, "user", "Hello")
+        history = await store.list_recent_messages("session-123", limit=20)
+
+``FileStore.connect()`` with no URL opens :func:`default_data_dir` (``$MOFA_DATA_DIR``, else
+``$XDG_DATA_HOME/mofa``, else ``~/.local/share/mofa``); so does ``open_store("file:///dir")``
+for any other directory. No database and no driver: the standard library only.
+
+On-disk layout, every ``<agent>`` and ``<session>`` being an *encoded* id (see below)::
+
+    <data dir>/
+      mofa-store.json                       format marker: {"format": 1}
+      agents/<agent>.json                   one agent record (replaced atomically)
+      sessions/<agent>/<session>.json       the session header: ids, status, metadata, times
+      sessions/<agent>/<session>.messages.jsonl   the messages, one JSON line each, append-only
+      sessions/<agent>/<session>.states.jsonl     agent-state snapshots, append-only
+      sessions/<agent>/<session>.summary    message count and last append (derived, checked)
+      sessions/@none/…                      sessions that have no agent
+      index/<session>.json                  session id -> agent, so a lookup is one read
+      locks/<session>.lock                  flock() target that serializes a session's writers
+
+How it stays correct:
+
+* **Appends never rewrite.** A message is one JSON line added to ``*.messages.jsonl`` with
+  a single ``write()`` on an ``O_APPEND`` descriptor, then ``fdatasync`` before the call
+  returns. A batch is one write; every line of it names the batch's last ``seq`` (``end``), so
+  a batch cut short by a crash is recognised as incomplete and ignored as a whole. The first
+  writer that finds such a torn tail truncates it (under the lock) before appending.
+* **Every other write is atomic**: a temporary file in the same directory, ``fsync``,
+  ``os.replace``, ``fsync`` of the directory. A crash leaves the old or the new file.
+* **Writers are serialized** per session by an ``asyncio.Lock`` in the process and
+  ``flock()`` on the session's lock file across processes; the next ``seq`` is derived under
+  the lock from the log itself (its size, checked against the summary, else its last line).
+* **The header is the commit point.** A session exists when its header does. Creation writes
+  the index entry and the empty logs first and the header last; deletion removes the header
+  first; a crash in between leaves files nobody sees, which the next creation of that id
+  clears. ``message_count`` and ``updated_at`` come from the small summary file, which is
+  trusted only when its checksum holds and it describes the log's current size.
+* **Ids cannot escape or collide.** Every character outside ``[a-z0-9_-]`` (upper case
+  included, so ``Case`` and ``case`` differ on case-insensitive file systems) becomes
+  ``%XX`` per UTF-8 byte; a Windows device name (``con``, ``nul``…) gets its first letter
+  escaped; a name longer than 100 bytes keeps a readable prefix plus ``~`` and a SHA-256
+  digest. The real id is stored inside the files and checked on every read.
+* Files are created ``0600`` and directories ``0700``. File work runs in a worker thread,
+  one hop per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import functools
+import hashlib
+import os
+import secrets
+import weakref
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Self, TypeVar
+
+import orjson
+
+from mofa.persistence._codec import format_time, parse_time
+from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.errors import (
+    ConflictError,
+    InvalidInputError,
+    PermissionDeniedError,
+    PersistenceError,
+    QueryError,
+    SchemaError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreConnectionError,
+)
+
+__all__ = ["FileStore", "default_data_dir", "encode_name"]
+
+_T = TypeVar("_T")
+
+#: The on-disk format this module writes; a directory marked with a newer one is refused.
+FORMAT_VERSION: Final = 1
+_MARKER = "mofa-store.json"
+#: The directory of sessions without an agent: '@' is always escaped, so no id encodes to it.
+NO_AGENT_DIR: Final = "@none"
+
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+_BLOCK = 64 * 1024
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_MAX_NAME = 100
+_DIGEST_CHARS = 40
+_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul"]
+    + [f"com{n}" for n in range(10)]
+    + [f"lpt{n}" for n in range(10)]
+)
+_ROLES = {role.value: role for role in Role}
+_SEQ_PREFIX = b'{"seq":'
+_VERSION_PREFIX = b'{"version":'
+_SUMMARY_SIZE = 160
+
+
+# ------------------------------------------------------------------- names and paths
+
+
+def default_data_dir() -> Path:
+    """The local store's directory: ``$MOFA_DATA_DIR``, ``$XDG_DATA_HOME/mofa`` or
+    ``~/.local/share/mofa`` (an empty or, for XDG, relative variable counts as unset)."""
+    explicit = os.environ.get("MOFA_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "mofa"
+    return Path.home() / ".local" / "share" / "mofa"
+
+
+def encode_name(value: str) -> str:
+    """The file-name form of an id: injective, safe on every file system, at most 141 bytes.
+
+    ``[a-z0-9_-]`` stay as they are; every other character becomes ``%XX`` per UTF-8 byte
+    (upper-case hex; upper-case letters are escaped too, so two names never differ only in
+    case). A Windows device name gets its first letter escaped. A name longer than 100
+    characters is cut at an escape boundary and ends with ``~`` and 40 hex digits of the id's
+    SHA-256; ``~`` appears in no other name, so a hashed name never equals a plain one.
+    """
+    units = [char if char in _SAFE else _escape(char) for char in value]
+    name = "".join(units)
+    if name in _RESERVED:
+        name = _escape(name[0]) + name[1:]
+    if len(name) <= _MAX_NAME:
+        return name
+    prefix: list[str] = []
+    length = 0
+    for unit in units:
+        if length + len(unit) > _MAX_NAME:
+            break
+        prefix.append(unit)
+        length += len(unit)
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
+    return f"{''.join(prefix)}~{digest}"
+
+
+def _escape(char: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+
+
+def _agent_dir_name(agent_id: str | None) -> str:
+    return NO_AGENT_DIR if agent_id is None else encode_name(agent_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionFiles:
+    """Where one session's files live."""
+
+    directory: Path
+    header: Path
+    messages: Path
+    states: Path
+    summary: Path
+
+    @classmethod
+    def at(cls, sessions_root: Path, agent_id: str | None, session_id: str) -> _SessionFiles:
+        directory = sessions_root / _agent_dir_name(agent_id)
+        stem = encode_name(session_id)
+        return cls(
+            directory=directory,
+            header=directory / f"{stem}.json",
+            messages=directory / f"{stem}.messages.jsonl",
+            states=directory / f"{stem}.states.jsonl",
+            summary=directory / f"{stem}.summary",
+        )
+
+
+# ------------------------------------------------------------------- low-level file work
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_data(fd: int) -> None:
+    # fdatasync flushes the data and the size; the other metadata does not matter here.
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:  # pragma: no cover - macOS
+        os.fsync(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _make_dir(directory: Path) -> None:
+    """Create ``directory`` (0700) if missing, making the new entry durable."""
+    try:
+        os.mkdir(directory, _DIR_MODE)
+    except FileExistsError:
+        return
+    _fsync_dir(directory.parent)
+
+
+def _temporary_file(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a new 0600 file beside ``path`` and fsync it."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(temporary)
+        raise
+    os.close(fd)
+    return temporary
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: readers and crashes see the old or the new file."""
+    temporary = _temporary_file(path, data)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _create_exclusively(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` unless it exists; never shows a half-written file."""
+    temporary = _temporary_file(path, data)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        _unlink_quietly(temporary)
+    _fsync_dir(path.parent)
+    return True
+
+
+def _create_empty(path: Path) -> None:
+    """Create (or empty) a 0600 file; the caller fsyncs the directory."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _read_file(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block."""
+    fd = _lock_file(path)
+    try:
+        yield fd
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock_file(path: Path) -> int:
+    # A session's lock file is unlinked when the session is deleted, possibly while we wait
+    # for it; so after locking, check that the path still names the file we locked, else
+    # retry on the new one. (Two holders of two different inodes would not exclude each other.)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = os.fstat(fd)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino):
+            return fd
+        os.close(fd)
+
+
+# ------------------------------------------------------------------- append-only logs
+
+
+def _lines_backward(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(start, line)`` for each newline-terminated line before ``end``, last first.
+
+    Bytes after the last newline are a torn write and are skipped. Reads 64 KiB blocks from
+    the end, so the last lines of a long log cost a read or two.
+    """
+    position = end
+    parts: list[bytes] = []  # pieces of the line being assembled, right to left
+    complete = False  # False while still inside the torn tail
+    while position > 0:
+        size = min(_BLOCK, position)
+        position -= size
+        chunk = os.pread(fd, size, position)
+        cut = len(chunk)
+        while True:
+            newline = chunk.rfind(b"\n", 0, cut)
+            if newline < 0:
+                if complete:
+                    parts.append(chunk[:cut])
+                break
+            if complete:
+                parts.append(chunk[newline + 1 : cut])
+                parts.reverse()
+                yield position + newline + 1, b"".join(parts)
+            parts = []
+            complete = True
+            cut = newline
+    if complete:
+        parts.reverse()
+        yield 0, b"".join(parts)
+
+
+def _lines_forward(fd: int, start: int, end: int) -> Iterator[bytes]:
+    """Yield the lines between ``start`` (a line start) and ``end`` (a line end), in order."""
+    position = start
+    pending = b""
+    while position < end:
+        chunk = os.pread(fd, min(4 * _BLOCK, end - position), position)
+        if not chunk:
+            break
+        position += len(chunk)
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        yield from lines
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """The valid part of a log: its end offset, last key and the time of the last append."""
+
+    end: int
+    last: int
+    at: str | None
+
+
+_EMPTY_TAIL = _Tail(0, 0, None)
+
+
+def _is_batch_end(record: dict[str, Any] | None, key: str) -> bool:
+    return record is not None and isinstance(record.get(key), int) and record.get(
+        "end") == record[key]
+
+
+def _scan_tail(fd: int, size: int, key: str) -> _Tail:
+    """Find where the valid log ends: after the last line that completes a batch.
+
+    Everything before the last acknowledged write was fsynced, so only the final write can be
+    damaged; walking back over it until a batch's last record turns up is enough.
+    """
+    for start, line in _lines_backward(fd, size):
+        record = _parse(line)
+        if _is_batch_end(record, key):
+            assert record is not None
+            return _Tail(start + len(line) + 1, int(record[key]), record.get("at"))
+    return _EMPTY_TAIL
+
+
+def _key_at(fd: int, offset: int, prefix: bytes) -> int:
+    """The key (``seq`` or ``version``) of the line at ``offset``, read from its first bytes."""
+    head = os.pread(fd, len(prefix) + 24, offset)
+    if not head.startswith(prefix):
+        raise QueryError(
+            f"The file store log is damaged at byte {offset}; restore it from a backup."
+        )
+    digits = head[len(prefix) :].split(b",", 1)[0]
+    try:
+        return int(digits)
+    except ValueError:
+        raise QueryError(
+            f"The file store log is damaged at byte {offset}; restore it from a backup."
+        ) from None
+
+
+def _next_line_start(fd: int, position: int, limit: int) -> int:
+    """The first line start at or after ``position`` (``limit`` if there is none before it)."""
+    if position <= 0:
+        return 0
+    offset = position - 1  # a newline at position - 1 makes ``position`` itself a start
+    while offset < limit:
+        chunk = os.pread(fd, min(_BLOCK, limit - offset), offset)
+        if not chunk:
+            break
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return min(offset + newline + 1, limit)
+        offset += len(chunk)
+    return limit
+
+
+def _find_after(fd: int, end: int, prefix: bytes, after: int) -> int:
+    """Offset of the first line whose key is greater than ``after`` (binary search)."""
+    low, high = 0, end  # lines before ``low`` have key <= after; ``high`` is a start or end
+    while low < high:
+        middle = _next_line_start(fd, (low + high) // 2, high)
+        if middle >= high:  # no line starts in the upper half: step over the line at ``low``
+            if _key_at(fd, low, prefix) > after:
+                return low
+            low = _next_line_start(fd, low + 1, high)
+        elif _key_at(fd, middle, prefix) > after:
+            high = middle
+        else:
+            low = _next_line_start(fd, middle + 1, high)
+    return low
+
+
+def _read_after(
+    fd: int, tail: _Tail, prefix: bytes, after: int, limit: int | None
+) -> list[dict[str, Any]]:
+    """Records with key > ``after`` in order, at most ``limit``."""
+    if after >= tail.last or limit == 0:
+        return []
+    start = 0 if after <= 0 else _find_after(fd, tail.end, prefix, after)
+    records: list[dict[str, Any]] = []
+    for line in _lines_forward(fd, start, tail.end):
+        record = _parse(line)
+        if record is None:
+            raise QueryError("The file store log has a damaged line; restore it from a backup.")
+        records.append(record)
+        if limit is not None and len(records) >= limit:
+            break
+    return records
+
+
+def _read_last(fd: int, tail: _Tail, count: int) -> list[dict[str, Any]]:
+    """The last ``count`` records before ``tail.end``, newest first."""
+    records: list[dict[str, Any]] = []
+    if count <= 0:
+        return records
+    for _start, line in _lines_backward(fd, tail.end):
+        record = _parse(line)
+        if record is None:
+            raise QueryError("The file store log has a damaged line; restore it from a backup.")
+        records.append(record)
+        if len(records) >= count:
+            break
+    return records
+
+
+# ------------------------------------------------------------------- records
+
+
+def _message_line(message: EncodedMessage, seq: int, end: int, at: str) -> bytes:
+    return b"".join((
+        b'{"seq":%d,"end":%d,"at":"%s","ts":"%s","role":"%s","metadata":' % (
+            seq, end, at.encode(), format_time(message.timestamp).encode(),
+            message.role.value.encode(),
+        ),
+        message.metadata_json.encode("utf-8"),
+        b',"content":',
+        orjson.dumps(message.content),
+        b"}\n",
+    ))
+
+
+def _message(session_id: str, record: dict[str, Any]) -> Message:
+    return Message(
+        session_id=session_id,
+        seq=record["seq"],
+        role=_ROLES[record["role"]],
+        content=record["content"],
+        metadata=record["metadata"],
+        timestamp=parse_time(record["ts"]),
+    )
+
+
+def _state(session_id: str, record: dict[str, Any]) -> AgentState:
+    return AgentState(session_id, record["version"], record["state"], parse_time(record["at"]))
+
+
+def _json_field(value: str | None) -> bytes:
+    return orjson.dumps(value)
+
+
+def _header_bytes(session: Session, metadata_json: str) -> bytes:
+    fields = (
+        b'{"format":1,"session_id":' + _json_field(session.session_id)
+        + b',"agent_id":' + _json_field(session.agent_id)
+        + b',"user_id":' + _json_field(session.user_id)
+        + b',"tenant_id":' + _json_field(session.tenant_id)
+        + b',"status":' + _json_field(session.status)
+        + b',"created_at":' + _json_field(format_time(session.created_at))
+        + b',"updated_at":' + _json_field(format_time(session.updated_at))
+        + b',"expires_at":' + _json_field(
+            None if session.expires_at is None else format_time(session.expires_at))
+        + b',"metadata":' + metadata_json.encode("utf-8")
+        + b"}\n"
+    )
+    return fields
+
+
+def _agent_bytes(agent: Agent) -> bytes:
+    return orjson.dumps({
+        "format": 1,
+        "id": agent.id,
+        "name": agent.name,
+        "state": agent.state,
+        "started_at": format_time(agent.started_at),
+        "provider": agent.provider,
+        "model": agent.model,
+        "description": agent.description,
+        "created_at": format_time(agent.created_at),
+        "updated_at": format_time(agent.updated_at),
+    }, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _agent(record: dict[str, Any]) -> Agent:
+    return Agent(
+        id=record["id"],
+        name=record["name"],
+        state=record["state"],
+        started_at=parse_time(record["started_at"]),
+        provider=record["provider"],
+        model=record["model"],
+        description=record["description"],
+        created_at=parse_time(record["created_at"]),
+        updated_at=parse_time(record["updated_at"]),
+    )
+
+
+def _summary_bytes(count: int, size: int, at: str) -> bytes:
+    body = b'{"count":%d,"size":%d,"at":"%s"}' % (count, size, at.encode())
+    line = b"%s %08x" % (body, zlib.crc32(body))
+    return line.ljust(_SUMMARY_SIZE - 1) + b"\n"
+
+
+def _read_summary(path: Path) -> tuple[int, int, str] | None:
+    """``(count, log size, last append)`` if the summary is whole (its checksum holds)."""
+    data = _read_file(path)
+    if not data:
+        return None
+    body, _, checksum = data.rstrip().rpartition(b" ")
+    try:
+        if int(checksum, 16) != zlib.crc32(body):
+            return None
+        record = orjson.loads(body)
+        return int(record["count"]), int(record["size"]), str(record["at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# ------------------------------------------------------------------- the store
+
+
+class FileStore(BaseStore):
+    """Keeps everything in files under one directory; safe for several processes at once."""
+
+    backend = "files"
+
+    def __init__(self, url: DatabaseURL, directory: Path, *, max_workers: int = 4) -> None:
+        super().__init__(url)
+        self._root = directory
+        self._sessions_root = directory / "sessions"
+        self._agents_root = directory / "agents"
+        self._index_root = directory / "index"
+        self._locks_root = directory / "locks"
+        self._executor = ThreadPoolExecutor(max_workers=max_workers,
+                                            thread_name_prefix="mofa-files")
+        self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    @property
+    def directory(self) -> Path:
+        """The data directory (absolute)."""
+        return self._root
+
+    @classmethod
+    async def connect(
+        cls, url: str | DatabaseURL | os.PathLike[str] | None = None, **options: Any
+    ) -> Self:
+        """Open (creating if needed) the store in the URL's directory.
+
+        Args:
+            url: ``file:///abs/dir`` or ``file://./rel/dir``, a parsed URL, a directory
+                path, or ``None`` for :func:`default_data_dir`.
+            **options: ``max_workers`` (threads doing file work, default 4).
+        """
+        if url is None:
+            url = default_data_dir()
+        if isinstance(url, os.PathLike):
+            directory = Path(url)
+            parsed = parse_url(f"file://{directory}")
+        else:
+            parsed = parse_url(url) if isinstance(url, str) else url
+            if parsed.backend != "files" or parsed.path is None:
+                raise InvalidInputError(
+                    f"FileStore needs a file:// URL, not {parsed.masked!r}; "
+                    "use open_store() for other databases."
+                )
+            directory = Path(parsed.path)
+        unknown = set(options) - {"max_workers"}
+        if unknown:
+            raise InvalidInputError(
+                f"The file store has no option {sorted(unknown)[0]!r}; it accepts: max_workers."
+            )
+        max_workers = options.get("max_workers", 4)
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise InvalidInputError(
+                f"max_workers must be a positive integer, not {max_workers!r}."
+            )
+        directory = directory.expanduser().absolute()
+        store = cls(parsed, directory, max_workers=max_workers)
+        try:
+            created = await store._run(store._prepare)
+        except BaseException:
+            store._executor.shutdown(wait=False)
+            raise
+        store.applied_migrations = (FORMAT_VERSION,) if created else ()
+        return store
+
+    # ---------------------------------------------------------------- plumbing
+
+    async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run blocking file work in a worker thread, translating OS errors."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(self._translated, function, *args))
+
+    def _translated(self, function: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return function(*args)
+        except PersistenceError:
+            raise
+        except PermissionError as exc:
+            raise PermissionDeniedError(
+                f"The file store cannot access {exc.filename or self._root}: permission denied; "
+                f"check the owner and mode of {self._root}."
+            ) from exc
+        except OSError as exc:
+            where = exc.filename or self._root
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise QueryError(
+                    f"The file store could not write to {where}: the disk is full; "
+                    "free some space and retry."
+                ) from exc
+            raise QueryError(
+                f"The file store failed on {where}: {exc.strerror or exc}."
+            ) from exc
+
+    def _lock_for(self, session_id: str) -> asyncio.Lock:
+        lock = self._session_locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._session_locks[session_id] = lock
+        return lock
+
+    async def _run_locked(self, session_id: str, function: Callable[..., _T], *args: Any) -> _T:
+        """Run a write with the session's asyncio lock held (flock is taken in the thread)."""
+        lock = self._lock_for(session_id)
+        async with lock:
+            return await self._run(function, *args)
+
+    async def _close(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown, True)
+
+    def _prepare(self) -> bool:
+        """Create the directory tree; True when this call created the store."""
+        root = self._root
+        try:
+            root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreConnectionError(
+                f"The file store path {root} exists but is not a directory; "
+                "point file:// at a directory."
+            ) from None
+        if not root.is_dir():
+            raise StoreConnectionError(
+                f"The file store path {root} exists but is not a directory; "
+                "point file:// at a directory."
+            )
+        for directory in (self._sessions_root, self._agents_root, self._index_root,
+                          self._locks_root):
+            _make_dir(directory)
+        marker = root / _MARKER
+        created = _create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION)
+        if not created:
+            data = _read_file(marker)
+            record = _parse(data or b"")
+            version = record.get("format") if record else None
+            if not isinstance(version, int):
+                raise SchemaError(
+                    f"{marker} is not a MoFA file store marker; point file:// at a MoFA data "
+                    "directory or an empty one."
+                )
+            if version > FORMAT_VERSION:
+                raise SchemaError(
+                    f"The file store in {root} uses format {version}, newer than this version "
+                    f"of mofa-sdk understands ({FORMAT_VERSION}); upgrade mofa-sdk."
+                )
+        return created
+
+    def _lock_path(self, session_id: str) -> Path:
+        return self._locks_root / f"{encode_name(session_id)}.lock"
+
+    def _index_path(self, session_id: str) -> Path:
+        return self._index_root / f"{encode_name(session_id)}.json"
+
+    def _files(self, agent_id: str | None, session_id: str) -> _SessionFiles:
+        return _SessionFiles.at(self._sessions_root, agent_id, session_id)
+
+    def _indexed_files(self, session_id: str) -> _SessionFiles | None:
+        """The files the index entry points at (they may be gone: check the header)."""
+        record = _parse(_read_file(self._index_path(session_id)) or b"")
+        if record is None or record.get("session_id") != session_id:
+            return None
+        agent_id = record.get("agent_id")
+        return self._files(agent_id if isinstance(agent_id, str) else None, session_id)
+
+    def _read_header(self, files: _SessionFiles, session_id: str) -> dict[str, Any] | None:
+        header = _parse(_read_file(files.header) or b"")
+        if header is None:
+            return None
+        if header.get("session_id") != session_id:
+            raise ConflictError(
+                f"The session file {files.header} holds session {header.get('session_id')!r}, "
+                f"not {session_id!r}; the store directory was edited by hand."
+            )
+        return header
+
+    def _locate(self, session_id: str) -> tuple[_SessionFiles, dict[str, Any]]:
+        """The live session's files and header, or raise :class:`SessionNotFoundError`."""
+        files = self._indexed_files(session_id)
+        header = None if files is None else self._read_header(files, session_id)
+        if files is None or header is None:
+            raise SessionNotFoundError(session_id)
+        return files, header
+
+    def _message_tail(self, fd: int, files: _SessionFiles) -> _Tail:
+        """The messages log's valid end, from the summary when it matches the log's size."""
+        size = os.fstat(fd).st_size
+        summary = _read_summary(files.summary)
+        if summary is not None and summary[1] == size:
+            return _Tail(size, summary[0], summary[2])
+        return _scan_tail(fd, size, "seq")
+
+    def _count_and_time(self, files: _SessionFiles) -> tuple[int, str | None]:
+        summary = _read_summary(files.summary)
+        if summary is not None:
+            try:
+                size = os.stat(files.messages).st_size
+            except FileNotFoundError:
+                return 0, None
+            if summary[1] == size:
+                return summary[0], summary[2]
+        try:
+            fd = os.open(files.messages, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return 0, None
+        try:
+            tail = _scan_tail(fd, os.fstat(fd).st_size, "seq")
+        finally:
+            os.close(fd)
+        return tail.last, tail.at
+
+    def _session(self, header: dict[str, Any], files: _SessionFiles) -> Session:
+        count, last_append = self._count_and_time(files)
+        updated_at = header["updated_at"]
+        if last_append is not None and last_append > updated_at:
+            updated_at = last_append  # fixed-width UTC text: text order is time order
+        expires_at = header.get("expires_at")
+        return Session(
+            session_id=header["session_id"],
+            agent_id=header["agent_id"],
+            user_id=header["user_id"],
+            tenant_id=header["tenant_id"],
+            status=header["status"],
+            metadata=header["metadata"],
+            message_count=count,
+            created_at=parse_time(header["created_at"]),
+            updated_at=parse_time(updated_at),
+            expires_at=None if expires_at is None else parse_time(expires_at),
+        )
+
+    # ---------------------------------------------------------------- agents
+
+    def _agent_path(self, agent_id: str) -> Path:
+        return self._agents_root / f"{encode_name(agent_id)}.json"
+
+    def _read_agent(self, agent_id: str) -> Agent | None:
+        record = _parse(_read_file(self._agent_path(agent_id)) or b"")
+        if record is None or record.get("id") != agent_id:
+            return None
+        return _agent(record)
+
+    def _upsert_agent_sync(self, agent: Agent) -> Agent:
+        path = self._agent_path(agent.id)
+        with _flocked(self._locks_root / f"{encode_name(agent.id)}.agent.lock"):
+            existing = self._read_agent(agent.id)
+            if existing is not None:
+                agent = Agent(agent.id, agent.name, agent.state, agent.started_at,
+                              agent.provider, agent.model, agent.description,
+                              existing.created_at, agent.updated_at)
+            _replace_atomically(path, _agent_bytes(agent))
+        return agent
+
+    async def _upsert_agent(self, agent: Agent) -> Agent:
+        return await self._run(self._upsert_agent_sync, agent)
+
+    async def _get_agent(self, agent_id: str) -> Agent | None:
+        return await self._run(self._read_agent, agent_id)
+
+    def _list_agents_sync(self, limit: int | None) -> list[Agent]:
+        agents = []
+        with os.scandir(self._agents_root) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.name.endswith(".json"):
+                    continue
+                record = _parse(_read_file(Path(entry.path)) or b"")
+                if record is not None:
+                    agents.append(_agent(record))
+        agents.sort(key=lambda a: (a.updated_at, a.id), reverse=True)
+        return agents if limit is None else agents[:limit]
+
+    async def _list_agents(self, limit: int | None) -> list[Agent]:
+        return await self._run(self._list_agents_sync, limit)
+
+    # ---------------------------------------------------------------- sessions
+
+    def _create_session_sync(self, session: Session, metadata_json: str) -> Session:
+        session_id = session.session_id
+        files = self._files(session.agent_id, session_id)
+        with _flocked(self._lock_path(session_id)):
+            previous = self._indexed_files(session_id)
+            if previous is not None:
+                if self._read_header(previous, session_id) is not None:
+                    raise SessionExistsError(session_id)
+                # Left by a crash mid-create or mid-delete: nobody can see these; clear them.
+                for path in (previous.messages, previous.states, previous.summary):
+                    _unlink_quietly(path)
+            if files.header.exists():
+                raise ConflictError(
+                    f"The session file {files.header} exists without an index entry; "
+                    "the store directory was edited by hand."
+                )
+            if session.agent_id is not None and not self._agent_path(session.agent_id).exists():
+                # The foreign key: a minimal agent record, unless an upsert got there first.
+                _create_exclusively(self._agent_path(session.agent_id), _agent_bytes(Agent(
+                    id=session.agent_id, name=session.agent_id, state="unknown",
+                    started_at=session.created_at, created_at=session.created_at,
+                    updated_at=session.created_at,
+                )))
+            _make_dir(files.directory)
+            _replace_atomically(self._index_path(session_id), orjson.dumps(
+                {"session_id": session_id, "agent_id": session.agent_id},
+                option=orjson.OPT_APPEND_NEWLINE))
+            _unlink_quietly(files.summary)
+            _create_empty(files.messages)
+            _create_empty(files.states)
+            # The header is written last: once it exists, the session does.
+            _replace_atomically(files.header, _header_bytes(session, metadata_json))
+        return session
+
+    async def _create_session(self, session: Session, metadata_json: str) -> Session:
+        return await self._run_locked(
+            session.session_id, self._create_session_sync, session, metadata_json)
+
+    def _get_session_sync(self, session_id: str) -> Session | None:
+        files = self._indexed_files(session_id)
+        if files is None:
+            return None
+        header = self._read_header(files, session_id)
+        return None if header is None else self._session(header, files)
+
+    async def _get_session(self, session_id: str) -> Session | None:
+        return await self._run(self._get_session_sync, session_id)
+
+    def _list_sessions_sync(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]:
+        if agent_id is not None:
+            directories = [self._sessions_root / encode_name(agent_id)]
+        else:
+            with os.scandir(self._sessions_root) as entries:
+                directories = [Path(e.path) for e in entries
+                               if not e.name.startswith(".") and e.is_dir()]
+        found: list[tuple[str, str, dict[str, Any], Path]] = []
+        for directory in directories:
+            try:
+                listing = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            for entry in listing:
+                name = entry.name
+                # Headers are "<stem>.json"; encoded stems hold no '.', temporary files start
+                # with one, and the logs end differently.
+                if name.startswith(".") or not name.endswith(".json") or name.count(".") != 1:
+                    continue
+                header = _parse(_read_file(Path(entry.path)) or b"")
+                if header is None or (
+                    (agent_id is not None and header.get("agent_id") != agent_id)
+                    or (user_id is not None and header.get("user_id") != user_id)
+                    or (tenant_id is not None and header.get("tenant_id") != tenant_id)
+                ):
+                    continue
+                found.append((header["created_at"], header["session_id"], header, directory))
+        found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        end = None if limit is None else offset + limit
+        page = found[offset:end]
+        # Counts are read for the page only, from each session's summary, never its log.
+        return [
+            self._session(header, self._files(header["agent_id"], session_id))
+            for _created, session_id, header, _directory in page
+        ]
+
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]:
+        return await self._run(
+            self._list_sessions_sync, agent_id, user_id, tenant_id, limit, offset)
+
+    def _update_session_sync(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | Unset | None,
+        now: datetime,
+    ) -> Session:
+        with _flocked(self._lock_path(session_id)):
+            files, header = self._locate(session_id)
+            if status is not None:
+                header["status"] = status
+            if not isinstance(expires_at, Unset):
+                header["expires_at"] = None if expires_at is None else format_time(expires_at)
+            header["updated_at"] = format_time(now)
+            if metadata_json is not None:
+                header["metadata"] = orjson.loads(metadata_json) if metadata_json != "{}" else {}
+            data = orjson.dumps(header, option=orjson.OPT_APPEND_NEWLINE)
+            _replace_atomically(files.header, data)
+            return self._session(header, files)
+
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | Unset | None,
+        now: datetime,
+    ) -> Session:
+        return await self._run_locked(
+            session_id, self._update_session_sync, session_id, status, metadata_json,
+            expires_at, now)
+
+    def _delete_session_sync(self, session_id: str) -> bool:
+        lock_path = self._lock_path(session_id)
+        with _flocked(lock_path):
+            files = self._indexed_files(session_id)
+            if files is None or self._read_header(files, session_id) is None:
+                return False
+            # The header goes first and durably: from then on the session is gone for every
+            # reader, so a crash below leaves only invisible files (cleared on re-create).
+            os.unlink(files.header)
+            _fsync_dir(files.directory)
+            for path in (files.messages, files.states, files.summary):
+                _unlink_quietly(path)
+            _unlink_quietly(self._index_path(session_id))
+            # Waiters re-check the lock file's identity after locking, so unlinking is safe.
+            _unlink_quietly(lock_path)
+        return True
+
+    async def _delete_session(self, session_id: str) -> bool:
+        return await self._run_locked(session_id, self._delete_session_sync, session_id)
+
+    # ---------------------------------------------------------------- messages
+
+    def _append_messages_sync(
+        self, session_id: str, messages: Sequence[EncodedMessage], now: datetime
+    ) -> list[Message]:
+        at = format_time(now)
+        with _flocked(self._lock_path(session_id)):
+            files, _header = self._locate(session_id)
+            try:
+                fd = os.open(files.messages, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise SessionNotFoundError(session_id) from None
+            try:
+                size = os.fstat(fd).st_size
+                tail = self._message_tail(fd, files)
+                if tail.end < size:
+                    # A write cut short by a crash: drop it so the log stays line-aligned.
+                    os.ftruncate(fd, tail.end)
+                first = tail.last + 1
+                last = tail.last + len(messages)
+                data = b"".join(
+                    _message_line(message, first + offset, last, at)
+                    for offset, message in enumerate(messages)
+                )
+                try:
+                    _write_all(fd, data)
+                    _sync_data(fd)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, tail.end)
+                    raise
+                self._write_summary(files.summary, last, tail.end + len(data), at)
+            finally:
+                os.close(fd)
+        return [message.stored(session_id, first + offset)
+                for offset, message in enumerate(messages)]
+
+    @staticmethod
+    def _write_summary(path: Path, count: int, size: int, at: str) -> None:
+        # Derived data: not fsynced. A stale or torn summary fails its checks and the count is
+        # read from the log's last line instead.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            os.pwrite(fd, _summary_bytes(count, size, at), 0)
+        finally:
+            os.close(fd)
+
+    async def _append_messages(
+        self, session_id: str, messages: list[EncodedMessage], now: datetime
+    ) -> list[Message]:
+        return await self._run_locked(
+            session_id, self._append_messages_sync, session_id, messages, now)
+
+    def _open_log(self, session_id: str, states: bool) -> tuple[int, _SessionFiles] | None:
+        files = self._indexed_files(session_id)
+        if files is None or not files.header.exists():
+            return None
+        try:
+            fd = os.open(files.states if states else files.messages, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        return fd, files
+
+    def _list_messages_sync(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]:
+        opened = self._open_log(session_id, states=False)
+        if opened is None:
+            return []
+        fd, files = opened
+        try:
+            tail = self._message_tail(fd, files)
+            records = _read_after(fd, tail, _SEQ_PREFIX, after_seq, limit)
+        finally:
+            os.close(fd)
+        return [_message(session_id, record) for record in records]
+
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]:
+        return await self._run(self._list_messages_sync, session_id, limit, after_seq)
+
+    def _list_recent_messages_sync(self, session_id: str, limit: int) -> list[Message]:
+        opened = self._open_log(session_id, states=False) if limit > 0 else None
+        if opened is None:
+            return []
+        fd, files = opened
+        try:
+            records = _read_last(fd, self._message_tail(fd, files), limit)
+        finally:
+            os.close(fd)
+        records.reverse()
+        return [_message(session_id, record) for record in records]
+
+    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
+        return await self._run(self._list_recent_messages_sync, session_id, limit)
+
+    # ---------------------------------------------------------------- agent state
+
+    def _save_state_sync(self, session_id: str, state_json: str, now: datetime) -> AgentState:
+        at = format_time(now)
+        with _flocked(self._lock_path(session_id)):
+            files, _header = self._locate(session_id)
+            try:
+                fd = os.open(files.states, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise SessionNotFoundError(session_id) from None
+            try:
+                size = os.fstat(fd).st_size
+                tail = _scan_tail(fd, size, "version")
+                if tail.end < size:
+                    os.ftruncate(fd, tail.end)
+                version = tail.last + 1
+                data = b'{"version":%d,"end":%d,"at":"%s","state":%s}\n' % (
+                    version, version, at.encode(), state_json.encode("utf-8"))
+                try:
+                    _write_all(fd, data)
+                    _sync_data(fd)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, tail.end)
+                    raise
+            finally:
+                os.close(fd)
+        return AgentState(session_id, version, {}, now)
+
+    async def _save_state(
+        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+    ) -> AgentState:
+        saved = await self._run_locked(
+            session_id, self._save_state_sync, session_id, state_json, now)
+        return AgentState(session_id, saved.version, state, now)
+
+    def _states_sync(
+        self, session_id: str, version: int | None, limit: int | None
+    ) -> list[AgentState]:
+        opened = self._open_log(session_id, states=True)
+        if opened is None:
+            return []
+        fd, _files = opened
+        try:
+            tail = _scan_tail(fd, os.fstat(fd).st_size, "version")
+            if version is not None:
+                if not 1 <= version <= tail.last:
+                    return []
+                records = _read_after(fd, tail, _VERSION_PREFIX, version - 1, 1)
+            else:
+                records = _read_last(fd, tail, tail.last if limit is None else limit)
+        finally:
+            os.close(fd)
+        return [_state(session_id, record) for record in records]
+
+    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
+        states = await self._run(self._states_sync, session_id, version, 1)
+        return states[0] if states else None
+
+    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
+        return await self._run(self._states_sync, session_id, None, limit)
