@@ -1,5 +1,8 @@
+-- Ids are VARBINARY(1020) (255 characters of UTF-8): exact, case- and trailing-space-
+-- sensitive on MySQL 8 and MariaDB alike (their utf8mb4_bin is PAD SPACE, so 'a' and 'a '
+-- would collide, and the NO PAD binary collations have different names on each server).
 CREATE TABLE IF NOT EXISTS agents (
-    id VARCHAR(255) NOT NULL PRIMARY KEY,
+    id VARBINARY(1020) NOT NULL PRIMARY KEY,
     name VARCHAR(255) NOT NULL,
     state VARCHAR(50) NOT NULL,
     started_at DATETIME(6) NOT NULL,
@@ -11,10 +14,10 @@ CREATE TABLE IF NOT EXISTS agents (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS sessions (
-    session_id VARCHAR(255) NOT NULL PRIMARY KEY,
-    agent_id VARCHAR(255),
-    user_id VARCHAR(255),
-    tenant_id VARCHAR(255),
+    session_id VARBINARY(1020) NOT NULL PRIMARY KEY,
+    agent_id VARBINARY(1020),
+    user_id VARBINARY(1020),
+    tenant_id VARBINARY(1020),
     status VARCHAR(50) NOT NULL DEFAULT 'active',
     metadata JSON NOT NULL,
     message_count INT NOT NULL DEFAULT 0,
@@ -30,7 +33,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 CREATE TABLE IF NOT EXISTS messages (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    session_id VARCHAR(255) NOT NULL,
+    session_id VARBINARY(1020) NOT NULL,
     seq INT NOT NULL,
     role VARCHAR(50) NOT NULL,
     content LONGTEXT NOT NULL,
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS messages (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS agent_state (
-    session_id VARCHAR(255) NOT NULL,
+    session_id VARBINARY(1020) NOT NULL,
     version INT NOT NULL,
     state JSON NOT NULL,
     created_at DATETIME(6) NOT NULL,

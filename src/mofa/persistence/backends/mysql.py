@@ -1,0 +1,883 @@
+"""The MySQL / MariaDB store (asyncmy, a connection pool, InnoDB).
+
+Usage::
+
+    from mofa.persistence import MySqlStore
+
+    async with await MySqlStore.connect("mysql://mofa_user:secret@localhost:3306/mofa") as store:
+        session = await store.create_session(agent_id="my-agent", user_id="u1")
+        await store.append_message(session.session_id, "user", "Hello")
+        history = await store.list_recent_messages(session.session_id, limit=20)
+
+URL forms: ``mysql://`` or ``mariadb://user:password@host:port/database`` (percent-encode a
+password holding ``@ / ? #``, or pass ``?password=``), ``?ssl-mode=DISABLED|PREFERRED|REQUIRED|
+VERIFY_CA|VERIFY_IDENTITY`` (with ``&ssl-ca=/path/ca.pem`` to verify; default PREFERRED, like the
+``mysql`` client), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket. Options:
+``pool_size`` (default 10), ``connect_timeout`` (seconds, default 10), ``schema_lock_timeout``
+(seconds, default 60). Needs ``pip install 'mofa-sdk[mysql]'``.
+
+How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
+
+* every connection speaks utf8mb4 and sets ``time_zone = '+00:00'``; times are ``DATETIME(6)``
+  holding naive UTC, turned into aware UTC datetimes here;
+* reads run as server-side prepared statements (asyncmy's statement cache, binary protocol);
+* an append is ONE round trip and ONE transaction: a multi-statement ``START TRANSACTION;
+  UPDATE sessions … LAST_INSERT_ID(message_count + n); INSERT INTO messages …; COMMIT``.
+  The UPDATE takes the session's row lock, so concurrent appends serialize and seqs stay
+  gap-free; its OK packet carries the new count, the INSERT's carries the message id. A missing
+  session fails the INSERT's foreign key, and the transaction is rolled back;
+* deadlocks (1213) and lock-wait timeouts (1205) are retried inside the store;
+* the pool does no per-call reset or ping, and nothing checks the schema per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Self
+
+from mofa.persistence import schema
+from mofa.persistence._codec import decode_json
+from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.errors import (
+    AuthenticationError,
+    DatabaseNotFoundError,
+    InvalidInputError,
+    InvalidURLError,
+    MissingDependencyError,
+    PermissionDeniedError,
+    PersistenceError,
+    QueryError,
+    SchemaError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreConnectionError,
+)
+
+__all__ = ["MySqlStore"]
+
+_DEFAULT_PORT: Final = 3306
+_SSL_MODES: Final = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+_QUERY_PARAMETERS: Final = ("socket", "password", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key")
+_ROLES: Final = {role.value: role for role in Role}
+_NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
+_RETRIES: Final = 20
+_FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
+_PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
+
+# MySQL / MariaDB error numbers this module reacts to.
+_ER_DBACCESS_DENIED: Final = 1044
+_ER_ACCESS_DENIED: Final = 1045
+_ER_BAD_DB: Final = 1049
+_ER_DUP_ENTRY: Final = 1062
+_ER_TABLEACCESS_DENIED: Final = 1142
+_ER_COLUMNACCESS_DENIED: Final = 1143
+_ER_NO_SUCH_TABLE: Final = 1146
+_ER_NET_PACKET_TOO_LARGE: Final = 1153
+_ER_LOCK_WAIT_TIMEOUT: Final = 1205
+_ER_LOCK_DEADLOCK: Final = 1213
+_ER_SPECIFIC_ACCESS_DENIED: Final = 1227
+_ER_NO_REFERENCED_ROW: Final = 1452
+_ER_TOO_MANY_CONNECTIONS: Final = 1040
+_CR_CONNECTION_ERROR: Final = 2002
+_CR_CONN_HOST_ERROR: Final = 2003
+_CR_SERVER_GONE: Final = 2006
+_CR_SERVER_LOST: Final = 2013
+_CR_SERVER_LOST_EXTENDED: Final = 2055
+_CONNECT_ERRORS: Final = frozenset({_CR_CONNECTION_ERROR, _CR_CONN_HOST_ERROR})
+_LOST_ERRORS: Final = frozenset({_CR_SERVER_GONE, _CR_SERVER_LOST, _CR_SERVER_LOST_EXTENDED})
+_RETRYABLE: Final = frozenset({_ER_LOCK_DEADLOCK, _ER_LOCK_WAIT_TIMEOUT})
+_DENIED: Final = frozenset({
+    _ER_DBACCESS_DENIED, _ER_TABLEACCESS_DENIED, _ER_COLUMNACCESS_DENIED,
+    _ER_SPECIFIC_ACCESS_DENIED,
+})
+_TABLE_IN_MESSAGE = re.compile(r"for table [`'\"]?([^`'\"\s]+)")
+_COMMAND_IN_MESSAGE = re.compile(r"^(\w+) command denied")
+
+# ------------------------------------------------------------------------------ statements
+
+_SESSION_COLUMNS = (
+    "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
+    "created_at, updated_at, expires_at"
+)
+
+# Statements are plain literals (every value a %s parameter); the column lists are spelled
+# out so each statement reads whole.
+_UPSERT_AGENT = (
+    "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
+    "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON DUPLICATE KEY UPDATE name = VALUES(name), state = VALUES(state), "
+    "started_at = VALUES(started_at), provider = VALUES(provider), model = VALUES(model), "
+    "description = VALUES(description), updated_at = VALUES(updated_at);\n"
+    "SELECT created_at FROM agents WHERE id = %s"
+)
+_GET_AGENT = (
+    "SELECT id, name, state, started_at, provider, model, description, created_at, "
+    "updated_at FROM agents WHERE id = %s"
+)
+_LIST_AGENTS = (
+    "SELECT id, name, state, started_at, provider, model, description, created_at, "
+    "updated_at FROM agents ORDER BY updated_at DESC, id DESC LIMIT %s"
+)
+
+_INSERT_SESSION = (
+    "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
+    "message_count, created_at, updated_at, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s)"
+)
+# The agent row must exist for the foreign key; both inserts commit together or not at all.
+_CREATE_SESSION_WITH_AGENT = (
+    "START TRANSACTION;\n"
+    "INSERT INTO agents (id, name, state, started_at, created_at, updated_at) "
+    "VALUES (%s, %s, 'unknown', %s, %s, %s) ON DUPLICATE KEY UPDATE id = id;\n"
+    + _INSERT_SESSION
+    + ";\nCOMMIT"
+)
+_GET_SESSION = (
+    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
+    "created_at, updated_at, expires_at FROM sessions WHERE session_id = %s"
+)
+_UPDATE_SESSION = (
+    "UPDATE sessions SET updated_at = %s, status = COALESCE(%s, status), "
+    "metadata = COALESCE(%s, metadata), expires_at = IF(%s, %s, expires_at) "
+    "WHERE session_id = %s;\n"
+    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
+    "created_at, updated_at, expires_at FROM sessions WHERE session_id = %s"
+)
+_DELETE_SESSION = "DELETE FROM sessions WHERE session_id = %s"
+
+
+def _list_sessions_statement(agent: bool, user: bool, tenant: bool) -> str:
+    conditions = [
+        f"{column} = %s"
+        for column, wanted in (("agent_id", agent), ("user_id", user), ("tenant_id", tenant))
+        if wanted
+    ]
+    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+    # Constant fragments only; the filter values and the paging stay parameters.
+    return (
+        f"SELECT {_SESSION_COLUMNS} FROM sessions{where} "  # noqa: S608
+        "ORDER BY created_at DESC, session_id DESC LIMIT %s OFFSET %s"
+    )
+
+
+#: (agent?, user?, tenant?) -> statement.
+_LIST_SESSIONS = {
+    (agent, user, tenant): _list_sessions_statement(agent, user, tenant)
+    for agent in (False, True)
+    for user in (False, True)
+    for tenant in (False, True)
+}
+
+_APPEND_ONE = (
+    "START TRANSACTION;\n"
+    "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + 1), updated_at = %s "
+    "WHERE session_id = %s;\n"
+    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
+    "VALUES (%s, LAST_INSERT_ID(), %s, %s, %s, %s);\n"
+    "COMMIT"
+)
+_LIST_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
+    "WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
+_RECENT_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
+    "WHERE session_id = %s ORDER BY seq DESC LIMIT %s"
+)
+
+# The new version comes back in the OK packet through LAST_INSERT_ID(expr); a concurrent
+# snapshot of the same session makes one of the two hit the primary key and retry.
+_SAVE_STATE = (
+    "INSERT INTO agent_state (session_id, version, state, created_at) "
+    "SELECT %s, LAST_INSERT_ID(COALESCE(MAX(version), 0) + 1), %s, %s "
+    "FROM agent_state WHERE session_id = %s"
+)
+_LATEST_STATE = (
+    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
+    "ORDER BY version DESC LIMIT 1"
+)
+_STATE_VERSION = (
+    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s AND version = %s"
+)
+_LIST_STATES = (
+    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
+    "ORDER BY version DESC LIMIT %s"
+)
+
+_MIGRATIONS_TABLE_EXISTS = (
+    "SELECT COUNT(*) FROM information_schema.tables "
+    "WHERE table_schema = DATABASE() AND table_name = %s"
+)
+_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations"
+
+
+def _append_many_statement(count: int) -> str:
+    # Row i of n gets seq = new_count - (n - 1 - i); LAST_INSERT_ID() is the new count.
+    rows = ", ".join(
+        f"(%s, LAST_INSERT_ID() - {count - 1 - index}, %s, %s, %s, %s)" for index in range(count)
+    )
+    return (
+        "START TRANSACTION;\n"
+        "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + %s), "
+        "updated_at = %s WHERE session_id = %s;\n"
+        f"INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
+        f"VALUES {rows};\n"
+        "COMMIT"
+    )
+
+
+_APPEND_MANY: dict[int, str] = {}
+
+# ------------------------------------------------------------------------------ conversions
+
+
+def _wire(value: datetime | None) -> datetime | None:
+    """Aware UTC -> the naive UTC value a DATETIME(6) column holds."""
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC)
+
+
+def _text(value: bytes | None) -> str | None:
+    """Ids live in VARBINARY columns (exact comparison on every server): bytes -> str."""
+    return None if value is None else value.decode()
+
+
+def _session(row: Sequence[Any]) -> Session:
+    expires_at = row[9]
+    return Session(
+        session_id=row[0].decode(),
+        agent_id=_text(row[1]),
+        user_id=_text(row[2]),
+        tenant_id=_text(row[3]),
+        status=row[4],
+        metadata=decode_json(row[5]),
+        message_count=row[6],
+        created_at=row[7].replace(tzinfo=UTC),
+        updated_at=row[8].replace(tzinfo=UTC),
+        expires_at=None if expires_at is None else expires_at.replace(tzinfo=UTC),
+    )
+
+
+def _message(session_id: str, row: Sequence[Any]) -> Message:
+    return Message(
+        session_id=session_id,
+        seq=row[1],
+        role=_ROLES[row[2]],
+        content=row[3],
+        metadata=decode_json(row[4]),
+        timestamp=row[5].replace(tzinfo=UTC),
+        id=row[0],
+    )
+
+
+def _agent(row: Sequence[Any]) -> Agent:
+    return Agent(
+        id=row[0].decode(),
+        name=row[1],
+        state=row[2],
+        started_at=_aware(row[3]),
+        provider=row[4],
+        model=row[5],
+        description=row[6],
+        created_at=_aware(row[7]),
+        updated_at=_aware(row[8]),
+    )
+
+
+def _state(session_id: str, row: Sequence[Any]) -> AgentState:
+    return AgentState(session_id, row[0], decode_json(row[1]), _aware(row[2]))
+
+
+def _error_code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def _is_connection_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` means the link to the server broke (or was never made)."""
+    code = _error_code(exc)
+    if code in _LOST_ERRORS or code in _CONNECT_ERRORS:
+        return True
+    name = type(exc).__name__
+    return name == "InterfaceError" or isinstance(
+        exc, OSError | ConnectionError | asyncio.IncompleteReadError | EOFError
+    )
+
+
+def _ssl_context(mode: str, query: dict[str, str]) -> ssl.SSLContext | None:
+    if mode == "DISABLED":
+        return None
+    verify = mode in ("VERIFY_CA", "VERIFY_IDENTITY")
+    context = ssl.create_default_context(cafile=query.get("ssl-ca") or None)
+    context.check_hostname = mode == "VERIFY_IDENTITY"
+    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+    if query.get("ssl-cert"):
+        context.load_cert_chain(query["ssl-cert"], keyfile=query.get("ssl-key") or None)
+    return context
+
+
+class _Target:
+    """Where and as whom to connect: the parts of the URL the driver and messages need."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        self.label = "MariaDB" if url.scheme == "mariadb" else "MySQL"
+        unknown = sorted(set(url.query) - set(_QUERY_PARAMETERS))
+        if unknown:
+            raise InvalidURLError(
+                f"Unknown {self.label} URL parameter {unknown[0]!r} in {url.masked!r}; "
+                f"use: {', '.join(_QUERY_PARAMETERS)}."
+            )
+        if not url.database:
+            raise InvalidURLError(
+                f"The {self.label} URL {url.masked!r} names no database; write "
+                f"{url.scheme}://user:password@host:port/database."
+            )
+        self.database = url.database
+        self.user = url.username or "root"
+        self.password = url.password or ""
+        self.socket = url.query.get("socket") or None
+        self.host = url.host or "localhost"
+        self.port = url.port or _DEFAULT_PORT
+        mode = url.query.get("ssl-mode", "PREFERRED").upper().replace("-", "_")
+        if mode not in _SSL_MODES:
+            raise InvalidURLError(
+                f"Unknown ssl-mode {url.query.get('ssl-mode')!r} in {url.masked!r}; "
+                f"use one of: {', '.join(_SSL_MODES)}."
+            )
+        # TLS over a local socket adds nothing (the mysql client skips it there too).
+        self.ssl_mode = "DISABLED" if self.socket and mode == "PREFERRED" else mode
+        self.where = f"socket {self.socket}" if self.socket else f"{self.host}:{self.port}"
+        self.admin = "mariadb-admin" if url.scheme == "mariadb" else "mysqladmin"
+
+    def ping_hint(self) -> str:
+        if self.socket:
+            return f"{self.admin} --socket={self.socket} ping"
+        return f"{self.admin} -h {self.host} -P {self.port} ping"
+
+
+class MySqlStore(BaseStore):
+    """Sessions, messages and agent state in MySQL 8 or MariaDB 10.11+ (InnoDB)."""
+
+    backend = "mysql"
+
+    def __init__(
+        self, url: DatabaseURL, pool: Any, target: _Target, driver: Any, max_packet: int
+    ) -> None:
+        super().__init__(url)
+        self._pool = pool
+        self._target = target
+        self._driver = driver
+        self._max_packet = max_packet
+
+    # ------------------------------------------------------------------ connecting
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | DatabaseURL,
+        *,
+        pool_size: int = 10,
+        connect_timeout: float = 10.0,
+        schema_lock_timeout: int = 60,
+        **options: Any,
+    ) -> Self:
+        """Open a pool on the database ``url`` names and create or upgrade the schema.
+
+        Raises:
+            InvalidURLError: the URL is malformed or has an unknown parameter.
+            StoreConnectionError: the server cannot be reached (or one of its subclasses:
+                AuthenticationError, DatabaseNotFoundError).
+            PermissionDeniedError: the user may not create the missing schema.
+            SchemaError: the database holds a newer schema than this version knows.
+            MissingDependencyError: asyncmy is not installed.
+        """
+        parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.backend != "mysql":
+            raise InvalidURLError(
+                f"MySqlStore needs a mysql:// or mariadb:// URL, not {parsed.masked!r}."
+            )
+        if options:
+            raise InvalidInputError(
+                f"Unknown MySqlStore option {sorted(options)[0]!r}; use pool_size, "
+                "connect_timeout or schema_lock_timeout."
+            )
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise InvalidInputError(f"pool_size must be a positive integer, not {pool_size!r}.")
+        try:
+            import asyncmy
+            import asyncmy.errors
+        except ImportError as exc:
+            raise MissingDependencyError("MySQL", "asyncmy", "mysql") from exc
+        target = _Target(parsed)
+        kwargs: dict[str, Any] = {
+            "user": target.user,
+            "password": target.password,
+            "database": target.database,
+            "charset": "utf8mb4",
+            "autocommit": True,
+            "init_command": "SET time_zone = '+00:00'",
+            "connect_timeout": connect_timeout,
+            "client_flag": _FOUND_ROWS,
+            # Server-side prepared statements for the parameterised reads (binary protocol);
+            # multi-statements cannot be prepared and go through the text protocol.
+            "stmt_cache_size": 64,
+        }
+        if target.socket:
+            kwargs["unix_socket"] = target.socket
+        else:
+            kwargs["host"] = target.host
+            kwargs["port"] = target.port
+        context = _ssl_context(target.ssl_mode, parsed.query)
+        if context is not None:
+            kwargs["ssl"] = context
+        pool = await cls._open_pool(asyncmy, target, kwargs, pool_size)
+        store = cls(parsed, pool, target, asyncmy, max_packet=16 * 1024 * 1024)
+        try:
+            await store._prepare_schema(schema_lock_timeout)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @classmethod
+    async def _open_pool(
+        cls, driver: Any, target: _Target, kwargs: dict[str, Any], pool_size: int
+    ) -> Any:
+        try:
+            return await driver.create_pool(minsize=1, maxsize=pool_size, **kwargs)
+        except Exception as exc:
+            tls_refused = isinstance(exc.__cause__, ssl.SSLError) or isinstance(exc, ssl.SSLError)
+            if tls_refused and target.ssl_mode == "PREFERRED":
+                # PREFERRED means TLS when the server offers it, plain otherwise.
+                kwargs.pop("ssl", None)
+                target.ssl_mode = "DISABLED"
+                return await cls._open_pool(driver, target, kwargs, pool_size)
+            raise _translate(exc, target) from exc
+
+    async def _prepare_schema(self, lock_timeout: int) -> None:
+        """Create or upgrade the schema, serialized across processes by GET_LOCK."""
+        # GET_LOCK names are server-wide: include the database so two databases don't wait.
+        lock_name = f"mofa_schema.{self._target.database}"[:64]
+        try:
+            async with self._pool.acquire() as connection:
+                cursor = connection.cursor()
+                await cursor.execute(
+                    "SELECT GET_LOCK(%s, %s), @@max_allowed_packet", (lock_name, lock_timeout)
+                )
+                locked, max_packet = (await cursor.fetchall())[0]
+                self._max_packet = int(max_packet)
+                if locked != 1:
+                    raise SchemaError(
+                        f"Timed out after {lock_timeout}s waiting for another process to finish "
+                        f"creating the schema in {self._target.label} database "
+                        f"{self._target.database!r}; retry, or check for a stuck connection."
+                    )
+                try:
+                    self.applied_migrations = await self._migrate(cursor)
+                finally:
+                    await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock_name,))
+                    await cursor.fetchall()
+        except PersistenceError:
+            raise
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def _migrate(self, cursor: Any) -> tuple[int, ...]:
+        await cursor.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,))
+        version = 0
+        if (await cursor.fetchall())[0][0]:
+            await cursor.execute(_SCHEMA_VERSION)
+            version = int((await cursor.fetchall())[0][0])
+        latest = schema.latest_version("mysql")
+        if version > latest:
+            raise SchemaError(
+                f"The {self._target.label} database {self._target.database!r} has schema "
+                f"version {version}, newer than the {latest} this mofa-sdk knows; "
+                "upgrade mofa-sdk."
+            )
+        # DDL commits implicitly in MySQL, so each statement is written to be safe to re-run
+        # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE) should a run be interrupted.
+        for statement in schema.pending_statements("mysql", version):
+            await cursor.execute(statement)
+        return tuple(range(version + 1, latest + 1))
+
+    async def _close(self) -> None:
+        self._pool.close()
+        await self._pool.wait_closed()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _error(self, exc: BaseException) -> PersistenceError:
+        return _translate(exc, self._target, self._max_packet)
+
+    async def _fetch(self, sql: str, args: Sequence[Any]) -> Any:
+        """Run one read statement and return its rows.
+
+        A read is retried once when its pooled connection turns out to be broken (the server
+        restarted since it was last used); a read has no effect to duplicate.
+        """
+        for attempt in (0, 1):
+            try:
+                async with self._pool.acquire() as connection:
+                    cursor = connection.cursor()
+                    await cursor.execute(sql, args)
+                    return await cursor.fetchall()
+            except Exception as exc:
+                if attempt == 0 and _is_connection_loss(exc) and _error_code(exc) not in (
+                    _CONNECT_ERRORS
+                ):
+                    continue
+                raise self._error(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write(
+        self,
+        sql: str,
+        args: Sequence[Any],
+        on_integrity: Callable[[int], PersistenceError | None] | None = None,
+        retry_duplicates: bool = False,
+    ) -> list[tuple[int, int, Any]]:
+        """Run a write (one statement or a multi-statement transaction) in one round trip.
+
+        Returns ``(rowcount, lastrowid, rows)`` per statement. Deadlocks and lock-wait
+        timeouts roll back and run it again; an integrity error becomes what ``on_integrity``
+        returns for its error number.
+        """
+        for attempt in range(_RETRIES):
+            try:
+                async with self._pool.acquire() as connection:
+                    cursor = connection.cursor()
+                    try:
+                        await cursor.execute(sql, args)
+                        results = [(cursor.rowcount, cursor.lastrowid, None)]
+                        while await cursor.nextset():
+                            rows = await cursor.fetchall() if cursor.description else None
+                            results.append((cursor.rowcount, cursor.lastrowid, rows))
+                        return results
+                    except Exception:
+                        await _abandon(connection)
+                        raise
+                    except BaseException:
+                        connection.close()  # cancelled mid-call: its state is unknown
+                        raise
+            except Exception as exc:
+                code = _error_code(exc)
+                retry = code in _RETRYABLE or (retry_duplicates and code == _ER_DUP_ENTRY)
+                if retry and attempt + 1 < _RETRIES:
+                    await asyncio.sleep(0.001 * (attempt + 1))
+                    continue
+                if on_integrity is not None and code is not None:
+                    mapped = on_integrity(code)
+                    if mapped is not None:
+                        raise mapped from exc
+                raise self._error(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_packet(self, size: int) -> None:
+        if size + _PACKET_MARGIN > self._max_packet:
+            raise InvalidInputError(
+                f"The write is {size} bytes, more than the {self._target.label} server's "
+                f"max_allowed_packet ({self._max_packet} bytes) allows; raise it on the server "
+                "(SET GLOBAL max_allowed_packet = ..., and in my.cnf) or store smaller messages."
+            )
+
+    # ------------------------------------------------------------------ agents
+
+    async def _upsert_agent(self, agent: Agent) -> Agent:
+        results = await self._write(_UPSERT_AGENT, (
+            agent.id, agent.name, agent.state, _wire(agent.started_at), agent.provider,
+            agent.model, agent.description, _wire(agent.created_at), _wire(agent.updated_at),
+            agent.id,
+        ))
+        created_at = _aware(results[1][2][0][0])
+        if created_at == agent.created_at:
+            return agent
+        return Agent(
+            id=agent.id, name=agent.name, state=agent.state, started_at=agent.started_at,
+            provider=agent.provider, model=agent.model, description=agent.description,
+            created_at=created_at, updated_at=agent.updated_at,
+        )
+
+    async def _get_agent(self, agent_id: str) -> Agent | None:
+        rows = await self._fetch(_GET_AGENT, (agent_id,))
+        return _agent(rows[0]) if rows else None
+
+    async def _list_agents(self, limit: int | None) -> list[Agent]:
+        rows = await self._fetch(_LIST_AGENTS, (_NO_LIMIT if limit is None else limit,))
+        return [_agent(row) for row in rows]
+
+    # ------------------------------------------------------------------ sessions
+
+    async def _create_session(self, session: Session, metadata_json: str) -> Session:
+        created = _wire(session.created_at)
+        session_values = (
+            session.session_id, session.agent_id, session.user_id, session.tenant_id,
+            session.status, metadata_json, created, _wire(session.updated_at),
+            _wire(session.expires_at),
+        )
+
+        def integrity(code: int) -> PersistenceError | None:
+            return SessionExistsError(session.session_id) if code == _ER_DUP_ENTRY else None
+
+        if session.agent_id is None:
+            await self._write(_INSERT_SESSION, session_values, integrity)
+        else:
+            await self._write(
+                _CREATE_SESSION_WITH_AGENT,
+                (session.agent_id, session.agent_id, created, created, created, *session_values),
+                integrity,
+            )
+        return session
+
+    async def _get_session(self, session_id: str) -> Session | None:
+        rows = await self._fetch(_GET_SESSION, (session_id,))
+        return _session(rows[0]) if rows else None
+
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]:
+        statement = _LIST_SESSIONS[agent_id is not None, user_id is not None,
+                                   tenant_id is not None]
+        args: list[Any] = [value for value in (agent_id, user_id, tenant_id) if value is not None]
+        args += [_NO_LIMIT if limit is None else limit, offset]
+        return [_session(row) for row in await self._fetch(statement, args)]
+
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | Unset | None,
+        now: datetime,
+    ) -> Session:
+        set_expiry = not isinstance(expires_at, Unset)
+        results = await self._write(_UPDATE_SESSION, (
+            _wire(now), status, metadata_json, set_expiry,
+            _wire(expires_at) if isinstance(expires_at, datetime) else None,
+            session_id, session_id,
+        ))
+        rows = results[1][2]
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        return _session(rows[0])
+
+    async def _delete_session(self, session_id: str) -> bool:
+        results = await self._write(_DELETE_SESSION, (session_id,))
+        return results[0][0] > 0
+
+    # ------------------------------------------------------------------ messages
+
+    async def _append_message(
+        self, session_id: str, message: EncodedMessage, now: datetime
+    ) -> Message:
+        if len(message.content) * 4 + _PACKET_MARGIN > self._max_packet:
+            self._check_packet(len(message.content.encode()) + len(message.metadata_json) * 4)
+
+        def integrity(code: int) -> PersistenceError | None:
+            return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
+
+        results = await self._write(_APPEND_ONE, (
+            _wire(now), session_id, session_id, message.role.value, message.content,
+            message.metadata_json, _wire(message.timestamp),
+        ), integrity)
+        # [START TRANSACTION, UPDATE (insert id = new count = seq), INSERT (id), COMMIT]
+        return message.stored(session_id, results[1][1], results[2][1])
+
+    async def _append_messages(
+        self, session_id: str, messages: list[EncodedMessage], now: datetime
+    ) -> list[Message]:
+        count = len(messages)
+        size = sum(len(m.content) for m in messages) * 4 + _PACKET_MARGIN
+        if size > self._max_packet:
+            self._check_packet(
+                sum(len(m.content.encode()) + len(m.metadata_json) * 4 for m in messages)
+            )
+        statement = _APPEND_MANY.get(count)
+        if statement is None:
+            statement = _APPEND_MANY.setdefault(count, _append_many_statement(count))
+        args: list[Any] = [count, _wire(now), session_id]
+        for message in messages:
+            args += (session_id, message.role.value, message.content, message.metadata_json,
+                     _wire(message.timestamp))
+
+        def integrity(code: int) -> PersistenceError | None:
+            return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
+
+        results = await self._write(statement, args, integrity)
+        last_seq, first_id = results[1][1], results[2][1]
+        # A multi-row INSERT reserves one consecutive block of auto-increment ids.
+        return [
+            message.stored(session_id, last_seq - count + 1 + index, first_id + index)
+            for index, message in enumerate(messages)
+        ]
+
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]:
+        rows = await self._fetch(
+            _LIST_MESSAGES, (session_id, after_seq, _NO_LIMIT if limit is None else limit)
+        )
+        return [_message(session_id, row) for row in rows]
+
+    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
+        if limit == 0:
+            return []
+        rows = await self._fetch(_RECENT_MESSAGES, (session_id, limit))
+        return [_message(session_id, row) for row in reversed(rows)]
+
+    # ------------------------------------------------------------------ agent state
+
+    async def _save_state(
+        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+    ) -> AgentState:
+        if len(state_json) * 4 + _PACKET_MARGIN > self._max_packet:
+            self._check_packet(len(state_json.encode()))
+
+        def integrity(code: int) -> PersistenceError | None:
+            return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
+
+        results = await self._write(
+            _SAVE_STATE, (session_id, state_json, _wire(now), session_id), integrity,
+            retry_duplicates=True,
+        )
+        return AgentState(session_id, results[0][1], state, now)
+
+    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
+        if version is None:
+            rows = await self._fetch(_LATEST_STATE, (session_id,))
+        else:
+            rows = await self._fetch(_STATE_VERSION, (session_id, version))
+        return _state(session_id, rows[0]) if rows else None
+
+    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
+        rows = await self._fetch(_LIST_STATES, (session_id, _NO_LIMIT if limit is None else limit))
+        return [_state(session_id, row) for row in rows]
+
+
+async def _abandon(connection: Any) -> None:
+    """Leave no transaction open on a connection that goes back to the pool."""
+    if not getattr(connection, "connected", False):
+        return
+    if connection.server_status & 1:  # SERVER_STATUS_IN_TRANS
+        try:
+            await connection.rollback()
+        except Exception:
+            connection.close()
+
+
+def _translate(exc: BaseException, target: _Target, max_packet: int | None = None) -> (
+    PersistenceError
+):
+    """The one place a driver exception becomes a :mod:`mofa.persistence.errors` error.
+
+    Messages name the user, host and database, never the password.
+    """
+    code = _error_code(exc)
+    label, where = target.label, target.where
+    message = str(exc.args[1]) if len(getattr(exc, "args", ())) > 1 else str(exc)
+    if code in _CONNECT_ERRORS or (code is None and isinstance(exc, OSError)):
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ssl.SSLError) and target.ssl_mode != "DISABLED":
+            return StoreConnectionError(
+                f"Failed to connect to {label} at {where}: the TLS handshake failed "
+                f"({cause.reason or cause}) — with ssl-mode={target.ssl_mode} the server must "
+                "have SSL enabled (have_ssl=YES); enable it or use ssl-mode=DISABLED."
+            )
+        reason = _connect_reason(cause, target)
+        return StoreConnectionError(
+            f"Failed to connect to {label} at {where}: {reason} — is the server running? "
+            f"Check with: {target.ping_hint()}"
+        )
+    if code == _ER_ACCESS_DENIED:
+        return AuthenticationError(
+            f"{label} at {where} refused user {target.user!r}: access denied (wrong user name "
+            "or password) — check the credentials in the URL."
+        )
+    if code == _ER_BAD_DB:
+        return DatabaseNotFoundError(
+            f"Failed to connect to {label} at {where}: database {target.database!r} does not "
+            f"exist — create it with: CREATE DATABASE {target.database}"
+        )
+    if code in _DENIED:
+        return PermissionDeniedError(_denied_message(code, message, target))
+    if code in _LOST_ERRORS or _is_connection_loss(exc):
+        return StoreConnectionError(
+            f"Lost the connection to {label} at {where} during the call (the server may have "
+            "restarted); the call did not complete — retry it."
+        )
+    if code == _ER_NET_PACKET_TOO_LARGE:
+        return InvalidInputError(
+            f"The write is larger than the {label} server's max_allowed_packet"
+            + (f" ({max_packet} bytes)" if max_packet else "")
+            + "; raise it on the server (SET GLOBAL max_allowed_packet = ...) or store less."
+        )
+    if code == _ER_TOO_MANY_CONNECTIONS:
+        return StoreConnectionError(
+            f"{label} at {where} has too many connections; lower pool_size or raise the "
+            "server's max_connections."
+        )
+    if code == _ER_NO_SUCH_TABLE:
+        return SchemaError(
+            f"SQL error: {message} — the mofa tables are missing from database "
+            f"{target.database!r}; reopen the store (or run mofa db init) to create them."
+        )
+    if code in _RETRYABLE:
+        return QueryError(
+            f"{label} kept reporting lock conflicts ({message}) after {_RETRIES} attempts; "
+            "retry later."
+        )
+    return QueryError(f"SQL error ({label} error {code}): {message}.")
+
+
+def _connect_reason(cause: BaseException, target: _Target) -> str:
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, FileNotFoundError):
+        return f"no socket file at {target.socket}"
+    if isinstance(cause, TimeoutError):
+        return "the connection timed out"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return str(cause.args[1] if len(cause.args) > 1 else cause)
+
+
+def _denied_message(code: int, message: str, target: _Target) -> str:
+    grant = (
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO '{target.user}'@'…'"
+    )
+    table = _TABLE_IN_MESSAGE.search(message)
+    command = _COMMAND_IN_MESSAGE.search(message)
+    if command and command.group(1).upper() in ("CREATE", "ALTER", "INDEX", "REFERENCES", "DROP"):
+        return (
+            f"SQL error: permission denied for table {table.group(1) if table else '?'} "
+            f"(user {target.user!r} may not create the mofa schema) — let an administrator run "
+            f"'mofa db init' once, or grant CREATE, ALTER, INDEX, REFERENCES ON "
+            f"{target.database}.* to the user."
+        )
+    if table:
+        return (
+            f"SQL error: permission denied for table {table.group(1)} — grant the privileges "
+            f"the store needs: {grant}"
+        )
+    if code == _ER_DBACCESS_DENIED:
+        return (
+            f"SQL error: permission denied for database {target.database} to user "
+            f"{target.user!r} — grant the privileges the store needs: {grant}"
+        )
+    return f"SQL error: permission denied ({message}) — grant the privileges: {grant}"
