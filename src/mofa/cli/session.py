@@ -1,10 +1,322 @@
-"""``mofa session``: list, show, export and delete stored sessions (to be completed)."""
+"""``mofa session``: list, show, export and delete stored sessions.
+
+Each command resolves the store (see :mod:`mofa.cli._store`), makes its library calls and
+hands plain dictionaries to :mod:`mofa.cli._render`. JSON and YAML go to stdout alone, so they
+pipe into ``jq``; the progress lines of those modes go to stderr.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any, Literal, cast
+
 import click
+
+from mofa.cli._render import (
+    DocumentWriter,
+    plain_time,
+    render,
+    render_session_table,
+)
+from mofa.cli._store import CommandError, StoreChoice, open_cli_store, resolve_store, run
+from mofa.persistence import (
+    BaseStore,
+    Message,
+    PermissionDeniedError,
+    Session,
+    SessionNotFoundError,
+)
+
+#: ``session delete`` exit codes, as the seeds' table gives them.
+EXIT_DELETED, EXIT_NOT_FOUND, EXIT_PERMISSION_DENIED, EXIT_DELETE_FAILED = 0, 1, 2, 3
+#: Messages read per query while streaming a session's history.
+BATCH_SIZE = 1000
 
 
 @click.group()
 def session() -> None:
     """Session management: list, show, export and delete conversation sessions."""
+
+
+def _choice(ctx: click.Context) -> StoreChoice:
+    options = ctx.find_root().obj
+    return resolve_store(
+        getattr(options, "database_url", None), getattr(options, "config_path", None)
+    )
+
+
+def _not_found(session_id: str) -> CommandError:
+    return CommandError(f"Session not found: {session_id}", EXIT_NOT_FOUND)
+
+
+async def _get_session(store: BaseStore, session_id: str) -> Session:
+    found = await store.get_session(session_id)
+    if found is None:
+        raise _not_found(session_id)
+    return found
+
+
+def _session_metadata(found: Session) -> dict[str, Any]:
+    """The seeds' metadata: agent_id and user_id first, then the session's own keys."""
+    metadata: dict[str, Any] = {"agent_id": found.agent_id, "user_id": found.user_id}
+    if found.tenant_id is not None:
+        metadata["tenant_id"] = found.tenant_id
+    for key, value in found.metadata.items():
+        metadata.setdefault(key, value)  # the columns are the truth
+    return metadata
+
+
+# ------------------------------------------------------------------------------ list
+
+
+@session.command("list")
+@click.option("-a", "--agent", "agent_id", metavar="AGENT_ID",
+              help="Only sessions of this agent (default: all).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), metavar="N",
+              help="At most N sessions, newest first (default: all).")
+@click.option("--output-format", type=click.Choice(["table", "json"], case_sensitive=False),
+              default="table", show_default=True, help="table, or json for scripts.")
+@click.pass_context
+def list_command(
+    ctx: click.Context, agent_id: str | None, limit: int | None, output_format: str
+) -> None:
+    """List conversation sessions, newest first.
+
+    \b
+    Examples:
+      mofa session list --agent my-agent --limit 10
+      mofa session list --output-format json | jq -r '.[].session_id'
+    """
+    output_format = output_format.lower()
+    choice = _choice(ctx)
+
+    async def fetch() -> list[Session]:
+        async with open_cli_store(choice) as store:
+            return await store.list_sessions(agent_id=agent_id, limit=limit)
+
+    to_stderr = output_format != "table"
+    click.echo("→ Listing sessions", err=to_stderr)
+    if agent_id is not None:
+        click.echo(f"  Filtering by agent: {agent_id}", err=to_stderr)
+    if limit is not None:
+        click.echo(f"  Limit: {limit}", err=to_stderr)
+    sessions = run(fetch, url=choice.url)
+    rows = [
+        {
+            "session_id": found.session_id,
+            "created_at": plain_time(found.created_at),
+            "message_count": found.message_count,
+            "status": found.effective_status,
+        }
+        for found in sessions
+    ]
+    if output_format == "json":
+        click.echo(render(rows, "json"))
+        return
+    click.echo()
+    click.echo(render(rows, "table") if rows else "No sessions found.")
+
+
+# ------------------------------------------------------------------------------ show
+
+
+def _message_entry(message: Message) -> dict[str, Any]:
+    return {
+        "timestamp": message.timestamp,
+        "role": message.role.value,
+        "content": message.content,
+    }
+
+
+@session.command("show")
+@click.argument("session_id")
+@click.option("-f", "--format", "-o", "output_format",
+              type=click.Choice(["table", "json", "yaml"], case_sensitive=False),
+              default="table", show_default=True,
+              help="Output format (-o is accepted for backward compatibility).")
+@click.pass_context
+def show_command(ctx: click.Context, session_id: str, output_format: str) -> None:
+    """Show a session's details and its conversation.
+
+    \b
+    Examples:
+      mofa session show agent-001:session-123
+      mofa session show agent-001:session-123 --format json | jq '.messages[]'
+    """
+    output_format = output_format.lower()
+    choice = _choice(ctx)
+
+    async def show() -> None:
+        async with open_cli_store(choice) as store:
+            found = await _get_session(store, session_id)
+            header = {
+                "session_id": found.session_id,
+                "created_at": found.created_at,
+                "message_count": found.message_count,
+                "status": found.effective_status,
+                "metadata": _session_metadata(found),
+            }
+            messages = store.iter_messages(session_id, batch_size=BATCH_SIZE)
+            if output_format == "table":
+                header["messages"] = [_message_entry(message) async for message in messages]
+                click.echo(render_session_table(header))
+                return
+            # JSON / YAML: streamed to stdout, one message at a time.
+            stdout = sys.stdout
+            writer = DocumentWriter(cast(Literal["json", "yaml"], output_format), stdout.write)
+            writer.start(header, "messages")
+            async for message in messages:
+                writer.add(_message_entry(message))
+            writer.finish()
+            stdout.flush()
+
+    run(show, url=choice.url)
+
+
+# ---------------------------------------------------------------------------- export
+
+
+@contextmanager
+def _atomic_text_file(path: Path) -> Iterator[IO[str]]:
+    """A file that appears at ``path`` complete or not at all.
+
+    Written to a temporary file beside ``path``, flushed to disk, then renamed over it; on any
+    failure the temporary file is removed and an existing ``path`` is left as it was.
+    """
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                             dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    # The rename is durable only once the directory entry is on disk.
+    directory_descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(directory_descriptor)
+    finally:
+        os.close(directory_descriptor)
+
+
+@session.command("export")
+@click.argument("session_id")
+@click.option("-o", "--output", "output_path", required=True,
+              type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
+              help="File to write (missing parent directories are created).")
+@click.option("-f", "--format", "export_format", required=True,
+              type=click.Choice(["json", "yaml"], case_sensitive=False),
+              help="Export format.")
+@click.pass_context
+def export_command(
+    ctx: click.Context, session_id: str, output_path: Path, export_format: str
+) -> None:
+    """Export a session and its messages to a JSON or YAML file.
+
+    The file is written atomically; a long history is streamed, not loaded at once.
+
+    \b
+    Examples:
+      mofa session export agent-001:session-123 -o session.json --format json
+      mofa session export agent-001:session-123 -o ./exports/session.yaml -f yaml
+    """
+    export_format = export_format.lower()
+    choice = _choice(ctx)
+
+    async def export() -> int:
+        async with open_cli_store(choice) as store:
+            found = await _get_session(store, session_id)
+            with _atomic_text_file(output_path) as handle:
+                writer = DocumentWriter(cast(Literal["json", "yaml"], export_format),
+                                        handle.write)
+                writer.start(
+                    {
+                        "session_id": found.session_id,
+                        "created_at": found.created_at,
+                        "metadata": _session_metadata(found),
+                    },
+                    "messages",
+                )
+                async for message in store.iter_messages(session_id, batch_size=BATCH_SIZE):
+                    writer.add({
+                        "role": message.role.value,
+                        "content": message.content,
+                        "timestamp": message.timestamp,
+                    })
+                writer.finish()
+            return writer.count
+
+    click.echo(f"→ Exporting session: {session_id}")
+    click.echo(f"  Format: {export_format}")
+    click.echo(f"  Output: {output_path}")
+    count = run(export, url=choice.url)
+    click.echo(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}")
+    click.echo("✓ Session exported successfully")
+
+
+# ---------------------------------------------------------------------------- delete
+
+
+def _delete_exit_code(exc: Exception) -> int:
+    if isinstance(exc, SessionNotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, PermissionDeniedError | PermissionError):
+        return EXIT_PERMISSION_DENIED
+    return EXIT_DELETE_FAILED
+
+
+@session.command("delete")
+@click.argument("session_id")
+@click.option("--force", is_flag=True, help="Skip the confirmation prompt.")
+@click.pass_context
+def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
+    """Delete a session and its conversation history.
+
+    Asks for confirmation unless --force is given; without a terminal to ask on, it refuses.
+    Exit codes: 0 deleted, 1 session not found, 2 permission denied, 3 not deleted (the
+    delete failed, was declined, or had no terminal to confirm on and no --force).
+
+    \b
+    Examples:
+      mofa session delete agent-001:session-123
+      mofa session delete agent-001:session-123 --force
+    """
+    choice = _choice(ctx)
+
+    async def delete() -> None:
+        async with open_cli_store(choice) as store:
+            found = await _get_session(store, session_id)
+            if not force:
+                if not sys.stdin.isatty():
+                    raise CommandError(
+                        f"Refusing to delete session {session_id} without confirmation: stdin "
+                        "is not a terminal; use --force.",
+                        EXIT_DELETE_FAILED,
+                    )
+                click.echo()
+                count = found.message_count
+                click.echo(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
+                click.echo("This action cannot be undone.")
+                click.echo()
+                if not click.confirm("Delete session?", default=False):
+                    raise CommandError("Cancelled; the session was not deleted.",
+                                       EXIT_DELETE_FAILED)
+                click.echo()
+            click.echo("  Removing session data...")
+            if not await store.delete_session(session_id):
+                raise _not_found(session_id)  # deleted by someone else meanwhile
+
+    click.echo(f"→ Deleting session: {session_id}")
+    run(delete, url=choice.url, exit_code_for=_delete_exit_code)
+    click.echo("✓ Session deleted successfully")

@@ -1,0 +1,306 @@
+"""Every way the CLI prints data — box tables, JSON and YAML — in one place.
+
+Commands build plain dictionaries (datetimes left as :class:`~datetime.datetime`) and hand
+them here, so the table, JSON and YAML views of one record come from the same values::
+
+    render([{"session_id": "s1", "message_count": 3}], "json")
+    render_session_table(document)      # the ``session show`` view
+
+Documents with one long list (a session's messages) can be written piece by piece with
+:class:`DocumentWriter`; its output is byte-for-byte what :func:`render` gives for the whole
+document, so ``session export`` streams a 100,000-message session without building it.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import yaml
+
+__all__ = [
+    "CONTENT_WIDTH",
+    "DocumentWriter",
+    "OutputFormat",
+    "box_table",
+    "clock_time",
+    "display_width",
+    "iso_time",
+    "plain_time",
+    "render",
+    "render_session_table",
+    "to_json",
+    "to_yaml",
+    "truncate",
+]
+
+OutputFormat = Literal["table", "json", "yaml"]
+
+#: Widest Content cell of the conversation table, in terminal columns (the seeds' width).
+CONTENT_WIDTH: Final = 68
+_ELLIPSIS: Final = "…"
+#: Wide enough that PyYAML never folds a long string over several lines.
+_YAML_WIDTH: Final = 1 << 30
+
+
+# ----------------------------------------------------------------------------- times
+
+
+def iso_time(value: datetime) -> str:
+    """``2024-02-28T10:30:00Z``: UTC, RFC 3339, to the second — the seeds' JSON and YAML form.
+
+    Sub-second digits are dropped, as in every seed example; message order is the list order.
+    """
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plain_time(value: datetime) -> str:
+    """``2024-02-28 10:30:00`` (UTC, to the second): the tables' and ``session list``'s form."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clock_time(value: datetime) -> str:
+    """``10:30:05`` (UTC): the conversation table's Timestamp column."""
+    return value.astimezone(UTC).strftime("%H:%M:%S")
+
+
+# ---------------------------------------------------------------------- table cells
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal (CJK characters take two)."""
+    if text.isascii():
+        return len(text)
+    return sum(_char_width(char) for char in text)
+
+
+def _cell_text(value: object) -> str:
+    """One line of printable text: newlines, tabs and other control characters become spaces
+    (they would break the table's borders or drive the terminal)."""
+    if value is None:
+        text = "-"
+    elif isinstance(value, datetime):
+        text = plain_time(value)
+    elif isinstance(value, Mapping | list):
+        text = to_json(value, indent=None)
+    else:
+        text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else " " for char in text)
+
+
+def truncate(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, ending in "…" when something was cut."""
+    if display_width(text) <= width:
+        return text
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        char_width = _char_width(char)
+        if used + char_width > width - 1:
+            break
+        kept.append(char)
+        used += char_width
+    return "".join(kept).rstrip() + _ELLIPSIS
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
+def box_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    max_widths: Mapping[str, int] | None = None,
+) -> str:
+    """A box-drawn table (``┌─┬─┐``), each column as wide as its widest cell.
+
+    Cells are made single-line; a column named in ``max_widths`` is cut to that many
+    columns with "…".
+    """
+    limits = max_widths or {}
+    cells = []
+    for row in rows:
+        line = []
+        for header, value in zip(headers, row, strict=True):
+            text = _cell_text(value)
+            if header in limits:
+                text = truncate(text, limits[header])
+            line.append(text)
+        cells.append(line)
+    widths = [display_width(header) for header in headers]
+    for line in cells:
+        for index, text in enumerate(line):
+            widths[index] = max(widths[index], display_width(text))
+
+    def border(left: str, middle: str, right: str) -> str:
+        return left + middle.join("─" * (width + 2) for width in widths) + right
+
+    def row_line(values: Sequence[str]) -> str:
+        padded = (_pad(text, width) for text, width in zip(values, widths, strict=True))
+        return "│ " + " │ ".join(padded) + " │"
+
+    out = [border("┌", "┬", "┐"), row_line(headers), border("├", "┼", "┤")]
+    out.extend(row_line(line) for line in cells)
+    out.append(border("└", "┴", "┘"))
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------ JSON, YAML
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return iso_time(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(value: object, *, indent: int | None = 2) -> str:
+    """JSON text (UTF-8 characters kept as they are, datetimes as :func:`iso_time`)."""
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=_json_default)
+
+
+class _YamlDumper(yaml.SafeDumper):
+    """Safe YAML in the seeds' layout: list items indented under their key, no folding."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # PyYAML puts a mapping's list at the key's own indentation ("key:\n- a");
+        # the seeds indent it ("key:\n  - a"). Both parse the same.
+        super().increase_indent(flow, False)
+
+
+def _represent_datetime(dumper: yaml.SafeDumper, value: datetime) -> yaml.ScalarNode:
+    # A YAML timestamp, written the way the JSON view writes it; safe_load reads it back as
+    # the same (UTC-aware) datetime.
+    return dumper.represent_scalar("tag:yaml.org,2002:timestamp", iso_time(value))
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Multi-line text as a literal block: readable, and still exact when read back (PyYAML
+    # falls back to a quoted scalar when a block cannot hold the text faithfully).
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_YamlDumper.add_representer(datetime, _represent_datetime)
+_YamlDumper.add_representer(str, _represent_str)
+
+
+def to_yaml(value: object) -> str:
+    """Block-style YAML that ``yaml.safe_load`` reads back to ``value`` (keys in order)."""
+    text: str = yaml.dump(
+        value,
+        Dumper=_YamlDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=_YAML_WIDTH,
+    )
+    return text
+
+
+def render(value: object, output_format: OutputFormat) -> str:
+    """``value`` as JSON, YAML or (for a list of flat dictionaries) a box table.
+
+    The text has no trailing newline.
+    """
+    if output_format == "json":
+        return to_json(value)
+    if output_format == "yaml":
+        return to_yaml(value).rstrip("\n")
+    if not isinstance(value, list) or not value:
+        raise ValueError("a table needs a non-empty list of dictionaries")
+    headers = list(value[0])
+    return box_table(headers, ([row[key] for key in headers] for row in value))
+
+
+class DocumentWriter:
+    """Writes ``{header..., list_key: [items...]}`` as JSON or YAML, one item at a time.
+
+    The result equals ``render(document, fmt) + "\\n"``; only one item is ever held as text.
+    Call :meth:`start`, then :meth:`add` per item, then :meth:`finish`.
+    """
+
+    def __init__(self, output_format: Literal["json", "yaml"], write: Callable[[str], object]):
+        self._format = output_format
+        self._write = write
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Items written so far."""
+        return self._count
+
+    def start(self, header: Mapping[str, Any], list_key: str) -> None:
+        if not header:
+            raise ValueError("the document needs at least one field besides the list")
+        if self._format == "json":
+            head = to_json(dict(header))
+            # Reopen the object after its last field: drop the closing "\n}".
+            self._write(f"{head[:-2]},\n  {to_json(list_key)}: [")
+        else:
+            key_line = to_yaml({list_key: None}).rstrip("\n").removesuffix(" null")
+            self._write(to_yaml(dict(header)) + key_line)
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        first = self._count == 0
+        self._count += 1
+        if self._format == "json":
+            body = to_json(dict(item)).replace("\n", "\n    ")
+            self._write(("\n    " if first else ",\n    ") + body)
+            return
+        lines = to_yaml(dict(item)).rstrip("\n").split("\n")
+        out = ["\n  - " + lines[0] if first else "  - " + lines[0]]
+        # Empty lines inside a literal block stay empty: indentation there would be content.
+        out.extend("    " + line if line else line for line in lines[1:])
+        self._write("\n".join(out) + "\n")
+
+    def finish(self) -> None:
+        if self._format == "json":
+            self._write("\n  ]\n}\n" if self._count else "]\n}\n")
+        elif not self._count:
+            self._write(" []\n")
+
+
+# --------------------------------------------------------------------- session show
+
+
+def render_session_table(document: Mapping[str, Any]) -> str:
+    """The ``session show`` table view of the document that its JSON and YAML views print."""
+    lines = [
+        f"Session: {_cell_text(document['session_id'])}",
+        f"Created: {_cell_text(document['created_at'])}",
+        f"Messages: {document['message_count']}",
+        f"Status: {_cell_text(document['status'])}",
+        "",
+        "Metadata:",
+    ]
+    metadata: Mapping[str, Any] = document["metadata"]
+    lines.extend(f"  {_cell_text(key)}: {_cell_text(value)}" for key, value in metadata.items())
+    lines += ["", "Conversation:", ""]
+    messages: list[Mapping[str, Any]] = document["messages"]
+    if not messages:
+        lines.append("No messages.")
+    else:
+        lines.append(
+            box_table(
+                ["Timestamp", "Role", "Content"],
+                (
+                    [clock_time(message["timestamp"]), message["role"], message["content"]]
+                    for message in messages
+                ),
+                max_widths={"Content": CONTENT_WIDTH},
+            )
+        )
+    return "\n".join(lines)
