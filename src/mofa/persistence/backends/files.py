@@ -357,15 +357,20 @@ def _lines_backward(fd: int, end: int) -> Iterator[tuple[int, bytes]]:
 def _lines_forward(fd: int, start: int, end: int) -> Iterator[bytes]:
     """Yield the lines between ``start`` (a line start) and ``end`` (a line end), in order."""
     position = start
-    pending = b""
+    parts: list[bytes] = []  # the start of a line that continues in the next block
     while position < end:
         chunk = os.pread(fd, min(4 * _BLOCK, end - position), position)
         if not chunk:
             break
         position += len(chunk)
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        yield from lines
+        pieces = chunk.split(b"\n")
+        if len(pieces) == 1:  # inside a long line: keep the pieces, join once
+            parts.append(chunk)
+            continue
+        parts.append(pieces[0])
+        yield b"".join(parts)
+        yield from pieces[1:-1]
+        parts = [pieces[-1]] if pieces[-1] else []
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -672,6 +677,11 @@ class FileStore(BaseStore):
             return function(*args)
         except PersistenceError:
             raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise QueryError(
+                f"The file store in {self._root} holds a damaged file ({exc!r}); "
+                "restore it from a backup."
+            ) from exc
         except PermissionError as exc:
             raise PermissionDeniedError(
                 f"The file store cannot access {exc.filename or self._root}: permission denied; "
@@ -769,10 +779,15 @@ class FileStore(BaseStore):
         return header
 
     def _locate(self, session_id: str) -> tuple[_SessionFiles, dict[str, Any]]:
-        """The live session's files and header, or raise :class:`SessionNotFoundError`."""
+        """The live session's files and header, or raise :class:`SessionNotFoundError`.
+
+        Called with the session's lock held. When the session does not exist, the lock file
+        that locking just created is removed again, so probing unknown ids leaves nothing.
+        """
         files = self._indexed_files(session_id)
         header = None if files is None else self._read_header(files, session_id)
         if files is None or header is None:
+            _unlink_quietly(self._lock_path(session_id))
             raise SessionNotFoundError(session_id)
         return files, header
 
@@ -785,14 +800,17 @@ class FileStore(BaseStore):
         return _scan_tail(fd, size, "seq")
 
     def _count_and_time(self, files: _SessionFiles) -> tuple[int, str | None]:
+        """Message count and last append time, from the summary; the log only if it is stale."""
+        try:
+            size = os.stat(files.messages).st_size
+        except FileNotFoundError:
+            return 0, None
+        if size == 0:
+            return 0, None
         summary = _read_summary(files.summary)
-        if summary is not None:
-            try:
-                size = os.stat(files.messages).st_size
-            except FileNotFoundError:
-                return 0, None
-            if summary[1] == size:
-                return summary[0], summary[2]
+        if summary is not None and summary[1] == size:
+            return summary[0], summary[2]
+        # A crash (or a writer right now) between the log append and the summary update.
         try:
             fd = os.open(files.messages, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -1006,18 +1024,19 @@ class FileStore(BaseStore):
         lock_path = self._lock_path(session_id)
         with _flocked(lock_path):
             files = self._indexed_files(session_id)
-            if files is None or self._read_header(files, session_id) is None:
-                return False
-            # The header goes first and durably: from then on the session is gone for every
-            # reader, so a crash below leaves only invisible files (cleared on re-create).
-            os.unlink(files.header)
-            _fsync_dir(files.directory)
-            for path in (files.messages, files.states, files.summary):
-                _unlink_quietly(path)
-            _unlink_quietly(self._index_path(session_id))
+            header = None if files is None else self._read_header(files, session_id)
+            if files is not None and header is not None:
+                # The header goes first and durably: from then on the session is gone for
+                # every reader, and a crash below leaves only files nobody sees.
+                os.unlink(files.header)
+                _fsync_dir(files.directory)
+            if files is not None:  # also clears what a crashed create or delete left
+                for path in (files.messages, files.states, files.summary):
+                    _unlink_quietly(path)
+                _unlink_quietly(self._index_path(session_id))
             # Waiters re-check the lock file's identity after locking, so unlinking is safe.
             _unlink_quietly(lock_path)
-        return True
+        return header is not None
 
     async def _delete_session(self, session_id: str) -> bool:
         return await self._run_locked(session_id, self._delete_session_sync, session_id)
