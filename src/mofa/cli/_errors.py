@@ -44,7 +44,7 @@ def missing_driver_message(exc: MissingDependencyError) -> str:
     return (
         f"Direct database execution requires the '{exc.extra}' extra (the {exc.module!r} "
         f"package is not installed); install it with: pip install 'mofa-sdk[{exc.extra}]' "
-        "(or 'mofa-sdk[db]' for every database)"
+        "(or 'mofa-sdk[db]' for every database)."
     )
 
 
