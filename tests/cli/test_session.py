@@ -1,0 +1,354 @@
+"""``mofa session list/show/export/delete`` on every backend the CLI is used with.
+
+Each test seeds a real, empty database of the current backend (files, SQLite, PostgreSQL,
+MariaDB) through the store API, runs the command through click's CliRunner with
+``--database-url`` and checks stdout, stderr, the exit code and the database afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from mofa.cli import cli
+from mofa.persistence import NewMessage, Session, open_store
+from tests.conftest import _params
+
+#: Every backend the CLI reads (memory does not outlive the command).
+CLI_BACKENDS = ["files", "sqlite", "postgres", "mysql"]
+
+T0 = datetime(2024, 2, 28, 10, 30, tzinfo=UTC)
+LONG_ANSWER = (
+    "I found your order. It's currently being processed. Expected delivery is Thursday;\n"
+    "you will get a tracking number by email as soon as it ships."
+)
+CONVERSATION = [
+    ("user", "Hello, I need help with my order", 5),
+    ("assistant", "I'd be happy to help! What's your order number?", 8),
+    ("user", "ORD-12345", 15),
+    ("assistant", LONG_ANSWER, 18),
+]
+MAIN = "agent-001:session-123"
+
+
+@pytest.fixture(params=_params(CLI_BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    """Overrides the conftest fixture, so ``empty_url`` covers the CLI's backends."""
+    return str(request.param)
+
+
+def mofa(*args: str, url: str | None = None, input: str | None = None) -> Result:
+    """Run ``mofa [--database-url URL] ARGS`` in-process."""
+    prefix = ["--database-url", url] if url is not None else []
+    return CliRunner().invoke(cli, [*prefix, *args], prog_name="mofa", input=input)
+
+
+def one_error_line(result: Result) -> str:
+    """The single ``Error: …`` line a failed command printed (and nothing on stdout after it)."""
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), lines
+    return lines[0]
+
+
+async def seed(url: str) -> dict[str, Session]:
+    """Three sessions as in the seeds (created in this order: 123, 124, 125)."""
+    async with await open_store(url) as store:
+        main = await store.create_session(
+            MAIN, agent_id="agent-001", user_id="user-456",
+            metadata={"context": "customer_support"},
+        )
+        await store.append_messages(MAIN, [
+            NewMessage(role, content, timestamp=T0 + timedelta(seconds=offset))
+            for role, content, offset in CONVERSATION
+        ])
+        second = await store.create_session("agent-001:session-124", agent_id="agent-001",
+                                            user_id="user-456")
+        await store.append_message(second.session_id, "user", "Hi", timestamp=T0)
+        third = await store.create_session(
+            "agent-002:session-125", agent_id="agent-002", user_id="user-789",
+            expires_at=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+        return {
+            session.session_id: session
+            for session in [await store.get_session(s.session_id) for s in (main, second, third)]
+            if session is not None
+        }
+
+
+def created(session: Session) -> str:
+    return session.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def seeded(empty_url: str) -> tuple[str, dict[str, Session]]:
+    return empty_url, asyncio.run(seed(empty_url))
+
+
+async def _state(url: str, session_id: str) -> tuple[Session | None, int, int]:
+    async with await open_store(url) as store:
+        found = await store.get_session(session_id)
+        messages = await store.list_messages(session_id)
+        return found, len(messages), len(await store.list_sessions())
+
+
+def state(url: str, session_id: str) -> tuple[Session | None, int, int]:
+    """(the session or None, its messages, sessions in the store)."""
+    return asyncio.run(_state(url, session_id))
+
+
+# ------------------------------------------------------------------------------ list
+
+
+def test_list_prints_the_seeds_lines_and_a_box_table_newest_first(
+    seeded: tuple[str, dict[str, Session]],
+) -> None:
+    url, sessions = seeded
+    result = mofa("session", "list", url=url)
+    assert result.exit_code == 0, result.output
+    s123, s124, s125 = (sessions[key] for key in sorted(sessions))
+    assert result.stdout == (
+        "→ Listing sessions\n"
+        "\n"
+        "┌───────────────────────┬─────────────────────┬───────────────┬─────────┐\n"
+        "│ session_id            │ created_at          │ message_count │ status  │\n"
+        "├───────────────────────┼─────────────────────┼───────────────┼─────────┤\n"
+        f"│ agent-002:session-125 │ {created(s125)} │ 0             │ expired │\n"
+        f"│ agent-001:session-124 │ {created(s124)} │ 1             │ active  │\n"
+        f"│ agent-001:session-123 │ {created(s123)} │ 4             │ active  │\n"
+        "└───────────────────────┴─────────────────────┴───────────────┴─────────┘\n"
+    )
+    assert result.stderr == ""
+
+
+def test_list_filters_by_agent_and_limits_newest_first(
+    seeded: tuple[str, dict[str, Session]],
+) -> None:
+    url, _ = seeded
+    result = mofa("session", "list", "--agent", "agent-001", "--limit", "1", url=url)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:4] == ["→ Listing sessions", "  Filtering by agent: agent-001", "  Limit: 1", ""]
+    assert len(lines) == 4 + 5  # top, header, separator, one row, bottom
+    assert lines[7].startswith("│ agent-001:session-124 │")
+    short = mofa("session", "list", "-a", "agent-002", "-n", "5", url=url)
+    assert short.stdout.splitlines()[1:3] == ["  Filtering by agent: agent-002", "  Limit: 5"]
+    rows = [line for line in short.stdout.splitlines() if line.startswith("│ agent")]
+    assert [row.split()[1] for row in rows] == ["agent-002:session-125"]
+
+
+def test_list_json_is_the_seeds_shape_and_stdout_holds_only_json(
+    seeded: tuple[str, dict[str, Session]],
+) -> None:
+    url, sessions = seeded
+    result = mofa("session", "list", "--agent", "agent-001", "--output-format", "json", url=url)
+    assert result.exit_code == 0, result.output
+    expected = [
+        {"session_id": key, "created_at": created(sessions[key]),
+         "message_count": sessions[key].message_count, "status": "active"}
+        for key in ("agent-001:session-124", "agent-001:session-123")
+    ]
+    assert result.stdout == json.dumps(expected, indent=2) + "\n"
+    assert result.stderr == "→ Listing sessions\n  Filtering by agent: agent-001\n"
+
+
+def test_list_of_an_empty_store(empty_url: str) -> None:
+    table = mofa("session", "list", url=empty_url)
+    assert (table.exit_code, table.stdout) == (0, "→ Listing sessions\n\nNo sessions found.\n")
+    as_json = mofa("session", "list", "--output-format", "json", url=empty_url)
+    assert (as_json.exit_code, json.loads(as_json.stdout)) == (0, [])
+
+
+# ------------------------------------------------------------------------------ show
+
+
+def show_document(session: Session) -> dict[str, Any]:
+    return {
+        "session_id": MAIN,
+        "created_at": iso(session.created_at),
+        "message_count": 4,
+        "status": "active",
+        "metadata": {"agent_id": "agent-001", "user_id": "user-456",
+                     "context": "customer_support"},
+        "messages": [
+            {"timestamp": iso(T0 + timedelta(seconds=offset)), "role": role, "content": content}
+            for role, content, offset in CONVERSATION
+        ],
+    }
+
+
+def test_show_table_is_the_seeds_view(seeded: tuple[str, dict[str, Session]]) -> None:
+    url, sessions = seeded
+    result = mofa("session", "show", MAIN, url=url)
+    assert result.exit_code == 0, result.output
+    cut = "I found your order. It's currently being processed. Expected delive…"
+    assert len(cut) == 68
+    border = "─" * 70
+    assert result.stdout == (
+        f"Session: {MAIN}\n"
+        f"Created: {created(sessions[MAIN])}\n"
+        "Messages: 4\n"
+        "Status: active\n"
+        "\n"
+        "Metadata:\n"
+        "  agent_id: agent-001\n"
+        "  user_id: user-456\n"
+        "  context: customer_support\n"
+        "\n"
+        "Conversation:\n"
+        "\n"
+        f"┌───────────┬───────────┬{border}┐\n"
+        f"│ Timestamp │ Role      │ {'Content':<68} │\n"
+        f"├───────────┼───────────┼{border}┤\n"
+        f"│ 10:30:05  │ user      │ {'Hello, I need help with my order':<68} │\n"
+        f"│ 10:30:08  │ assistant │ {CONVERSATION[1][1]:<68} │\n"
+        f"│ 10:30:15  │ user      │ {'ORD-12345':<68} │\n"
+        f"│ 10:30:18  │ assistant │ {cut} │\n"
+        f"└───────────┴───────────┴{border}┘\n"
+    )
+
+
+def test_show_json_is_the_seeds_document_alone_on_stdout(
+    seeded: tuple[str, dict[str, Session]],
+) -> None:
+    url, sessions = seeded
+    result = mofa("session", "show", MAIN, "--format", "json", url=url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == json.dumps(show_document(sessions[MAIN]), indent=2) + "\n"
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("flag", ["--format", "-f", "-o"])
+def test_show_yaml_reads_back_as_the_json_document(
+    seeded: tuple[str, dict[str, Session]], flag: str
+) -> None:
+    url, sessions = seeded
+    result = mofa("session", "show", MAIN, flag, "yaml", url=url)
+    assert result.exit_code == 0, result.output
+    document = show_document(sessions[MAIN])
+    # Unquoted like the seeds: timestamps are YAML timestamps, ids plain scalars.
+    assert f"session_id: {MAIN}\ncreated_at: {document['created_at']}\n" in result.stdout
+    assert "  - timestamp: 2024-02-28T10:30:05Z\n    role: user\n" in result.stdout
+    assert "    content: Hello, I need help with my order\n" in result.stdout
+    loaded = yaml.safe_load(result.stdout)
+    # safe_load gives the timestamps back as UTC datetimes; the same instants as the JSON.
+    loaded["created_at"] = iso(loaded["created_at"])
+    for message in loaded["messages"]:
+        message["timestamp"] = iso(message["timestamp"])
+    assert loaded == document
+    assert list(loaded) == list(document)
+
+
+def test_show_of_a_missing_session(seeded: tuple[str, dict[str, Session]]) -> None:
+    url, _ = seeded
+    for output_format in ("table", "json", "yaml"):
+        result = mofa("session", "show", "nope", "-f", output_format, url=url)
+        assert result.exit_code == 1
+        assert one_error_line(result) == "Error: Session not found: nope"
+        assert result.stdout == ""
+
+
+# ---------------------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("export_format", ["json", "yaml"])
+def test_export_writes_the_seeds_file_and_lines(
+    seeded: tuple[str, dict[str, Session]], tmp_path: Path, export_format: str
+) -> None:
+    url, sessions = seeded
+    target = tmp_path / "exports" / "deep" / f"{MAIN}.{export_format}"
+    result = mofa("session", "export", MAIN, "-o", str(target), "--format", export_format,
+                  url=url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"→ Exporting session: {MAIN}\n"
+        f"  Format: {export_format}\n"
+        f"  Output: {target}\n"
+        "  ✓ Exported 4 messages\n"
+        "✓ Session exported successfully\n"
+    )
+    expected = {
+        "session_id": MAIN,
+        "created_at": iso(sessions[MAIN].created_at),
+        "metadata": {"agent_id": "agent-001", "user_id": "user-456",
+                     "context": "customer_support"},
+        "messages": [
+            {"role": role, "content": content, "timestamp": iso(T0 + timedelta(seconds=offset))}
+            for role, content, offset in CONVERSATION
+        ],
+    }
+    text = target.read_text(encoding="utf-8")
+    if export_format == "json":
+        assert text == json.dumps(expected, indent=2) + "\n"
+    else:
+        assert text.startswith(f"session_id: {MAIN}\ncreated_at: {expected['created_at']}\n"
+                               "metadata:\n  agent_id: agent-001\n")
+        assert "messages:\n  - role: user\n    content: Hello, I need help with my order\n" \
+               "    timestamp: 2024-02-28T10:30:05Z\n" in text
+        loaded = yaml.safe_load(text)
+        loaded["created_at"] = iso(loaded["created_at"])
+        for message in loaded["messages"]:
+            message["timestamp"] = iso(message["timestamp"])
+        assert loaded == expected
+    # No temporary file is left beside it.
+    assert [path.name for path in target.parent.iterdir()] == [target.name]
+
+
+def test_export_of_a_missing_session_writes_nothing(
+    seeded: tuple[str, dict[str, Session]], tmp_path: Path
+) -> None:
+    url, _ = seeded
+    target = tmp_path / "out.json"
+    result = mofa("session", "export", "nope", "-o", str(target), "-f", "json", url=url)
+    assert result.exit_code == 1
+    assert one_error_line(result) == "Error: Session not found: nope"
+    assert [p.name for p in tmp_path.iterdir() if "out.json" in p.name] == []
+
+
+# ---------------------------------------------------------------------------- delete
+
+
+def test_delete_with_force(seeded: tuple[str, dict[str, Session]]) -> None:
+    url, _ = seeded
+    result = mofa("session", "delete", MAIN, "--force", url=url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"→ Deleting session: {MAIN}\n"
+        "  Removing session data...\n"
+        "✓ Session deleted successfully\n"
+    )
+    found, messages, remaining = state(url, MAIN)
+    assert (found, messages, remaining) == (None, 0, 2)
+
+
+def test_delete_of_a_missing_session_exits_1(seeded: tuple[str, dict[str, Session]]) -> None:
+    url, _ = seeded
+    result = mofa("session", "delete", "nope", "--force", url=url)
+    assert result.exit_code == 1
+    assert one_error_line(result) == "Error: Session not found: nope"
+    assert state(url, MAIN)[2] == 3
+
+
+def test_delete_without_a_terminal_refuses_instead_of_waiting(
+    seeded: tuple[str, dict[str, Session]],
+) -> None:
+    url, _ = seeded
+    # CliRunner's stdin is not a terminal; "y" on it must not count as a confirmation.
+    result = mofa("session", "delete", MAIN, url=url, input="y\n")
+    assert result.exit_code == 3
+    assert "use --force" in one_error_line(result)
+    found, messages, _ = state(url, MAIN)
+    assert found is not None
+    assert messages == 4
