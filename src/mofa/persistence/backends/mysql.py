@@ -96,7 +96,9 @@ _DENIED: Final = frozenset({
     _ER_DBACCESS_DENIED, _ER_TABLEACCESS_DENIED, _ER_COLUMNACCESS_DENIED,
     _ER_SPECIFIC_ACCESS_DENIED,
 })
-_TABLE_IN_MESSAGE = re.compile(r"for table [`'\"]?([^`'\"\s]+)")
+# "INSERT command denied to user 'u'@'h' for table `db`.`agents`" (MariaDB) / "… 'agents'"
+_TABLE_IN_MESSAGE = re.compile(r"for table (?:[`'\"]?[^`'\"\s.]+[`'\"]?\.)?[`'\"]?([^`'\"\s.]+)")
+_ACCOUNT_IN_MESSAGE = re.compile(r"to user ('[^']*'@'[^']*')")
 _COMMAND_IN_MESSAGE = re.compile(r"^(\w+) command denied")
 
 # ------------------------------------------------------------------------------ statements
@@ -858,8 +860,10 @@ def _connect_reason(cause: BaseException, target: _Target) -> str:
 
 
 def _denied_message(code: int, message: str, target: _Target) -> str:
+    account = _ACCOUNT_IN_MESSAGE.search(message)
     grant = (
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO '{target.user}'@'…'"
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO "
+        + (account.group(1) if account else f"'{target.user}'@'%'")
     )
     table = _TABLE_IN_MESSAGE.search(message)
     command = _COMMAND_IN_MESSAGE.search(message)

@@ -1,0 +1,422 @@
+"""MySQL/MariaDB specifics the conformance suite cannot express: URL forms, users and
+privileges, the errors a user sees, packet limits, and how times and ids are stored.
+
+Runs against the server of ``MOFA_TEST_MYSQL_URL`` (default: the local MariaDB), each module
+run in its own throwaway database; test users are created with random names and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from mofa.persistence import (
+    AuthenticationError,
+    DatabaseNotFoundError,
+    InvalidInputError,
+    InvalidURLError,
+    MySqlStore,
+    PermissionDeniedError,
+    SchemaError,
+    StoreConnectionError,
+    open_store,
+)
+from tests.servers import MYSQL_ADMIN_URL, mysql_database
+
+pytestmark = pytest.mark.mysql
+
+_ADMIN = urlsplit(MYSQL_ADMIN_URL)
+_HOST = _ADMIN.hostname or "127.0.0.1"
+_PORT = _ADMIN.port or 3306
+
+
+async def _admin(sql: str, args: Any = None, database: str | None = None) -> Any:
+    """Run one statement as the admin user and return its rows."""
+    import asyncmy
+
+    connection = await asyncmy.connect(
+        host=_HOST, port=_PORT, user=_ADMIN.username or "root", password=_ADMIN.password or "",
+        database=database, autocommit=True,
+    )
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(sql, args)
+            return await cursor.fetchall()
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    with mysql_database("mofa_mysql") as url:
+        yield url
+
+
+@pytest.fixture
+def database(database_url: str) -> str:
+    return urlsplit(database_url).path.lstrip("/")
+
+
+@pytest.fixture
+async def fresh_url(database_url: str) -> str:
+    """The module's database, emptied of every mofa table."""
+    await _admin("SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS agent_state, messages, "
+                 "sessions, agents, mofa_schema_migrations", database=urlsplit(database_url)
+                 .path.lstrip("/"))
+    return database_url
+
+
+@pytest.fixture
+async def user(database: str) -> AsyncIterator[tuple[str, str]]:
+    """A database user with a password full of URL-special characters, and all privileges
+    on the test database."""
+    name = f"mofa_u_{secrets.token_hex(3)}"
+    password = f"p@ss:w/rd#?&{secrets.token_hex(3)}%"
+    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
+    await _admin(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{name}'@'%'")
+    try:
+        yield name, password
+    finally:
+        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
+
+
+def _url(user: str, password: str | None, database: str, query: str = "",
+         scheme: str = "mysql") -> str:
+    auth = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
+    return f"{scheme}://{auth}@{_HOST}:{_PORT}/{database}" + (f"?{query}" if query else "")
+
+
+async def _round_trip(url: str) -> None:
+    async with await open_store(url) as store:
+        assert isinstance(store, MySqlStore)
+        session = await store.create_session(agent_id="agent", user_id="u")
+        message = await store.append_message(session.session_id, "user", "héllo 🎉")
+        assert [m.content for m in await store.list_messages(session.session_id)] == [
+            message.content
+        ]
+        assert await store.delete_session(session.session_id)
+
+
+# ------------------------------------------------------------------------------- URL forms
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "mariadb"])
+async def test_schemes_with_percent_encoded_password(
+    fresh_url: str, database: str, user: tuple[str, str], scheme: str
+) -> None:
+    name, password = user
+    await _round_trip(_url(name, password, database, scheme=scheme))
+
+
+async def test_password_as_query_parameter(
+    fresh_url: str, database: str, user: tuple[str, str]
+) -> None:
+    name, password = user
+    await _round_trip(_url(name, None, database, "password=" + quote(password, safe="")))
+
+
+async def test_unix_socket(fresh_url: str, database: str, user: tuple[str, str]) -> None:
+    [(path,)] = await _admin("SELECT @@socket")
+    if _HOST not in ("127.0.0.1", "localhost") or not Path(path).exists():
+        pytest.skip(f"the server's socket {path} is not on this machine")
+    name, password = user
+    url = (f"mysql://{quote(name, safe='')}:{quote(password, safe='')}@localhost/{database}"
+           f"?socket={path}")
+    await _round_trip(url)
+    with pytest.raises(StoreConnectionError, match=r"no socket file at /nonexistent/mysqld\.sock"):
+        await open_store(f"mysql://root@localhost/{database}?socket=/nonexistent/mysqld.sock")
+
+
+@pytest.mark.parametrize("mode", ["DISABLED", "PREFERRED", "preferred"])
+async def test_ssl_modes_that_connect_without_server_ssl(fresh_url: str, mode: str) -> None:
+    await _round_trip(f"{fresh_url}?ssl-mode={mode}")
+
+
+async def test_ssl_required(fresh_url: str) -> None:
+    [(have_ssl,)] = await _admin("SELECT @@have_ssl")
+    url = f"{fresh_url}?ssl-mode=REQUIRED"
+    if have_ssl == "YES":
+        await _round_trip(url)
+        return
+    with pytest.raises(StoreConnectionError, match="ssl-mode=REQUIRED") as caught:
+        await open_store(url)
+    assert "have_ssl" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "match"),
+    [
+        ("ssl-mode=SOMETIMES", "Unknown ssl-mode 'SOMETIMES'"),
+        ("sslmode=require", "Unknown MySQL URL parameter 'sslmode'"),
+    ],
+)
+async def test_bad_url_parameters(fresh_url: str, query: str, match: str) -> None:
+    with pytest.raises(InvalidURLError, match=match):
+        await open_store(f"{fresh_url}?{query}")
+
+
+async def test_url_without_database() -> None:
+    with pytest.raises(InvalidURLError, match="names no database"):
+        await open_store(f"mysql://root:secret@{_HOST}:{_PORT}")
+
+
+# ---------------------------------------------------------------------------------- errors
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_server_not_running() -> None:
+    port = _free_port()
+    with pytest.raises(StoreConnectionError) as caught:
+        await open_store(f"mysql://mofa:s3cret-pw@127.0.0.1:{port}/mofa")
+    message = str(caught.value)
+    assert message == (
+        f"Failed to connect to MySQL at 127.0.0.1:{port}: connection refused — is the server "
+        f"running? Check with: mysqladmin -h 127.0.0.1 -P {port} ping"
+    )
+    assert "s3cret-pw" not in message
+    with pytest.raises(StoreConnectionError, match="mariadb-admin"):
+        await open_store(f"mariadb://mofa@127.0.0.1:{port}/mofa")
+
+
+async def test_wrong_password_names_the_user_not_the_password(
+    fresh_url: str, database: str, user: tuple[str, str]
+) -> None:
+    name, _ = user
+    with pytest.raises(AuthenticationError) as caught:
+        await open_store(_url(name, "wrong-Secret-42", database))
+    message = str(caught.value)
+    assert repr(name) in message
+    assert "access denied" in message
+    assert "wrong-Secret-42" not in message
+    assert "wrong-Secret-42" not in repr(caught.value)
+
+
+async def test_unknown_database(user: tuple[str, str]) -> None:
+    missing = f"mofa_missing_{secrets.token_hex(3)}"
+    with pytest.raises(DatabaseNotFoundError) as caught:
+        await open_store(f"mysql://root@{_HOST}:{_PORT}/{missing}")
+    assert str(caught.value) == (
+        f"Failed to connect to MySQL at {_HOST}:{_PORT}: database '{missing}' does not exist "
+        f"— create it with: CREATE DATABASE {missing}"
+    )
+
+
+@pytest.fixture
+async def reader(database: str) -> AsyncIterator[tuple[str, str]]:
+    """A user that may only read the test database."""
+    name = f"mofa_r_{secrets.token_hex(3)}"
+    password = secrets.token_hex(8)
+    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
+    await _admin(f"GRANT SELECT ON `{database}`.* TO '{name}'@'%'")
+    try:
+        yield name, password
+    finally:
+        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
+
+
+async def test_permission_denied_for_a_table(
+    fresh_url: str, database: str, reader: tuple[str, str]
+) -> None:
+    async with await open_store(fresh_url) as store:  # creates the schema
+        await store.create_session("s")
+    name, password = reader
+    async with await open_store(_url(name, password, database)) as store:
+        assert (await store.get_session("s")) is not None
+        with pytest.raises(PermissionDeniedError) as caught:
+            await store.create_session("t", agent_id="a")
+        message = str(caught.value)
+        assert message.startswith("SQL error: permission denied for table agents — grant ")
+        assert f"GRANT SELECT, INSERT, UPDATE, DELETE ON {database}.*" in message
+        with pytest.raises(PermissionDeniedError, match="for table sessions"):
+            await store.append_message("s", "user", "x")
+        assert await store.count_messages("s") == 0
+
+
+async def test_user_that_cannot_create_the_schema(
+    fresh_url: str, database: str, reader: tuple[str, str]
+) -> None:
+    name, password = reader
+    with pytest.raises(PermissionDeniedError, match="may not create the mofa schema"):
+        await open_store(_url(name, password, database))
+
+
+async def test_minimal_privilege_user_runs_the_store(fresh_url: str, database: str) -> None:
+    """The seeds' "Database User Permissions": SELECT, INSERT, UPDATE, DELETE only."""
+    async with await open_store(fresh_url) as store:
+        assert store.applied_migrations == (1,)
+    name = f"mofa_app_{secrets.token_hex(3)}"
+    password = "secure_password"
+    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
+    try:
+        await _admin(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO '{name}'@'%'")
+        async with await open_store(_url(name, password, database)) as store:
+            assert store.applied_migrations == ()
+            session = await store.create_session(agent_id="my-agent", user_id="u1")
+            await store.append_message(session.session_id, "user", "Hello")
+            await store.save_state(session.session_id, {"step": 1})
+            assert [m.content for m in await store.list_messages(session.session_id)] == ["Hello"]
+            assert [s.session_id for s in await store.list_sessions(user_id="u1")] == [
+                session.session_id
+            ]
+            assert await store.delete_session(session.session_id)
+            assert await store.get_session(session.session_id) is None
+    finally:
+        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
+
+
+async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:
+    """A call whose connection is killed fails with StoreConnectionError; the store lives on."""
+    import asyncmy
+
+    store = await open_store(fresh_url)
+    try:
+        await store.create_session("s")
+        blocker = await asyncmy.connect(
+            host=_HOST, port=_PORT, user=_ADMIN.username or "root",
+            password=_ADMIN.password or "", database=database,
+        )
+        try:
+            async with blocker.cursor() as cursor:  # hold the session's row lock
+                await cursor.execute("START TRANSACTION")
+                await cursor.execute("SELECT * FROM sessions WHERE session_id = 's' FOR UPDATE")
+                await cursor.fetchall()
+                blocked = asyncio.create_task(store.append_message("s", "user", "lost"))
+                victim = None
+                for _ in range(200):
+                    await asyncio.sleep(0.02)
+                    rows = await _admin(
+                        "SELECT id FROM information_schema.processlist WHERE db = %s AND "
+                        "info LIKE %s AND id <> CONNECTION_ID()",
+                        (database, "%UPDATE sessions SET message_count%"),
+                    )
+                    if rows:
+                        victim = rows[0][0]
+                        break
+                assert victim is not None, "the append never reached the server"
+                await _admin(f"KILL CONNECTION {int(victim)}")
+                with pytest.raises(StoreConnectionError, match="Lost the connection to MySQL"):
+                    await blocked
+                await cursor.execute("ROLLBACK")
+        finally:
+            blocker.close()
+        assert await store.count_messages("s") == 0
+        assert (await store.append_message("s", "user", "after")).seq == 1
+        assert [m.content for m in await store.list_messages("s")] == ["after"]
+    finally:
+        await store.close()
+
+
+async def test_newer_schema_is_refused(fresh_url: str, database: str) -> None:
+    async with await open_store(fresh_url) as store:
+        assert store.applied_migrations == (1,)
+    async with await open_store(fresh_url) as store:
+        assert store.applied_migrations == ()
+    await _admin("INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'future')",
+                 database=database)
+    with pytest.raises(SchemaError, match="schema version 999, newer than"):
+        await open_store(fresh_url)
+
+
+async def test_missing_driver_names_the_extra(fresh_url: str) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        sys.modules["asyncmy"] = None  # as if it were not installed
+        from mofa.persistence import MissingDependencyError, open_store
+        try:
+            asyncio.run(open_store(sys.argv[1]))
+        except MissingDependencyError as exc:
+            print(exc)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script, fresh_url], capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert "pip install 'mofa-sdk[mysql]'" in result.stdout
+
+
+async def test_unknown_option(fresh_url: str) -> None:
+    with pytest.raises(InvalidInputError, match="Unknown MySqlStore option 'pool_sise'"):
+        await MySqlStore.connect(fresh_url, pool_sise=3)
+
+
+# ------------------------------------------------------------------------- sizes and storage
+
+
+async def test_ten_megabytes_and_the_packet_limit(fresh_url: str) -> None:
+    [(max_packet,)] = await _admin("SELECT @@max_allowed_packet")
+    async with await open_store(fresh_url) as store:
+        await store.create_session("s")
+        big = "末尾🎉" + "0123456789abcdef" * (10 * 65536)
+        assert (await store.append_message("s", "assistant", big)).seq == 1
+        [loaded] = await store.list_messages("s")
+        assert loaded.content == big
+        too_big = "x" * (int(max_packet) + 1)
+        with pytest.raises(InvalidInputError, match="max_allowed_packet"):
+            await store.append_message("s", "user", too_big)
+        from mofa.persistence import NewMessage
+
+        with pytest.raises(InvalidInputError, match="max_allowed_packet"):
+            await store.append_messages("s", [NewMessage("user", too_big)])
+        assert await store.count_messages("s") == 1
+        assert (await store.append_message("s", "user", "still fine")).seq == 2
+
+
+async def test_times_are_stored_as_naive_utc(fresh_url: str, database: str) -> None:
+    async with await open_store(fresh_url) as store:
+        await store.create_session("s")
+        written = datetime(2024, 2, 28, 12, 30, 5, 123456, tzinfo=UTC)
+        await store.append_message("s", "user", "x", timestamp=written)
+    rows = await _admin("SELECT timestamp, @@session.time_zone FROM messages", database=database)
+    assert rows[0][0] == written.replace(tzinfo=None)
+
+
+async def test_ids_are_case_and_space_exact(fresh_url: str) -> None:
+    async with await open_store(fresh_url) as store:
+        for session_id in ("Ab", "ab", "ab ", "ÄB"):
+            await store.create_session(session_id, user_id=session_id)
+        for session_id in ("Ab", "ab", "ab ", "ÄB"):
+            listed = await store.list_sessions(user_id=session_id)
+            assert [s.session_id for s in listed] == [session_id]
+
+
+async def test_concurrent_state_snapshots_get_distinct_versions(fresh_url: str) -> None:
+    async with await open_store(fresh_url) as store:
+        await store.create_session("s")
+        saved = await asyncio.gather(*(store.save_state("s", {"n": n}) for n in range(20)))
+        assert sorted(state.version for state in saved) == list(range(1, 21))
+        assert [s.version for s in await store.list_states("s")] == list(range(20, 0, -1))
+
+
+def test_connecting_from_a_plain_script(database_url: str) -> None:
+    """open_store works from asyncio.run in a fresh process (no fixtures, no event loop)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from mofa.persistence import open_store
+        async def main(url):
+            async with await open_store(url) as store:
+                s = await store.create_session()
+                print((await store.append_message(s.session_id, "user", "hi")).seq)
+        asyncio.run(main(sys.argv[1]))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script, database_url],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
