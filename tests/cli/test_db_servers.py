@@ -664,3 +664,45 @@ def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
         assert again.exit_code == 0, again.output
         assert "already up to date" in again.stdout
         asyncio.run(_run_the_whole_store(app_url))
+
+
+# ------------------------------------------------------------------ two at once
+
+
+def _two_inits_at_once(db_type: str, url: str, cwd: Path) -> list[str]:
+    from tests.cli.test_db import MOFA
+
+    processes = [
+        subprocess.Popen(
+            [str(MOFA), "db", "init", "-t", db_type, "-u", url],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        assert stderr == ""
+        outcomes.append(stdout.splitlines()[-1])
+    return sorted(outcomes)
+
+
+@pytest.mark.parametrize("db_type", [*SERVER_TYPES, pytest.param("sqlite", id="sqlite")])
+def test_two_inits_at_once_create_the_schema_once(db_type: str, tmp_path: Path) -> None:
+    if db_type == "sqlite":
+        url = f"sqlite://{tmp_path / 'mofa.db'}"
+        outcomes = _two_inits_at_once(db_type, url, tmp_path)
+    else:
+        with server_database(db_type) as url:
+            outcomes = _two_inits_at_once(db_type, url, tmp_path)
+            assert {row[0] for row in catalog(db_type, url)["tables"]} == ALL_TABLES
+            assert catalog(db_type, url)["versions"] == [(1, "initial")]
+    assert outcomes == [
+        f"✓ Database schema is already up to date (version {schema.latest_version(db_type)}); "
+        "nothing changed.",
+        "✓ Database tables initialized successfully!",
+    ]
