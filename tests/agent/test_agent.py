@@ -1,0 +1,265 @@
+"""The agent with a PersistencePlugin, on every backend (``-m sqlite`` selects one)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from mofa.agent import (
+    ChatMessage,
+    Completion,
+    LLMAgent,
+    LLMAgentBuilder,
+    LLMError,
+    OfflineProvider,
+    StreamDelta,
+)
+from mofa.persistence import (
+    BaseStore,
+    PersistencePlugin,
+    Role,
+    SessionNotFoundError,
+    new_session_id,
+)
+from tests.agent.llm_server import LLMServer
+
+
+async def collect(chunks: AsyncIterator[str], into: list[str]) -> None:
+    async for chunk in chunks:
+        into.append(chunk)
+
+
+def plugin_for(store: BaseStore, session_id: str | None = None, *, user: str = "user-1",
+               tenant: str = "tenant-1", agent: str = "agent-1") -> PersistencePlugin:
+    return PersistencePlugin("persistence", store, user, tenant, agent, session_id)
+
+
+async def build(store: BaseStore, session_id: str | None = None, *,
+                base_url: str | None = None, **plugin: str) -> LLMAgent:
+    environ = {} if base_url is None else {"OPENAI_BASE_URL": base_url}
+    builder = LLMAgentBuilder.from_env(environ).with_persistence_plugin(
+        plugin_for(store, session_id, **plugin)
+    )
+    if session_id is not None:
+        builder = builder.with_session_id(session_id)
+    return await builder.build_async()
+
+
+async def test_build_registers_the_agent_and_creates_the_session(store: BaseStore) -> None:
+    session_id = new_session_id()
+    agent = await build(store, session_id)
+    assert agent.session_id == session_id
+    assert not agent.resumed
+    record = await store.get_agent("agent-1")
+    assert record is not None
+    assert (record.state, record.provider, record.model) == ("running", "offline",
+                                                             OfflineProvider().model)
+    session = await store.get_session(session_id)
+    assert session is not None
+    assert (session.agent_id, session.user_id, session.tenant_id) == (
+        "agent-1", "user-1", "tenant-1")
+    await agent.close()
+    record = await store.get_agent("agent-1")
+    assert record is not None
+    assert record.state == "stopped"
+    assert not store.closed  # the caller's store stays open
+
+
+async def test_a_turn_stores_the_user_message_then_the_reply(store: BaseStore) -> None:
+    seen: list[int] = []
+
+    class Inspecting(OfflineProvider):
+        async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
+            seen.append(await store.count_messages(agent.session_id))
+            return await super().complete(messages)
+
+    agent = await (LLMAgentBuilder().with_provider(Inspecting())
+                   .with_persistence_plugin(plugin_for(store)).build_async())
+    reply = await agent.chat("Hello")
+    assert seen == [1]  # the user's message was stored before the model was called
+    messages = await store.list_messages(agent.session_id)
+    assert [(m.seq, m.role, m.content) for m in messages] == [
+        (1, Role.USER, "Hello"), (2, Role.ASSISTANT, reply)]
+    metadata = messages[1].metadata
+    assert metadata["model"] == OfflineProvider().model
+    assert metadata["provider"] == "offline"
+    assert set(metadata["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert metadata["usage"]["total_tokens"] > 0
+    assert metadata["latency_ms"] >= 0
+    assert metadata["reply_to"] == 1
+    assert agent.history == tuple(messages)
+    await agent.close()
+
+
+async def test_http_turns_store_model_and_usage(store: BaseStore, llm: LLMServer) -> None:
+    agent = await build(store, base_url=llm.base_url)
+    await agent.chat("one")
+    chunks = [chunk async for chunk in agent.chat_stream("two")]
+    assert "".join(chunks) == "Reply to 2 user messages; the last was: two"
+    messages = await store.list_messages(agent.session_id)
+    assert [m.content for m in messages][::2] == ["one", "two"]
+    for reply in messages[1::2]:
+        assert reply.metadata["model"] == "test-model-1"
+        assert reply.metadata["provider"] == "openai"
+        assert reply.metadata["usage"]["prompt_tokens"] > 0
+    assert llm.requests[-1].messages == [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": messages[1].content},
+        {"role": "user", "content": "two"},
+    ]
+    await agent.close()
+
+
+async def test_a_failed_call_leaves_the_user_message_and_an_error_record(
+    store: BaseStore, llm: LLMServer
+) -> None:
+    agent = await (LLMAgentBuilder.from_env({"OPENAI_BASE_URL": llm.base_url})
+                   .with_system_prompt("Be brief.")
+                   .with_persistence_plugin(plugin_for(store)).build_async())
+    llm.failures.append((500, "The model is overloaded"))
+    with pytest.raises(LLMError, match="500") as caught:
+        await agent.chat("first try")
+    assert caught.value.status == 500
+    messages = await store.list_messages(agent.session_id)
+    assert next((m.role, m.content) for m in messages) == (Role.USER, "first try")
+    error = messages[1]
+    assert error.role == Role.SYSTEM
+    assert error.metadata["status"] == "failed"
+    assert error.metadata["http_status"] == 500
+    assert "overloaded" in error.metadata["error"]
+    assert len(messages) == 2
+    await agent.chat("second try")
+    # The error record is history, not conversation: the model never sees it.
+    assert llm.requests[-1].messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "first try"},
+        {"role": "user", "content": "second try"},
+    ]
+    await agent.close()
+
+
+async def test_a_cut_stream_stores_what_arrived_as_partial(
+    store: BaseStore, llm: LLMServer
+) -> None:
+    agent = await build(store, base_url=llm.base_url)
+    llm.cut_after_chunks = 4
+    received = []
+    with pytest.raises(LLMError, match="cut off"):
+        await collect(agent.chat_stream("tell me a story"), received)
+    messages = await store.list_messages(agent.session_id)
+    assert [m.role for m in messages] == [Role.USER, Role.ASSISTANT]
+    partial = messages[1]
+    assert partial.content == "".join(received) == "Reply to 1 user"
+    assert partial.metadata["partial"] is True
+    assert "cut off" in partial.metadata["error"]
+    await agent.close()
+
+
+async def test_a_stream_the_reader_abandons_is_stored_as_partial(store: BaseStore) -> None:
+    agent = await build(store)
+    async with agent.chat_stream("Hello there") as stream:
+        async for chunk in stream:
+            if chunk.strip() == "said":
+                break
+    assert stream.turn is None
+    messages = await store.list_messages(agent.session_id)
+    assert messages[-1].content == "[offline] You said"
+    assert messages[-1].metadata["partial"] is True
+    await agent.close()
+
+
+async def test_a_finished_stream_reports_its_turn(store: BaseStore) -> None:
+    agent = await build(store)
+    stream = agent.chat_stream("Hi")
+    text = "".join([chunk async for chunk in stream])
+    assert stream.turn is not None
+    assert stream.turn.text == text
+    assert stream.turn.reply_message.metadata["usage"] == stream.turn.usage.as_dict()
+    assert "partial" not in stream.turn.reply_message.metadata
+    await agent.close()
+
+
+async def test_history_and_state_are_restored_on_resume(store: BaseStore) -> None:
+    session_id = new_session_id()
+    first = await build(store, session_id)
+    await first.chat("My name is Ada")
+    version = await first.save_state({"mood": "curious", "turns": 1})
+    assert version == 1
+    assert first.state == {"mood": "curious", "turns": 1}
+    await first.close()
+
+    second = await build(store, session_id)
+    assert second.resumed
+    assert second.state == {"mood": "curious", "turns": 1}
+    assert next(m.content for m in second.history) == "My name is Ada"
+    reply = await second.chat("What is my name?")
+    assert 'began with "My name is Ada"' in reply
+    await second.close()
+
+
+async def test_session_management_goes_through_the_store(store: BaseStore) -> None:
+    agent = await build(store)
+    first = agent.session_id
+    await agent.chat("in the first session")
+    created = await agent.create_session()
+    assert created != first
+    assert agent.session_id == first
+    assert await store.get_session(created) is not None
+    listed = [s.session_id for s in await agent.list_sessions()]
+    assert sorted(listed) == sorted([first, created])
+    assert [s.session_id for s in await agent.list_sessions(limit=1)] == [created]
+
+    await agent.switch_session(created)
+    assert agent.session_id == created
+    assert agent.history == ()
+    await agent.chat("in the second session")
+    await agent.switch_session(first)
+    assert next(m.content for m in agent.history) == "in the first session"
+
+    assert await agent.delete_session(created)
+    assert await store.get_session(created) is None
+    assert not await agent.delete_session(created)
+    with pytest.raises(SessionNotFoundError):
+        await agent.switch_session(created)
+
+    assert await agent.delete_session(first)  # the current one: the agent moves on
+    assert agent.session_id not in (first, created)
+    assert await store.get_session(agent.session_id) is not None
+    await agent.close()
+
+
+async def test_history_window_limits_what_is_sent(store: BaseStore, llm: LLMServer) -> None:
+    agent = await (LLMAgentBuilder.from_env({"OPENAI_BASE_URL": llm.base_url})
+                   .with_history_limit(3).with_persistence_plugin(plugin_for(store))
+                   .build_async())
+    for text in ("a", "b", "c"):
+        await agent.chat(text)
+    assert next(m["content"] for m in llm.requests[-1].messages) == "b"
+    assert len(llm.requests[-1].messages) == 3
+    await agent.close()
+
+
+async def test_without_a_plugin_the_agent_keeps_history_in_memory() -> None:
+    async with await LLMAgentBuilder.from_env({}).build_async() as agent:
+        await agent.chat("one")
+        assert "1 earlier turn" in await agent.chat("two")
+        assert agent.plugin.store.backend == "memory"
+
+
+class _Failing(OfflineProvider):
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[StreamDelta]:
+        raise LLMError("The LLM server answered 503 Service Unavailable.", status=503)
+        yield StreamDelta()
+
+
+async def test_a_stream_failing_before_any_text_is_an_error_record(store: BaseStore) -> None:
+    agent = await (LLMAgentBuilder().with_provider(_Failing())
+                   .with_persistence_plugin(plugin_for(store)).build_async())
+    with pytest.raises(LLMError):
+        [chunk async for chunk in agent.chat_stream("hello")]
+    messages = await store.list_messages(agent.session_id)
+    assert [m.role for m in messages] == [Role.USER, Role.SYSTEM]
+    assert messages[1].metadata["status"] == "failed"
+    assert messages[1].metadata["http_status"] == 503
+    await agent.close()

@@ -1,0 +1,156 @@
+"""Providers: the OpenAI-compatible client against a local server, the offline one, from_env."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mofa.agent import (
+    LLMAgentBuilder,
+    LLMError,
+    OfflineProvider,
+    OpenAIProvider,
+    StreamDelta,
+    Usage,
+)
+from mofa.agent.providers import DEFAULT_BASE_URL, DEFAULT_MODEL
+from tests.agent.llm_server import LLMServer
+
+
+async def collect(deltas: AsyncIterator[StreamDelta], into: list[str]) -> None:
+    async for delta in deltas:
+        into.append(delta.content)
+
+
+CONVERSATION = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hello there"},
+    {"role": "assistant", "content": "Hi!"},
+    {"role": "user", "content": "How are you?"},
+]
+
+
+async def test_offline_is_deterministic_and_answers_from_the_conversation() -> None:
+    provider = OfflineProvider()
+    first = await provider.complete(CONVERSATION)
+    again = await OfflineProvider().complete(list(CONVERSATION))
+    assert first == again
+    assert provider.name == "offline"
+    assert "1 earlier turn" in first.content
+    assert '"Hello there"' in first.content
+    assert '"How are you?"' in first.content
+    assert first.usage == Usage(8, len(first.content.split()), 8 + len(first.content.split()))
+
+
+async def test_offline_streams_the_same_reply() -> None:
+    provider = OfflineProvider()
+    deltas = [delta async for delta in provider.stream(CONVERSATION)]
+    assert len([d for d in deltas if d.content]) > 3
+    assert "".join(d.content for d in deltas) == (await provider.complete(CONVERSATION)).content
+    assert deltas[-1].usage is not None
+    assert deltas[-1].finish_reason == "stop"
+
+
+async def test_complete_posts_a_chat_completion(llm: LLMServer) -> None:
+    provider = OpenAIProvider(api_key="sk-test-123", base_url=llm.base_url, model="m-1",
+                              temperature=0.2)
+    completion = await provider.complete(CONVERSATION)
+    await provider.aclose()
+    request = llm.requests[-1]
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer sk-test-123"
+    assert request.body == {"model": "m-1", "messages": CONVERSATION, "temperature": 0.2}
+    assert completion.content == "Reply to 2 user messages; the last was: How are you?"
+    assert completion.model == "test-model-1"
+    assert completion.usage is not None
+    assert completion.usage.total_tokens > 0
+    assert completion.finish_reason == "stop"
+
+
+async def test_stream_sends_stream_options_and_collects_usage(llm: LLMServer) -> None:
+    provider = OpenAIProvider(api_key="sk-test-123", base_url=llm.base_url)
+    deltas = [delta async for delta in provider.stream(CONVERSATION)]
+    await provider.aclose()
+    body = llm.requests[-1].body
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["model"] == DEFAULT_MODEL
+    assert "".join(d.content for d in deltas) == llm.reply_for(CONVERSATION)
+    usages = [d.usage for d in deltas if d.usage is not None]
+    assert usages
+    assert usages[-1].prompt_tokens == 8
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_http_errors_carry_status_and_message_never_the_key(
+    llm: LLMServer, stream: bool
+) -> None:
+    secret = "sk-very-secret-key"
+    llm.failures.append((401, f"Incorrect API key provided: {secret}. Check your key."))
+    provider = OpenAIProvider(api_key=secret, base_url=llm.base_url)
+    call = collect(provider.stream(CONVERSATION), []) if stream else provider.complete(
+        CONVERSATION)
+    with pytest.raises(LLMError) as caught:
+        await call
+    await provider.aclose()
+    assert caught.value.status == 401
+    message = str(caught.value)
+    assert message.startswith("The LLM server answered 401 Unauthorized: Incorrect API key")
+    assert secret not in message
+    assert secret not in repr(provider)
+    assert "\n" not in message
+
+
+async def test_a_cut_stream_is_an_error_with_what_arrived(llm: LLMServer) -> None:
+    llm.cut_after_chunks = 3
+    provider = OpenAIProvider(base_url=llm.base_url)
+    received: list[str] = []
+    with pytest.raises(LLMError, match="cut off") as caught:
+        await collect(provider.stream(CONVERSATION), received)
+    await provider.aclose()
+    assert caught.value.partial == "".join(received) == "Reply to 2"
+
+
+async def test_timeout_is_an_llm_error(llm: LLMServer) -> None:
+    llm.delay = 2.0
+    provider = OpenAIProvider(base_url=llm.base_url, timeout=0.2)
+    with pytest.raises(LLMError, match=r"timed out after 0\.2 s") as caught:
+        await provider.complete(CONVERSATION)
+    await provider.aclose()
+    assert caught.value.status is None
+
+
+async def test_unreachable_server_is_an_llm_error() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    provider = OpenAIProvider(base_url=f"http://127.0.0.1:{port}/v1", timeout=5)
+    with pytest.raises(LLMError, match="Cannot reach the LLM server"):
+        await provider.complete(CONVERSATION)
+    await provider.aclose()
+
+
+def test_from_env_without_key_or_url_is_offline() -> None:
+    provider, _ = LLMAgentBuilder.from_env({})._make_provider()
+    assert isinstance(provider, OfflineProvider)
+    assert provider.name == "offline"
+
+
+@pytest.mark.parametrize(
+    ("environ", "base_url", "model"),
+    [
+        ({"OPENAI_API_KEY": "sk-x"}, DEFAULT_BASE_URL, DEFAULT_MODEL),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1/"}, "http://127.0.0.1:9/v1", DEFAULT_MODEL),
+        ({"OPENAI_API_KEY": "sk-x", "OPENAI_MODEL": "gpt-x"}, DEFAULT_BASE_URL, "gpt-x"),
+        ({"OPENAI_API_KEY": "sk-x", "MOFA_MODEL": "local-y"}, DEFAULT_BASE_URL, "local-y"),
+    ],
+)
+def test_from_env_configures_the_openai_provider(
+    environ: dict[str, str], base_url: str, model: str
+) -> None:
+    provider, owned = LLMAgentBuilder.from_env(environ)._make_provider()
+    assert isinstance(provider, OpenAIProvider)
+    assert owned
+    assert (provider.name, provider.base_url, provider.model) == ("openai", base_url, model)
