@@ -1,0 +1,164 @@
+"""MariaDB restarts while appends run: no acknowledged write is lost or doubled.
+
+Runs against a private server (see ``mysqlserver.py``), never the shared one, because it
+restarts it. The same store object must work again afterwards: its pool drops the broken
+connections and opens new ones. The private server also has TLS, so the ``ssl-mode`` forms
+that need a server certificate are checked here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from mofa.persistence import StoreConnectionError, open_store
+from mofa.persistence.backends.mysql import MySqlStore
+from tests.reliability.mysqlserver import PrivateMariaDB, private_mariadb
+
+pytestmark = [pytest.mark.mysql, pytest.mark.slow]
+
+WRITERS = 4
+#: Appends acknowledged before the restart, and again after it, before the writers stop.
+BEFORE = 200
+AFTER = 200
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PrivateMariaDB]:
+    with private_mariadb() as running:
+        yield running
+
+
+class _Results:
+    def __init__(self) -> None:
+        self.acknowledged: list[str] = []
+        self.failed: dict[str, BaseException] = {}
+
+
+async def _append_until(store: MySqlStore, task: int, results: _Results,
+                        stop: asyncio.Event) -> None:
+    number = 0
+    while not stop.is_set():
+        content = f"{task}:{number}"
+        number += 1
+        try:
+            await store.append_message("s", "user", content)
+        except Exception as exc:
+            results.failed[content] = exc
+            await asyncio.sleep(0.02)  # the server is down: don't spin
+        else:
+            results.acknowledged.append(content)
+
+
+async def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+async def test_restart_while_appending(server: PrivateMariaDB, kill: bool) -> None:
+    database = server.create_database(f"faults_{int(kill)}_{secrets.token_hex(3)}")
+    store = await MySqlStore.connect(server.url(database), pool_size=WRITERS)
+    try:
+        await store.create_session("s")
+        results = _Results()
+        stop = asyncio.Event()
+        writers = [
+            asyncio.create_task(_append_until(store, task, results, stop))
+            for task in range(WRITERS)
+        ]
+        await _wait_until(lambda: len(results.acknowledged) >= BEFORE, "appends before restart")
+        await asyncio.to_thread(server.restart, kill)
+        resumed_from = len(results.acknowledged)
+        await _wait_until(lambda: len(results.acknowledged) >= resumed_from + AFTER,
+                          "appends on the same store after the restart")
+        stop.set()
+        await asyncio.gather(*writers)
+
+        assert results.failed, "the restart interrupted no append, so this proved nothing"
+        wrong = {c: e for c, e in results.failed.items()
+                 if not isinstance(e, StoreConnectionError)}
+        assert not wrong, f"failures that are not StoreConnectionError: {list(wrong.items())[:3]}"
+        for error in results.failed.values():
+            assert "MySQL at 127.0.0.1" in str(error)
+            assert "pw:with" not in str(error)
+
+        history = await store.list_messages("s")
+        stored = [message.content for message in history]
+        assert [message.seq for message in history] == list(range(1, len(history) + 1))
+        assert len(stored) == len(set(stored)), "an append was stored twice"
+        lost = set(results.acknowledged) - set(stored)
+        assert not lost, f"acknowledged appends lost: {sorted(lost)[:5]}"
+        # A failed append may have committed just before its connection broke; then it is
+        # stored once. Nothing else is stored.
+        assert set(stored) <= set(results.acknowledged) | set(results.failed)
+        for task in range(WRITERS):
+            numbers = [int(c.split(":")[1]) for c in stored if c.startswith(f"{task}:")]
+            assert numbers == sorted(numbers)
+        session = await store.get_session("s")
+        assert session is not None
+        assert session.message_count == len(stored)
+        assert (await store.append_message("s", "assistant", "done")).seq == len(stored) + 1
+        assert len(await store.list_recent_messages("s", limit=5)) == 5
+    finally:
+        await store.close()
+
+
+async def test_calls_while_the_server_is_down_fail_clearly_then_recover(
+    server: PrivateMariaDB,
+) -> None:
+    database = server.create_database(f"faults_down_{secrets.token_hex(3)}")
+    store = await MySqlStore.connect(server.url(database))
+    try:
+        await store.create_session("s")
+        await asyncio.to_thread(server.shut_down)
+        try:
+            with pytest.raises(StoreConnectionError, match="is the server running") as raised:
+                await store.append_message("s", "user", "while down")
+            assert f"127.0.0.1:{server.port}" in str(raised.value)
+            with pytest.raises(StoreConnectionError):
+                await store.list_messages("s")
+        finally:
+            await asyncio.to_thread(server.start_again)
+        message = await store.append_message("s", "user", "back")
+        assert message.seq == 1
+        assert [m.content for m in await store.list_messages("s")] == ["back"]
+    finally:
+        await store.close()
+
+
+# -------------------------------------------------------------- TLS (the private server has it)
+
+
+@pytest.mark.parametrize("mode", ["REQUIRED", "PREFERRED", "VERIFY_CA", "VERIFY_IDENTITY"])
+async def test_tls_modes(server: PrivateMariaDB, mode: str) -> None:
+    assert server.tls, "openssl could not make the private server's certificate"
+    database = server.create_database(f"tls_{secrets.token_hex(3)}")
+    query = f"ssl-mode={mode}"
+    if mode.startswith("VERIFY"):
+        query += f"&ssl-ca={server.certificate}"
+    before = _tls_handshakes(server)
+    async with await open_store(server.url(database, query)) as store:
+        assert isinstance(store, MySqlStore)
+        await store.create_session("s")
+        await store.append_message("s", "user", "over TLS")
+    assert _tls_handshakes(server) > before, "the store's connections did not use TLS"
+
+
+def _tls_handshakes(server: PrivateMariaDB) -> int:
+    return int(server.sql("SELECT variable_value FROM information_schema.global_status "
+                          "WHERE variable_name = 'Ssl_finished_accepts'"))
+
+
+async def test_verify_ca_rejects_an_unknown_certificate(server: PrivateMariaDB) -> None:
+    database = server.create_database(f"tls_{secrets.token_hex(3)}")
+    # Without ssl-ca the system trust store is used, which does not know the self-signed cert.
+    with pytest.raises(StoreConnectionError, match="TLS handshake failed"):
+        await open_store(server.url(database, "ssl-mode=VERIFY_CA"))
