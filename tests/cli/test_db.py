@@ -283,6 +283,15 @@ def test_url_initializes_sqlite_with_the_seeds_lines(tmp_path: Path) -> None:
     assert sqlite_tables(database) == ALL_TABLES
 
 
+def test_in_memory_sqlite_says_nothing_was_saved() -> None:
+    result = run("db", "init", "-t", "sqlite", "-u", "sqlite::memory:")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == [
+        "✓ Database tables initialized successfully!",
+        "  Note: an in-memory SQLite database is gone when mofa exits; nothing was saved.",
+    ]
+
+
 def test_relative_sqlite_url_as_in_the_seeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -304,3 +304,5 @@ def _initialize(db_type: str, url: DatabaseURL, *, progress_to_stderr: bool) -> 
         else:
             say(f"  ✓ Applied migration {migration.version:04d}_{migration.name}")
     say("✓ Database tables initialized successfully!")
+    if url.backend == "sqlite" and url.path == ":memory:":
+        say("  Note: an in-memory SQLite database is gone when mofa exits; nothing was saved.")
