@@ -161,7 +161,7 @@ def test_list_json_is_the_seeds_shape_and_stdout_holds_only_json(
         for key in ("agent-001:session-124", "agent-001:session-123")
     ]
     assert result.stdout == json.dumps(expected, indent=2) + "\n"
-    assert result.stderr == "→ Listing sessions\n  Filtering by agent: agent-001\n"
+    assert result.stderr == ""
 
 
 def test_list_of_an_empty_store(empty_url: str) -> None:

@@ -2,7 +2,7 @@
 
 Each command resolves the store (see :mod:`mofa.cli._store`), makes its library calls and
 hands plain dictionaries to :mod:`mofa.cli._render`. JSON and YAML go to stdout alone, so they
-pipe into ``jq``; the progress lines of those modes go to stderr.
+pipe into ``jq``; errors go to stderr as one ``Error: …`` line.
 """
 
 from __future__ import annotations
@@ -99,12 +99,14 @@ def list_command(
         async with open_cli_store(choice) as store:
             return await store.list_sessions(agent_id=agent_id, limit=limit)
 
-    to_stderr = output_format != "table"
-    click.echo("→ Listing sessions", err=to_stderr)
-    if agent_id is not None:
-        click.echo(f"  Filtering by agent: {agent_id}", err=to_stderr)
-    if limit is not None:
-        click.echo(f"  Limit: {limit}", err=to_stderr)
+    if output_format == "table":
+        # JSON mode prints nothing but the document: stdout stays parseable, stderr quiet
+        # (a script sees only errors there).
+        click.echo("→ Listing sessions")
+        if agent_id is not None:
+            click.echo(f"  Filtering by agent: {agent_id}")
+        if limit is not None:
+            click.echo(f"  Limit: {limit}")
     sessions = run(fetch, url=choice.url)
     rows = [
         {

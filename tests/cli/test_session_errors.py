@@ -1,0 +1,318 @@
+"""``mofa session``: help, usage errors, failures and the delete confirmation.
+
+Every failure must be one ``Error: …`` line on stderr with the documented exit code, never a
+traceback and never a password. The confirmation prompt is driven through a real terminal
+(a pseudo-terminal) with the installed ``mofa`` script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import secrets
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from mofa.persistence import open_store
+from tests.cli.test_session import MAIN, mofa, one_error_line, seed
+from tests.conftest import _params
+from tests.servers import _mysql_admin, _pg_admin
+
+MOFA = Path(sys.executable).with_name("mofa")
+SUBCOMMANDS = ["list", "show", "export", "delete"]
+
+
+# -------------------------------------------------------------------------------- help
+
+
+def test_session_help_lists_every_subcommand() -> None:
+    result = mofa("session", "--help")
+    assert result.exit_code == 0
+    for name in SUBCOMMANDS:
+        assert f"\n  {name} " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "expected"),
+    [
+        ("list", ["-a, --agent AGENT_ID", "-n, --limit N", "--output-format [table|json]"]),
+        ("show", ["SESSION_ID", "-f, -o, --format [table|json|yaml]"]),
+        ("export", ["SESSION_ID", "-o, --output PATH", "-f, --format [json|yaml]"]),
+        ("delete", ["SESSION_ID", "--force", "Exit codes: 0 deleted, 1 session not found, 2"]),
+    ],
+)
+def test_every_subcommand_has_help(subcommand: str, expected: list[str]) -> None:
+    result = mofa("session", subcommand, "--help")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Usage: mofa session {subcommand} [OPTIONS]")
+    text = " ".join(result.stdout.split())
+    for fragment in expected:
+        assert " ".join(fragment.split()) in text
+
+
+# ------------------------------------------------------------------------ usage errors
+
+
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (["show", "s1", "--format", "xml"], "'table', 'json', 'yaml'"),
+        (["show", "s1", "-o", "csv"], "'table', 'json', 'yaml'"),
+        (["export", "s1", "-o", "x.json", "-f", "table"], "'json', 'yaml'"),
+        (["list", "--output-format", "yaml"], "'table', 'json'"),
+    ],
+)
+def test_a_bad_format_exits_2_listing_the_choices(
+    args: list[str], choices: str, tmp_path: Path
+) -> None:
+    result = mofa("session", *args, url=f"sqlite://{tmp_path / 'm.db'}")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: Invalid value for ")
+    assert error.endswith(f"is not one of {choices}.")
+    assert not (tmp_path / "m.db").exists()  # nothing was opened
+
+
+def test_export_needs_an_output_and_a_format() -> None:
+    missing_output = mofa("session", "export", "s1", "-f", "json")
+    assert missing_output.exit_code == 2
+    assert "Missing option '-o' / '--output'" in missing_output.stderr
+    missing_format = mofa("session", "export", "s1", "-o", "x.json")
+    assert missing_format.exit_code == 2
+    assert "Missing option '-f' / '--format'" in missing_format.stderr
+
+
+def test_a_limit_below_one_is_a_usage_error() -> None:
+    result = mofa("session", "list", "--limit", "0")
+    assert result.exit_code == 2
+    assert "0 is not in the range x>=1" in result.stderr
+
+
+# ------------------------------------------------------------- store and config errors
+
+COMMANDS = {
+    "list": (["session", "list"], 1),
+    "list-json": (["session", "list", "--output-format", "json"], 1),
+    "show": (["session", "show", "s1"], 1),
+    "show-yaml": (["session", "show", "s1", "-f", "yaml"], 1),
+    "export": (["session", "export", "s1", "-o", "EXPORT", "-f", "json"], 1),
+    "delete": (["session", "delete", "s1", "--force"], 3),
+}
+
+
+def invoke(name: str, tmp_path: Path, url: str | None) -> tuple[object, int]:
+    args, code = COMMANDS[name]
+    args = [str(tmp_path / "out.json") if arg == "EXPORT" else arg for arg in args]
+    return mofa(*args, url=url), code
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://mofa:s3cret-pw@127.0.0.1:1/x", "mysql://root:s3cret-pw@127.0.0.1:1/x"],
+    ids=["postgres", "mysql"],
+)
+def test_an_unreachable_database_is_one_line_without_the_password(
+    command: str, url: str, tmp_path: Path
+) -> None:
+    result, code = invoke(command, tmp_path, url)
+    assert result.exit_code == code  # type: ignore[attr-defined]
+    line = one_error_line(result)  # type: ignore[arg-type]
+    assert "127.0.0.1:1" in line
+    assert "s3cret-pw" not in result.stdout + result.stderr  # type: ignore[attr-defined]
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_an_invalid_url_is_one_line(command: str, tmp_path: Path) -> None:
+    result, code = invoke(command, tmp_path, "oracle://scott:tiger-pw@db/x")
+    assert result.exit_code == code  # type: ignore[attr-defined]
+    line = one_error_line(result)  # type: ignore[arg-type]
+    assert "Unsupported database URL scheme 'oracle'" in line
+    assert "tiger-pw" not in line
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("persistence: [\n", "is not valid YAML at line"),
+        ("persistence:\n  database:\n    url: ${MOFA_TEST_UNSET_VARIABLE}\n",
+         "${MOFA_TEST_UNSET_VARIABLE}, which is not set"),
+        ("persistence:\n  database:\n    type: oracle\n", "'oracle' is unknown"),
+    ],
+)
+def test_an_unusable_config_is_one_line(
+    config_text: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOFA_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOFA_TEST_UNSET_VARIABLE", raising=False)
+    config = tmp_path / "agent.yml"
+    config.write_text(config_text, encoding="utf-8")
+    for name in COMMANDS:
+        args, _code = COMMANDS[name]
+        result = mofa("--config", str(config), *args)
+        # Reading the configuration fails before any store is opened: exit 1 everywhere.
+        assert result.exit_code == 1, (name, result.output)
+        assert message in one_error_line(result)
+
+
+def test_a_default_agent_yml_that_cannot_be_read_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOFA_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "agent.yml").mkdir()
+    result = mofa("session", "list")
+    assert result.exit_code == 1
+    assert "agent.yml is a directory" in one_error_line(result)
+
+
+def test_export_to_an_unwritable_place_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x", encoding="utf-8")
+    result = mofa("session", "export", MAIN, "-o", str(blocker / "s.json"), "-f", "json",
+                  url=url)
+    assert result.exit_code == 1
+    assert str(blocker) in one_error_line(result)
+    assert blocker.read_text(encoding="utf-8") == "x"
+    # A directory where the file should go: the rename fails, the temporary file goes.
+    target = tmp_path / "taken"
+    target.mkdir()
+    result = mofa("session", "export", MAIN, "-o", str(target), "-f", "json", url=url)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.stderr
+    assert target.is_dir()
+    assert list(target.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".taken")] == []
+
+
+# -------------------------------------------------------------- delete: permissions
+
+
+@pytest.fixture(params=_params(["postgres", "mysql"]))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def read_only_url(backend: str, empty_url: str) -> Iterator[str]:
+    """A user that may read the (seeded) database of ``empty_url`` but not delete from it."""
+    asyncio.run(seed(empty_url))
+    user = f"mofa_ro_{secrets.token_hex(4)}"
+    parts = urlsplit(empty_url)
+    database = parts.path.lstrip("/")
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
+    url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    if backend == "postgres":
+        asyncio.run(_pg_admin(f"CREATE ROLE {user} LOGIN", empty_url))
+        asyncio.run(_pg_admin(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}",
+                              empty_url))
+        try:
+            yield url
+        finally:
+            asyncio.run(_pg_admin(f"DROP OWNED BY {user}; DROP ROLE {user}", empty_url))
+    else:
+        asyncio.run(_mysql_admin(f"CREATE USER '{user}'@'%'", empty_url))
+        asyncio.run(_mysql_admin(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'", empty_url))
+        try:
+            yield url
+        finally:
+            asyncio.run(_mysql_admin(f"DROP USER '{user}'@'%'", empty_url))
+
+
+def test_delete_without_the_privilege_exits_2(read_only_url: str, empty_url: str) -> None:
+    listed = mofa("session", "list", url=read_only_url)
+    assert listed.exit_code == 0, listed.output
+    assert MAIN in listed.stdout
+    result = mofa("session", "delete", MAIN, "--force", url=read_only_url)
+    assert result.exit_code == 2, result.output
+    assert "permission denied" in one_error_line(result).lower()
+
+    async def still_there() -> int:
+        async with await open_store(empty_url) as store:
+            return await store.count_messages(MAIN)
+
+    assert asyncio.run(still_there()) == 4
+
+
+# ---------------------------------------------------------------- delete: the prompt
+
+
+def answer_prompt(url: str, answer: bytes) -> tuple[int, str]:
+    """Run ``mofa session delete MAIN`` on a pseudo-terminal and type ``answer`` at the prompt."""
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "MOFA_DATABASE_URL": url}
+    process = subprocess.Popen(
+        [str(MOFA), "session", "delete", MAIN],
+        stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True,
+    )
+    os.close(terminal)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # EIO: the process closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            if not answered and output.endswith(b"Delete session? [y/N]: "):
+                os.write(controller, answer)
+                answered = True
+            if process.poll() is not None and not ready:
+                break
+        code = process.wait(timeout=30)
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            process.kill()
+    assert answered, output
+    return code, output.decode("utf-8").replace("\r\n", "\n")
+
+
+def test_delete_asks_with_the_seeds_prompt_and_deletes_on_yes(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    code, output = answer_prompt(url, b"y\n")
+    assert code == 0, output
+    assert output == (
+        f"→ Deleting session: {MAIN}\n"
+        "\n"
+        "Session contains 4 messages.\n"
+        "This action cannot be undone.\n"
+        "\n"
+        "Delete session? [y/N]: y\n"
+        "\n"
+        "  Removing session data...\n"
+        "✓ Session deleted successfully\n"
+    )
+    assert MAIN not in mofa("session", "list", url=url).stdout
+
+
+@pytest.mark.parametrize("answer", [b"\n", b"n\n", b"no\n"])
+def test_delete_defaults_to_no(tmp_path: Path, answer: bytes) -> None:
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    code, output = answer_prompt(url, answer)
+    assert code == 3, output
+    assert output.endswith("Error: Cancelled; the session was not deleted.\n")
+    assert "Removing session data" not in output
+    assert MAIN in mofa("session", "list", url=url).stdout
