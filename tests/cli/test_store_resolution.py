@@ -1,0 +1,177 @@
+"""Which store ``mofa session`` reads: --database-url, MOFA_DATABASE_URL, agent.yml, files.
+
+Each candidate source points at its own real store holding one session named after the
+source, so ``session list --output-format json`` shows which one the command opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from mofa.cli._store import resolve_store
+from mofa.persistence import open_store
+from tests.cli.test_session import mofa, one_error_line
+
+VARIABLES = ("MOFA_DATABASE_URL", "MOFA_DATA_DIR", "XDG_DATA_HOME", "DATABASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No inherited store settings; HOME and the working directory inside tmp_path."""
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+async def _make(url: str, session_id: str) -> None:
+    async with await open_store(url) as store:
+        await store.create_session(session_id, agent_id="agent")
+
+
+def store_with(url: str, session_id: str) -> str:
+    asyncio.run(_make(url, session_id))
+    return url
+
+
+def listed(*args: str) -> list[str]:
+    result = mofa(*args, "session", "list", "--output-format", "json")
+    assert result.exit_code == 0, result.output
+    return [row["session_id"] for row in json.loads(result.stdout)]
+
+
+def write_config(path: Path, url: str, enabled: bool = True) -> Path:
+    path.write_text(
+        "agent:\n  id: my-agent\n"
+        f"persistence:\n  enabled: {'true' if enabled else 'false'}\n"
+        f"  database:\n    type: sqlite\n    url: {url}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_precedence_option_then_environment_then_config_then_files(
+    tmp_path: Path, clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("MOFA_DATA_DIR", str(data_dir))
+    store_with(f"file://{data_dir}", "from-files")
+    assert listed() == ["from-files"]
+
+    config_url = store_with(f"sqlite://{tmp_path / 'config.db'}", "from-config")
+    write_config(clean_environment / "agent.yml", config_url)
+    assert listed() == ["from-config"]
+
+    env_url = store_with(f"sqlite://{tmp_path / 'env.db'}", "from-env")
+    monkeypatch.setenv("MOFA_DATABASE_URL", env_url)
+    assert listed() == ["from-env"]
+
+    option_url = store_with(f"sqlite://{tmp_path / 'option.db'}", "from-option")
+    assert listed("--database-url", option_url) == ["from-option"]
+
+
+def test_config_option_names_another_file(tmp_path: Path, clean_environment: Path) -> None:
+    url = store_with(f"sqlite://{tmp_path / 'other.db'}", "from-other")
+    config = write_config(tmp_path / "prod.yml", url)
+    write_config(clean_environment / "agent.yml", "sqlite:///nonexistent/never.db")
+    assert listed("--config", str(config)) == ["from-other"]
+
+
+def test_config_expands_variables_from_dotenv(tmp_path: Path, clean_environment: Path) -> None:
+    url = store_with(f"sqlite://{tmp_path / 'dotenv.db'}", "from-dotenv")
+    (clean_environment / "agent.yml").write_text(
+        "persistence:\n  database:\n    type: sqlite\n    url: ${DATABASE_URL}\n",
+        encoding="utf-8",
+    )
+    (clean_environment / ".env").write_text(f"DATABASE_URL={url}\n", encoding="utf-8")
+    assert listed() == ["from-dotenv"]
+
+
+def test_config_with_persistence_disabled_falls_through_to_the_file_store(
+    tmp_path: Path, clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("MOFA_DATA_DIR", str(data_dir))
+    store_with(f"file://{data_dir}", "from-files")
+    url = store_with(f"sqlite://{tmp_path / 'disabled.db'}", "from-disabled")
+    write_config(clean_environment / "agent.yml", url, enabled=False)
+    assert listed() == ["from-files"]
+    choice = resolve_store(None, None)
+    assert choice.source == "default"
+
+
+def test_an_empty_environment_variable_counts_as_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOFA_DATABASE_URL", "")
+    monkeypatch.setenv("MOFA_DATA_DIR", str(tmp_path / "data"))
+    choice = resolve_store(None, None)
+    assert (choice.source, choice.url) == ("default", f"file://{tmp_path / 'data'}")
+
+
+@pytest.mark.parametrize("source", ["MOFA_DATA_DIR", "XDG_DATA_HOME", "HOME"])
+def test_the_default_file_store_location(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = {
+        "MOFA_DATA_DIR": tmp_path / "explicit",
+        "XDG_DATA_HOME": tmp_path / "xdg" / "mofa",
+        "HOME": tmp_path / "home" / ".local" / "share" / "mofa",
+    }[source]
+    if source == "MOFA_DATA_DIR":
+        monkeypatch.setenv("MOFA_DATA_DIR", str(expected))
+    elif source == "XDG_DATA_HOME":
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert resolve_store(None, None).url == f"file://{expected}"
+    store_with(f"file://{expected}", f"in-{source.lower()}")
+    assert listed() == [f"in-{source.lower()}"]
+    # The seeds' layout: <data dir>/sessions/<agent>/...
+    assert (expected / "sessions").is_dir()
+
+
+def test_a_data_dir_with_url_special_characters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    odd = tmp_path / "my data #1?%"
+    monkeypatch.setenv("MOFA_DATA_DIR", str(odd))
+    store_with(f"file://{odd}".replace("%", "%25").replace("#", "%23").replace("?", "%3F"),
+               "odd-one")
+    assert listed() == ["odd-one"]
+
+
+def test_a_missing_config_option_file_is_an_error(tmp_path: Path) -> None:
+    result = mofa("--config", str(tmp_path / "missing.yml"), "session", "list")
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"Error: Configuration file not found: {tmp_path / 'missing.yml'}."
+    )
+
+
+def test_the_option_wins_even_over_a_broken_config(tmp_path: Path, clean_environment: Path) -> None:
+    (clean_environment / "agent.yml").write_text("persistence: [\n", encoding="utf-8")
+    url = store_with(f"sqlite://{tmp_path / 'o.db'}", "from-option")
+    assert listed("--database-url", url) == ["from-option"]
+    failed = mofa("session", "list")
+    assert failed.exit_code == 1
+    assert "agent.yml is not valid YAML" in one_error_line(failed)
+
+
+def test_the_source_is_reported_by_resolve_store(tmp_path: Path, clean_environment: Path) -> None:
+    config = write_config(clean_environment / "agent.yml", "sqlite://./x.db")
+    assert resolve_store("memory://", None).source == "--database-url"
+    assert resolve_store(None, None, environ={"MOFA_DATABASE_URL": "memory://"}).source == (
+        "MOFA_DATABASE_URL"
+    )
+    choice = resolve_store(None, None, environ={})
+    assert (choice.url, choice.source) == ("sqlite://./x.db", str(config))
+    masked = resolve_store("postgresql://u:pw-secret@h/db", None).masked
+    assert "pw-secret" not in masked
