@@ -1,0 +1,174 @@
+"""agent.yml builds the same agent; expired sessions are not resumed and list as expired."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mofa.agent import LLMAgentBuilder, OfflineProvider, OpenAIProvider, SessionExpiredError
+from mofa.config import ConfigError
+from mofa.persistence import open_store
+from mofa.persistence._entities import utc_now
+from tests.agent.conftest import child_env
+from tests.agent.llm_server import LLMServer
+
+SEEDS_CONFIG = """\
+agent:
+  id: my-agent
+  name: My Agent
+
+# Database configuration
+persistence:
+  enabled: {enabled}
+  {database}
+
+# Session persistence
+session:
+  persist: {persist}
+  ttl_seconds: 86400  # 24 hours
+"""
+
+SQLITE_PATH = """database:
+    type: sqlite
+    path: ~/.local/share/mofa/mofa.db"""
+DATABASE_URL = """database:
+    type: sqlite
+    url: ${DATABASE_URL}"""
+
+
+def write_config(tmp_path: Path, *, database: str = SQLITE_PATH, enabled: str = "true",
+                 persist: str = "true", extra: str = "") -> Path:
+    path = tmp_path / "agent.yml"
+    path.write_text(SEEDS_CONFIG.format(enabled=enabled, database=database, persist=persist)
+                    + extra)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "MOFA_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.mark.sqlite
+async def test_the_seeds_agent_yml_builds_a_persistent_agent(tmp_path: Path, home: Path) -> None:
+    config = write_config(tmp_path)
+    agent = await LLMAgentBuilder.from_config(config).build_async()
+    assert (agent.id, agent.name) == ("my-agent", "My Agent")
+    assert isinstance(agent.provider, OfflineProvider)
+    database = home / ".local/share/mofa/mofa.db"
+    assert agent.plugin.store.url.path == str(database)
+    await agent.chat("Remember me")
+    session_id = agent.session_id
+    session = agent.session
+    assert session is not None
+    assert session.expires_at is not None
+    lifetime = session.expires_at - session.created_at
+    assert timedelta(hours=23) < lifetime <= timedelta(hours=24)
+    await agent.close()
+    assert agent.plugin.store.closed  # the builder opened it, the agent closed it
+
+    again = await LLMAgentBuilder.from_config(config).with_session_id(session_id).build_async()
+    assert again.resumed
+    assert 'began with "Remember me"' in await again.chat("Still there?")
+    await again.close()
+
+    async with await open_store(f"sqlite://{database}") as store:
+        record = await store.get_agent("my-agent")
+        assert record is not None
+        assert (record.name, record.state) == ("My Agent", "stopped")
+        assert await store.count_messages(session_id) == 4
+
+
+@pytest.mark.sqlite
+async def test_database_url_comes_from_the_environment(tmp_path: Path, home: Path) -> None:
+    config = write_config(tmp_path, database=DATABASE_URL)
+    url = f"sqlite://{tmp_path / 'from-env.db'}"
+    agent = await LLMAgentBuilder.from_config(config, environ={"DATABASE_URL": url}).build_async()
+    assert agent.plugin.store.url.path == str(tmp_path / "from-env.db")
+    await agent.close()
+    with pytest.raises(ConfigError, match=r"\$\{DATABASE_URL\}, which is not set"):
+        LLMAgentBuilder.from_config(config, environ={})
+
+
+@pytest.mark.parametrize(("enabled", "persist"), [("false", "true"), ("true", "false")])
+async def test_persistence_off_keeps_the_agent_in_memory(
+    tmp_path: Path, home: Path, enabled: str, persist: str
+) -> None:
+    config = write_config(tmp_path, enabled=enabled, persist=persist)
+    async with await LLMAgentBuilder.from_config(config).build_async() as agent:
+        assert agent.plugin.store.backend == "memory"
+        await agent.chat("hi")
+    assert not (home / ".local/share/mofa/mofa.db").exists()
+
+
+async def test_the_llm_section_configures_the_provider(
+    tmp_path: Path, home: Path, llm: LLMServer
+) -> None:
+    config = write_config(tmp_path, enabled="false", extra=(
+        "llm:\n  model: local-model\n  base_url: ${LLM_URL}\n  api_key: sk-from-yml\n"
+        "  temperature: 0.5\n  system_prompt: You are terse.\n  history_limit: 10\n"))
+    agent = await LLMAgentBuilder.from_config(
+        config, environ={"LLM_URL": llm.base_url}).build_async()
+    assert isinstance(agent.provider, OpenAIProvider)
+    await agent.chat("hello")
+    await agent.close()
+    request = llm.requests[-1]
+    assert request.headers["authorization"] == "Bearer sk-from-yml"
+    assert request.body["model"] == "local-model"
+    assert request.body["temperature"] == 0.5
+    assert request.messages[0] == {"role": "system", "content": "You are terse."}
+    assert agent.history_limit == 10
+
+
+def test_an_unknown_provider_is_one_sentence(tmp_path: Path, home: Path) -> None:
+    config = write_config(tmp_path, extra="llm:\n  provider: skynet\n")
+    with pytest.raises(ConfigError, match=r"llm\.provider .skynet. is unknown; use openai or"):
+        LLMAgentBuilder.from_config(config)
+
+
+@pytest.mark.sqlite
+async def test_an_expired_session_is_not_resumed(tmp_path: Path, home: Path) -> None:
+    config = write_config(tmp_path)
+    first = await LLMAgentBuilder.from_config(config).build_async()
+    await first.chat("an old conversation")
+    old = first.session_id
+    await first.close()
+    url = f"sqlite://{home / '.local/share/mofa/mofa.db'}"
+    async with await open_store(url) as store:  # the ttl passes
+        await store.update_session(old, expires_at=utc_now() - timedelta(seconds=1))
+
+    agent = await LLMAgentBuilder.from_config(config).with_session_id(old).build_async()
+    assert agent.session_id != old
+    assert agent.expired_session_id == old
+    assert not agent.resumed
+    assert agent.history == ()
+    assert "first turn" in await agent.chat("a new conversation")
+    with pytest.raises(SessionExpiredError, match="has expired; start a new one"):
+        await agent.switch_session(old)
+    with pytest.raises(SessionExpiredError):
+        await agent.chat("sneak in", session_id=old)
+    await agent.close()
+
+    async with await open_store(url) as store:
+        expired = await store.get_session(old)
+        assert expired is not None
+        assert expired.status == "expired"
+        assert expired.message_count == 2  # kept for reading, never continued
+
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "mofa"), "--database-url", url, "session", "list",
+         "--output-format", "json"],
+        capture_output=True, text=True, env=child_env(), check=False, timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    statuses = {row["session_id"]: row["status"] for row in json.loads(listed.stdout)}
+    assert statuses == {old: "expired", agent.session_id: "active"}
