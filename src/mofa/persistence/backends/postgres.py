@@ -30,6 +30,7 @@ Needs the ``postgres`` extra: ``pip install 'mofa-sdk[postgres]'``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Any, Final, Self
 
@@ -304,8 +305,14 @@ def _is_connection_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError | ConnectionError):
         return True
+    name = type(exc).__name__
+    # asyncpg's protocol caught mid-way by a server that is going away, e.g. "cannot switch
+    # to state 12; another operation (2) is in progress" when a FATAL arrived on an idle
+    # connection just as a call began: the connection is unusable, not the statement wrong.
+    if name == "InternalClientError":
+        return True
     # asyncpg's InterfaceError "connection is closed" / "... in the middle of operation".
-    return type(exc).__name__ in ("InterfaceError", "ConnectionDoesNotExistError") and (
+    return name in ("InterfaceError", "ConnectionDoesNotExistError") and (
         "closed" in str(exc) or "connection" in str(exc)
     )
 
@@ -531,6 +538,11 @@ class PostgresStore(BaseStore):
                 rows: list[Any] = await connection.fetch(query, *args)
                 return rows
             except Exception as exc:
+                if _is_connection_error(exc):
+                    # Its protocol state is unknown now: never hand it out again. (asyncpg
+                    # may already have detached it from the pool, hence the suppress.)
+                    with contextlib.suppress(Exception):
+                        connection.terminate()
                 if attempt >= _MAX_ATTEMPTS or not (
                     _sqlstate(exc) in _RETRY_STATES
                     or (not write and attempt == 1 and _is_connection_error(exc))
