@@ -90,6 +90,10 @@ def test_bad_urls_are_one_clear_error(url: str) -> None:
         ("postgresql:///db?host=/run/pg&password=secret", "postgresql:///db?host=/run/pg&password=****"),
         ("mysql://u:secret@localhost/db?socket=/x.sock", "mysql://u:****@localhost/db?socket=/x.sock"),
         ("sqlite:///home/me/mofa.db", "sqlite:///home/me/mofa.db"),
+        ("postgresql:/user:pw@host/db", "postgresql:/user:****@host/db"),
+        ("postgresql//user:pw@host/db", "postgresql//user:****@host/db"),
+        ("postgresql:user:pw@host/db", "postgresql:****@host/db"),
+        ("user:pw@host/db", "user:****@host/db"),
     ],
 )
 def test_passwords_are_masked(url: str, expected: str) -> None:
@@ -102,7 +106,7 @@ def test_passwords_are_masked(url: str, expected: str) -> None:
         assert str(parsed) == expected
         assert expected in repr(parsed)
         shown = [str(parsed), repr(parsed)]
-    for secret in ("pass", "secret", "p@ss", "pa/ss", "pa?ss"):
+    for secret in ("pass", "secret", "p@ss", "pa/ss", "pa?ss", "pw"):
         if secret in url and secret not in expected:
             assert all(secret not in text for text in shown)
 

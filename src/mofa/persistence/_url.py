@@ -46,20 +46,26 @@ def mask_url(url: str) -> str:
     Works on malformed URLs too, so it is safe to use in every error message.
     """
     masked = _PASSWORD_PARAM_RE.sub(lambda m: m.group(1) + _MASK, url)
+    query_start = min(
+        (p for p in (masked.find("?"), masked.find("#")) if p >= 0), default=len(masked)
+    )
     scheme_end = masked.find("://")
-    if scheme_end < 0:
-        return masked
-    start = scheme_end + 3
-    # The user info ends at the last '@' before the query: a password may hold a raw '@' or
-    # '/', and masking must cover all of it even when the URL is otherwise malformed.
-    query_start = min((p for p in (masked.find("?", start), masked.find("#", start)) if p >= 0),
-                      default=len(masked))
-    at = masked.rfind("@", start, query_start)
-    if at < 0:
-        # A raw '?' or '#' inside the password: mask up to the last '@' rather than leak.
-        at = masked.rfind("@", start)
+    if scheme_end >= 0 and scheme_end < query_start:
+        start = scheme_end + 3
+        # The user info ends at the last '@' before the query: a password may hold a raw '@'
+        # or '/', and masking must cover all of it even when the URL is otherwise malformed.
+        at = masked.rfind("@", start, query_start)
         if at < 0:
-            return masked
+            # A raw '?' or '#' inside the password: mask up to the last '@' rather than leak.
+            at = masked.rfind("@", start)
+    else:
+        # Not scheme://…, e.g. "postgresql:/u:pw@h" or "postgresql//u:pw@h": everything after
+        # the first ':' between the last '/' and the last '@' is masked (over-masking a
+        # scheme-less "scheme:user:pw@" is the safe side).
+        at = masked.rfind("@", 0, query_start)
+        start = masked.rfind("/", 0, max(at, 0)) + 1
+    if at < 0 or at < start:
+        return masked
     user, colon, _password = masked[start:at].partition(":")
     if not colon or any(c in user for c in "/?#"):
         return masked
