@@ -179,6 +179,14 @@ class _YamlDumper(yaml.SafeDumper):
         # the seeds indent it ("key:\n  - a"). Both parse the same.
         super().increase_indent(flow, False)
 
+    def choose_scalar_style(self) -> str:
+        style: str = super().choose_scalar_style()
+        # A multi-line single-quoted scalar depends on the indentation it is written at;
+        # double quotes escape the line breaks, so an item reads the same at any indent.
+        if style == "'" and self.analysis is not None and self.analysis.multiline:
+            return '"'
+        return style
+
 
 def _represent_datetime(dumper: yaml.SafeDumper, value: datetime) -> yaml.ScalarNode:
     # A YAML timestamp, written the way the JSON view writes it; safe_load reads it back as
@@ -236,6 +244,7 @@ class DocumentWriter:
         self._format = output_format
         self._write = write
         self._count = 0
+        self._open_ended = False
 
     @property
     def count(self) -> int:
@@ -261,6 +270,11 @@ class DocumentWriter:
             self._write(("\n    " if first else ",\n    ") + body)
             return
         lines = to_yaml(dict(item)).rstrip("\n").split("\n")
+        # A kept-newlines block ("|+") last in a document makes PyYAML end it with "...";
+        # mid-document that marker would end the document early.
+        self._open_ended = lines[-1] == "..."
+        if self._open_ended:
+            lines.pop()
         out = ["\n  - " + lines[0] if first else "  - " + lines[0]]
         # Empty lines inside a literal block stay empty: indentation there would be content.
         out.extend("    " + line if line else line for line in lines[1:])
@@ -271,6 +285,8 @@ class DocumentWriter:
             self._write("\n  ]\n}\n" if self._count else "]\n}\n")
         elif not self._count:
             self._write(" []\n")
+        elif self._open_ended:
+            self._write("...\n")
 
 
 # --------------------------------------------------------------------- session show
