@@ -31,15 +31,63 @@ from mofa.persistence.backends.files import NO_AGENT_DIR, default_data_dir, enco
 pytestmark = pytest.mark.files
 
 HOSTILE_IDS = [
-    "../../etc/passwd", "a/b", "/abs", ".", "..", "...", ".hidden", "a.json", "a.messages",
-    "CON", "con", "Con", "NUL", "nul", "aux", "AUX", "com1", "LPT9", "prn.txt",
-    "Case", "case", "CASE", "case ", " ", "-", "_", "@none", "a%2Fb", "a%2fb", "%41", "A",
-    "a~b", "a\\b", "a:b", "a*b?c", "tab\there", "new\nline", "日本語-セッション-🎉",
-    "x" * 255, "X" * 255, "é" * 255, "🎉" * 255, "x" * 200 + "a", "x" * 200 + "b",
-    "x" * 100, "x" * 101, "%" * 255, "agent-001:session-123",
+    "../../etc/passwd",
+    "a/b",
+    "/abs",
+    ".",
+    "..",
+    "...",
+    ".hidden",
+    "a.json",
+    "a.messages",
+    "CON",
+    "con",
+    "Con",
+    "NUL",
+    "nul",
+    "aux",
+    "AUX",
+    "com1",
+    "LPT9",
+    "prn.txt",
+    "Case",
+    "case",
+    "CASE",
+    "case ",
+    " ",
+    "-",
+    "_",
+    "@none",
+    "a%2Fb",
+    "a%2fb",
+    "%41",
+    "A",
+    "a~b",
+    "a\\b",
+    "a:b",
+    "a*b?c",
+    "tab\there",
+    "new\nline",
+    "日本語-セッション-🎉",
+    "x" * 255,
+    "X" * 255,
+    "é" * 255,
+    "🎉" * 255,
+    "x" * 200 + "a",
+    "x" * 200 + "b",
+    "x" * 100,
+    "x" * 101,
+    "%" * 255,
+    "agent-001:session-123",
 ]
-RESERVED = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(10)),
-            *(f"lpt{n}" for n in range(10))}
+RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{n}" for n in range(10)),
+    *(f"lpt{n}" for n in range(10)),
+}
 
 
 def _tree(root: Path) -> list[Path]:
@@ -59,10 +107,13 @@ async def test_layout_is_sessions_agent_session_json(tmp_path: Path) -> None:
         await store.create_session("loner")
         await store.append_message("session-123", "user", "Hello")
     assert sorted(p.name for p in (data / "sessions").iterdir()) == [
-        NO_AGENT_DIR, "agent-001", "agent-002",
+        NO_AGENT_DIR,
+        "agent-001",
+        "agent-002",
     ]
     assert {p.name for p in (data / "sessions" / "agent-001").glob("*.json")} == {
-        "session-123.json", "session-124.json",
+        "session-123.json",
+        "session-124.json",
     }
     assert (data / "sessions" / "agent-002" / "session-125.json").is_file()
     assert (data / "sessions" / NO_AGENT_DIR / "loner.json").is_file()
@@ -190,7 +241,10 @@ async def test_a_torn_last_line_is_ignored_then_replaced(tmp_path: Path) -> None
         assert stored.seq == 4
         history = await store.list_messages("s")
         assert [(m.seq, m.content) for m in history] == [
-            (1, "m1"), (2, "m2"), (3, "m3"), (4, "after the crash"),
+            (1, "m1"),
+            (2, "m2"),
+            (3, "m3"),
+            (4, "after the crash"),
         ]
     content = log.read_bytes()
     assert content.startswith(good)
@@ -207,9 +261,18 @@ async def test_a_half_written_batch_is_ignored_as_a_whole(tmp_path: Path) -> Non
     log = data / "sessions" / "a" / "s.messages.jsonl"
     # Two whole lines of a three-message batch (seq 2..4) reached the disk, the third did not.
     lines = [
-        json.dumps({"seq": seq, "end": 4, "at": "2024-01-01 00:00:00.000000",
-                    "ts": "2024-01-01 00:00:00.000000", "role": "user", "metadata": {},
-                    "content": f"lost {seq}"}).encode() + b"\n"
+        json.dumps(
+            {
+                "seq": seq,
+                "end": 4,
+                "at": "2024-01-01 00:00:00.000000",
+                "ts": "2024-01-01 00:00:00.000000",
+                "role": "user",
+                "metadata": {},
+                "content": f"lost {seq}",
+            }
+        ).encode()
+        + b"\n"
         for seq in (2, 3)
     ]
     with open(log, "ab") as file:
@@ -251,7 +314,9 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
         await store.create_session("s", agent_id="a")
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     acknowledged: dict[int, str] = {}
     assert child.stdout is not None
@@ -460,6 +525,7 @@ async def test_writes_are_synced_before_they_are_acknowledged(
         def sync(fd: int) -> None:
             synced.append(os.readlink(f"/proc/self/fd/{fd}"))
             real(fd)  # type: ignore[operator]
+
         return sync
 
     monkeypatch.setattr(os, "fsync", record(real_fsync))
@@ -504,3 +570,30 @@ async def test_delete_and_recreate_race_with_appends_from_another_store(
         assert [m.seq for m in history] == list(range(1, len(history) + 1))
         assert await writer.count_messages("s") == len(history)
         assert (await deleter.append_message("s", "user", "end")).seq == len(history) + 1
+
+
+async def test_group_commit_survives_cancelled_callers(tmp_path: Path) -> None:
+    async with await open_store(f"file://{tmp_path / 'data'}") as store:
+        await store.create_session("s")
+        acknowledged: dict[int, str] = {}
+
+        async def writer(task: int) -> None:
+            for n in range(100):
+                message = await store.append_message("s", "user", f"{task}:{n}")
+                acknowledged[message.seq] = message.content
+
+        tasks = [asyncio.create_task(writer(task)) for task in range(8)]
+        while len(acknowledged) < 200:
+            await asyncio.sleep(0)
+        for task in tasks[::2]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results[::2])
+        assert all(r is None for r in results[1::2])
+        history = await store.list_messages("s")
+        assert [m.seq for m in history] == list(range(1, len(history) + 1))
+        by_seq = {m.seq: m.content for m in history}
+        for seq, content in acknowledged.items():
+            assert by_seq[seq] == content
+        assert len({m.content for m in history}) == len(history)  # nothing written twice
+        assert (await store.append_message("s", "user", "last")).seq == len(history) + 1

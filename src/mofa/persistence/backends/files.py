@@ -433,14 +433,16 @@ def _next_line_start(fd: int, position: int, limit: int) -> int:
     if position <= 0:
         return 0
     offset = position - 1  # a newline at position - 1 makes ``position`` itself a start
+    block = 4096  # most lines are short: read a page first, then larger blocks
     while offset < limit:
-        chunk = os.pread(fd, min(_BLOCK, limit - offset), offset)
+        chunk = os.pread(fd, min(block, limit - offset), offset)
         if not chunk:
             break
         newline = chunk.find(b"\n")
         if newline >= 0:
             return min(offset + newline + 1, limit)
         offset += len(chunk)
+        block = _BLOCK
     return limit
 
 
@@ -598,6 +600,15 @@ def _read_summary(path: Path) -> tuple[int, int, str] | None:
 # ------------------------------------------------------------------- the store
 
 
+@dataclass(slots=True)
+class _PendingAppend:
+    """One caller's batch waiting for the session's next group write."""
+
+    messages: list[EncodedMessage]
+    now: datetime
+    future: asyncio.Future[list[Message]]
+
+
 class FileStore(BaseStore):
     """Keeps everything in files under one directory; safe for several processes at once."""
 
@@ -614,6 +625,9 @@ class FileStore(BaseStore):
                                             thread_name_prefix="mofa-files")
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
+        self._pending: dict[str, list[_PendingAppend]] = {}
+        self._flushing: set[str] = set()
+        self._flush_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def directory(self) -> Path:
@@ -791,9 +805,18 @@ class FileStore(BaseStore):
             raise SessionNotFoundError(session_id)
         return files, header
 
-    def _message_tail(self, fd: int, files: _SessionFiles) -> _Tail:
+    def _require_live(self, session_id: str) -> _SessionFiles:
+        """Like :meth:`_locate` without parsing the header (appends only need it to exist)."""
+        files = self._indexed_files(session_id)
+        if files is None or not files.header.exists():
+            _unlink_quietly(self._lock_path(session_id))
+            raise SessionNotFoundError(session_id)
+        return files
+
+    def _message_tail(self, fd: int, files: _SessionFiles, size: int | None = None) -> _Tail:
         """The messages log's valid end, from the summary when it matches the log's size."""
-        size = os.fstat(fd).st_size
+        if size is None:
+            size = os.fstat(fd).st_size
         summary = _read_summary(files.summary)
         if summary is not None and summary[1] == size:
             return _Tail(size, summary[0], summary[2])
@@ -1043,28 +1066,39 @@ class FileStore(BaseStore):
 
     # ---------------------------------------------------------------- messages
 
-    def _append_messages_sync(
-        self, session_id: str, messages: Sequence[EncodedMessage], now: datetime
-    ) -> list[Message]:
-        at = format_time(now)
+    def _append_groups_sync(
+        self, session_id: str, groups: Sequence[tuple[Sequence[EncodedMessage], datetime]]
+    ) -> list[list[Message]]:
+        """Append several callers' batches with one write and one fdatasync.
+
+        Each batch keeps its own ``end`` marker, so a crash mid-write can cut between
+        batches but never inside one.
+        """
         with _flocked(self._lock_path(session_id)):
-            files, _header = self._locate(session_id)
+            files = self._require_live(session_id)
             try:
                 fd = os.open(files.messages, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             except FileNotFoundError:
                 raise SessionNotFoundError(session_id) from None
             try:
                 size = os.fstat(fd).st_size
-                tail = self._message_tail(fd, files)
+                tail = self._message_tail(fd, files, size)
                 if tail.end < size:
                     # A write cut short by a crash: drop it so the log stays line-aligned.
                     os.ftruncate(fd, tail.end)
-                first = tail.last + 1
-                last = tail.last + len(messages)
-                data = b"".join(
-                    _message_line(message, first + offset, last, at)
-                    for offset, message in enumerate(messages)
-                )
+                lines: list[bytes] = []
+                results: list[list[Message]] = []
+                last = tail.last
+                at = ""
+                for messages, now in groups:
+                    at = max(at, format_time(now))
+                    first, last = last + 1, last + len(messages)
+                    stamp = format_time(now)
+                    lines.extend(_message_line(message, first + offset, last, stamp)
+                                 for offset, message in enumerate(messages))
+                    results.append([message.stored(session_id, first + offset)
+                                    for offset, message in enumerate(messages)])
+                data = b"".join(lines)
                 try:
                     _write_all(fd, data)
                     _sync_data(fd)
@@ -1075,8 +1109,7 @@ class FileStore(BaseStore):
                 self._write_summary(files.summary, last, tail.end + len(data), at)
             finally:
                 os.close(fd)
-        return [message.stored(session_id, first + offset)
-                for offset, message in enumerate(messages)]
+        return results
 
     @staticmethod
     def _write_summary(path: Path, count: int, size: int, at: str) -> None:
@@ -1091,8 +1124,46 @@ class FileStore(BaseStore):
     async def _append_messages(
         self, session_id: str, messages: list[EncodedMessage], now: datetime
     ) -> list[Message]:
-        return await self._run_locked(
-            session_id, self._append_messages_sync, session_id, messages, now)
+        # Group commit: appends that arrive while a write for this session is in flight are
+        # written together by the next one (one write, one fdatasync); each still returns
+        # only after its own bytes are on disk.
+        loop = asyncio.get_running_loop()
+        pending = _PendingAppend(messages, now, loop.create_future())
+        self._pending.setdefault(session_id, []).append(pending)
+        if session_id not in self._flushing:
+            self._flushing.add(session_id)
+            task = loop.create_task(self._flush(session_id))
+            self._flush_tasks.add(task)
+            task.add_done_callback(self._flush_tasks.discard)
+        return await pending.future
+
+    async def _flush(self, session_id: str) -> None:
+        queue: list[_PendingAppend] = []
+        try:
+            while True:
+                queue = [item for item in self._pending.pop(session_id, [])
+                         if not item.future.cancelled()]
+                if not queue:  # nothing new arrived during the last write
+                    return
+                try:
+                    async with self._lock_for(session_id):
+                        results = await self._run(
+                            self._append_groups_sync, session_id,
+                            [(item.messages, item.now) for item in queue])
+                except Exception as exc:
+                    for item in queue:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
+                    continue
+                for item, result in zip(queue, results, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(result)
+                queue = []
+        finally:
+            self._flushing.discard(session_id)
+            # Only reached early if this task itself was cancelled: do not leave callers hanging.
+            for item in [*queue, *self._pending.pop(session_id, [])]:
+                item.future.cancel()
 
     def _open_log(self, session_id: str, states: bool) -> tuple[int, _SessionFiles] | None:
         files = self._indexed_files(session_id)
@@ -1143,7 +1214,7 @@ class FileStore(BaseStore):
     def _save_state_sync(self, session_id: str, state_json: str, now: datetime) -> AgentState:
         at = format_time(now)
         with _flocked(self._lock_path(session_id)):
-            files, _header = self._locate(session_id)
+            files = self._require_live(session_id)
             try:
                 fd = os.open(files.states, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             except FileNotFoundError:
