@@ -159,12 +159,14 @@ async def test_a_cut_stream_stores_what_arrived_as_partial(
 async def test_a_stream_the_reader_abandons_is_stored_as_partial(store: BaseStore) -> None:
     agent = await build(store)
     async with agent.chat_stream("Hello there") as stream:
+        received = []
         async for chunk in stream:
-            if chunk.strip() == "said":
+            received.append(chunk)
+            if len(received) == 3:
                 break
     assert stream.turn is None
     messages = await store.list_messages(agent.session_id)
-    assert messages[-1].content == "[offline] You said"
+    assert messages[-1].content == "".join(received) == "[offline] This is"
     assert messages[-1].metadata["partial"] is True
     await agent.close()
 
@@ -194,7 +196,7 @@ async def test_history_and_state_are_restored_on_resume(store: BaseStore) -> Non
     assert second.state == {"mood": "curious", "turns": 1}
     assert next(m.content for m in second.history) == "My name is Ada"
     reply = await second.chat("What is my name?")
-    assert 'began with "My name is Ada"' in reply
+    assert '(it began with "My name is Ada")' in reply
     await second.close()
 
 

@@ -256,7 +256,8 @@ class LLMAgentBuilder:
         if kind is None:
             kind = "openai" if (self._api_key or self._base_url) else "offline"
         if kind == "offline":
-            return (OfflineProvider(self._model) if self._model else OfflineProvider()), True
+            # A configured model name belongs to the real provider; offline keeps its own.
+            return OfflineProvider(), True
         return OpenAIProvider(
             api_key=self._api_key,
             base_url=self._base_url or DEFAULT_BASE_URL,

@@ -319,11 +319,11 @@ class OfflineProvider:
             return "[offline] There is no user message to answer yet."
         latest, earlier = user_turns[-1], len(user_turns) - 1
         if earlier == 0:
-            return f'[offline] You said "{_quote(latest)}". This is the first turn I see.'
+            return f'[offline] This is the first turn I see; you said: "{_quote(latest)}"'
         turns = "turn" if earlier == 1 else "turns"
         return (
-            f'[offline] You said "{_quote(latest)}". I see {earlier} earlier {turns} in '
-            f'this conversation; it began with "{_quote(user_turns[0])}".'
+            f"[offline] I see {earlier} earlier {turns} in this conversation "
+            f'(it began with "{_quote(user_turns[0])}"); you said: "{_quote(latest)}"'
         )
 
     def _usage(self, messages: Sequence[ChatMessage], reply: str) -> Usage:
