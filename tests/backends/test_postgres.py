@@ -1,0 +1,482 @@
+"""What the PostgreSQL store promises beyond the shared contract.
+
+URL forms, the errors a user sees, round trips per call, the schema lock. Tests that need
+real password checking (the shared server trusts 127.0.0.1) or SSL use a private server
+(``tests/reliability/pgserver.py``); the rest use throwaway databases on the shared one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import asyncpg
+import pytest
+
+from mofa.persistence import (
+    AuthenticationError,
+    DatabaseNotFoundError,
+    InvalidURLError,
+    MissingDependencyError,
+    NewMessage,
+    PermissionDeniedError,
+    QueryError,
+    SchemaError,
+    StoreConnectionError,
+    open_store,
+)
+from mofa.persistence.backends.postgres import PostgresStore
+from mofa.persistence.schema import latest_version, table_names
+from tests.reliability.pgserver import PrivatePostgres, free_port, private_postgres
+from tests.servers import POSTGRES_ADMIN_URL, postgres_database, with_database
+
+pytestmark = pytest.mark.postgres
+
+SECRET = "n0t-Shown@all/#?"  # a password that must never appear in an error message
+LOCAL_SOCKET = Path("/var/run/postgresql/.s.PGSQL.5432")
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A fresh, empty database on the shared server (dropped afterwards)."""
+    with postgres_database("mofa_pgtest") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def private() -> Iterator[PrivatePostgres]:
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def private_database(private: PrivatePostgres) -> str:
+    return private.create_database(f"priv_{secrets.token_hex(4)}")
+
+
+async def _admin(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(sql, *args))
+    finally:
+        await connection.close()
+
+
+def _assert_no_secret(error: BaseException) -> None:
+    text = str(error)
+    assert SECRET not in text
+    assert "n0t-Shown" not in text
+    assert "n0t-Shown%40" not in text
+
+
+# ------------------------------------------------------------------- URL forms
+
+
+async def _round_trip(url: str) -> None:
+    async with await open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        session = await store.create_session(agent_id="a")
+        await store.append_message(session.session_id, "user", "hello")
+        assert [m.content for m in await store.list_messages(session.session_id)] == ["hello"]
+
+
+async def test_user_host_port_database_url(database_url: str) -> None:
+    parts = urlsplit(database_url)
+    assert parts.port is not None
+    await _round_trip(database_url)
+
+
+async def test_postgres_scheme_alias(database_url: str) -> None:
+    await _round_trip("postgres://" + database_url.split("://", 1)[1])
+
+
+async def test_connect_accepts_a_string_as_in_the_seeds(database_url: str) -> None:
+    async with await PostgresStore.connect(database_url) as store:
+        assert store.backend == "postgres"
+        assert await store.list_sessions() == []
+
+
+@pytest.mark.parametrize("mode", ["disable", "prefer"])
+async def test_sslmode_disable_and_prefer(database_url: str, mode: str) -> None:
+    await _round_trip(f"{database_url}?sslmode={mode}")
+
+
+async def test_sslmode_require_without_server_ssl_is_a_clear_error(database_url: str) -> None:
+    ssl_on = (await _admin(database_url, "SHOW ssl"))[0][0]
+    if ssl_on == "on":
+        pytest.skip("the shared server has SSL on; the private-server test covers require")
+    with pytest.raises(StoreConnectionError) as raised:
+        await open_store(f"{database_url}?sslmode=require")
+    assert "does not accept SSL" in str(raised.value)
+    assert "sslmode=require" in str(raised.value)
+
+
+async def test_unix_socket_url_of_the_seeds(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not LOCAL_SOCKET.exists():
+        pytest.skip(f"no local server socket at {LOCAL_SOCKET}; the private-server test covers it")
+    database = urlsplit(database_url).path.lstrip("/")
+    # The seeds' form names no user: libpq (and asyncpg) then use PGUSER or the OS user.
+    monkeypatch.setenv("PGUSER", urlsplit(POSTGRES_ADMIN_URL).username or "postgres")
+    await _round_trip(f"postgresql:///{database}?host=/var/run/postgresql")
+
+
+async def test_unix_socket_url_on_the_private_server(
+    private: PrivatePostgres, private_database: str
+) -> None:
+    await _round_trip(
+        f"postgresql://postgres@/{private_database}?host={private.socket_dir}&port={private.port}"
+    )
+
+
+async def test_password_checked_for_real_with_percent_encoding(
+    private: PrivatePostgres, private_database: str
+) -> None:
+    private.psql(f"CREATE ROLE pw_user LOGIN PASSWORD '{SECRET}'")
+    try:
+        private.psql(f'GRANT ALL ON DATABASE "{private_database}" TO pw_user')
+        private.psql("GRANT ALL ON SCHEMA public TO pw_user", database=private_database)
+        # quote() in url() percent-encodes '@', '/', '#' and '?' of the password.
+        await _round_trip(private.url(private_database, "pw_user", SECRET))
+        # ?password= works too (and is masked like the user-info form).
+        await _round_trip(
+            private.url(private_database, "pw_user") + "?password=" + quote(SECRET, safe="")
+        )
+    finally:
+        private.psql("DROP OWNED BY pw_user CASCADE", database=private_database)
+        private.psql("DROP ROLE pw_user")
+
+
+async def test_wrong_password_is_an_authentication_error(
+    private: PrivatePostgres, private_database: str
+) -> None:
+    private.psql("CREATE ROLE pw_wrong LOGIN PASSWORD 'the-right-one'")
+    try:
+        with pytest.raises(AuthenticationError) as raised:
+            await open_store(private.url(private_database, "pw_wrong", SECRET))
+        message = str(raised.value)
+        assert message == (
+            f"Failed to connect to PostgreSQL at 127.0.0.1:{private.port}: password "
+            "authentication failed for user 'pw_wrong' — check the user name and password "
+            "in the URL."
+        )
+        _assert_no_secret(raised.value)
+        with pytest.raises(AuthenticationError):  # ?password= form
+            await open_store(private.url(private_database, "pw_wrong") + "?password=nope")
+    finally:
+        private.psql("DROP ROLE pw_wrong")
+
+
+async def test_sslmode_require_with_server_ssl(
+    private: PrivatePostgres, private_database: str
+) -> None:
+    url = private.url(private_database, query="sslmode=require&application_name=mofa_ssl_probe")
+    async with await open_store(url) as store:
+        await store.create_session("s")
+        rows = await _admin(
+            private.url("postgres"),
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+            "WHERE a.application_name = 'mofa_ssl_probe'",
+        )
+        assert rows
+        assert all(row[0] is True for row in rows)
+
+
+# ---------------------------------------------------------------------- errors
+
+
+async def test_connection_refused() -> None:
+    port = free_port()
+    with pytest.raises(StoreConnectionError) as raised:
+        await open_store(f"postgresql://postgres:{quote(SECRET, safe='')}@127.0.0.1:{port}/mofa")
+    assert str(raised.value) == (
+        f"Failed to connect to PostgreSQL at 127.0.0.1:{port}: connection refused — is the "
+        f"server running? Check with: pg_isready -h 127.0.0.1 -p {port}"
+    )
+    _assert_no_secret(raised.value)
+    assert raised.value.__cause__ is not None
+
+
+async def test_missing_database() -> None:
+    name = f"mofa_missing_{secrets.token_hex(3)}"
+    with pytest.raises(DatabaseNotFoundError) as raised:
+        await open_store(with_database(POSTGRES_ADMIN_URL, name))
+    assert f'database "{name}" does not exist — create it with: createdb {name}' in str(
+        raised.value
+    )
+
+
+async def test_unknown_role_is_an_authentication_error(database_url: str) -> None:
+    parts = urlsplit(database_url)
+    role = f"no_such_role_{secrets.token_hex(3)}"
+    url = f"postgresql://{role}@{parts.hostname}:{parts.port}{parts.path}"
+    with pytest.raises(AuthenticationError, match="does not exist"):
+        await open_store(url)
+
+
+async def test_permission_denied_names_the_table_and_the_fix(database_url: str) -> None:
+    async with await open_store(database_url):
+        pass  # the schema exists, owned by the admin user
+    role = f"mofa_ro_{secrets.token_hex(3)}"
+    database = urlsplit(database_url).path.lstrip("/")
+    await _admin(database_url, f'CREATE ROLE "{role}" LOGIN')
+    try:
+        await _admin(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+        await _admin(database_url, f'GRANT SELECT ON mofa_schema_migrations TO "{role}"')
+        parts = urlsplit(database_url)
+        url = f"postgresql://{role}@{parts.hostname}:{parts.port}/{database}"
+        async with await open_store(url) as store:
+            with pytest.raises(PermissionDeniedError) as raised:
+                await store.upsert_agent("a")
+        assert str(raised.value).startswith(
+            "SQL error: permission denied for table agents — grant the privileges"
+        )
+        assert f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}" in (
+            str(raised.value)
+        )
+    finally:
+        await _admin(database_url, f'DROP OWNED BY "{role}"')
+        await _admin(database_url, f'DROP ROLE "{role}"')
+
+
+async def test_broken_connection_mid_call_then_recovers(database_url: str) -> None:
+    """A backend killed while an append waits on a row lock: a clear, honest error."""
+    async with await open_store(database_url) as store:
+        await store.create_session("s")
+        locker = await asyncpg.connect(database_url)
+        try:
+            transaction = locker.transaction()
+            await transaction.start()
+            await locker.execute("SELECT 1 FROM sessions WHERE session_id = 's' FOR UPDATE")
+            append = asyncio.create_task(store.append_message("s", "user", "blocked"))
+            waiting: list[asyncpg.Record] = []
+            for _ in range(500):
+                waiting = await locker.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting, "the append never waited on the row lock"
+            await locker.execute("SELECT pg_terminate_backend($1)", waiting[0][0])
+            with pytest.raises(StoreConnectionError) as raised:
+                await append
+            assert "broke during the call" in str(raised.value)
+            assert "may or may not have been stored" in str(raised.value)
+            await transaction.rollback()
+        finally:
+            await locker.close()
+        # The same store works again; the killed append was rolled back by the server.
+        assert (await store.append_message("s", "user", "after")).seq == 1
+        assert [m.content for m in await store.list_messages("s")] == ["after"]
+
+
+async def test_other_sql_errors_are_query_errors(database_url: str) -> None:
+    async with await open_store(database_url) as store:
+        await store.create_session("s")
+        await _admin(database_url, "DROP TABLE messages")
+        with pytest.raises(QueryError, match='relation "messages" does not exist'):
+            await store.append_message("s", "user", "x")
+
+
+async def test_newer_schema_is_refused(database_url: str) -> None:
+    async with await open_store(database_url):
+        pass
+    await _admin(database_url, "INSERT INTO mofa_schema_migrations (version, name) "
+                               "VALUES (999, 'from_the_future')")
+    with pytest.raises(SchemaError, match="version 999"):
+        await open_store(database_url)
+
+
+async def test_bad_url_option_is_an_invalid_url_error(database_url: str) -> None:
+    with pytest.raises(InvalidURLError) as raised:
+        await open_store(f"{database_url.replace('@', f':{SECRET[:9]}@', 1)}?sslmode=sometimes")
+    assert "****" in str(raised.value)
+    _assert_no_secret(raised.value)
+
+
+async def test_missing_driver_names_the_extra(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    with pytest.raises(MissingDependencyError) as raised:
+        await open_store(database_url)
+    assert "pip install 'mofa-sdk[postgres]'" in str(raised.value)
+
+
+# --------------------------------------------------------------------- schema
+
+
+async def test_schema_created_once_and_recorded(database_url: str) -> None:
+    async with await open_store(database_url) as store:
+        assert store.applied_migrations == tuple(range(1, latest_version("postgres") + 1))
+    async with await open_store(database_url) as store:
+        assert store.applied_migrations == ()
+    rows = await _admin(database_url, "SELECT version FROM mofa_schema_migrations")
+    assert [row[0] for row in rows] == list(range(1, latest_version("postgres") + 1))
+    tables = await _admin(
+        database_url,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    assert set(table_names("postgres")) <= {row[0] for row in tables}
+
+
+async def test_recent_messages_read_backwards_through_the_index(database_url: str) -> None:
+    async with await open_store(database_url) as store:
+        await store.create_session("s")
+        await store.append_messages("s", [NewMessage("user", str(n)) for n in range(50)])
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("SET enable_seqscan = off")  # tiny table: force the choice
+        plan = "\n".join(
+            row[0] for row in await connection.fetch(
+                "EXPLAIN SELECT id, seq FROM messages WHERE session_id = 's' "
+                "ORDER BY seq DESC LIMIT 20"
+            )
+        )
+    finally:
+        await connection.close()
+    assert "Index Scan Backward using idx_messages_session" in plan
+
+
+# ------------------------------------------------------------------ round trips
+
+
+class _CountingProxy:
+    """A TCP relay between the store and the server that reads the frontend protocol.
+
+    asyncpg ends every exchange with Sync ('S') in the extended protocol, or sends one
+    simple Query ('Q'); each is answered by ReadyForQuery, which asyncpg waits for before
+    it sends the next one. So Sync + Query messages = round trips to the server.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.messages: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    def round_trips(self) -> int:
+        return sum(1 for kind in self.messages if kind in ("S", "Q"))
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        relay = asyncio.create_task(downstream())
+        try:
+            startup_length = int.from_bytes(await reader.readexactly(4), "big")
+            up_writer.write(startup_length.to_bytes(4, "big")
+                            + await reader.readexactly(startup_length - 4))
+            while True:
+                kind = await reader.readexactly(1)
+                length = int.from_bytes(await reader.readexactly(4), "big")
+                body = await reader.readexactly(length - 4)
+                self.messages.append(kind.decode())
+                up_writer.write(kind + length.to_bytes(4, "big") + body)
+                await up_writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            up_writer.close()
+            relay.cancel()
+
+
+@pytest.fixture
+async def counted_store(database_url: str) -> AsyncIterator[tuple[PostgresStore, _CountingProxy]]:
+    parts = urlsplit(database_url)
+    proxy = _CountingProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    url = f"postgresql://{parts.username}@127.0.0.1:{proxy.port}{parts.path}?sslmode=disable"
+    # One connection, so the prepared statements warmed up below are the ones measured.
+    store = await PostgresStore.connect(url, pool_min_size=1, pool_max_size=1)
+    try:
+        yield store, proxy
+    finally:
+        await store.close()
+        await proxy.close()
+
+
+async def test_append_is_one_round_trip(
+    counted_store: tuple[PostgresStore, _CountingProxy],
+) -> None:
+    store, proxy = counted_store
+    await store.create_session("s")
+    await store.append_message("s", "user", "warm-up: prepares the statement")
+    proxy.messages.clear()
+    message = await store.append_message("s", "assistant", "counted", metadata={"k": 1})
+    assert message.seq == 2
+    # Bind, Execute, Sync: one statement, one round trip, and no reset query on release.
+    assert proxy.round_trips() == 1, proxy.messages
+    assert "Q" not in proxy.messages
+
+
+async def test_batch_of_fifty_is_one_round_trip(
+    counted_store: tuple[PostgresStore, _CountingProxy],
+) -> None:
+    store, proxy = counted_store
+    await store.create_session("s")
+    batch = [NewMessage("user", f"m{n}", {"n": n}) for n in range(50)]
+    await store.append_messages("s", batch)
+    proxy.messages.clear()
+    stored = await store.append_messages("s", batch)
+    assert [m.seq for m in stored] == list(range(51, 101))
+    assert proxy.round_trips() == 1, proxy.messages
+
+
+async def test_reads_and_listing_are_one_round_trip_each(
+    counted_store: tuple[PostgresStore, _CountingProxy],
+) -> None:
+    store, proxy = counted_store
+    await store.create_session("s", user_id="u")
+    await store.append_messages("s", [NewMessage("user", str(n)) for n in range(30)])
+    for _ in range(2):  # the first pass prepares, the second is measured
+        proxy.messages.clear()
+        await store.list_recent_messages("s", limit=20)
+        await store.list_sessions(user_id="u", limit=10)
+        await store.get_session("s")
+    assert proxy.round_trips() == 3, proxy.messages
+
+
+async def test_several_processes_connecting_apply_the_schema_once(database_url: str) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from mofa.persistence import open_store\n"
+        "async def main():\n"
+        "    store = await open_store(sys.argv[1])\n"
+        "    print(len(store.applied_migrations))\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, database_url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ},
+        )
+        for _ in range(4)
+    ]
+    outputs = [await process.communicate() for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    applied = sorted(int(out.decode().strip()) for out, _ in outputs)
+    assert applied == [0, 0, 0, latest_version("postgres")]
