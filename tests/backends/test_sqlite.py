@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ async def _pragma(store: SqliteStore, name: str) -> object:
     def read(connection: sqlite3.Connection) -> object:
         return connection.execute(f"PRAGMA {name}").fetchone()[0]
 
-    return await worker.submit(worker.read, read)
+    return await worker.read(read)
 
 
 async def test_pragmas_wal_full_sync_foreign_keys(tmp_path: Path) -> None:
@@ -194,9 +195,7 @@ async def test_close_finishes_pending_work_and_stops_the_thread(tmp_path: Path) 
     url = f"sqlite://{tmp_path / 'close.db'}"
     store = await SqliteStore.connect(url)
     await store.create_session("s")
-    tasks = [
-        asyncio.create_task(store.append_message("s", "user", f"m{n}")) for n in range(50)
-    ]
+    tasks = [asyncio.create_task(store.append_message("s", "user", f"m{n}")) for n in range(50)]
     await asyncio.sleep(0)  # each task has now handed its transaction to the worker
     await store.close()
     assert not store._worker._thread.is_alive()
@@ -230,7 +229,9 @@ async def test_sigkill_loses_no_acknowledged_append(tmp_path: Path) -> None:
         await store.create_session("victim")
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     acknowledged: list[int] = []
     assert child.stdout is not None
@@ -256,3 +257,36 @@ async def test_sigkill_loses_no_acknowledged_append(tmp_path: Path) -> None:
     # Nothing half-written either: the count matches the rows, with no gap.
     assert sorted(stored) == list(range(1, len(stored) + 1))
     assert session.message_count == len(stored)
+
+
+async def test_writes_committed_together_still_fail_alone(tmp_path: Path) -> None:
+    """Queued writes share a commit, but each one succeeds or fails on its own."""
+    from mofa.persistence import SessionExistsError, SessionNotFoundError
+
+    async with await SqliteStore.connect(f"sqlite://{tmp_path / 'group.db'}") as store:
+        await store.create_session("s")
+        worker = store._worker
+        group_sizes: list[int] = []
+        run_writes = worker._run_writes
+
+        def spy(group: list[Any]) -> None:
+            group_sizes.append(len(group))
+            run_writes(group)
+
+        worker._run_writes = spy  # type: ignore[method-assign]
+        calls = [store.append_message("s", "user", f"m{n}") for n in range(20)]
+        calls.insert(10, store.append_message("missing", "user", "lost"))
+        calls.insert(5, store.create_session("s"))
+        calls.append(store.create_session("t"))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(results[5], SessionExistsError)
+        assert isinstance(results[11], SessionNotFoundError)
+        appended = [r for r in results if not isinstance(r, BaseException)][:-1]
+        assert [m.seq for m in appended] == list(range(1, 21))
+        assert [m.content for m in await store.list_messages("s")] == [
+            f"m{n}" for n in range(20)
+        ]
+        assert await store.count_messages("s") == 20
+        assert await store.get_session("t") is not None
+        assert await store.get_session("missing") is None
+        assert group_sizes, "the writes were never grouped; this test checked nothing"

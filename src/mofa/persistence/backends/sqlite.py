@@ -299,18 +299,30 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
         future.set_exception(error)
 
 
+_CALL: Final = 0  # run function(*args) (open, close)
+_READ: Final = 1  # run function(connection, *args) outside a write transaction
+_WRITE: Final = 2  # run function(connection, *args) inside BEGIN IMMEDIATE … COMMIT
 _Job = tuple[
-    Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", asyncio.AbstractEventLoop,
+    int,
+    Callable[..., Any],
+    tuple[Any, ...],
+    "asyncio.Future[Any]",
+    asyncio.AbstractEventLoop,
     str | None,
 ]
-_STOP: Final = None
+#: At most this many queued writes share one commit (see _Worker._run_writes).
+_MAX_GROUP: Final = 128
+_NOTHING: Final = object()
 
 
 class _Worker:
     """One thread that owns the connection and runs whole transactions, one at a time.
 
     A call costs one hop: the job goes on a queue, the thread runs it, and
-    ``loop.call_soon_threadsafe`` resolves the caller's future.
+    ``loop.call_soon_threadsafe`` resolves the caller's future. Writes that queue up while
+    the thread is busy (concurrent tasks) are committed together: each runs inside its own
+    savepoint, so it succeeds or fails on its own, and one fsync makes them all durable
+    before any of them is acknowledged.
     """
 
     def __init__(self, path: str, busy_timeout: float, lock_timeout: float) -> None:
@@ -320,28 +332,48 @@ class _Worker:
         self.connection: sqlite3.Connection | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._stopped = False
-        self._thread = threading.Thread(
-            target=self._serve, name=f"mofa-sqlite:{path}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name=f"mofa-sqlite:{path}", daemon=True)
         self._thread.start()
 
-    def submit(
-        self, function: Callable[..., _T], *args: Any, session_id: str | None = None
+    def _submit(
+        self,
+        kind: int,
+        function: Callable[..., _T],
+        args: tuple[Any, ...],
+        session_id: str | None,
     ) -> asyncio.Future[_T]:
         if self._stopped:
             raise StoreClosedError("The sqlite store was used after close().")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._jobs.put((function, args, future, loop, session_id))
+        self._jobs.put((kind, function, args, future, loop, session_id))
         return future
+
+    def call(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Run ``function(*args)`` on the thread."""
+        return self._submit(_CALL, function, args, None)
+
+    def read(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Run ``function(connection, *args)`` on the thread (reads need no transaction:
+        each SELECT sees one consistent snapshot)."""
+        return self._submit(_READ, function, args, None)
+
+    def write(
+        self, function: Callable[..., _T], *args: Any, session_id: str | None = None
+    ) -> asyncio.Future[_T]:
+        """Run ``function(connection, *args)`` in a write transaction; resolve once committed.
+
+        ``session_id`` names the session in translated errors (exists / not found).
+        """
+        return self._submit(_WRITE, function, args, session_id)
 
     async def stop(self) -> None:
         """Finish every queued job, close the connection, end the thread."""
         if self._stopped:
             return
-        closing = self.submit(self._close_connection)
+        closing = self.call(self._close_connection)
         self._stopped = True
-        self._jobs.put(_STOP)
+        self._jobs.put(None)
         try:
             await closing
         finally:
@@ -355,24 +387,89 @@ class _Worker:
 
     def _serve(self) -> None:
         jobs = self._jobs
-        path = self.path
+        pending: Any = _NOTHING
         while True:
-            job = jobs.get()
+            job = jobs.get() if pending is _NOTHING else pending
+            pending = _NOTHING
             if job is None:
                 return
-            function, args, future, loop, session_id = job
-            value: Any = None
-            error: BaseException | None = None
-            try:
+            kind = job[0]
+            if kind == _WRITE:
+                group = [job]
+                while len(group) < _MAX_GROUP:
+                    try:
+                        following = jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if following is None or following[0] != _WRITE:
+                        pending = following  # keep the queue's order
+                        break
+                    group.append(following)
+                if len(group) == 1:
+                    self._run_one(job)
+                else:
+                    self._run_writes(group)
+            else:
+                self._run_one(job)
+
+    def _failure(self, exc: BaseException, session_id: str | None) -> BaseException:
+        if isinstance(exc, (sqlite3.Error, OSError)):
+            error = _translate(exc, self.path, session_id)
+            error.__cause__ = exc  # as `raise ... from exc` would
+            return error
+        return exc  # our own errors (and bugs) reach the caller as they are
+
+    @staticmethod
+    def _reply(job: _Job, value: Any, error: BaseException | None) -> None:
+        # A closed loop (RuntimeError) means nobody is waiting for the answer.
+        with contextlib.suppress(RuntimeError):
+            job[4].call_soon_threadsafe(_resolve, job[3], value, error)
+
+    def _run_one(self, job: _Job) -> None:
+        kind, function, args, _future, _loop, session_id = job
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            if kind == _WRITE:
+                value = self.transaction(function, *args)
+            elif kind == _READ:
+                value = function(self.connection, *args)
+            else:
                 value = function(*args)
-            except (sqlite3.Error, OSError) as exc:
-                error = _translate(exc, path, session_id)
-                error.__cause__ = exc  # as `raise ... from exc` would
-            except BaseException as exc:  # our own errors (and bugs) reach the caller as is
-                error = exc
-            # A closed loop (RuntimeError) means nobody is waiting for the answer.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, future, value, error)
+        except BaseException as exc:  # handed to the caller, never swallowed
+            error = self._failure(exc, session_id)
+        self._reply(job, value, error)
+
+    def _run_writes(self, group: list[_Job]) -> None:
+        """Several queued writes in one transaction: one savepoint each, one commit."""
+        connection = self.connection
+        assert connection is not None
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            self._retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"))
+            for _kind, function, args, _future, _loop, session_id in group:
+                connection.execute("SAVEPOINT mofa_call")
+                try:
+                    value = function(connection, *args)
+                except BaseException as exc:
+                    if not connection.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: all of it failed
+                    connection.execute("ROLLBACK TO mofa_call")
+                    connection.execute("RELEASE mofa_call")
+                    outcomes.append((None, self._failure(exc, session_id)))
+                else:
+                    connection.execute("RELEASE mofa_call")
+                    outcomes.append((value, None))
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            # Nothing of the group was committed: every caller hears that its write failed.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for job in group:
+                self._reply(job, None, self._failure(exc, job[5]))
+            return
+        for job, (value, error) in zip(group, outcomes, strict=True):
+            self._reply(job, value, error)
 
     # ---------------------------------------------------------- transactions
 
@@ -398,7 +495,7 @@ class _Worker:
                 "sqlite"
             ):
                 return ()
-            return self.write(_migrate)
+            return self.transaction(_migrate)
         except BaseException:
             self.connection = None
             connection.close()
@@ -418,7 +515,7 @@ class _Worker:
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
 
-    def write(self, function: Callable[..., _T], *args: Any) -> _T:
+    def transaction(self, function: Callable[..., _T], *args: Any) -> _T:
         """Run ``function(connection, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
         connection = self.connection
         assert connection is not None
@@ -431,12 +528,6 @@ class _Worker:
                 connection.execute("ROLLBACK")
             raise
         return result
-
-    def read(self, function: Callable[..., _T], *args: Any) -> _T:
-        """Run ``function(connection, *args)`` outside a write transaction."""
-        connection = self.connection
-        assert connection is not None
-        return function(connection, *args)
 
 
 def _absolute(path: str) -> str:
@@ -487,8 +578,14 @@ def _upsert_agent_tx(connection: sqlite3.Connection, agent: Agent) -> Agent:
     connection.execute(
         _UPSERT_AGENT,
         (
-            agent.id, agent.name, agent.state, format_time(agent.started_at), agent.provider,
-            agent.model, agent.description, format_time(agent.created_at),
+            agent.id,
+            agent.name,
+            agent.state,
+            format_time(agent.started_at),
+            agent.provider,
+            agent.model,
+            agent.description,
+            format_time(agent.created_at),
             format_time(agent.updated_at),
         ),
     )
@@ -507,8 +604,14 @@ def _create_session_tx(
     connection.execute(
         _INSERT_SESSION,
         (
-            session.session_id, session.agent_id, session.user_id, session.tenant_id,
-            session.status, metadata_json, created, format_time(session.updated_at),
+            session.session_id,
+            session.agent_id,
+            session.user_id,
+            session.tenant_id,
+            session.status,
+            metadata_json,
+            created,
+            format_time(session.updated_at),
             None if session.expires_at is None else format_time(session.expires_at),
         ),
     )
@@ -553,8 +656,14 @@ def _append_one_tx(
     seq = _bump_count(connection, session_id, 1, format_time(now))
     cursor = connection.execute(
         _INSERT_MESSAGE,
-        (session_id, seq, message.role.value, message.content, message.metadata_json,
-         format_time(message.timestamp)),
+        (
+            session_id,
+            seq,
+            message.role.value,
+            message.content,
+            message.metadata_json,
+            format_time(message.timestamp),
+        ),
     )
     return message.stored(session_id, seq, cursor.lastrowid)
 
@@ -570,8 +679,14 @@ def _append_many_tx(
     connection.executemany(
         _INSERT_MESSAGE,
         [
-            (session_id, first_seq + offset, message.role.value, message.content,
-             message.metadata_json, format_time(message.timestamp))
+            (
+                session_id,
+                first_seq + offset,
+                message.role.value,
+                message.content,
+                message.metadata_json,
+                format_time(message.timestamp),
+            )
             for offset, message in enumerate(messages)
         ],
     )
@@ -650,8 +765,9 @@ def _get_state_tx(
 def _list_states_tx(
     connection: sqlite3.Connection, session_id: str, limit: int
 ) -> list[AgentState]:
-    return [_state(session_id, row) for row in connection.execute(_SELECT_STATES,
-                                                                   (session_id, limit))]
+    return [
+        _state(session_id, row) for row in connection.execute(_SELECT_STATES, (session_id, limit))
+    ]
 
 
 def _no_limit(limit: int | None) -> int:
@@ -700,7 +816,7 @@ class SqliteStore(BaseStore):
         path = parsed.path if parsed.path == _MEMORY else _absolute(parsed.path)
         worker = _Worker(path, busy_timeout, lock_timeout)
         try:
-            applied = await worker.submit(worker.open)
+            applied = await worker.call(worker.open)
         except BaseException:
             await worker.stop()
             raise
@@ -715,28 +831,30 @@ class SqliteStore(BaseStore):
 
     async def _upsert_agent(self, agent: Agent) -> Agent:
         worker = self._worker
-        return await worker.submit(worker.write, _upsert_agent_tx, agent)
+        return await worker.write(_upsert_agent_tx, agent)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
         worker = self._worker
-        return await worker.submit(worker.read, _get_agent_tx, agent_id)
+        return await worker.read(_get_agent_tx, agent_id)
 
     async def _list_agents(self, limit: int | None) -> list[Agent]:
         worker = self._worker
-        return await worker.submit(worker.read, _list_agents_tx, _no_limit(limit))
+        return await worker.read(_list_agents_tx, _no_limit(limit))
 
     # -------------------------------------------------------------- sessions
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         worker = self._worker
-        return await worker.submit(
-            worker.write, _create_session_tx, session, metadata_json,
+        return await worker.write(
+            _create_session_tx,
+            session,
+            metadata_json,
             session_id=session.session_id,
         )
 
     async def _get_session(self, session_id: str) -> Session | None:
         worker = self._worker
-        return await worker.submit(worker.read, _get_session_tx, session_id)
+        return await worker.read(_get_session_tx, session_id)
 
     async def _list_sessions(
         self,
@@ -750,7 +868,7 @@ class SqliteStore(BaseStore):
         filters = [value for value in (agent_id, tenant_id, user_id) if value is not None]
         parameters = (*filters, _no_limit(limit), offset)
         worker = self._worker
-        return await worker.submit(worker.read, _list_sessions_tx, sql, parameters)
+        return await worker.read(_list_sessions_tx, sql, parameters)
 
     async def _update_session(
         self,
@@ -761,14 +879,19 @@ class SqliteStore(BaseStore):
         now: datetime,
     ) -> Session:
         worker = self._worker
-        return await worker.submit(
-            worker.write, _update_session_tx, session_id, status, metadata_json, expires_at,
-            now, session_id=session_id,
+        return await worker.write(
+            _update_session_tx,
+            session_id,
+            status,
+            metadata_json,
+            expires_at,
+            now,
+            session_id=session_id,
         )
 
     async def _delete_session(self, session_id: str) -> bool:
         worker = self._worker
-        return await worker.submit(worker.write, _delete_session_tx, session_id)
+        return await worker.write(_delete_session_tx, session_id)
 
     # -------------------------------------------------------------- messages
 
@@ -776,31 +899,25 @@ class SqliteStore(BaseStore):
         self, session_id: str, message: EncodedMessage, now: datetime
     ) -> Message:
         worker = self._worker
-        return await worker.submit(
-            worker.write, _append_one_tx, session_id, message, now, session_id=session_id
-        )
+        return await worker.write(_append_one_tx, session_id, message, now, session_id=session_id)
 
     async def _append_messages(
         self, session_id: str, messages: list[EncodedMessage], now: datetime
     ) -> list[Message]:
         worker = self._worker
-        return await worker.submit(
-            worker.write, _append_many_tx, session_id, messages, now, session_id=session_id
-        )
+        return await worker.write(_append_many_tx, session_id, messages, now, session_id=session_id)
 
     async def _list_messages(
         self, session_id: str, limit: int | None, after_seq: int
     ) -> list[Message]:
         worker = self._worker
-        return await worker.submit(
-            worker.read, _list_messages_tx, session_id, _no_limit(limit), after_seq
-        )
+        return await worker.read(_list_messages_tx, session_id, _no_limit(limit), after_seq)
 
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
         if limit == 0:
             return []
         worker = self._worker
-        return await worker.submit(worker.read, _list_recent_tx, session_id, limit)
+        return await worker.read(_list_recent_tx, session_id, limit)
 
     # ----------------------------------------------------------------- state
 
@@ -808,15 +925,19 @@ class SqliteStore(BaseStore):
         self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
     ) -> AgentState:
         worker = self._worker
-        return await worker.submit(
-            worker.write, _save_state_tx, session_id, state, state_json, now,
+        return await worker.write(
+            _save_state_tx,
+            session_id,
+            state,
+            state_json,
+            now,
             session_id=session_id,
         )
 
     async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
         worker = self._worker
-        return await worker.submit(worker.read, _get_state_tx, session_id, version)
+        return await worker.read(_get_state_tx, session_id, version)
 
     async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
         worker = self._worker
-        return await worker.submit(worker.read, _list_states_tx, session_id, _no_limit(limit))
+        return await worker.read(_list_states_tx, session_id, _no_limit(limit))

@@ -1,0 +1,570 @@
+"""The benchmark runner: workloads W1–W6, mofa store vs raw driver, markdown + JSON out.
+
+See benchmarks/README.md for the workloads and for how to plug in a backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mofa.persistence import BaseStore, NewMessage, open_store
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+CONTENT = "The quick brown fox jumps over the lazy dog; benchmark message number {n:06d}."
+
+
+@dataclass
+class Counts:
+    appends: int = 2000
+    batch: int = 50
+    history: int = 5000
+    last: int = 20
+    sessions: int = 2000
+    user_sessions: int = 100
+    recent: int = 10
+    tasks: int = 8
+    per_task: int = 250
+    load_all_runs: int = 30
+    short_read_runs: int = 300
+    repeat: int = 3
+
+    @classmethod
+    def quick(cls) -> Counts:
+        return cls(
+            appends=200,
+            history=500,
+            sessions=200,
+            user_sessions=20,
+            per_task=25,
+            load_all_runs=5,
+            short_read_runs=30,
+            repeat=1,
+        )
+
+
+@dataclass
+class Row:
+    workload: str
+    what: str
+    backend: str
+    unit: str  # "ops/s" (higher is better) or "ms" (lower is better)
+    mofa: float
+    raw: float
+    target: float | None
+
+    @property
+    def ratio(self) -> float:
+        """mofa cost / raw cost: 1.0 = as fast as the raw driver."""
+        if self.unit == "ms":
+            return self.mofa / self.raw
+        return self.raw / self.mofa
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+@dataclass
+class ScaleRow:
+    what: str
+    backend: str
+    small_ms: float
+    large_ms: float
+    small_messages: int
+    large_messages: int
+
+    @property
+    def ratio(self) -> float:
+        return self.large_ms / self.small_ms
+
+
+@dataclass
+class Backend:
+    name: str
+    module: ModuleType
+    rows: list[Row] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+class Pair:
+    """A fresh mofa database and a fresh raw database for one workload."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+        self.url = ""
+        self.store: BaseStore | None = None
+        self.raw: Any = None
+
+    async def __aenter__(self) -> Pair:
+        self.url = await self.module.create_database()
+        self.store = await open_store(self.url)
+        self.raw = await self.module.Raw.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.store is not None:
+            await self.store.close()
+        if self.raw is not None:
+            await self.raw.close()
+        await self.module.drop_database(self.url)
+
+    async def bulk_load(self, sessions: int, per_session: int, users: int) -> None:
+        """The same data in both databases (the mofa one through the raw module)."""
+        filler = await self.module.Raw.open(self.url)
+        try:
+            await filler.bulk_load(sessions, per_session, users)
+        finally:
+            await filler.close()
+        await self.raw.bulk_load(sessions, per_session, users)
+
+
+def expect(actual: int, expected: int, what: str) -> None:
+    if actual != expected:
+        raise SystemExit(f"benchmark check failed: {what}: got {actual}, expected {expected}")
+
+
+async def best_rate(runs: int, operations: int, work: Callable[[int], Awaitable[None]]) -> float:
+    """Best operations/second over ``runs`` runs (``work(run)`` does ``operations``)."""
+    best = 0.0
+    for run in range(runs):
+        started = time.perf_counter()
+        await work(run)
+        best = max(best, operations / (time.perf_counter() - started))
+    return best
+
+
+async def median_ms(runs: int, work: Callable[[], Awaitable[object]]) -> float:
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await work()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
+def content(n: int) -> str:
+    return CONTENT.format(n=n)
+
+
+# ------------------------------------------------------------------ workloads
+
+
+async def w1(module: ModuleType, name: str, c: Counts) -> list[Row]:
+    async with Pair(module) as pair:
+        store, raw = pair.store, pair.raw
+        assert store is not None
+
+        async def mofa_run(run: int) -> None:
+            session = f"w1-{run}"
+            await store.create_session(session, user_id="u", agent_id="bench")
+            for n in range(c.appends):
+                await store.append_message(session, "user", content(n))
+            expect(await store.count_messages(session), c.appends, "W1 mofa count")
+
+        async def raw_run(run: int) -> None:
+            session = f"w1-{run}"
+            await raw.create_session(session, "u", "bench")
+            for n in range(c.appends):
+                await raw.append_one(session, "user", content(n))
+            expect(len(await raw.load_all(session)), c.appends, "W1 raw count")
+
+        mofa, raw_rate = await interleave(c.repeat, c.appends, mofa_run, raw_run)
+    return [Row("W1", f"{c.appends} sequential appends", name, "ops/s", mofa, raw_rate, 1.5)]
+
+
+async def interleave(
+    runs: int,
+    operations: int,
+    mofa_run: Callable[[int], Awaitable[None]],
+    raw_run: Callable[[int], Awaitable[None]],
+) -> tuple[float, float]:
+    """Alternate raw and mofa runs (so background noise hits both), best rate of each."""
+    mofa_best = raw_best = 0.0
+    for run in range(runs):
+        raw_best = max(raw_best, await best_rate(1, operations, lambda _, r=run: raw_run(r)))
+        mofa_best = max(mofa_best, await best_rate(1, operations, lambda _, r=run: mofa_run(r)))
+    return mofa_best, raw_best
+
+
+async def w2(module: ModuleType, name: str, c: Counts) -> list[Row]:
+    batches = c.appends // c.batch
+    async with Pair(module) as pair:
+        store, raw = pair.store, pair.raw
+        assert store is not None
+
+        async def mofa_run(run: int) -> None:
+            session = f"w2-{run}"
+            await store.create_session(session, user_id="u", agent_id="bench")
+            for b in range(batches):
+                await store.append_messages(
+                    session,
+                    [NewMessage("user", content(b * c.batch + i)) for i in range(c.batch)],
+                )
+            expect(await store.count_messages(session), batches * c.batch, "W2 mofa count")
+
+        async def raw_run(run: int) -> None:
+            session = f"w2-{run}"
+            await raw.create_session(session, "u", "bench")
+            for b in range(batches):
+                await raw.append_batch(
+                    session, [("user", content(b * c.batch + i)) for i in range(c.batch)]
+                )
+            expect(len(await raw.load_all(session)), batches * c.batch, "W2 raw count")
+
+        mofa, raw_rate = await interleave(c.repeat, batches * c.batch, mofa_run, raw_run)
+    return [
+        Row(
+            "W2", f"{c.appends} appends in batches of {c.batch}", name, "ops/s", mofa, raw_rate, 1.2
+        )
+    ]
+
+
+async def w3(module: ModuleType, name: str, c: Counts) -> list[Row]:
+    session = "bulk-0000000"
+    async with Pair(module) as pair:
+        store, raw = pair.store, pair.raw
+        assert store is not None
+        await pair.bulk_load(1, c.history, 1)
+        expect(len(await store.list_messages(session)), c.history, "W3 mofa history")
+        expect(len(await raw.load_all(session)), c.history, "W3 raw history")
+        expect(len(await store.list_recent_messages(session, limit=c.last)), c.last, "W3 last")
+        expect(len(await raw.load_last(session, c.last)), c.last, "W3 raw last")
+        rows = []
+        for what, runs, mofa_call, raw_call, target in (
+            (
+                f"load all {c.history} messages",
+                c.load_all_runs,
+                lambda: store.list_messages(session),
+                lambda: raw.load_all(session),
+                1.2,
+            ),
+            (
+                f"load last {c.last} of {c.history}",
+                c.short_read_runs,
+                lambda: store.list_recent_messages(session, limit=c.last),
+                lambda: raw.load_last(session, c.last),
+                1.2,
+            ),
+        ):
+            raw_ms = await median_ms(runs, raw_call)
+            mofa_ms = await median_ms(runs, mofa_call)
+            # A second round, best of both, evens out a noisy neighbour.
+            raw_ms = min(raw_ms, await median_ms(runs, raw_call))
+            mofa_ms = min(mofa_ms, await median_ms(runs, mofa_call))
+            rows.append(Row("W3", what, name, "ms", mofa_ms, raw_ms, target))
+    return rows
+
+
+async def w4(module: ModuleType, name: str, c: Counts) -> list[Row]:
+    users = c.sessions // c.user_sessions
+    async with Pair(module) as pair:
+        store, raw = pair.store, pair.raw
+        assert store is not None
+        await pair.bulk_load(c.sessions, 5, users)
+        listed = await store.list_sessions(user_id="user-0", limit=c.user_sessions)
+        expect(len(listed), c.user_sessions, "W4 mofa user sessions")
+        expect(sum(s.message_count for s in listed), 5 * c.user_sessions, "W4 mofa counts")
+        expect(
+            len(await raw.list_user_sessions("user-0", c.user_sessions)),
+            c.user_sessions,
+            "W4 raw user sessions",
+        )
+        expect(len(await store.list_sessions(limit=c.recent)), c.recent, "W4 mofa recent")
+        expect(len(await raw.list_recent_sessions(c.recent)), c.recent, "W4 raw recent")
+        rows = []
+        for what, mofa_call, raw_call in (
+            (
+                f"list a user's {c.user_sessions} sessions with counts",
+                lambda: store.list_sessions(user_id="user-0", limit=c.user_sessions),
+                lambda: raw.list_user_sessions("user-0", c.user_sessions),
+            ),
+            (
+                f"{c.recent} most recent of {c.sessions} sessions",
+                lambda: store.list_sessions(limit=c.recent),
+                lambda: raw.list_recent_sessions(c.recent),
+            ),
+        ):
+            raw_ms = await median_ms(c.short_read_runs, raw_call)
+            mofa_ms = await median_ms(c.short_read_runs, mofa_call)
+            raw_ms = min(raw_ms, await median_ms(c.short_read_runs, raw_call))
+            mofa_ms = min(mofa_ms, await median_ms(c.short_read_runs, mofa_call))
+            rows.append(Row("W4", what, name, "ms", mofa_ms, raw_ms, 1.2))
+    return rows
+
+
+async def w5(module: ModuleType, name: str, c: Counts) -> list[Row]:
+    total = c.tasks * c.per_task
+    rows = []
+    async with Pair(module) as pair:
+        store, raw = pair.store, pair.raw
+        assert store is not None
+        for shared in (False, True):
+
+            def session_of(run: int, task: int, shared: bool = shared) -> str:
+                return f"w5-{shared}-{run}" + ("" if shared else f"-{task}")
+
+            async def mofa_run(run: int, shared: bool = shared) -> None:
+                sessions = {session_of(run, t, shared) for t in range(c.tasks)}
+                for session in sessions:
+                    await store.create_session(session, user_id="u", agent_id="bench")
+
+                async def task(t: int) -> None:
+                    for n in range(c.per_task):
+                        await store.append_message(session_of(run, t, shared), "user", content(n))
+
+                await asyncio.gather(*(task(t) for t in range(c.tasks)))
+                stored = sum([await store.count_messages(s) for s in sessions])
+                expect(stored, total, "W5 mofa count")
+
+            async def raw_run(run: int, shared: bool = shared) -> None:
+                sessions = {session_of(run, t, shared) for t in range(c.tasks)}
+                for session in sessions:
+                    await raw.create_session(session, "u", "bench")
+
+                async def task(t: int) -> None:
+                    for n in range(c.per_task):
+                        await raw.append_one(session_of(run, t, shared), "user", content(n))
+
+                await asyncio.gather(*(task(t) for t in range(c.tasks)))
+                stored = sum([len(await raw.load_all(s)) for s in sessions])
+                expect(stored, total, "W5 raw count")
+
+            mofa, raw_rate = await interleave(c.repeat, total, mofa_run, raw_run)
+            what = f"{c.tasks} tasks x {c.per_task} appends, " + (
+                "one shared session" if shared else "own sessions"
+            )
+            rows.append(Row("W5", what, name, "ops/s", mofa, raw_rate, 1.5))
+    return rows
+
+
+WORKLOADS: dict[str, Callable[[ModuleType, str, Counts], Awaitable[list[Row]]]] = {
+    "W1": w1,
+    "W2": w2,
+    "W3": w3,
+    "W4": w4,
+    "W5": w5,
+}
+
+
+async def w6(module: ModuleType, name: str, quick: bool) -> list[ScaleRow]:
+    """List 10 sessions and load the last 20 messages: ~1,000 vs ~1,000,000 messages."""
+    sizes = {"small": (50, 20, 5), "large": (10_000, 100, 1_000)}
+    if quick:
+        sizes["large"] = (1_000, 100, 100)
+    timings: dict[str, dict[str, float]] = {}
+    for label, (sessions, per_session, users) in sizes.items():
+        url = await module.create_database()
+        try:
+            async with await open_store(url) as store:
+                print(f"  W6 {name}: filling {sessions * per_session:,} messages…", file=sys.stderr)
+                filler = await module.Raw.open(url)
+                try:
+                    await filler.bulk_load(sessions, per_session, users)
+                finally:
+                    await filler.close()
+                listed = await store.list_sessions(user_id="user-1", limit=10)
+                expect(len(listed), 10, "W6 listing")
+                target = listed[0].session_id
+                runs = 300
+                timings[label] = {
+                    "list a user's 10 sessions": await median_ms(
+                        runs, lambda: store.list_sessions(user_id="user-1", limit=10)
+                    ),
+                    "list the 10 most recent sessions": await median_ms(
+                        runs, lambda: store.list_sessions(limit=10)
+                    ),
+                    "load the last 20 messages": await median_ms(
+                        runs, lambda t=target: store.list_recent_messages(t, limit=20)
+                    ),
+                }
+        finally:
+            await module.drop_database(url)
+    small = sizes["small"][0] * sizes["small"][1]
+    large = sizes["large"][0] * sizes["large"][1]
+    return [
+        ScaleRow(what, name, timings["small"][what], timings["large"][what], small, large)
+        for what in timings["small"]
+    ]
+
+
+# ------------------------------------------------------------------ discovery and output
+
+
+def discover() -> list[str]:
+    return sorted(path.stem.removeprefix("raw_") for path in HERE.glob("raw_*.py"))
+
+
+async def probe(name: str) -> tuple[ModuleType | None, str]:
+    """Import ``raw_<name>`` and check that it can create (and drop) a database."""
+    try:
+        module = importlib.import_module(f"benchmarks.raw_{name}")
+        url = await asyncio.wait_for(module.create_database(), timeout=10)
+        await module.drop_database(url)
+    except Exception as exc:  # any reason at all means "not available here"
+        return None, f"{type(exc).__name__}: {exc}"
+    return module, ""
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:.3f} ms"
+    return f"{value:,.0f}/s"
+
+
+def markdown(rows: Sequence[Row], scale: Sequence[ScaleRow]) -> str:
+    lines = [
+        "| workload | backend | mofa | raw | ratio (mofa cost / raw) | target |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        target = f"≤ {row.target:.1f}x" if row.target else ""
+        mark = " ✗" if row.target and row.ratio > row.target else ""
+        lines.append(
+            f"| {row.workload} {row.what} | {row.backend} | {fmt(row.mofa, row.unit)} | "
+            f"{fmt(row.raw, row.unit)} | {row.ratio:.2f}x{mark} | {target} |"
+        )
+    if scale:
+        lines += [
+            "",
+            "| W6 scale | backend | ~1k messages | ~1M messages | ratio (large / small) |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for s in scale:
+            lines.append(
+                f"| {s.what} | {s.backend} | {s.small_ms:.3f} ms | {s.large_ms:.3f} ms "
+                f"({s.large_messages:,}) | {s.ratio:.2f}x |"
+            )
+    lines.append("")
+    lines.append(
+        "ops/s: appends (or messages) per second, higher is better; "
+        "ms: median time per call, lower is better."
+    )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="mofa store vs the raw driver doing the same durable work.",
+    )
+    parser.add_argument(
+        "--backends",
+        help="comma-separated, e.g. sqlite,postgres,mysql "
+        "(default: sqlite plus every server that answers)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
+    parser.add_argument("--scale", action="store_true", help="also run W6 (~1M messages)")
+    parser.add_argument("--repeat", type=int, help="runs per write timing (best is kept)")
+    parser.add_argument("--workloads", help=f"comma-separated subset of {','.join(ALL_WORKLOADS)}")
+    return parser.parse_args(argv)
+
+
+async def run(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    counts = Counts.quick() if args.quick else Counts()
+    if args.repeat:
+        counts.repeat = args.repeat
+    available = discover()
+    explicit = args.backends is not None
+    wanted = [b.strip() for b in args.backends.split(",") if b.strip()] if explicit else available
+    unknown = [b for b in wanted if b not in available]
+    if unknown:
+        print(
+            f"Unknown backend(s): {', '.join(unknown)}; available: {', '.join(available)}.",
+            file=sys.stderr,
+        )
+        return 2
+    workloads = (
+        [w.strip().upper() for w in args.workloads.split(",")]
+        if args.workloads
+        else list(ALL_WORKLOADS)
+    )
+    bad = [w for w in workloads if w not in WORKLOADS and w != "W6"]
+    if bad:
+        print(
+            f"Unknown workload(s): {', '.join(bad)}; use {', '.join(ALL_WORKLOADS)}, W6.",
+            file=sys.stderr,
+        )
+        return 2
+    if "W6" in workloads:
+        args.scale = True
+
+    backends: list[Backend] = []
+    skipped: dict[str, str] = {}
+    for name in wanted:
+        module, reason = await probe(name)
+        if module is None:
+            if explicit:
+                print(f"Backend {name} is not available: {reason}", file=sys.stderr)
+                return 1
+            skipped[name] = reason
+            print(f"skipping {name}: {reason}", file=sys.stderr)
+            continue
+        backends.append(Backend(name, module))
+
+    rows: list[Row] = []
+    scale: list[ScaleRow] = []
+    for backend in backends:
+        for workload in workloads:
+            if workload == "W6":
+                continue
+            print(f"{workload} on {backend.name}…", file=sys.stderr)
+            rows.extend(await WORKLOADS[workload](backend.module, backend.name, counts))
+        if args.scale:
+            scale.extend(await w6(backend.module, backend.name, args.quick))
+
+    table = markdown(rows, scale)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    output = RESULTS / f"{stamp}.json"
+    output.write_text(
+        json.dumps(
+            {
+                "finished_at": datetime.now(UTC).isoformat(),
+                "options": {
+                    "quick": args.quick,
+                    "scale": args.scale,
+                    "repeat": counts.repeat,
+                    "workloads": workloads,
+                },
+                "counts": asdict(counts),
+                "machine": {
+                    "platform": platform.platform(),
+                    "python": sys.version.split()[0],
+                    "cpus": os.cpu_count(),
+                    "sqlite": sqlite3.sqlite_version,
+                },
+                "skipped": skipped,
+                "rows": [row.as_dict() for row in rows],
+                "scale": [{**asdict(s), "ratio": s.ratio} for s in scale],
+                "markdown": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nresults written to {output.relative_to(HERE.parent)}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    raise SystemExit(asyncio.run(run(argv)))
