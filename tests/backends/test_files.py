@@ -260,21 +260,7 @@ async def test_a_half_written_batch_is_ignored_as_a_whole(tmp_path: Path) -> Non
         await store.append_message("s", "user", "kept")
     log = data / "sessions" / "a" / "s.messages.jsonl"
     # Two whole lines of a three-message batch (seq 2..4) reached the disk, the third did not.
-    lines = [
-        json.dumps(
-            {
-                "seq": seq,
-                "end": 4,
-                "at": "2024-01-01 00:00:00.000000",
-                "ts": "2024-01-01 00:00:00.000000",
-                "role": "user",
-                "metadata": {},
-                "content": f"lost {seq}",
-            }
-        ).encode()
-        + b"\n"
-        for seq in (2, 3)
-    ]
+    lines = [_line(seq, 4, f"lost {seq}") for seq in (2, 3)]
     with open(log, "ab") as file:
         file.write(b"".join(lines) + b'{"seq":4,"end":4,"at":"2024')
     async with await open_store(url) as store:
@@ -282,6 +268,34 @@ async def test_a_half_written_batch_is_ignored_as_a_whole(tmp_path: Path) -> Non
         assert await store.count_messages("s") == 1
         assert (await store.append_message("s", "user", "next")).seq == 2
         assert [m.content for m in await store.list_messages("s")] == ["kept", "next"]
+
+
+def _line(seq: int, end: int, content: str) -> bytes:
+    return json.dumps({"seq": seq, "end": end, "at": "2024-01-01 00:00:00.000000",
+                       "ts": "2024-01-01 00:00:00.000000", "role": "user", "metadata": {},
+                       "content": content}).encode() + b"\n"
+
+
+async def test_a_zero_filled_page_inside_the_last_write_ends_the_log_there(
+    tmp_path: Path,
+) -> None:
+    """After a power loss a file system may show an unsynced page as zeros, then valid
+    lines after it; nothing after the damage may be believed."""
+    data = tmp_path / "data"
+    url = f"file://{data}"
+    async with await open_store(url) as store:
+        await store.create_session("s", agent_id="a")
+        await store.append_messages("s", [NewMessage("user", f"m{n}") for n in range(1, 4)])
+    log = data / "sessions" / "a" / "s.messages.jsonl"
+    with open(log, "ab") as file:  # one group write: seq 4, a zeroed line, seq 6
+        file.write(_line(4, 4, "m4") + b"\x00" * 100 + b"\n" + _line(6, 6, "m6"))
+    async with await open_store(url) as store:
+        assert (await store.append_message("s", "user", "next")).seq == 5
+        history = await store.list_messages("s")
+        assert [(m.seq, m.content) for m in history] == [
+            (1, "m1"), (2, "m2"), (3, "m3"), (4, "m4"), (5, "next"),
+        ]
+        assert await store.count_messages("s") == 5
 
 
 _KILLED_WRITER = textwrap.dedent(

@@ -412,6 +412,33 @@ def _scan_tail(fd: int, size: int, key: str) -> _Tail:
     return _EMPTY_TAIL
 
 
+def _verify_forward(fd: int, start: _Tail, size: int, key: str) -> _Tail:
+    """Check the log from a known-good point (``start``) to ``size``, record by record.
+
+    Used when the summary is older than the log: the bytes after it may come from a write
+    that a power loss cut anywhere (even zero-filled pages in the middle). The valid log ends
+    after the last batch whose every line parses and continues the sequence.
+    """
+    good = start
+    expected = start.last + 1
+    batch_end: int | None = None
+    position = start.end
+    for line in _lines_forward(fd, start.end, size):
+        position += len(line) + 1
+        record = _parse(line)
+        if record is None or record.get(key) != expected:
+            break
+        end = record.get("end")
+        if not isinstance(end, int) or end < expected or batch_end not in (None, end):
+            break
+        batch_end = end
+        if expected == end:
+            good = _Tail(position, end, record.get("at"))
+            batch_end = None
+        expected += 1
+    return good
+
+
 def _key_at(fd: int, offset: int, prefix: bytes) -> int:
     """The key (``seq`` or ``version``) of the line at ``offset``, read from its first bytes."""
     head = os.pread(fd, len(prefix) + 24, offset)
@@ -813,13 +840,27 @@ class FileStore(BaseStore):
             raise SessionNotFoundError(session_id)
         return files
 
-    def _message_tail(self, fd: int, files: _SessionFiles, size: int | None = None) -> _Tail:
-        """The messages log's valid end, from the summary when it matches the log's size."""
+    def _message_tail(
+        self, fd: int, files: _SessionFiles, size: int | None = None, *, writer: bool = False
+    ) -> _Tail:
+        """The messages log's valid end.
+
+        The summary answers when it describes the log's current size. When the log has grown
+        past it (a writer died between its fdatasync and the summary update, or is between
+        them right now), the records after it are checked one by one. With no usable
+        summary, a writer checks the whole log; a reader only looks at its last lines.
+        """
         if size is None:
             size = os.fstat(fd).st_size
+        if size == 0:
+            return _EMPTY_TAIL
         summary = _read_summary(files.summary)
         if summary is not None and summary[1] == size:
             return _Tail(size, summary[0], summary[2])
+        if summary is not None and summary[1] < size:
+            return _verify_forward(fd, _Tail(summary[1], summary[0], summary[2]), size, "seq")
+        if writer:
+            return _verify_forward(fd, _EMPTY_TAIL, size, "seq")
         return _scan_tail(fd, size, "seq")
 
     def _count_and_time(self, files: _SessionFiles) -> tuple[int, str | None]:
@@ -839,7 +880,7 @@ class FileStore(BaseStore):
         except FileNotFoundError:
             return 0, None
         try:
-            tail = _scan_tail(fd, os.fstat(fd).st_size, "seq")
+            tail = self._message_tail(fd, files)
         finally:
             os.close(fd)
         return tail.last, tail.at
@@ -1082,7 +1123,7 @@ class FileStore(BaseStore):
                 raise SessionNotFoundError(session_id) from None
             try:
                 size = os.fstat(fd).st_size
-                tail = self._message_tail(fd, files, size)
+                tail = self._message_tail(fd, files, size, writer=True)
                 if tail.end < size:
                     # A write cut short by a crash: drop it so the log stays line-aligned.
                     os.ftruncate(fd, tail.end)
