@@ -753,6 +753,9 @@ class FileStore(BaseStore):
             return await self._run(function, *args)
 
     async def _close(self) -> None:
+        # Appends already accepted finish (and are acknowledged) before the threads stop.
+        while self._flush_tasks:
+            await asyncio.gather(*self._flush_tasks, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, True)
 
     def _prepare(self) -> bool:
@@ -1034,7 +1037,8 @@ class FileStore(BaseStore):
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         end = None if limit is None else offset + limit
         page = found[offset:end]
-        # Counts are read for the page only, from each session's summary, never its log.
+        # Counts are read for the page only, from each session's summary (a log is read only
+        # when its summary is stale after a crash).
         return [
             self._session(header, self._files(header["agent_id"], session_id))
             for _created, session_id, header, _directory in page
@@ -1252,7 +1256,8 @@ class FileStore(BaseStore):
 
     # ---------------------------------------------------------------- agent state
 
-    def _save_state_sync(self, session_id: str, state_json: str, now: datetime) -> AgentState:
+    def _save_state_sync(self, session_id: str, state_json: str, now: datetime) -> int:
+        """Append one snapshot (one line, one write, fdatasync); return its version."""
         at = format_time(now)
         with _flocked(self._lock_path(session_id)):
             files = self._require_live(session_id)
@@ -1277,14 +1282,14 @@ class FileStore(BaseStore):
                     raise
             finally:
                 os.close(fd)
-        return AgentState(session_id, version, {}, now)
+        return version
 
     async def _save_state(
         self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
     ) -> AgentState:
-        saved = await self._run_locked(
+        version = await self._run_locked(
             session_id, self._save_state_sync, session_id, state_json, now)
-        return AgentState(session_id, saved.version, state, now)
+        return AgentState(session_id, version, state, now)
 
     def _states_sync(
         self, session_id: str, version: int | None, limit: int | None
