@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -264,4 +265,31 @@ async def test_a_stream_failing_before_any_text_is_an_error_record(store: BaseSt
     assert [m.role for m in messages] == [Role.USER, Role.SYSTEM]
     assert messages[1].metadata["status"] == "failed"
     assert messages[1].metadata["http_status"] == 503
+    await agent.close()
+
+
+class _Hanging(OfflineProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self.called = asyncio.Event()
+
+    async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
+        self.called.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_cancelled_call_is_recorded(store: BaseStore) -> None:
+    provider = _Hanging()
+    agent = await (LLMAgentBuilder().with_provider(provider)
+                   .with_persistence_plugin(plugin_for(store)).build_async())
+    task = asyncio.ensure_future(agent.chat("hello?"))
+    await provider.called.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    messages = await store.list_messages(agent.session_id)
+    assert [m.role for m in messages] == [Role.USER, Role.SYSTEM]
+    assert messages[1].metadata["status"] == "failed"
+    assert messages[1].metadata["error_type"] == "CancelledError"
     await agent.close()

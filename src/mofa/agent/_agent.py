@@ -296,7 +296,7 @@ class LLMAgent:
         started = time.perf_counter()
         try:
             completion = await self.provider.complete(self._prompt(history))
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             await self._record_failure(session.session_id, user_message, exc, started)
             raise
         latency = _elapsed_ms(started)
