@@ -41,17 +41,17 @@ RESUMED_TURN = "What is my name, and what do I like to drink?"
 
 def describe(agent: LLMAgent) -> str:
     if agent.provider.name == "offline":
-        return (f"offline ({agent.model}); set OPENAI_API_KEY or OPENAI_BASE_URL "
-                "to talk to a real model")
+        return (
+            f"offline ({agent.model}); set OPENAI_API_KEY or OPENAI_BASE_URL "
+            "to talk to a real model"
+        )
     base_url = getattr(agent.provider, "base_url", "")
     return f"{agent.provider.name} ({agent.model} at {base_url})"
 
 
 async def first_process(session_id: str) -> None:
     store = await open_store(DATABASE_URL)
-    persistence = PersistencePlugin(
-        "persistence", store, USER_ID, TENANT_ID, AGENT_ID, session_id
-    )
+    persistence = PersistencePlugin("persistence", store, USER_ID, TENANT_ID, AGENT_ID, session_id)
     agent = await (
         LLMAgentBuilder.from_env()
         .with_persistence_plugin(persistence)
@@ -84,8 +84,10 @@ async def second_process(session_id: str) -> None:
         .build_async()
     )
     async with agent:
-        print(f"\n[process 2, pid {os.getpid()}] built from {CONFIG.relative_to(ROOT)}; "
-              f"resumed session {agent.session_id}")
+        print(
+            f"\n[process 2, pid {os.getpid()}] built from {CONFIG.relative_to(ROOT)}; "
+            f"resumed session {agent.session_id}"
+        )
         print(f"  loaded {len(agent.history)} earlier messages and state {agent.state}")
         print(f"  you:   {RESUMED_TURN}")
         print(f"  agent: {await agent.chat(RESUMED_TURN)}")
@@ -97,13 +99,17 @@ async def second_process(session_id: str) -> None:
 def mofa(*args: str) -> None:
     """Run the mofa CLI as a user would, and show its output."""
     script = Path(sys.executable).parent / "mofa"
-    command = [str(script)] if script.exists() else [
-        sys.executable, "-c", "from mofa.cli import main; main()"]
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "from mofa.cli import main; main()"]
+    )
     print(f"\n$ mofa {' '.join(args)}", flush=True)
     finished = subprocess.run([*command, *args], cwd=ROOT, check=False)
     if finished.returncode != 0:
-        raise SystemExit(f"mofa {args[2] if len(args) > 2 else ''} failed "
-                         f"(exit {finished.returncode}).")
+        raise SystemExit(
+            f"mofa {args[2] if len(args) > 2 else ''} failed (exit {finished.returncode})."
+        )
 
 
 def main() -> None:
@@ -119,7 +125,8 @@ def main() -> None:
     asyncio.run(first_process(session_id))
     resumed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--resume", session_id],
-        cwd=ROOT, check=False,
+        cwd=ROOT,
+        check=False,
     )
     if resumed.returncode != 0:
         raise SystemExit(f"The second process failed (exit {resumed.returncode}).")

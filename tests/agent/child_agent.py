@@ -25,9 +25,7 @@ async def main(argv: list[str]) -> None:
     forever = "--forever" in rest
     texts = [text for text in rest if not text.startswith("--")]
     store = await open_store(url)
-    persistence = PersistencePlugin(
-        "persistence", store, USER_ID, TENANT_ID, AGENT_ID, session_id
-    )
+    persistence = PersistencePlugin("persistence", store, USER_ID, TENANT_ID, AGENT_ID, session_id)
     agent = await (
         LLMAgentBuilder.from_env()
         .with_persistence_plugin(persistence)

@@ -35,6 +35,10 @@ def run_child(*args: str, base_url: str | None = None) -> subprocess.CompletedPr
     """Run ``tests/agent/child_agent.py`` to completion in its own OS process."""
     return subprocess.run(
         [sys.executable, "-m", "tests.agent.child_agent", *args],
-        cwd=ROOT, env=child_env(base_url), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=child_env(base_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )

@@ -76,8 +76,9 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}")
             with server.lock:
                 server.requests.append(
-                    RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                    body)
+                    RecordedRequest(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                    )
                 )
                 failure = server.failures.pop(0) if server.failures else None
                 cut = server.cut_after_chunks if body.get("stream") else None
@@ -96,15 +97,28 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             reply = server.reply_for(messages)
             prompt_tokens = sum(len(m.get("content", "").split()) for m in messages)
             completion_tokens = len(reply.split())
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens}
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
             if not body.get("stream"):
-                self._json(200, {
-                    "id": "chatcmpl-test", "object": "chat.completion", "model": server.model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply}}],
-                    "usage": usage,
-                })
+                self._json(
+                    200,
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "model": server.model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": reply},
+                            }
+                        ],
+                        "usage": usage,
+                    },
+                )
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -114,23 +128,33 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             for index, word in enumerate(words):
                 if cut is not None and index >= cut:
                     # Half an event, then the connection drops: a stream cut off mid-reply.
-                    self.wfile.write(b"20\r\ndata: {\"choices\"")
+                    self.wfile.write(b'20\r\ndata: {"choices"')
                     self.wfile.flush()
                     self.close_connection = True
                     return
                 piece = word if index == 0 else " " + word
-                event = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
-                         "model": server.model,
-                         "choices": [{"index": 0, "delta": {"content": piece},
-                                      "finish_reason": None}]}
+                event = {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion.chunk",
+                    "model": server.model,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
                 self._chunk(f"data: {json.dumps(event)}\n\n".encode())
-            final = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
-                     "model": server.model,
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            final = {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "model": server.model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             self._chunk(f"data: {json.dumps(final)}\n\n".encode())
             if (body.get("stream_options") or {}).get("include_usage"):
-                usage_event = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
-                               "model": server.model, "choices": [], "usage": usage}
+                usage_event = {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion.chunk",
+                    "model": server.model,
+                    "choices": [],
+                    "usage": usage,
+                }
                 self._chunk(f"data: {json.dumps(usage_event)}\n\n".encode())
             self._chunk(b"data: [DONE]\n\n")
             self._chunk(b"")

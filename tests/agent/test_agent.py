@@ -31,13 +31,20 @@ async def collect(chunks: AsyncIterator[str], into: list[str]) -> None:
         into.append(chunk)
 
 
-def plugin_for(store: BaseStore, session_id: str | None = None, *, user: str = "user-1",
-               tenant: str = "tenant-1", agent: str = "agent-1") -> PersistencePlugin:
+def plugin_for(
+    store: BaseStore,
+    session_id: str | None = None,
+    *,
+    user: str = "user-1",
+    tenant: str = "tenant-1",
+    agent: str = "agent-1",
+) -> PersistencePlugin:
     return PersistencePlugin("persistence", store, user, tenant, agent, session_id)
 
 
-async def build(store: BaseStore, session_id: str | None = None, *,
-                base_url: str | None = None, **plugin: str) -> LLMAgent:
+async def build(
+    store: BaseStore, session_id: str | None = None, *, base_url: str | None = None, **plugin: str
+) -> LLMAgent:
     environ = {} if base_url is None else {"OPENAI_BASE_URL": base_url}
     builder = LLMAgentBuilder.from_env(environ).with_persistence_plugin(
         plugin_for(store, session_id, **plugin)
@@ -54,12 +61,18 @@ async def test_build_registers_the_agent_and_creates_the_session(store: BaseStor
     assert not agent.resumed
     record = await store.get_agent("agent-1")
     assert record is not None
-    assert (record.state, record.provider, record.model) == ("running", "offline",
-                                                             OfflineProvider().model)
+    assert (record.state, record.provider, record.model) == (
+        "running",
+        "offline",
+        OfflineProvider().model,
+    )
     session = await store.get_session(session_id)
     assert session is not None
     assert (session.agent_id, session.user_id, session.tenant_id) == (
-        "agent-1", "user-1", "tenant-1")
+        "agent-1",
+        "user-1",
+        "tenant-1",
+    )
     await agent.close()
     record = await store.get_agent("agent-1")
     assert record is not None
@@ -75,13 +88,19 @@ async def test_a_turn_stores_the_user_message_then_the_reply(store: BaseStore) -
             seen.append(await store.count_messages(agent.session_id))
             return await super().complete(messages)
 
-    agent = await (LLMAgentBuilder().with_provider(Inspecting())
-                   .with_persistence_plugin(plugin_for(store)).build_async())
+    agent = await (
+        LLMAgentBuilder()
+        .with_provider(Inspecting())
+        .with_persistence_plugin(plugin_for(store))
+        .build_async()
+    )
     reply = await agent.chat("Hello")
     assert seen == [1]  # the user's message was stored before the model was called
     messages = await store.list_messages(agent.session_id)
     assert [(m.seq, m.role, m.content) for m in messages] == [
-        (1, Role.USER, "Hello"), (2, Role.ASSISTANT, reply)]
+        (1, Role.USER, "Hello"),
+        (2, Role.ASSISTANT, reply),
+    ]
     metadata = messages[1].metadata
     assert metadata["model"] == OfflineProvider().model
     assert metadata["provider"] == "offline"
@@ -115,9 +134,12 @@ async def test_http_turns_store_model_and_usage(store: BaseStore, llm: LLMServer
 async def test_a_failed_call_leaves_the_user_message_and_an_error_record(
     store: BaseStore, llm: LLMServer
 ) -> None:
-    agent = await (LLMAgentBuilder.from_env({"OPENAI_BASE_URL": llm.base_url})
-                   .with_system_prompt("Be brief.")
-                   .with_persistence_plugin(plugin_for(store)).build_async())
+    agent = await (
+        LLMAgentBuilder.from_env({"OPENAI_BASE_URL": llm.base_url})
+        .with_system_prompt("Be brief.")
+        .with_persistence_plugin(plugin_for(store))
+        .build_async()
+    )
     llm.failures.append((500, "The model is overloaded"))
     with pytest.raises(LLMError, match="500") as caught:
         await agent.chat("first try")
@@ -233,9 +255,12 @@ async def test_session_management_goes_through_the_store(store: BaseStore) -> No
 
 
 async def test_history_window_limits_what_is_sent(store: BaseStore, llm: LLMServer) -> None:
-    agent = await (LLMAgentBuilder.from_env({"OPENAI_BASE_URL": llm.base_url})
-                   .with_history_limit(3).with_persistence_plugin(plugin_for(store))
-                   .build_async())
+    agent = await (
+        LLMAgentBuilder.from_env({"OPENAI_BASE_URL": llm.base_url})
+        .with_history_limit(3)
+        .with_persistence_plugin(plugin_for(store))
+        .build_async()
+    )
     for text in ("a", "b", "c"):
         await agent.chat(text)
     assert next(m["content"] for m in llm.requests[-1].messages) == "b"
@@ -257,8 +282,12 @@ class _Failing(OfflineProvider):
 
 
 async def test_a_stream_failing_before_any_text_is_an_error_record(store: BaseStore) -> None:
-    agent = await (LLMAgentBuilder().with_provider(_Failing())
-                   .with_persistence_plugin(plugin_for(store)).build_async())
+    agent = await (
+        LLMAgentBuilder()
+        .with_provider(_Failing())
+        .with_persistence_plugin(plugin_for(store))
+        .build_async()
+    )
     with pytest.raises(LLMError):
         [chunk async for chunk in agent.chat_stream("hello")]
     messages = await store.list_messages(agent.session_id)
@@ -281,8 +310,12 @@ class _Hanging(OfflineProvider):
 
 async def test_a_cancelled_call_is_recorded(store: BaseStore) -> None:
     provider = _Hanging()
-    agent = await (LLMAgentBuilder().with_provider(provider)
-                   .with_persistence_plugin(plugin_for(store)).build_async())
+    agent = await (
+        LLMAgentBuilder()
+        .with_provider(provider)
+        .with_persistence_plugin(plugin_for(store))
+        .build_async()
+    )
     task = asyncio.ensure_future(agent.chat("hello?"))
     await provider.called.wait()
     task.cancel()

@@ -41,11 +41,18 @@ DATABASE_URL = """database:
     url: ${DATABASE_URL}"""
 
 
-def write_config(tmp_path: Path, *, database: str = SQLITE_PATH, enabled: str = "true",
-                 persist: str = "true", extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path,
+    *,
+    database: str = SQLITE_PATH,
+    enabled: str = "true",
+    persist: str = "true",
+    extra: str = "",
+) -> Path:
     path = tmp_path / "agent.yml"
-    path.write_text(SEEDS_CONFIG.format(enabled=enabled, database=database, persist=persist)
-                    + extra)
+    path.write_text(
+        SEEDS_CONFIG.format(enabled=enabled, database=database, persist=persist) + extra
+    )
     return path
 
 
@@ -113,11 +120,17 @@ async def test_persistence_off_keeps_the_agent_in_memory(
 async def test_the_llm_section_configures_the_provider(
     tmp_path: Path, home: Path, llm: LLMServer
 ) -> None:
-    config = write_config(tmp_path, enabled="false", extra=(
-        "llm:\n  model: local-model\n  base_url: ${LLM_URL}\n  api_key: sk-from-yml\n"
-        "  temperature: 0.5\n  system_prompt: You are terse.\n  history_limit: 10\n"))
+    config = write_config(
+        tmp_path,
+        enabled="false",
+        extra=(
+            "llm:\n  model: local-model\n  base_url: ${LLM_URL}\n  api_key: sk-from-yml\n"
+            "  temperature: 0.5\n  system_prompt: You are terse.\n  history_limit: 10\n"
+        ),
+    )
     agent = await LLMAgentBuilder.from_config(
-        config, environ={"LLM_URL": llm.base_url}).build_async()
+        config, environ={"LLM_URL": llm.base_url}
+    ).build_async()
     assert isinstance(agent.provider, OpenAIProvider)
     await agent.chat("hello")
     await agent.close()
@@ -165,9 +178,20 @@ async def test_an_expired_session_is_not_resumed(tmp_path: Path, home: Path) -> 
         assert expired.message_count == 2  # kept for reading, never continued
 
     listed = subprocess.run(
-        [str(Path(sys.executable).parent / "mofa"), "--database-url", url, "session", "list",
-         "--output-format", "json"],
-        capture_output=True, text=True, env=child_env(), check=False, timeout=60,
+        [
+            str(Path(sys.executable).parent / "mofa"),
+            "--database-url",
+            url,
+            "session",
+            "list",
+            "--output-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        check=False,
+        timeout=60,
     )
     assert listed.returncode == 0, listed.stderr
     statuses = {row["session_id"]: row["status"] for row in json.loads(listed.stdout)}

@@ -23,8 +23,12 @@ class Interleaving(OfflineProvider):
 
 async def test_concurrent_sessions_through_one_agent_never_mix(store: BaseStore) -> None:
     plugin = PersistencePlugin("persistence", store, "user-1", "tenant-1", "agent-1")
-    agent = await LLMAgentBuilder().with_provider(Interleaving()).with_persistence_plugin(
-        plugin).build_async()
+    agent = (
+        await LLMAgentBuilder()
+        .with_provider(Interleaving())
+        .with_persistence_plugin(plugin)
+        .build_async()
+    )
     sessions = [await agent.create_session() for _ in range(3)]
 
     async def converse(index: int, session_id: str, stream: bool) -> list[str]:
@@ -32,15 +36,21 @@ async def test_concurrent_sessions_through_one_agent_never_mix(store: BaseStore)
         for turn in range(4):
             text = f"session {index} turn {turn}"
             if stream:
-                replies.append("".join(
-                    [chunk async for chunk in agent.chat_stream(text, session_id=session_id)]))
+                replies.append(
+                    "".join(
+                        [chunk async for chunk in agent.chat_stream(text, session_id=session_id)]
+                    )
+                )
             else:
                 replies.append(await agent.chat(text, session_id=session_id))
         return replies
 
-    results = await asyncio.gather(*(
-        converse(index, session_id, stream=index == 1)
-        for index, session_id in enumerate(sessions)))
+    results = await asyncio.gather(
+        *(
+            converse(index, session_id, stream=index == 1)
+            for index, session_id in enumerate(sessions)
+        )
+    )
     for index, (session_id, replies) in enumerate(zip(sessions, results, strict=True)):
         messages = await store.list_messages(session_id)
         users = [m.content for m in messages if m.role == Role.USER]
@@ -49,7 +59,7 @@ async def test_concurrent_sessions_through_one_agent_never_mix(store: BaseStore)
         assert [m.content for m in assistants] == replies
         for turn, reply in enumerate(assistants):
             # Each reply answered its own session's conversation, with its own usage.
-            assert f"began with \"session {index} turn 0\"" in reply.content or turn == 0
+            assert f'began with "session {index} turn 0"' in reply.content or turn == 0
             assert f"session {index} turn {turn}" in reply.content
             assert reply.metadata["reply_to"] == 2 * turn + 1
             prompt_words = sum(len(m.content.split()) for m in messages[: 2 * turn + 1])
@@ -63,10 +73,16 @@ async def test_plugins_only_see_their_own_tenant_and_user(store: BaseStore) -> N
     def plugin(user: str | None, tenant: str | None) -> PersistencePlugin:
         return PersistencePlugin("persistence", store, user, tenant, "agent-1")
 
-    owners = {"mine": plugin("u1", "t1"), "other_tenant": plugin("u1", "t2"),
-              "other_user": plugin("u2", "t1"), "no_tenant": plugin("u1", None)}
-    agents = {name: await LLMAgentBuilder.from_env({}).with_persistence_plugin(p).build_async()
-              for name, p in owners.items()}
+    owners = {
+        "mine": plugin("u1", "t1"),
+        "other_tenant": plugin("u1", "t2"),
+        "other_user": plugin("u2", "t1"),
+        "no_tenant": plugin("u1", None),
+    }
+    agents = {
+        name: await LLMAgentBuilder.from_env({}).with_persistence_plugin(p).build_async()
+        for name, p in owners.items()
+    }
     for agent in agents.values():
         await agent.chat("hello")
     for name, agent in agents.items():
@@ -90,7 +106,11 @@ async def test_plugins_only_see_their_own_tenant_and_user(store: BaseStore) -> N
     # Building with another tenant's session id is refused too, not silently shared.
     intruder = PersistencePlugin("persistence", store, "u1", "t1", "agent-1")
     with pytest.raises(SessionAccessError):
-        await (LLMAgentBuilder.from_env({}).with_persistence_plugin(intruder)
-               .with_session_id(agents["other_tenant"].session_id).build_async())
+        await (
+            LLMAgentBuilder.from_env({})
+            .with_persistence_plugin(intruder)
+            .with_session_id(agents["other_tenant"].session_id)
+            .build_async()
+        )
     for agent in agents.values():
         await agent.close()

@@ -54,8 +54,9 @@ async def test_offline_streams_the_same_reply() -> None:
 
 
 async def test_complete_posts_a_chat_completion(llm: LLMServer) -> None:
-    provider = OpenAIProvider(api_key="sk-test-123", base_url=llm.base_url, model="m-1",
-                              temperature=0.2)
+    provider = OpenAIProvider(
+        api_key="sk-test-123", base_url=llm.base_url, model="m-1", temperature=0.2
+    )
     completion = await provider.complete(CONVERSATION)
     await provider.aclose()
     request = llm.requests[-1]
@@ -90,8 +91,7 @@ async def test_http_errors_carry_status_and_message_never_the_key(
     secret = "sk-very-secret-key"
     llm.failures.append((401, f"Incorrect API key provided: {secret}. Check your key."))
     provider = OpenAIProvider(api_key=secret, base_url=llm.base_url)
-    call = collect(provider.stream(CONVERSATION), []) if stream else provider.complete(
-        CONVERSATION)
+    call = collect(provider.stream(CONVERSATION), []) if stream else provider.complete(CONVERSATION)
     with pytest.raises(LLMError) as caught:
         await call
     await provider.aclose()

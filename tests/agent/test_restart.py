@@ -44,8 +44,7 @@ async def check_continuation(url: str, llm: LLMServer) -> None:
         {"role": "user", "content": "What do I like?"},
     ]
     assert earlier[-1] == sent.messages[2]
-    assert acks(second.stdout) == [
-        "ACK 1 Reply to 3 user messages; the last was: What do I like?"]
+    assert acks(second.stdout) == ["ACK 1 Reply to 3 user messages; the last was: What do I like?"]
 
     async with await open_store(url) as store:
         messages = await store.list_messages(session_id)
@@ -55,7 +54,10 @@ async def check_continuation(url: str, llm: LLMServer) -> None:
         session = await store.get_session(session_id)
         assert session is not None
         assert (session.user_id, session.tenant_id, session.agent_id) == (
-            "user-1", "tenant-1", "agent-1")
+            "user-1",
+            "tenant-1",
+            "agent-1",
+        )
         agent = await store.get_agent("agent-1")
         assert agent is not None
         assert (agent.state, agent.provider, agent.model) == ("stopped", "openai", "gpt-4o-mini")
@@ -86,7 +88,11 @@ async def test_sigkill_between_turns_loses_no_acknowledged_turn(tmp_path: Path) 
     session_id = new_session_id()
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.agent.child_agent", url, session_id, "--forever"],
-        cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     acknowledged: list[str] = []
     try:

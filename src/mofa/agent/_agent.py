@@ -141,8 +141,12 @@ class LLMAgent:
         """Register the agent, then open (or create) its first session."""
         self._started_at = utc_now()
         await self.plugin.register_agent(
-            self.id, name=self.name, state="running", provider=self.provider.name,
-            model=self.provider.model, description=self.description,
+            self.id,
+            name=self.name,
+            state="running",
+            provider=self.provider.name,
+            model=self.provider.model,
+            description=self.description,
             started_at=self._started_at,
         )
         if session_id is None:
@@ -164,8 +168,12 @@ class LLMAgent:
         self._closed = True
         try:
             await self.plugin.register_agent(
-                self.id, name=self.name, state="stopped", provider=self.provider.name,
-                model=self.provider.model, description=self.description,
+                self.id,
+                name=self.name,
+                state="stopped",
+                provider=self.provider.name,
+                model=self.provider.model,
+                description=self.description,
                 started_at=self._started_at,
             )
         finally:
@@ -221,8 +229,7 @@ class LLMAgent:
     async def create_session(self, *, metadata: Mapping[str, Any] | None = None) -> str:
         """Create a new session in the store and return its id (the current one is kept)."""
         self._check_open()
-        session = await self.plugin.create_session(ttl_seconds=self.ttl_seconds,
-                                                   metadata=metadata)
+        session = await self.plugin.create_session(ttl_seconds=self.ttl_seconds, metadata=metadata)
         return session.session_id
 
     async def switch_session(self, session_id: str) -> Session:
@@ -256,9 +263,7 @@ class LLMAgent:
         deleted = await self.plugin.delete_session(str(session_id))
         if deleted and self._session is not None and str(session_id) == self.session_id:
             async with self._switch_lock:
-                await self._activate(
-                    await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
-                )
+                await self._activate(await self.plugin.create_session(ttl_seconds=self.ttl_seconds))
         return deleted
 
     async def _activate(self, session: Session) -> None:
@@ -301,13 +306,22 @@ class LLMAgent:
             raise
         latency = _elapsed_ms(started)
         reply = await self.plugin.record_reply(
-            session.session_id, completion.content,
-            self._reply_metadata(user_message, completion.model, completion.usage, latency,
-                                 completion.finish_reason),
+            session.session_id,
+            completion.content,
+            self._reply_metadata(
+                user_message, completion.model, completion.usage, latency, completion.finish_reason
+            ),
         )
         await self._after_turn(session, current, history, reply)
-        return ChatTurn(session.session_id, completion.content, completion.model,
-                        completion.usage, latency, user_message, reply)
+        return ChatTurn(
+            session.session_id,
+            completion.content,
+            completion.model,
+            completion.usage,
+            latency,
+            user_message,
+            reply,
+        )
 
     def chat_stream(self, text: str, *, session_id: str | None = None) -> ChatStream:
         """Send ``text`` and stream the reply: ``async for chunk in agent.chat_stream(…)``."""
@@ -339,8 +353,9 @@ class LLMAgent:
             await _aclose(deltas)
             arrived = "".join(parts)
             if arrived:
-                metadata = self._reply_metadata(user_message, model, usage,
-                                                _elapsed_ms(started), finish_reason)
+                metadata = self._reply_metadata(
+                    user_message, model, usage, _elapsed_ms(started), finish_reason
+                )
                 metadata.update(partial=True, status="partial", error=_describe(exc))
                 await self.plugin.record_reply(session.session_id, arrived, metadata)
             else:
@@ -349,17 +364,20 @@ class LLMAgent:
         latency = _elapsed_ms(started)
         content = "".join(parts)
         reply = await self.plugin.record_reply(
-            session.session_id, content,
+            session.session_id,
+            content,
             self._reply_metadata(user_message, model, usage, latency, finish_reason),
         )
         await self._after_turn(session, current, history, reply)
-        stream.turn = ChatTurn(session.session_id, content, model, usage, latency,
-                               user_message, reply)
+        stream.turn = ChatTurn(
+            session.session_id, content, model, usage, latency, user_message, reply
+        )
 
     async def _session_for_call(self, session_id: str | None) -> tuple[Session, bool]:
         """The session a call writes to, and whether it is the current one."""
-        if session_id is None or (self._session is not None
-                                  and str(session_id) == self._session.session_id):
+        if session_id is None or (
+            self._session is not None and str(session_id) == self._session.session_id
+        ):
             async with self._switch_lock:
                 session = self._session
                 if session is None:
@@ -427,12 +445,14 @@ class LLMAgent:
             left = session.expires_at - utc_now()
             if left < timedelta(seconds=self.ttl_seconds / 2):
                 session = await self.plugin.extend_session(session.session_id, self.ttl_seconds)
-                if current and self._session is not None \
-                        and self._session.session_id == session.session_id:
+                if (
+                    current
+                    and self._session is not None
+                    and self._session.session_id == session.session_id
+                ):
                     self._session = session
-        if current and self._session is not None \
-                and self._session.session_id == session.session_id:
-            self._history = (*history, reply)[-self.history_limit:]
+        if current and self._session is not None and self._session.session_id == session.session_id:
+            self._history = (*history, reply)[-self.history_limit :]
 
 
 def _expired(session: Session) -> bool:

@@ -276,8 +276,13 @@ class LLMAgentBuilder:
             else:
                 store = InMemoryStore()
             plugin = PersistencePlugin(
-                "persistence", store, self._user_id, self._tenant_id, self._agent_id,
-                self._session_id, owns_store=True,
+                "persistence",
+                store,
+                self._user_id,
+                self._tenant_id,
+                self._agent_id,
+                self._session_id,
+                owns_store=True,
             )
         agent_id = plugin.agent_id or self._agent_id or DEFAULT_AGENT_ID
         provider, owns_provider = self._make_provider()

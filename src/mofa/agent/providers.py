@@ -231,7 +231,8 @@ class OpenAIProvider:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise LLMError(
                 f"The LLM server at {self.url} sent an answer that is not a chat completion.",
-                status=response.status_code, provider=self.name,
+                status=response.status_code,
+                provider=self.name,
             ) from None
         return Completion(
             content=str(content),
@@ -283,7 +284,8 @@ class OpenAIProvider:
         if not finished:
             raise LLMError(
                 f"The LLM stream from {self.url} ended before the reply was finished.",
-                provider=self.name, partial="".join(received),
+                provider=self.name,
+                partial="".join(received),
             )
 
 

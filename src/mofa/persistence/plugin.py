@@ -134,8 +134,13 @@ class PersistencePlugin:
         if self.agent_id is None:
             self.agent_id = agent_id
         return await self.store.upsert_agent(
-            self.agent_id, name=name, state=state, provider=provider, model=model,
-            description=description, started_at=started_at,
+            self.agent_id,
+            name=name,
+            state=state,
+            provider=provider,
+            model=model,
+            description=description,
+            started_at=started_at,
         )
 
     # -------------------------------------------------------------- sessions
@@ -168,8 +173,12 @@ class PersistencePlugin:
         """A new session of this agent, user and tenant (expiring after ``ttl_seconds``)."""
         expires_at = None if ttl_seconds is None else utc_now() + timedelta(seconds=ttl_seconds)
         return await self.store.create_session(
-            session_id, agent_id=self.agent_id, user_id=self.user_id, tenant_id=self.tenant_id,
-            metadata=metadata, expires_at=expires_at,
+            session_id,
+            agent_id=self.agent_id,
+            user_id=self.user_id,
+            tenant_id=self.tenant_id,
+            metadata=metadata,
+            expires_at=expires_at,
         )
 
     async def open_session(self, session_id: str, *, ttl_seconds: int | None = None) -> Session:
@@ -198,7 +207,9 @@ class PersistencePlugin:
         # a plugin without a tenant must not see other tenants' sessions.
         exact = self.user_id is not None and self.tenant_id is not None
         sessions = await self.store.list_sessions(
-            agent_id=self.agent_id, user_id=self.user_id, tenant_id=self.tenant_id,
+            agent_id=self.agent_id,
+            user_id=self.user_id,
+            tenant_id=self.tenant_id,
             limit=limit if exact else None,
         )
         mine = [session for session in sessions if self.owns(session)]
@@ -235,7 +246,9 @@ class PersistencePlugin:
     ) -> Message:
         """Store the record of a failed call: a system message with status ``failed``."""
         return await self.store.append_message(
-            session_id, Role.SYSTEM, f"The model call failed: {error}",
+            session_id,
+            Role.SYSTEM,
+            f"The model call failed: {error}",
             metadata={**metadata, "error": error, "status": ERROR_STATUS},
         )
 
