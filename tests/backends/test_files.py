@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -611,3 +612,35 @@ async def test_group_commit_survives_cancelled_callers(tmp_path: Path) -> None:
             assert by_seq[seq] == content
         assert len({m.content for m in history}) == len(history)  # nothing written twice
         assert (await store.append_message("s", "user", "last")).seq == len(history) + 1
+
+
+async def test_a_waiting_writer_blocks_a_thread_not_the_event_loop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with await FileStore.connect(f"file://{data}") as store:
+        await store.create_session("s")
+        await store.create_session("t")
+        # Hold the session's lock as another process would.
+        fd = os.open(data / "locks" / "s.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            blocked = asyncio.create_task(store.append_message("s", "user", "waits"))
+            for _ in range(20):  # let it reach the worker thread and block on flock
+                await asyncio.sleep(0)
+            assert (await store.append_message("t", "user", "free")).seq == 1
+            assert await store.list_messages("s") == []
+            assert not blocked.done()
+        finally:
+            os.close(fd)  # releases the lock
+        assert (await blocked).seq == 1
+
+
+async def test_close_finishes_appends_already_accepted(tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'data'}"
+    store = await open_store(url)
+    await store.create_session("s")
+    tasks = [asyncio.create_task(store.append_message("s", "user", f"m{n}")) for n in range(8)]
+    await asyncio.sleep(0)  # every task has handed its message over
+    await store.close()
+    assert sorted([(await task).seq for task in tasks]) == list(range(1, 9))
+    async with await open_store(url) as reopened:
+        assert await reopened.count_messages("s") == 8
