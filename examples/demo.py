@@ -27,8 +27,13 @@ from mofa.config import ConfigError
 from mofa.persistence import PersistenceError, PersistencePlugin, new_session_id, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_DIR = ROOT / ".demo"
-DATABASE_URL = "sqlite://./.demo/mofa.db"  # relative to the project root (the demo's cwd)
+# MOFA_DEMO_DIR moves the demo's database elsewhere (the tests use a temporary directory).
+DEMO_DIR = Path(os.environ.get("MOFA_DEMO_DIR") or ROOT / ".demo").resolve()
+DATABASE_URL = (
+    "sqlite://./.demo/mofa.db"  # relative to the project root (the demo's cwd)
+    if DEMO_DIR == ROOT / ".demo"
+    else f"sqlite://{DEMO_DIR / 'mofa.db'}"
+)
 CONFIG = ROOT / "examples" / "agent.yml"
 USER_ID, TENANT_ID, AGENT_ID = "demo-user", "demo-tenant", "demo-agent"
 
@@ -75,7 +80,7 @@ async def first_process(session_id: str) -> None:
 
 async def second_process(session_id: str) -> None:
     """Same agent, rebuilt from agent.yml in a new process."""
-    os.environ.setdefault("DATABASE_URL", DATABASE_URL)
+    os.environ["DATABASE_URL"] = DATABASE_URL  # the database process 1 wrote, whatever the shell says
     agent = await (
         LLMAgentBuilder.from_config(CONFIG)
         .with_user_id(USER_ID)
