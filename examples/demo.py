@@ -80,7 +80,8 @@ async def first_process(session_id: str) -> None:
 
 async def second_process(session_id: str) -> None:
     """Same agent, rebuilt from agent.yml in a new process."""
-    os.environ["DATABASE_URL"] = DATABASE_URL  # the database process 1 wrote, whatever the shell says
+    # The database process 1 wrote, whatever DATABASE_URL the shell exports.
+    os.environ["DATABASE_URL"] = DATABASE_URL
     agent = await (
         LLMAgentBuilder.from_config(CONFIG)
         .with_user_id(USER_ID)
