@@ -21,6 +21,7 @@ import pytest
 from mofa.persistence import (
     AuthenticationError,
     DatabaseNotFoundError,
+    InvalidInputError,
     InvalidURLError,
     MissingDependencyError,
     NewMessage,
@@ -480,3 +481,17 @@ async def test_several_processes_connecting_apply_the_schema_once(database_url: 
     assert all(process.returncode == 0 for process in processes), outputs
     applied = sorted(int(out.decode().strip()) for out, _ in outputs)
     assert applied == [0, 0, 0, latest_version("postgres")]
+
+
+# ------------------------------------------------------------------- options
+
+
+async def test_pool_options(database_url: str) -> None:
+    async with await open_store(database_url, pool_size=2, pool_min_size=2) as store:
+        assert isinstance(store, PostgresStore)
+        assert store._pool.get_max_size() == 2
+        assert store._pool.get_min_size() == 2
+    with pytest.raises(InvalidInputError, match="Unknown PostgresStore option 'pool'"):
+        await open_store(database_url, pool=3)
+    with pytest.raises(InvalidInputError, match="pool_max_size"):
+        await open_store(database_url, pool_min_size=5, pool_max_size=2)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import os
 from datetime import datetime
 from typing import Any, Final, Self
 
@@ -42,6 +44,7 @@ from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
     AuthenticationError,
     DatabaseNotFoundError,
+    InvalidInputError,
     InvalidURLError,
     MissingDependencyError,
     PermissionDeniedError,
@@ -243,6 +246,13 @@ def _row_state(session_id: str, row: Any) -> AgentState:
     return AgentState(session_id, row[0], decode_json(row[1]), row[2])
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (e.g. a bare container uid)
+        return "(the operating-system user)"
+
+
 class _Target:
     """Where the URL points, for error messages (never holds the password)."""
 
@@ -250,13 +260,15 @@ class _Target:
 
     def __init__(self, url: DatabaseURL) -> None:
         query = url.query
-        host = url.host or query.get("host") or "localhost"
+        host = url.host or query.get("host") or os.environ.get("PGHOST") or "localhost"
         # A list of hosts ("a,b") or a socket directory: show the first, as libpq would try it.
         self.host = host.split(",")[0]
-        port_text = query.get("port")
+        port_text = query.get("port") or os.environ.get("PGPORT")
         self.port = url.port or (int(port_text) if port_text and port_text.isdigit() else
                                  _DEFAULT_PORT)
-        self.user = url.username or query.get("user")
+        # libpq's default user: PGUSER, else the operating-system user.
+        self.user = (url.username or query.get("user") or os.environ.get("PGUSER")
+                     or _os_user())
         self.database = url.database or query.get("dbname") or self.user
 
     @property
@@ -318,7 +330,7 @@ def _translate(
     if state == "28P01":
         return AuthenticationError(
             f"Failed to connect to PostgreSQL at {target.address}: password authentication "
-            f"failed for user {target.user or '(default)'!r} — check the user name and "
+            f"failed for user {target.user!r} — check the user name and "
             "password in the URL."
         )
     if state.startswith("28"):
@@ -335,7 +347,7 @@ def _translate(
                and target.port == _DEFAULT_PORT else f" ({target.client_flags()} {database})")
         )
     if state == "42501":
-        user = target.user or "the user in the URL"
+        user = target.user
         return PermissionDeniedError(
             f"SQL error: {detail} — grant the privileges the store needs to {user}, e.g. "
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}"
@@ -370,6 +382,11 @@ def _translate(
             "the write may or may not have been stored, so check before retrying it"
             if write else "nothing was changed, retry the call"
         )
+        if isinstance(exc, TimeoutError):
+            return StoreConnectionError(
+                f"PostgreSQL at {target.address} did not answer within the command timeout; "
+                f"{outcome}."
+            )
         return StoreConnectionError(
             f"The connection to PostgreSQL at {target.address} broke during the call "
             f"({detail or type(exc).__name__}); {outcome}."
@@ -405,6 +422,7 @@ class PostgresStore(BaseStore):
         command_timeout: float | None = None,
         statement_cache_size: int = 100,
         max_inactive_connection_lifetime: float = 300.0,
+        **options: Any,
     ) -> Self:
         """Open a pool on ``url`` and create or upgrade the schema.
 
@@ -417,8 +435,11 @@ class PostgresStore(BaseStore):
             command_timeout: seconds a statement may run (``None``: no limit).
             statement_cache_size: prepared statements kept per connection.
             max_inactive_connection_lifetime: seconds before an idle connection is closed.
+            options: ``pool_size`` is accepted as another name for ``pool_max_size`` (the
+                MySQL store's name for it); anything else is refused.
 
         Raises:
+            InvalidInputError: an unknown option or an unusable value.
             StoreConnectionError: the server cannot be reached (or refused the login:
                 :class:`AuthenticationError`; or has no such database:
                 :class:`DatabaseNotFoundError`).
@@ -428,6 +449,22 @@ class PostgresStore(BaseStore):
         if parsed.backend != "postgres":
             raise InvalidURLError(
                 f"PostgresStore needs a postgres:// or postgresql:// URL, not {parsed.masked!r}."
+            )
+        if "pool_size" in options:
+            pool_max_size = options.pop("pool_size")
+        if options:
+            raise InvalidInputError(
+                f"Unknown PostgresStore option {sorted(options)[0]!r}; use pool_min_size, "
+                "pool_max_size (or pool_size), connect_timeout, command_timeout, "
+                "statement_cache_size or max_inactive_connection_lifetime."
+            )
+        for name, value in (("pool_min_size", pool_min_size), ("pool_max_size", pool_max_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"{name} must be a non-negative integer, not {value!r}.")
+        if pool_max_size < max(pool_min_size, 1):
+            raise InvalidInputError(
+                f"pool_max_size ({pool_max_size}) must be at least 1 and at least "
+                f"pool_min_size ({pool_min_size})."
             )
         asyncpg = _import_asyncpg()
         try:
