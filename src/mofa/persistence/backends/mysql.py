@@ -248,37 +248,33 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
-def _text(value: bytes | None) -> str | None:
-    """Ids live in VARBINARY columns (exact comparison on every server): bytes -> str."""
-    return None if value is None else value.decode()
-
-
 def _session(row: Sequence[Any]) -> Session:
-    expires_at = row[9]
+    (session_id, agent_id, user_id, tenant_id, status, metadata, count, created, updated,
+     expires) = row
     return Session(
-        session_id=row[0].decode(),
-        agent_id=_text(row[1]),
-        user_id=_text(row[2]),
-        tenant_id=_text(row[3]),
-        status=row[4],
-        metadata=decode_json(row[5]),
-        message_count=row[6],
-        created_at=row[7].replace(tzinfo=UTC),
-        updated_at=row[8].replace(tzinfo=UTC),
-        expires_at=None if expires_at is None else expires_at.replace(tzinfo=UTC),
+        session_id.decode(),
+        None if agent_id is None else agent_id.decode(),
+        None if user_id is None else user_id.decode(),
+        None if tenant_id is None else tenant_id.decode(),
+        status,
+        {} if metadata == "{}" else decode_json(metadata),
+        count,
+        created.replace(tzinfo=UTC),
+        updated.replace(tzinfo=UTC),
+        None if expires is None else expires.replace(tzinfo=UTC),
     )
 
 
-def _message(session_id: str, row: Sequence[Any]) -> Message:
-    return Message(
-        session_id=session_id,
-        seq=row[1],
-        role=_ROLES[row[2]],
-        content=row[3],
-        metadata=decode_json(row[4]),
-        timestamp=row[5].replace(tzinfo=UTC),
-        id=row[0],
-    )
+def _messages(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
+    """Rows -> messages. The hot path of every load: one comprehension, positional fields,
+    no call for the common empty metadata."""
+    roles, utc, decode = _ROLES, UTC, decode_json
+    return [
+        Message(session_id, seq, roles[role], content,
+                {} if metadata == "{}" else decode(metadata), stamp.replace(tzinfo=utc),
+                message_id)
+        for message_id, seq, role, content, metadata, stamp in rows
+    ]
 
 
 def _agent(row: Sequence[Any]) -> Agent:
@@ -735,13 +731,13 @@ class MySqlStore(BaseStore):
         rows = await self._fetch(
             _LIST_MESSAGES, (session_id, after_seq, _NO_LIMIT if limit is None else limit)
         )
-        return [_message(session_id, row) for row in rows]
+        return _messages(session_id, rows)
 
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
         if limit == 0:
             return []
         rows = await self._fetch(_RECENT_MESSAGES, (session_id, limit))
-        return [_message(session_id, row) for row in reversed(rows)]
+        return _messages(session_id, rows[::-1])
 
     # ------------------------------------------------------------------ agent state
 
