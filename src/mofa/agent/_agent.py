@@ -289,7 +289,13 @@ class LLMAgent:
     # ------------------------------------------------------------------ chat
 
     async def chat(self, text: str, *, session_id: str | None = None) -> str:
-        """Send ``text`` and return the reply (in the current session unless one is named)."""
+        """Send ``text`` and return the reply (in the current session unless one is named).
+
+        Naming a ``session_id`` writes to that session without switching to it; it must exist
+        and belong to the plugin's tenant and user (:class:`SessionNotFoundError`,
+        :class:`SessionAccessError`) and must not have expired (:class:`SessionExpiredError`).
+        A failed call raises :class:`LLMError` after storing an error record.
+        """
         return (await self.chat_turn(text, session_id=session_id)).text
 
     async def chat_turn(self, text: str, *, session_id: str | None = None) -> ChatTurn:

@@ -190,8 +190,12 @@ class OpenAIProvider:
                 f"The LLM request to {self.url} timed out after {self.timeout:g} s; "
                 "check the server or raise the timeout."
             )
-        elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and partial:
-            message = f"The LLM stream from {self.url} was cut off before it finished."
+        elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            message = (
+                f"The LLM stream from {self.url} was cut off before it finished."
+                if partial
+                else f"The LLM server at {self.url} closed the connection before answering."
+            )
         else:
             detail = self._redact(str(exc)) or type(exc).__name__
             message = f"Cannot reach the LLM server at {self.url} ({detail}); check the base URL."
