@@ -14,7 +14,10 @@ def test_version() -> None:
 
 
 def test_persistence_all_is_pinned_and_sorted() -> None:
-    assert mofa.persistence.__all__ == sorted(mofa.persistence.__all__, key=str)
+    def isort_order(name: str) -> tuple[int, str]:  # constants, classes, functions (ruff RUF022)
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert mofa.persistence.__all__ == sorted(mofa.persistence.__all__, key=isort_order)
     assert set(mofa.persistence.__all__) == {
         "UNSET", "Agent", "AgentState", "AuthenticationError", "BaseStore", "ConflictError",
         "DatabaseNotFoundError", "DatabaseURL", "FileStore", "InMemoryStore",
