@@ -220,41 +220,59 @@ def content(n: int) -> str:
 # ------------------------------------------------------------------ workloads
 
 
+async def alternate(
+    runs: int,
+    steps: int,
+    per_step: int,
+    setup: Callable[[int], Awaitable[None]],
+    mofa_step: Callable[[int, int], Awaitable[None]],
+    raw_step: Callable[[int, int], Awaitable[None]],
+) -> tuple[float, float]:
+    """Messages/second of each side, best of ``runs``.
+
+    A run does ``steps`` steps on each side, in ten alternating chunks (raw, mofa, raw, …),
+    so a noisy neighbour on a shared machine slows both sides alike.
+    """
+    chunk = max(1, steps // 10)
+    mofa_best = raw_best = 0.0
+    for run in range(runs):
+        await setup(run)
+        mofa_seconds = raw_seconds = 0.0
+        for first in range(0, steps, chunk):
+            numbers = range(first, min(first + chunk, steps))
+            started = time.perf_counter()
+            for n in numbers:
+                await raw_step(run, n)
+            raw_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            for n in numbers:
+                await mofa_step(run, n)
+            mofa_seconds += time.perf_counter() - started
+        mofa_best = max(mofa_best, steps * per_step / mofa_seconds)
+        raw_best = max(raw_best, steps * per_step / raw_seconds)
+    return mofa_best, raw_best
+
+
 async def w1(module: ModuleType, name: str, c: Counts) -> list[Row]:
     async with Pair(module) as pair:
         store, raw = pair.store, pair.raw
         assert store is not None
 
-        async def mofa_run(run: int) -> None:
-            session = f"w1-{run}"
-            await store.create_session(session, user_id="u", agent_id="bench")
-            for n in range(c.appends):
-                await store.append_message(session, "user", content(n))
-            expect(await store.count_messages(session), c.appends, "W1 mofa count")
+        async def setup(run: int) -> None:
+            await store.create_session(f"w1-{run}", user_id="u", agent_id="bench")
+            await raw.create_session(f"w1-{run}", "u", "bench")
 
-        async def raw_run(run: int) -> None:
-            session = f"w1-{run}"
-            await raw.create_session(session, "u", "bench")
-            for n in range(c.appends):
-                await raw.append_one(session, "user", content(n))
-            expect(len(await raw.load_all(session)), c.appends, "W1 raw count")
+        async def mofa_step(run: int, n: int) -> None:
+            await store.append_message(f"w1-{run}", "user", content(n))
 
-        mofa, raw_rate = await interleave(c.repeat, c.appends, mofa_run, raw_run)
+        async def raw_step(run: int, n: int) -> None:
+            await raw.append_one(f"w1-{run}", "user", content(n))
+
+        mofa, raw_rate = await alternate(c.repeat, c.appends, 1, setup, mofa_step, raw_step)
+        for run in range(c.repeat):
+            expect(await store.count_messages(f"w1-{run}"), c.appends, "W1 mofa count")
+            expect(len(await raw.load_all(f"w1-{run}")), c.appends, "W1 raw count")
     return [Row("W1", f"{c.appends} sequential appends", name, "ops/s", mofa, raw_rate, 1.5)]
-
-
-async def interleave(
-    runs: int,
-    operations: int,
-    mofa_run: Callable[[int], Awaitable[None]],
-    raw_run: Callable[[int], Awaitable[None]],
-) -> tuple[float, float]:
-    """Alternate raw and mofa runs (so background noise hits both), best rate of each."""
-    mofa_best = raw_best = 0.0
-    for run in range(runs):
-        raw_best = max(raw_best, await best_rate(1, operations, lambda _, r=run: raw_run(r)))
-        mofa_best = max(mofa_best, await best_rate(1, operations, lambda _, r=run: mofa_run(r)))
-    return mofa_best, raw_best
 
 
 async def w2(module: ModuleType, name: str, c: Counts) -> list[Row]:
@@ -263,31 +281,26 @@ async def w2(module: ModuleType, name: str, c: Counts) -> list[Row]:
         store, raw = pair.store, pair.raw
         assert store is not None
 
-        async def mofa_run(run: int) -> None:
-            session = f"w2-{run}"
-            await store.create_session(session, user_id="u", agent_id="bench")
-            for b in range(batches):
-                await store.append_messages(
-                    session,
-                    [NewMessage("user", content(b * c.batch + i)) for i in range(c.batch)],
-                )
-            expect(await store.count_messages(session), batches * c.batch, "W2 mofa count")
+        async def setup(run: int) -> None:
+            await store.create_session(f"w2-{run}", user_id="u", agent_id="bench")
+            await raw.create_session(f"w2-{run}", "u", "bench")
 
-        async def raw_run(run: int) -> None:
-            session = f"w2-{run}"
-            await raw.create_session(session, "u", "bench")
-            for b in range(batches):
-                await raw.append_batch(
-                    session, [("user", content(b * c.batch + i)) for i in range(c.batch)]
-                )
-            expect(len(await raw.load_all(session)), batches * c.batch, "W2 raw count")
+        async def mofa_step(run: int, b: int) -> None:
+            await store.append_messages(
+                f"w2-{run}", [NewMessage("user", content(b * c.batch + i)) for i in range(c.batch)]
+            )
 
-        mofa, raw_rate = await interleave(c.repeat, batches * c.batch, mofa_run, raw_run)
-    return [
-        Row(
-            "W2", f"{c.appends} appends in batches of {c.batch}", name, "ops/s", mofa, raw_rate, 1.2
-        )
-    ]
+        async def raw_step(run: int, b: int) -> None:
+            await raw.append_batch(
+                f"w2-{run}", [("user", content(b * c.batch + i)) for i in range(c.batch)]
+            )
+
+        mofa, raw_rate = await alternate(c.repeat, batches, c.batch, setup, mofa_step, raw_step)
+        for run in range(c.repeat):
+            expect(await store.count_messages(f"w2-{run}"), batches * c.batch, "W2 mofa count")
+            expect(len(await raw.load_all(f"w2-{run}")), batches * c.batch, "W2 raw count")
+    what = f"{c.appends} appends in batches of {c.batch}"
+    return [Row("W2", what, name, "ops/s", mofa, raw_rate, 1.2)]
 
 
 async def w3(module: ModuleType, name: str, c: Counts) -> list[Row]:
@@ -401,6 +414,20 @@ async def w5(module: ModuleType, name: str, c: Counts) -> list[Row]:
             )
             rows.append(Row("W5", what, name, "ops/s", mofa, raw_rate, 1.5))
     return rows
+
+
+async def interleave(
+    runs: int,
+    operations: int,
+    mofa_run: Callable[[int], Awaitable[None]],
+    raw_run: Callable[[int], Awaitable[None]],
+) -> tuple[float, float]:
+    """Alternate whole raw and mofa runs (concurrent workloads), best rate of each."""
+    mofa_best = raw_best = 0.0
+    for run in range(runs):
+        raw_best = max(raw_best, await best_rate(1, operations, lambda _, r=run: raw_run(r)))
+        mofa_best = max(mofa_best, await best_rate(1, operations, lambda _, r=run: mofa_run(r)))
+    return mofa_best, raw_best
 
 
 WORKLOADS: dict[str, Callable[[ModuleType, str, Counts], Awaitable[list[Row]]]] = {

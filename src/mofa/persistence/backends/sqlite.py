@@ -655,7 +655,9 @@ def _bump_count(connection: sqlite3.Connection, session_id: str, added: int, now
 def _append_one_tx(
     connection: sqlite3.Connection, session_id: str, message: EncodedMessage, now: datetime
 ) -> Message:
-    seq = _bump_count(connection, session_id, 1, format_time(now))
+    stamp = format_time(now)
+    seq = _bump_count(connection, session_id, 1, stamp)
+    when = message.timestamp
     cursor = connection.execute(
         _INSERT_MESSAGE,
         (
@@ -664,10 +666,12 @@ def _append_one_tx(
             message.role.value,
             message.content,
             message.metadata_json,
-            format_time(message.timestamp),
+            stamp if when is now else format_time(when),
         ),
     )
-    return message.stored(session_id, seq, cursor.lastrowid)
+    return Message(
+        session_id, seq, message.role, message.content, message.metadata, when, cursor.lastrowid
+    )
 
 
 def _append_many_tx(
@@ -677,7 +681,8 @@ def _append_many_tx(
     now: datetime,
 ) -> list[Message]:
     count = len(messages)
-    first_seq = _bump_count(connection, session_id, count, format_time(now)) - count + 1
+    stamp = format_time(now)  # most messages carry the call's own time: format it once
+    first_seq = _bump_count(connection, session_id, count, stamp) - count + 1
     connection.executemany(
         _INSERT_MESSAGE,
         [
@@ -687,7 +692,7 @@ def _append_many_tx(
                 message.role.value,
                 message.content,
                 message.metadata_json,
-                format_time(message.timestamp),
+                stamp if message.timestamp is now else format_time(message.timestamp),
             )
             for offset, message in enumerate(messages)
         ],
@@ -697,7 +702,15 @@ def _append_many_tx(
     last_id = int(connection.execute("SELECT last_insert_rowid()").fetchone()[0])
     first_id = last_id - count + 1
     return [
-        message.stored(session_id, first_seq + offset, first_id + offset)
+        Message(
+            session_id,
+            first_seq + offset,
+            message.role,
+            message.content,
+            message.metadata,
+            message.timestamp,
+            first_id + offset,
+        )
         for offset, message in enumerate(messages)
     ]
 
