@@ -213,6 +213,17 @@ async def test_missing_database() -> None:
     )
 
 
+async def test_missing_database_on_another_port_names_host_and_port(
+    private: PrivatePostgres,
+) -> None:
+    with pytest.raises(DatabaseNotFoundError) as raised:
+        await open_store(private.url("mofa"))
+    assert str(raised.value) == (
+        f'Failed to connect to PostgreSQL at 127.0.0.1:{private.port}: database "mofa" does '
+        f"not exist — create it with: createdb -h 127.0.0.1 -p {private.port} mofa"
+    )
+
+
 async def test_unknown_role_is_an_authentication_error(database_url: str) -> None:
     parts = urlsplit(database_url)
     role = f"no_such_role_{secrets.token_hex(3)}"

@@ -340,11 +340,12 @@ def _translate(
         )
     if state == "3D000":
         database = target.database or "mofa"
+        # createdb's own defaults reach a local server on the default port; name any other.
+        local = target.host in ("localhost", "127.0.0.1", "/var/run/postgresql")
+        flags = "" if local and target.port == _DEFAULT_PORT else f"{target.client_flags()} "
         return DatabaseNotFoundError(
             f'Failed to connect to PostgreSQL at {target.address}: database "{database}" '
-            f"does not exist — create it with: createdb {database}"
-            + ("" if target.host in ("localhost", "127.0.0.1", "/var/run/postgresql")
-               and target.port == _DEFAULT_PORT else f" ({target.client_flags()} {database})")
+            f"does not exist — create it with: createdb {flags}{database}"
         )
     if state == "42501":
         user = target.user
