@@ -505,10 +505,14 @@ def fmt(value: float, unit: str) -> str:
 
 
 def markdown(rows: Sequence[Row], scale: Sequence[ScaleRow]) -> str:
-    lines = [
-        "| workload | backend | mofa | raw | ratio | target | raw + decode | ratio to it |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines = (
+        [
+            "| workload | backend | mofa | raw | ratio | target | raw + decode | ratio to it |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        if rows
+        else []
+    )
     for row in rows:
         target = f"≤ {row.target:.1f}x" if row.target else ""
         mark = " ✗" if row.target and row.ratio > row.target else ""
