@@ -18,7 +18,12 @@ How it works: one thread owns the one connection. Every call ships a whole trans
 its statements) to that thread in one hop and the event loop waits on a future, so it never
 blocks on disk. The database runs in WAL mode with ``synchronous=FULL`` (an acknowledged write
 survives a crash or a power cut) and foreign keys on. Writes start with ``BEGIN IMMEDIATE``,
-so several processes on one file take turns instead of failing halfway through.
+so several processes on one file take turns instead of failing halfway through; when the file
+stays locked past ``busy_timeout`` the store backs off and retries (nothing has been written
+yet) until ``lock_timeout``. Writes that queue up behind each other (concurrent tasks) share
+one commit, each in its own savepoint, so they cost one fsync and still fail alone. A call is
+acknowledged only after its commit; cancelling a call stops the wait, not a transaction that
+was already handed to the thread.
 """
 
 from __future__ import annotations
