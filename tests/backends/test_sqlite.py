@@ -290,3 +290,20 @@ async def test_writes_committed_together_still_fail_alone(tmp_path: Path) -> Non
         assert await store.get_session("t") is not None
         assert await store.get_session("missing") is None
         assert group_sizes, "the writes were never grouped; this test checked nothing"
+
+
+async def test_read_only_database_is_permission_denied(tmp_path: Path) -> None:
+    """SQLite's "readonly" answer becomes PermissionDeniedError and changes nothing.
+
+    (Tests run as root, which ignores file modes, so query_only stands in for a read-only
+    file: SQLite answers both with the same SQLITE_READONLY error.)
+    """
+    from mofa.persistence import PermissionDeniedError
+
+    async with await SqliteStore.connect(f"sqlite://{tmp_path / 'ro.db'}") as store:
+        await store.create_session("s")
+        worker = store._worker
+        await worker.read(lambda connection: connection.execute("PRAGMA query_only = ON"))
+        with pytest.raises(PermissionDeniedError, match=r"ro\.db"):
+            await store.append_message("s", "user", "refused")
+        assert await store.count_messages("s") == 0
