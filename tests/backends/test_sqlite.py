@@ -283,9 +283,7 @@ async def test_writes_committed_together_still_fail_alone(tmp_path: Path) -> Non
         assert isinstance(results[11], SessionNotFoundError)
         appended = [r for r in results if not isinstance(r, BaseException)][:-1]
         assert [m.seq for m in appended] == list(range(1, 21))
-        assert [m.content for m in await store.list_messages("s")] == [
-            f"m{n}" for n in range(20)
-        ]
+        assert [m.content for m in await store.list_messages("s")] == [f"m{n}" for n in range(20)]
         assert await store.count_messages("s") == 20
         assert await store.get_session("t") is not None
         assert await store.get_session("missing") is None
