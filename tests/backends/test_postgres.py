@@ -301,8 +301,10 @@ async def test_other_sql_errors_are_query_errors(database_url: str) -> None:
 async def test_newer_schema_is_refused(database_url: str) -> None:
     async with await open_store(database_url):
         pass
-    await _admin(database_url, "INSERT INTO mofa_schema_migrations (version, name) "
-                               "VALUES (999, 'from_the_future')")
+    await _admin(
+        database_url,
+        "INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'from_the_future')",
+    )
     with pytest.raises(SchemaError, match="version 999"):
         await open_store(database_url)
 
@@ -348,7 +350,8 @@ async def test_recent_messages_read_backwards_through_the_index(database_url: st
     try:
         await connection.execute("SET enable_seqscan = off")  # tiny table: force the choice
         plan = "\n".join(
-            row[0] for row in await connection.fetch(
+            row[0]
+            for row in await connection.fetch(
                 "EXPLAIN SELECT id, seq FROM messages WHERE session_id = 's' "
                 "ORDER BY seq DESC LIMIT 20"
             )
@@ -398,8 +401,9 @@ class _CountingProxy:
         relay = asyncio.create_task(downstream())
         try:
             startup_length = int.from_bytes(await reader.readexactly(4), "big")
-            up_writer.write(startup_length.to_bytes(4, "big")
-                            + await reader.readexactly(startup_length - 4))
+            up_writer.write(
+                startup_length.to_bytes(4, "big") + await reader.readexactly(startup_length - 4)
+            )
             while True:
                 kind = await reader.readexactly(1)
                 length = int.from_bytes(await reader.readexactly(4), "big")
@@ -482,8 +486,12 @@ async def test_several_processes_connecting_apply_the_schema_once(database_url: 
     )
     processes = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, database_url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-c",
+            script,
+            database_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             env={**os.environ},
         )
         for _ in range(4)

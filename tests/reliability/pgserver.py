@@ -46,8 +46,8 @@ class ServerUnavailable(Exception):
 
 def _bin_dir() -> Path:
     configured = os.environ.get("MOFA_TEST_PG_BIN")
-    candidates = [configured] if configured else sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), reverse=True
+    candidates = (
+        [configured] if configured else sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     )
     for candidate in candidates:
         if candidate and (Path(candidate) / "initdb").exists():
@@ -87,8 +87,9 @@ class PrivatePostgres:
         command = [str(args[0]), *args[1:]]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                   check=False)
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, check=False
+        )
         if check and completed.returncode != 0:
             raise ServerUnavailable(
                 f"{Path(args[0]).name} failed ({completed.returncode}): "
@@ -103,32 +104,59 @@ class PrivatePostgres:
             return "(no log)"
 
     def _options(self) -> str:
-        return " ".join([
-            f"-c port={self.port}",
-            "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.socket_dir}",
-            "-c max_connections=60",
-            "-c shared_buffers=16MB",
-            "-c ssl=on",
-            f"-c ssl_cert_file={self.root / 'server.crt'}",
-            f"-c ssl_key_file={self.root / 'server.key'}",
-        ])
+        return " ".join(
+            [
+                f"-c port={self.port}",
+                "-c listen_addresses=127.0.0.1",
+                f"-c unix_socket_directories={self.socket_dir}",
+                "-c max_connections=60",
+                "-c shared_buffers=16MB",
+                "-c ssl=on",
+                f"-c ssl_cert_file={self.root / 'server.crt'}",
+                f"-c ssl_key_file={self.root / 'server.key'}",
+            ]
+        )
 
     def start(self) -> None:
         """initdb, write pg_hba.conf and a certificate, start, wait until it accepts."""
         self.socket_dir.mkdir()
         subprocess.run(
-            ["openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=localhost",
-             "-keyout", str(self.root / "server.key"), "-out", str(self.root / "server.crt")],
-            capture_output=True, check=True, timeout=60,
+            [
+                "openssl",
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "2",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                str(self.root / "server.key"),
+                "-out",
+                str(self.root / "server.crt"),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
         )
         (self.root / "server.key").chmod(0o600)
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
             for path in self.root.rglob("*"):
                 shutil.chown(path, "postgres", "postgres")
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                  "-E", "UTF8", "--locale=C", "--no-sync", "--auth=trust")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--auth=trust",
+        )
         (self.data / "pg_hba.conf").write_text(_HBA)
         if self._as_postgres:
             shutil.chown(self.data / "pg_hba.conf", "postgres", "postgres")
@@ -136,38 +164,82 @@ class PrivatePostgres:
 
     def start_again(self) -> None:
         """Start the (initialised, stopped) server and wait until it accepts connections."""
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
-                  "-t", "60", "-o", self._options(), "start")
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            self._options(),
+            "start",
+        )
 
     def shut_down(self, mode: str = "fast") -> None:
         """Stop the server but keep its data (``start_again`` brings it back)."""
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-                  "-m", mode, "stop")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "-m", mode, "stop"
+        )
 
     def restart(self, mode: str = "fast") -> None:
         """``pg_ctl restart -m fast`` (sessions terminated) or ``immediate`` (a crash)."""
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
-                  "-t", "60", "-m", mode, "-o", self._options(), "restart")
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "-m",
+            mode,
+            "-o",
+            self._options(),
+            "restart",
+        )
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-m", "immediate",
-                      "stop", check=False)
+            self._run(
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-w",
+                "-m",
+                "immediate",
+                "stop",
+                check=False,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run SQL as the superuser over the unix socket; return the unaligned output."""
         completed = self._run(
             str(self.bin / "psql") if (self.bin / "psql").exists() else "psql",
-            "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", database,
-            "-v", "ON_ERROR_STOP=1", "-Atqc", sql,
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atqc",
+            sql,
         )
         return completed.stdout.strip()
 
     # ------------------------------------------------------------------ urls
 
-    def url(self, database: str, user: str = "postgres", password: str | None = None,
-            query: str = "") -> str:
+    def url(
+        self, database: str, user: str = "postgres", password: str | None = None, query: str = ""
+    ) -> str:
         """A TCP URL for ``database`` (password percent-encoded)."""
         secret = f":{quote(password, safe='')}" if password is not None else ""
         suffix = f"?{query}" if query else ""

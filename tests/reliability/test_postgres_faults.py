@@ -37,8 +37,7 @@ class _Outcome:
         self.unexpected: dict[str, BaseException] = {}
 
 
-async def _writer(store: PostgresStore, task: int, outcome: _Outcome,
-                  stop: asyncio.Event) -> None:
+async def _writer(store: PostgresStore, task: int, outcome: _Outcome, stop: asyncio.Event) -> None:
     number = 0
     while not stop.is_set():
         content = f"{task}:{number}"
@@ -79,8 +78,9 @@ async def test_restart_while_appending(server: PrivatePostgres, mode: str) -> No
         await asyncio.to_thread(server.restart, mode)
         restarted_at = len(outcome.acknowledged)
         # The SAME store works again: acknowledged appends resume without re-creating it.
-        await _wait_for(lambda: len(outcome.acknowledged) >= restarted_at + AFTER,
-                        "appends after restart")
+        await _wait_for(
+            lambda: len(outcome.acknowledged) >= restarted_at + AFTER, "appends after restart"
+        )
         stop.set()
         await asyncio.gather(*writers)
 

@@ -226,16 +226,22 @@ async def _keep_session_state(connection: Any) -> None:
 
 def _row_session(row: Any) -> Session:
     return Session(
-        row[0], row[1], row[2], row[3], row[4], decode_json(row[5]), row[6], row[7], row[8],
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        decode_json(row[5]),
+        row[6],
+        row[7],
+        row[8],
         row[9],
     )
 
 
 def _row_message(session_id: str, row: Any) -> Message:
     # Message(session_id, seq, role, content, metadata, timestamp, id)
-    return Message(
-        session_id, row[1], _ROLES[row[2]], row[3], decode_json(row[4]), row[5], row[0]
-    )
+    return Message(session_id, row[1], _ROLES[row[2]], row[3], decode_json(row[4]), row[5], row[0])
 
 
 def _row_agent(row: Any) -> Agent:
@@ -264,11 +270,11 @@ class _Target:
         # A list of hosts ("a,b") or a socket directory: show the first, as libpq would try it.
         self.host = host.split(",")[0]
         port_text = query.get("port") or os.environ.get("PGPORT")
-        self.port = url.port or (int(port_text) if port_text and port_text.isdigit() else
-                                 _DEFAULT_PORT)
+        self.port = url.port or (
+            int(port_text) if port_text and port_text.isdigit() else _DEFAULT_PORT
+        )
         # libpq's default user: PGUSER, else the operating-system user.
-        self.user = (url.username or query.get("user") or os.environ.get("PGUSER")
-                     or _os_user())
+        self.user = url.username or query.get("user") or os.environ.get("PGUSER") or _os_user()
         self.database = url.database or query.get("dbname") or self.user
 
     @property
@@ -381,7 +387,8 @@ def _translate(
             )
         outcome = (
             "the write may or may not have been stored, so check before retrying it"
-            if write else "nothing was changed, retry the call"
+            if write
+            else "nothing was changed, retry the call"
         )
         if isinstance(exc, TimeoutError):
             return StoreConnectionError(
@@ -394,9 +401,7 @@ def _translate(
         )
     if state:
         return QueryError(f"SQL error: {detail} (SQLSTATE {state}).")
-    return QueryError(
-        f"PostgreSQL call failed: {type(exc).__name__}: {detail}."
-    )
+    return QueryError(f"PostgreSQL call failed: {type(exc).__name__}: {detail}.")
 
 
 class PostgresStore(BaseStore):
@@ -576,15 +581,30 @@ class PostgresStore(BaseStore):
 
     async def _upsert_agent(self, agent: Agent) -> Agent:
         rows = await self._fetch(
-            _UPSERT_AGENT, agent.id, agent.name, agent.state, agent.started_at, agent.provider,
-            agent.model, agent.description, agent.created_at, agent.updated_at, write=True,
+            _UPSERT_AGENT,
+            agent.id,
+            agent.name,
+            agent.state,
+            agent.started_at,
+            agent.provider,
+            agent.model,
+            agent.description,
+            agent.created_at,
+            agent.updated_at,
+            write=True,
         )
         created_at = rows[0][0]
         if created_at != agent.created_at:
             return Agent(
-                id=agent.id, name=agent.name, state=agent.state, started_at=agent.started_at,
-                provider=agent.provider, model=agent.model, description=agent.description,
-                created_at=created_at, updated_at=agent.updated_at,
+                id=agent.id,
+                name=agent.name,
+                state=agent.state,
+                started_at=agent.started_at,
+                provider=agent.provider,
+                model=agent.model,
+                description=agent.description,
+                created_at=created_at,
+                updated_at=agent.updated_at,
             )
         return agent
 
@@ -599,9 +619,16 @@ class PostgresStore(BaseStore):
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         rows = await self._fetch(
-            _CREATE_SESSION, session.session_id, session.agent_id, session.user_id,
-            session.tenant_id, session.status, metadata_json, session.created_at,
-            session.expires_at, write=True,
+            _CREATE_SESSION,
+            session.session_id,
+            session.agent_id,
+            session.user_id,
+            session.tenant_id,
+            session.status,
+            metadata_json,
+            session.created_at,
+            session.expires_at,
+            write=True,
         )
         if not rows:
             raise SessionExistsError(session.session_id)
@@ -622,8 +649,7 @@ class PostgresStore(BaseStore):
         query = _LIST_SESSIONS[(agent_id is not None, user_id is not None, tenant_id is not None)]
         args = [value for value in (agent_id, user_id, tenant_id) if value is not None]
         return [
-            _row_session(row)
-            for row in await self._fetch(query, *args, limit, offset, write=False)
+            _row_session(row) for row in await self._fetch(query, *args, limit, offset, write=False)
         ]
 
     async def _update_session(
@@ -636,8 +662,14 @@ class PostgresStore(BaseStore):
     ) -> Session:
         change_expiry = not isinstance(expires_at, Unset)
         rows = await self._fetch(
-            _UPDATE_SESSION, session_id, status, metadata_json, change_expiry,
-            None if isinstance(expires_at, Unset) else expires_at, now, write=True,
+            _UPDATE_SESSION,
+            session_id,
+            status,
+            metadata_json,
+            change_expiry,
+            None if isinstance(expires_at, Unset) else expires_at,
+            now,
+            write=True,
         )
         if not rows:
             raise SessionNotFoundError(session_id)
@@ -652,8 +684,14 @@ class PostgresStore(BaseStore):
         self, session_id: str, message: EncodedMessage, now: datetime
     ) -> Message:
         rows = await self._fetch(
-            _APPEND_ONE, session_id, message.role.value, message.content,
-            message.metadata_json, message.timestamp, now, write=True,
+            _APPEND_ONE,
+            session_id,
+            message.role.value,
+            message.content,
+            message.metadata_json,
+            message.timestamp,
+            now,
+            write=True,
         )
         if not rows:
             raise SessionNotFoundError(session_id)
@@ -664,12 +702,15 @@ class PostgresStore(BaseStore):
         self, session_id: str, messages: list[EncodedMessage], now: datetime
     ) -> list[Message]:
         rows = await self._fetch(
-            _APPEND_BATCH, session_id, len(messages),
+            _APPEND_BATCH,
+            session_id,
+            len(messages),
             [message.role.value for message in messages],
             [message.content for message in messages],
             [message.metadata_json for message in messages],
             [message.timestamp for message in messages],
-            now, write=True,
+            now,
+            write=True,
         )
         if not rows:
             raise SessionNotFoundError(session_id)
