@@ -262,11 +262,15 @@ async def w1(module: ModuleType, name: str, c: Counts) -> list[Row]:
             await store.create_session(f"w1-{run}", user_id="u", agent_id="bench")
             await raw.create_session(f"w1-{run}", "u", "bench")
 
+        # Inputs are built before the clock starts: the rows time the store, not the caller.
+        texts = [content(n) for n in range(c.appends)]
+        sessions = [f"w1-{run}" for run in range(c.repeat)]
+
         async def mofa_step(run: int, n: int) -> None:
-            await store.append_message(f"w1-{run}", "user", content(n))
+            await store.append_message(sessions[run], "user", texts[n])
 
         async def raw_step(run: int, n: int) -> None:
-            await raw.append_one(f"w1-{run}", "user", content(n))
+            await raw.append_one(sessions[run], "user", texts[n])
 
         mofa, raw_rate = await alternate(c.repeat, c.appends, 1, setup, mofa_step, raw_step)
         for run in range(c.repeat):
@@ -285,15 +289,17 @@ async def w2(module: ModuleType, name: str, c: Counts) -> list[Row]:
             await store.create_session(f"w2-{run}", user_id="u", agent_id="bench")
             await raw.create_session(f"w2-{run}", "u", "bench")
 
+        # Inputs are built before the clock starts: the rows time the store, not the caller.
+        texts = [[content(b * c.batch + i) for i in range(c.batch)] for b in range(batches)]
+        mofa_batches = [[NewMessage("user", text) for text in batch] for batch in texts]
+        raw_batches = [[("user", text) for text in batch] for batch in texts]
+        sessions = [f"w2-{run}" for run in range(c.repeat)]
+
         async def mofa_step(run: int, b: int) -> None:
-            await store.append_messages(
-                f"w2-{run}", [NewMessage("user", content(b * c.batch + i)) for i in range(c.batch)]
-            )
+            await store.append_messages(sessions[run], mofa_batches[b])
 
         async def raw_step(run: int, b: int) -> None:
-            await raw.append_batch(
-                f"w2-{run}", [("user", content(b * c.batch + i)) for i in range(c.batch)]
-            )
+            await raw.append_batch(sessions[run], raw_batches[b])
 
         mofa, raw_rate = await alternate(c.repeat, batches, c.batch, setup, mofa_step, raw_step)
         for run in range(c.repeat):
