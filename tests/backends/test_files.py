@@ -272,9 +272,20 @@ async def test_a_half_written_batch_is_ignored_as_a_whole(tmp_path: Path) -> Non
 
 
 def _line(seq: int, end: int, content: str) -> bytes:
-    return json.dumps({"seq": seq, "end": end, "at": "2024-01-01 00:00:00.000000",
-                       "ts": "2024-01-01 00:00:00.000000", "role": "user", "metadata": {},
-                       "content": content}).encode() + b"\n"
+    return (
+        json.dumps(
+            {
+                "seq": seq,
+                "end": end,
+                "at": "2024-01-01 00:00:00.000000",
+                "ts": "2024-01-01 00:00:00.000000",
+                "role": "user",
+                "metadata": {},
+                "content": content,
+            }
+        ).encode()
+        + b"\n"
+    )
 
 
 async def test_a_zero_filled_page_inside_the_last_write_ends_the_log_there(
@@ -294,7 +305,11 @@ async def test_a_zero_filled_page_inside_the_last_write_ends_the_log_there(
         assert (await store.append_message("s", "user", "next")).seq == 5
         history = await store.list_messages("s")
         assert [(m.seq, m.content) for m in history] == [
-            (1, "m1"), (2, "m2"), (3, "m3"), (4, "m4"), (5, "next"),
+            (1, "m1"),
+            (2, "m2"),
+            (3, "m3"),
+            (4, "m4"),
+            (5, "next"),
         ]
         assert await store.count_messages("s") == 5
 

@@ -106,9 +106,7 @@ _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 _MAX_NAME = 100
 _DIGEST_CHARS = 40
 _RESERVED = frozenset(
-    ["con", "prn", "aux", "nul"]
-    + [f"com{n}" for n in range(10)]
-    + [f"lpt{n}" for n in range(10)]
+    ["con", "prn", "aux", "nul"] + [f"com{n}" for n in range(10)] + [f"lpt{n}" for n in range(10)]
 )
 _ROLES = {role.value: role for role in Role}
 _SEQ_PREFIX = b'{"seq":'
@@ -394,8 +392,9 @@ _EMPTY_TAIL = _Tail(0, 0, None)
 
 
 def _is_batch_end(record: dict[str, Any] | None, key: str) -> bool:
-    return record is not None and isinstance(record.get(key), int) and record.get(
-        "end") == record[key]
+    return (
+        record is not None and isinstance(record.get(key), int) and record.get("end") == record[key]
+    )
 
 
 def _scan_tail(fd: int, size: int, key: str) -> _Tail:
@@ -526,16 +525,22 @@ def _read_last(fd: int, tail: _Tail, count: int) -> list[dict[str, Any]]:
 
 
 def _message_line(message: EncodedMessage, seq: int, end: int, at: str) -> bytes:
-    return b"".join((
-        b'{"seq":%d,"end":%d,"at":"%s","ts":"%s","role":"%s","metadata":' % (
-            seq, end, at.encode(), format_time(message.timestamp).encode(),
-            message.role.value.encode(),
-        ),
-        message.metadata_json.encode("utf-8"),
-        b',"content":',
-        orjson.dumps(message.content),
-        b"}\n",
-    ))
+    return b"".join(
+        (
+            b'{"seq":%d,"end":%d,"at":"%s","ts":"%s","role":"%s","metadata":'
+            % (
+                seq,
+                end,
+                at.encode(),
+                format_time(message.timestamp).encode(),
+                message.role.value.encode(),
+            ),
+            message.metadata_json.encode("utf-8"),
+            b',"content":',
+            orjson.dumps(message.content),
+            b"}\n",
+        )
+    )
 
 
 def _message(session_id: str, record: dict[str, Any]) -> Message:
@@ -559,34 +564,45 @@ def _json_field(value: str | None) -> bytes:
 
 def _header_bytes(session: Session, metadata_json: str) -> bytes:
     fields = (
-        b'{"format":1,"session_id":' + _json_field(session.session_id)
-        + b',"agent_id":' + _json_field(session.agent_id)
-        + b',"user_id":' + _json_field(session.user_id)
-        + b',"tenant_id":' + _json_field(session.tenant_id)
-        + b',"status":' + _json_field(session.status)
-        + b',"created_at":' + _json_field(format_time(session.created_at))
-        + b',"updated_at":' + _json_field(format_time(session.updated_at))
-        + b',"expires_at":' + _json_field(
-            None if session.expires_at is None else format_time(session.expires_at))
-        + b',"metadata":' + metadata_json.encode("utf-8")
+        b'{"format":1,"session_id":'
+        + _json_field(session.session_id)
+        + b',"agent_id":'
+        + _json_field(session.agent_id)
+        + b',"user_id":'
+        + _json_field(session.user_id)
+        + b',"tenant_id":'
+        + _json_field(session.tenant_id)
+        + b',"status":'
+        + _json_field(session.status)
+        + b',"created_at":'
+        + _json_field(format_time(session.created_at))
+        + b',"updated_at":'
+        + _json_field(format_time(session.updated_at))
+        + b',"expires_at":'
+        + _json_field(None if session.expires_at is None else format_time(session.expires_at))
+        + b',"metadata":'
+        + metadata_json.encode("utf-8")
         + b"}\n"
     )
     return fields
 
 
 def _agent_bytes(agent: Agent) -> bytes:
-    return orjson.dumps({
-        "format": 1,
-        "id": agent.id,
-        "name": agent.name,
-        "state": agent.state,
-        "started_at": format_time(agent.started_at),
-        "provider": agent.provider,
-        "model": agent.model,
-        "description": agent.description,
-        "created_at": format_time(agent.created_at),
-        "updated_at": format_time(agent.updated_at),
-    }, option=orjson.OPT_APPEND_NEWLINE)
+    return orjson.dumps(
+        {
+            "format": 1,
+            "id": agent.id,
+            "name": agent.name,
+            "state": agent.state,
+            "started_at": format_time(agent.started_at),
+            "provider": agent.provider,
+            "model": agent.model,
+            "description": agent.description,
+            "created_at": format_time(agent.created_at),
+            "updated_at": format_time(agent.updated_at),
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
 
 
 def _agent(record: dict[str, Any]) -> Agent:
@@ -648,10 +664,12 @@ class FileStore(BaseStore):
         self._agents_root = directory / "agents"
         self._index_root = directory / "index"
         self._locks_root = directory / "locks"
-        self._executor = ThreadPoolExecutor(max_workers=max_workers,
-                                            thread_name_prefix="mofa-files")
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="mofa-files"
+        )
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary())
+            weakref.WeakValueDictionary()
+        )
         self._pending: dict[str, list[_PendingAppend]] = {}
         self._flushing: set[str] = set()
         self._flush_tasks: set[asyncio.Task[None]] = set()
@@ -692,9 +710,7 @@ class FileStore(BaseStore):
             )
         max_workers = options.get("max_workers", 4)
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise InvalidInputError(
-                f"max_workers must be a positive integer, not {max_workers!r}."
-            )
+            raise InvalidInputError(f"max_workers must be a positive integer, not {max_workers!r}.")
         directory = directory.expanduser().absolute()
         store = cls(parsed, directory, max_workers=max_workers)
         try:
@@ -711,7 +727,8 @@ class FileStore(BaseStore):
         """Run blocking file work in a worker thread, translating OS errors."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, functools.partial(self._translated, function, *args))
+            self._executor, functools.partial(self._translated, function, *args)
+        )
 
     def _translated(self, function: Callable[..., _T], *args: Any) -> _T:
         try:
@@ -735,9 +752,7 @@ class FileStore(BaseStore):
                     f"The file store could not write to {where}: the disk is full; "
                     "free some space and retry."
                 ) from exc
-            raise QueryError(
-                f"The file store failed on {where}: {exc.strerror or exc}."
-            ) from exc
+            raise QueryError(f"The file store failed on {where}: {exc.strerror or exc}.") from exc
 
     def _lock_for(self, session_id: str) -> asyncio.Lock:
         lock = self._session_locks.get(session_id)
@@ -773,8 +788,12 @@ class FileStore(BaseStore):
                 f"The file store path {root} exists but is not a directory; "
                 "point file:// at a directory."
             )
-        for directory in (self._sessions_root, self._agents_root, self._index_root,
-                          self._locks_root):
+        for directory in (
+            self._sessions_root,
+            self._agents_root,
+            self._index_root,
+            self._locks_root,
+        ):
             _make_dir(directory)
         marker = root / _MARKER
         created = _create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION)
@@ -923,9 +942,17 @@ class FileStore(BaseStore):
         with _flocked(self._locks_root / f"{encode_name(agent.id)}.agent.lock"):
             existing = self._read_agent(agent.id)
             if existing is not None:
-                agent = Agent(agent.id, agent.name, agent.state, agent.started_at,
-                              agent.provider, agent.model, agent.description,
-                              existing.created_at, agent.updated_at)
+                agent = Agent(
+                    agent.id,
+                    agent.name,
+                    agent.state,
+                    agent.started_at,
+                    agent.provider,
+                    agent.model,
+                    agent.description,
+                    existing.created_at,
+                    agent.updated_at,
+                )
             _replace_atomically(path, _agent_bytes(agent))
         return agent
 
@@ -970,15 +997,27 @@ class FileStore(BaseStore):
                 )
             if session.agent_id is not None and not self._agent_path(session.agent_id).exists():
                 # The foreign key: a minimal agent record, unless an upsert got there first.
-                _create_exclusively(self._agent_path(session.agent_id), _agent_bytes(Agent(
-                    id=session.agent_id, name=session.agent_id, state="unknown",
-                    started_at=session.created_at, created_at=session.created_at,
-                    updated_at=session.created_at,
-                )))
+                _create_exclusively(
+                    self._agent_path(session.agent_id),
+                    _agent_bytes(
+                        Agent(
+                            id=session.agent_id,
+                            name=session.agent_id,
+                            state="unknown",
+                            started_at=session.created_at,
+                            created_at=session.created_at,
+                            updated_at=session.created_at,
+                        )
+                    ),
+                )
             _make_dir(files.directory)
-            _replace_atomically(self._index_path(session_id), orjson.dumps(
-                {"session_id": session_id, "agent_id": session.agent_id},
-                option=orjson.OPT_APPEND_NEWLINE))
+            _replace_atomically(
+                self._index_path(session_id),
+                orjson.dumps(
+                    {"session_id": session_id, "agent_id": session.agent_id},
+                    option=orjson.OPT_APPEND_NEWLINE,
+                ),
+            )
             _unlink_quietly(files.summary)
             _create_empty(files.messages)
             _create_empty(files.states)
@@ -988,7 +1027,8 @@ class FileStore(BaseStore):
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         return await self._run_locked(
-            session.session_id, self._create_session_sync, session, metadata_json)
+            session.session_id, self._create_session_sync, session, metadata_json
+        )
 
     def _get_session_sync(self, session_id: str) -> Session | None:
         files = self._indexed_files(session_id)
@@ -1012,8 +1052,9 @@ class FileStore(BaseStore):
             directories = [self._sessions_root / encode_name(agent_id)]
         else:
             with os.scandir(self._sessions_root) as entries:
-                directories = [Path(e.path) for e in entries
-                               if not e.name.startswith(".") and e.is_dir()]
+                directories = [
+                    Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()
+                ]
         found: list[tuple[str, str, dict[str, Any], Path]] = []
         for directory in directories:
             try:
@@ -1053,7 +1094,8 @@ class FileStore(BaseStore):
         offset: int,
     ) -> list[Session]:
         return await self._run(
-            self._list_sessions_sync, agent_id, user_id, tenant_id, limit, offset)
+            self._list_sessions_sync, agent_id, user_id, tenant_id, limit, offset
+        )
 
     def _update_session_sync(
         self,
@@ -1085,8 +1127,14 @@ class FileStore(BaseStore):
         now: datetime,
     ) -> Session:
         return await self._run_locked(
-            session_id, self._update_session_sync, session_id, status, metadata_json,
-            expires_at, now)
+            session_id,
+            self._update_session_sync,
+            session_id,
+            status,
+            metadata_json,
+            expires_at,
+            now,
+        )
 
     def _delete_session_sync(self, session_id: str) -> bool:
         lock_path = self._lock_path(session_id)
@@ -1139,10 +1187,16 @@ class FileStore(BaseStore):
                     at = max(at, format_time(now))
                     first, last = last + 1, last + len(messages)
                     stamp = format_time(now)
-                    lines.extend(_message_line(message, first + offset, last, stamp)
-                                 for offset, message in enumerate(messages))
-                    results.append([message.stored(session_id, first + offset)
-                                    for offset, message in enumerate(messages)])
+                    lines.extend(
+                        _message_line(message, first + offset, last, stamp)
+                        for offset, message in enumerate(messages)
+                    )
+                    results.append(
+                        [
+                            message.stored(session_id, first + offset)
+                            for offset, message in enumerate(messages)
+                        ]
+                    )
                 data = b"".join(lines)
                 try:
                     _write_all(fd, data)
@@ -1186,15 +1240,20 @@ class FileStore(BaseStore):
         queue: list[_PendingAppend] = []
         try:
             while True:
-                queue = [item for item in self._pending.pop(session_id, [])
-                         if not item.future.cancelled()]
+                queue = [
+                    item
+                    for item in self._pending.pop(session_id, [])
+                    if not item.future.cancelled()
+                ]
                 if not queue:  # nothing new arrived during the last write
                     return
                 try:
                     async with self._lock_for(session_id):
                         results = await self._run(
-                            self._append_groups_sync, session_id,
-                            [(item.messages, item.now) for item in queue])
+                            self._append_groups_sync,
+                            session_id,
+                            [(item.messages, item.now) for item in queue],
+                        )
                 except Exception as exc:
                     for item in queue:
                         if not item.future.done():
@@ -1272,7 +1331,11 @@ class FileStore(BaseStore):
                     os.ftruncate(fd, tail.end)
                 version = tail.last + 1
                 data = b'{"version":%d,"end":%d,"at":"%s","state":%s}\n' % (
-                    version, version, at.encode(), state_json.encode("utf-8"))
+                    version,
+                    version,
+                    at.encode(),
+                    state_json.encode("utf-8"),
+                )
                 try:
                     _write_all(fd, data)
                     _sync_data(fd)
@@ -1288,7 +1351,8 @@ class FileStore(BaseStore):
         self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
     ) -> AgentState:
         version = await self._run_locked(
-            session_id, self._save_state_sync, session_id, state_json, now)
+            session_id, self._save_state_sync, session_id, state_json, now
+        )
         return AgentState(session_id, version, state, now)
 
     def _states_sync(
