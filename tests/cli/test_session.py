@@ -63,18 +63,26 @@ async def seed(url: str) -> dict[str, Session]:
     """Three sessions as in the seeds (created in this order: 123, 124, 125)."""
     async with await open_store(url) as store:
         main = await store.create_session(
-            MAIN, agent_id="agent-001", user_id="user-456",
+            MAIN,
+            agent_id="agent-001",
+            user_id="user-456",
             metadata={"context": "customer_support"},
         )
-        await store.append_messages(MAIN, [
-            NewMessage(role, content, timestamp=T0 + timedelta(seconds=offset))
-            for role, content, offset in CONVERSATION
-        ])
-        second = await store.create_session("agent-001:session-124", agent_id="agent-001",
-                                            user_id="user-456")
+        await store.append_messages(
+            MAIN,
+            [
+                NewMessage(role, content, timestamp=T0 + timedelta(seconds=offset))
+                for role, content, offset in CONVERSATION
+            ],
+        )
+        second = await store.create_session(
+            "agent-001:session-124", agent_id="agent-001", user_id="user-456"
+        )
         await store.append_message(second.session_id, "user", "Hi", timestamp=T0)
         third = await store.create_session(
-            "agent-002:session-125", agent_id="agent-002", user_id="user-789",
+            "agent-002:session-125",
+            agent_id="agent-002",
+            user_id="user-789",
             expires_at=datetime(2020, 1, 1, tzinfo=UTC),
         )
         return {
@@ -156,8 +164,12 @@ def test_list_json_is_the_seeds_shape_and_stdout_holds_only_json(
     result = mofa("session", "list", "--agent", "agent-001", "--output-format", "json", url=url)
     assert result.exit_code == 0, result.output
     expected = [
-        {"session_id": key, "created_at": created(sessions[key]),
-         "message_count": sessions[key].message_count, "status": "active"}
+        {
+            "session_id": key,
+            "created_at": created(sessions[key]),
+            "message_count": sessions[key].message_count,
+            "status": "active",
+        }
         for key in ("agent-001:session-124", "agent-001:session-123")
     ]
     assert result.stdout == json.dumps(expected, indent=2) + "\n"
@@ -180,8 +192,7 @@ def show_document(session: Session) -> dict[str, Any]:
         "created_at": iso(session.created_at),
         "message_count": 4,
         "status": "active",
-        "metadata": {"agent_id": "agent-001", "user_id": "user-456",
-                     "context": "customer_support"},
+        "metadata": {"agent_id": "agent-001", "user_id": "user-456", "context": "customer_support"},
         "messages": [
             {"timestamp": iso(T0 + timedelta(seconds=offset)), "role": role, "content": content}
             for role, content, offset in CONVERSATION
@@ -269,8 +280,7 @@ def test_export_writes_the_seeds_file_and_lines(
 ) -> None:
     url, sessions = seeded
     target = tmp_path / "exports" / "deep" / f"{MAIN}.{export_format}"
-    result = mofa("session", "export", MAIN, "-o", str(target), "--format", export_format,
-                  url=url)
+    result = mofa("session", "export", MAIN, "-o", str(target), "--format", export_format, url=url)
     assert result.exit_code == 0, result.output
     assert result.stdout == (
         f"→ Exporting session: {MAIN}\n"
@@ -282,8 +292,7 @@ def test_export_writes_the_seeds_file_and_lines(
     expected = {
         "session_id": MAIN,
         "created_at": iso(sessions[MAIN].created_at),
-        "metadata": {"agent_id": "agent-001", "user_id": "user-456",
-                     "context": "customer_support"},
+        "metadata": {"agent_id": "agent-001", "user_id": "user-456", "context": "customer_support"},
         "messages": [
             {"role": role, "content": content, "timestamp": iso(T0 + timedelta(seconds=offset))}
             for role, content, offset in CONVERSATION
@@ -293,10 +302,14 @@ def test_export_writes_the_seeds_file_and_lines(
     if export_format == "json":
         assert text == json.dumps(expected, indent=2) + "\n"
     else:
-        assert text.startswith(f"session_id: {MAIN}\ncreated_at: {expected['created_at']}\n"
-                               "metadata:\n  agent_id: agent-001\n")
-        assert "messages:\n  - role: user\n    content: Hello, I need help with my order\n" \
-               "    timestamp: 2024-02-28T10:30:05Z\n" in text
+        assert text.startswith(
+            f"session_id: {MAIN}\ncreated_at: {expected['created_at']}\n"
+            "metadata:\n  agent_id: agent-001\n"
+        )
+        assert (
+            "messages:\n  - role: user\n    content: Hello, I need help with my order\n"
+            "    timestamp: 2024-02-28T10:30:05Z\n" in text
+        )
         loaded = yaml.safe_load(text)
         loaded["created_at"] = iso(loaded["created_at"])
         for message in loaded["messages"]:
@@ -325,9 +338,7 @@ def test_delete_with_force(seeded: tuple[str, dict[str, Session]]) -> None:
     result = mofa("session", "delete", MAIN, "--force", url=url)
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"→ Deleting session: {MAIN}\n"
-        "  Removing session data...\n"
-        "✓ Session deleted successfully\n"
+        f"→ Deleting session: {MAIN}\n  Removing session data...\n✓ Session deleted successfully\n"
     )
     found, messages, remaining = state(url, MAIN)
     assert (found, messages, remaining) == (None, 0, 2)

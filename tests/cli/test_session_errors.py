@@ -146,8 +146,10 @@ def test_an_invalid_url_is_one_line(command: str, tmp_path: Path) -> None:
     ("config_text", "message"),
     [
         ("persistence: [\n", "is not valid YAML at line"),
-        ("persistence:\n  database:\n    url: ${MOFA_TEST_UNSET_VARIABLE}\n",
-         "${MOFA_TEST_UNSET_VARIABLE}, which is not set"),
+        (
+            "persistence:\n  database:\n    url: ${MOFA_TEST_UNSET_VARIABLE}\n",
+            "${MOFA_TEST_UNSET_VARIABLE}, which is not set",
+        ),
         ("persistence:\n  database:\n    type: oracle\n", "'oracle' is unknown"),
     ],
 )
@@ -182,8 +184,7 @@ def test_export_to_an_unwritable_place_is_one_line_and_leaves_nothing(tmp_path: 
     asyncio.run(seed(url))
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x", encoding="utf-8")
-    result = mofa("session", "export", MAIN, "-o", str(blocker / "s.json"), "-f", "json",
-                  url=url)
+    result = mofa("session", "export", MAIN, "-o", str(blocker / "s.json"), "-f", "json", url=url)
     assert result.exit_code == 1
     assert str(blocker) in one_error_line(result)
     assert blocker.read_text(encoding="utf-8") == "x"
@@ -218,8 +219,7 @@ def read_only_url(backend: str, empty_url: str) -> Iterator[str]:
     url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     if backend == "postgres":
         asyncio.run(_pg_admin(f"CREATE ROLE {user} LOGIN", empty_url))
-        asyncio.run(_pg_admin(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}",
-                              empty_url))
+        asyncio.run(_pg_admin(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}", empty_url))
         try:
             yield url
         finally:
@@ -257,7 +257,11 @@ def answer_prompt(url: str, answer: bytes) -> tuple[int, str]:
     env = {**os.environ, "MOFA_DATABASE_URL": url}
     process = subprocess.Popen(
         [str(MOFA), "session", "delete", MAIN],
-        stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        close_fds=True,
     )
     os.close(terminal)
     output = b""

@@ -42,21 +42,31 @@ def content(seq: int) -> str:
 
 async def _fill(url: str) -> None:
     async with await open_store(url) as store:
-        await store.create_session(BIG, agent_id="bulk-agent", user_id="u1",
-                                   metadata={"purpose": "export test"})
+        await store.create_session(
+            BIG, agent_id="bulk-agent", user_id="u1", metadata={"purpose": "export test"}
+        )
         batch = 5_000
         for start in range(0, BIG_COUNT, batch):
-            await store.append_messages(BIG, [
-                NewMessage("user" if seq % 2 else "assistant", content(seq),
-                           timestamp=T0 + timedelta(seconds=seq))
-                for seq in range(start + 1, start + batch + 1)
-            ])
+            await store.append_messages(
+                BIG,
+                [
+                    NewMessage(
+                        "user" if seq % 2 else "assistant",
+                        content(seq),
+                        timestamp=T0 + timedelta(seconds=seq),
+                    )
+                    for seq in range(start + 1, start + batch + 1)
+                ],
+            )
         await store.create_session(MEDIUM, agent_id="bulk-agent")
         for start in range(0, MEDIUM_COUNT, batch):
-            await store.append_messages(MEDIUM, [
-                NewMessage("user", content(seq), timestamp=T0 + timedelta(seconds=seq))
-                for seq in range(start + 1, start + batch + 1)
-            ])
+            await store.append_messages(
+                MEDIUM,
+                [
+                    NewMessage("user", content(seq), timestamp=T0 + timedelta(seconds=seq))
+                    for seq in range(start + 1, start + batch + 1)
+                ],
+            )
         await store.create_session("small", agent_id="bulk-agent")
         await store.append_message("small", "user", "hello", timestamp=T0)
 
@@ -88,9 +98,11 @@ def test_a_100000_message_export_streams(big_url: str, tmp_path: Path) -> None:
     messages = document["messages"]
     assert len(messages) == BIG_COUNT
     assert [m["content"] for m in messages[:2]] == [content(1), content(2)]
-    assert messages[-1] == {"role": "assistant", "content": content(BIG_COUNT),
-                            "timestamp": (T0 + timedelta(seconds=BIG_COUNT))
-                            .strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert messages[-1] == {
+        "role": "assistant",
+        "content": content(BIG_COUNT),
+        "timestamp": (T0 + timedelta(seconds=BIG_COUNT)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     assert all(m["content"] == content(i) for i, m in enumerate(messages, start=1))
 
 
@@ -98,8 +110,7 @@ def test_a_yaml_export_streams_and_reads_back(big_url: str, tmp_path: Path) -> N
     target = tmp_path / "medium.yaml"
     tracemalloc.start()
     try:
-        result = mofa("session", "export", MEDIUM, "-o", str(target), "-f", "yaml",
-                      url=big_url)
+        result = mofa("session", "export", MEDIUM, "-o", str(target), "-f", "yaml", url=big_url)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -123,9 +134,25 @@ def test_a_write_that_fails_part_way_keeps_the_old_file(big_url: str, tmp_path: 
     # write past the cap fails with EFBIG in mofa, part-way through the export.
     limited = 'trap "" XFSZ; ulimit -f 2000; exec "$0" "$@"'
     process = subprocess.run(
-        ["bash", "-c", limited, str(MOFA), "--database-url", big_url, "session", "export", BIG,
-         "-o", str(target), "-f", "json"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            "bash",
+            "-c",
+            limited,
+            str(MOFA),
+            "--database-url",
+            big_url,
+            "session",
+            "export",
+            BIG,
+            "-o",
+            str(target),
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert process.returncode == 1, process.stderr
     assert "Traceback" not in process.stderr
@@ -139,9 +166,20 @@ def test_a_killed_export_leaves_the_old_file_whole(big_url: str, tmp_path: Path)
     target = tmp_path / "big.json"
     target.write_text("previous export\n", encoding="utf-8")
     process = subprocess.Popen(
-        [str(MOFA), "--database-url", big_url, "session", "export", BIG, "-o", str(target),
-         "-f", "json"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(MOFA),
+            "--database-url",
+            big_url,
+            "session",
+            "export",
+            BIG,
+            "-o",
+            str(target),
+            "-f",
+            "json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
@@ -160,9 +198,7 @@ def test_a_killed_export_leaves_the_old_file_whole(big_url: str, tmp_path: Path)
     assert target.read_text(encoding="utf-8") == "previous export\n"
 
 
-def test_a_new_export_replaces_an_old_longer_one_completely(
-    big_url: str, tmp_path: Path
-) -> None:
+def test_a_new_export_replaces_an_old_longer_one_completely(big_url: str, tmp_path: Path) -> None:
     target = tmp_path / "small.json"
     target.write_text("x" * 100_000, encoding="utf-8")
     target.chmod(0o600)
@@ -175,9 +211,7 @@ def test_a_new_export_replaces_an_old_longer_one_completely(
     assert target.stat().st_mode & 0o777 == 0o600
 
 
-def test_export_of_a_missing_session_keeps_an_existing_file(
-    big_url: str, tmp_path: Path
-) -> None:
+def test_export_of_a_missing_session_keeps_an_existing_file(big_url: str, tmp_path: Path) -> None:
     target = tmp_path / "keep.json"
     target.write_text("keep me\n", encoding="utf-8")
     result = mofa("session", "export", "no-such", "-o", str(target), "-f", "yaml", url=big_url)

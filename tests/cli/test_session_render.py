@@ -23,12 +23,63 @@ T0 = datetime(2024, 2, 28, 10, 30, tzinfo=UTC)
 
 #: Text that is awkward for YAML, JSON or a table cell.
 AWKWARD = [
-    "Hello", "yes", "no", "null", "~", "- x", "a: b", "#x", "x #y", " lead", "trail ",
-    "multi\nline", "multi\nline\n", "\ttab", "😀 emoji", "你好，世界", "é", "'q'", '"d"', "",
-    "0123", "1e3", "2024-02-28", "10:30", "a\x85b", "a\u2028b", "x" * 500, "\x07bell", "@at",
-    "`b", "%p", "!bang", "&a", "*a", "|p", ">f", "[a]", "{a}", "a,b", "?q", "? q", ":x",
-    "multi\n\n  indent\n", "trailing\n\n", "\n\nlead", "\r\nwindows", "a\rb", "\ufeffbom",
-    "\x1b[31mred", "...", "---", "--- x", "... x", "key:\n  - item", "true", "NaN", ".inf",
+    "Hello",
+    "yes",
+    "no",
+    "null",
+    "~",
+    "- x",
+    "a: b",
+    "#x",
+    "x #y",
+    " lead",
+    "trail ",
+    "multi\nline",
+    "multi\nline\n",
+    "\ttab",
+    "😀 emoji",
+    "你好，世界",
+    "é",
+    "'q'",
+    '"d"',
+    "",
+    "0123",
+    "1e3",
+    "2024-02-28",
+    "10:30",
+    "a\x85b",
+    "a\u2028b",
+    "x" * 500,
+    "\x07bell",
+    "@at",
+    "`b",
+    "%p",
+    "!bang",
+    "&a",
+    "*a",
+    "|p",
+    ">f",
+    "[a]",
+    "{a}",
+    "a,b",
+    "?q",
+    "? q",
+    ":x",
+    "multi\n\n  indent\n",
+    "trailing\n\n",
+    "\n\nlead",
+    "\r\nwindows",
+    "a\rb",
+    "\ufeffbom",
+    "\x1b[31mred",
+    "...",
+    "---",
+    "--- x",
+    "... x",
+    "key:\n  - item",
+    "true",
+    "NaN",
+    ".inf",
 ]
 
 
@@ -38,8 +89,12 @@ def document(contents: list[str]) -> dict[str, Any]:
         "created_at": T0,
         "message_count": len(contents),
         "status": "active",
-        "metadata": {"agent_id": "agent-001", "user_id": None, "tags": ["a", "b"],
-                     "nested": {"k": [1, {"x": "y"}]}},
+        "metadata": {
+            "agent_id": "agent-001",
+            "user_id": None,
+            "tags": ["a", "b"],
+            "nested": {"k": [1, {"x": "y"}]},
+        },
         "messages": [
             {"timestamp": T0 + timedelta(seconds=index), "role": "user", "content": content}
             for index, content in enumerate(contents)
@@ -91,8 +146,9 @@ def test_awkward_text_streams_and_reads_back_exactly(output_format: str) -> None
 
 
 def test_yaml_is_unquoted_like_the_seeds_and_timestamps_read_back_as_instants() -> None:
-    doc = document(["Hello, I need help with my order",
-                    "I'd be happy to help! What's your order number?"])
+    doc = document(
+        ["Hello, I need help with my order", "I'd be happy to help! What's your order number?"]
+    )
     text = render(doc, "yaml")
     assert text.startswith(
         "session_id: agent-001:session-123\n"
@@ -145,8 +201,14 @@ def test_cells_are_single_line_and_cut_with_an_ellipsis() -> None:
 
 
 def test_table_render_uses_dictionary_keys_as_headers() -> None:
-    rows = [{"session_id": "s1", "created_at": "2024-02-28 10:30:00", "message_count": 3,
-             "status": "active"}]
+    rows = [
+        {
+            "session_id": "s1",
+            "created_at": "2024-02-28 10:30:00",
+            "message_count": 3,
+            "status": "active",
+        }
+    ]
     assert render(rows, "table").splitlines()[1] == (
         "│ session_id │ created_at          │ message_count │ status │"
     )

@@ -143,8 +143,9 @@ def test_a_data_dir_with_url_special_characters(
 ) -> None:
     odd = tmp_path / "my data #1?%"
     monkeypatch.setenv("MOFA_DATA_DIR", str(odd))
-    store_with(f"file://{odd}".replace("%", "%25").replace("#", "%23").replace("?", "%3F"),
-               "odd-one")
+    store_with(
+        f"file://{odd}".replace("%", "%25").replace("#", "%23").replace("?", "%3F"), "odd-one"
+    )
     assert listed() == ["odd-one"]
 
 

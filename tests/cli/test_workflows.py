@@ -81,14 +81,23 @@ mofa session list --output-format json | \\
 
 #: session id -> (agent, [(role, content)])
 SESSIONS = {
-    "agent-001:session-123": ("agent-001", [("user", "Hello, I need help with my order"),
-                                            ("assistant", "Which order?")]),
+    "agent-001:session-123": (
+        "agent-001",
+        [("user", "Hello, I need help with my order"), ("assistant", "Which order?")],
+    ),
     "my-agent:session-1": ("my-agent", [("user", "first"), ("assistant", "reply")]),
     "my-agent:session-2": ("my-agent", [("system", "be brief"), ("user", "second")]),
-    "session-123": ("debug-agent", [
-        ("system", "You are helpful."), ("user", "What is 2+2?"), ("assistant", "4"),
-        ("user", "And 3+3?"), ("tool", '{"result": 6}'), ("assistant", "6"),
-    ]),
+    "session-123": (
+        "debug-agent",
+        [
+            ("system", "You are helpful."),
+            ("user", "What is 2+2?"),
+            ("assistant", "4"),
+            ("user", "And 3+3?"),
+            ("tool", '{"result": 6}'),
+            ("assistant", "6"),
+        ],
+    ),
     "old-session-id": ("other-agent", [("user", "old")]),
 }
 
@@ -102,10 +111,13 @@ async def _seed(url: str) -> None:
     async with await open_store(url) as store:
         for session_id, (agent_id, messages) in SESSIONS.items():
             await store.create_session(session_id, agent_id=agent_id, user_id="user-456")
-            await store.append_messages(session_id, [
-                NewMessage(role, content, timestamp=T0 + timedelta(seconds=index))
-                for index, (role, content) in enumerate(messages)
-            ])
+            await store.append_messages(
+                session_id,
+                [
+                    NewMessage(role, content, timestamp=T0 + timedelta(seconds=index))
+                    for index, (role, content) in enumerate(messages)
+                ],
+            )
 
 
 @pytest.fixture
@@ -122,15 +134,29 @@ def workdir(empty_url: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def bash(script: str, work: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def bash_on_terminal(script: str, work: Path, env: dict[str, str]) -> tuple[int, str]:
     """Run ``script`` on a pseudo-terminal, answering "y" at every confirmation prompt."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(["bash", "-c", script], cwd=work, env=env, stdin=terminal,
-                               stdout=terminal, stderr=terminal, close_fds=True)
+    process = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=work,
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
     os.close(terminal)
     output = b""
     answered = 0
@@ -186,7 +212,8 @@ def test_review_recent_conversations(workdir: tuple[Path, dict[str, str]]) -> No
     exported = json.loads((work / "analysis.json").read_text(encoding="utf-8"))
     assert exported["session_id"] == "agent-001:session-123"
     assert [m["content"] for m in exported["messages"]] == [
-        "Hello, I need help with my order", "Which order?"
+        "Hello, I need help with my order",
+        "Which order?",
     ]
 
 

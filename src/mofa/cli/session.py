@@ -75,12 +75,27 @@ def _session_metadata(found: Session) -> dict[str, Any]:
 
 
 @session.command("list")
-@click.option("-a", "--agent", "agent_id", metavar="AGENT_ID",
-              help="Only sessions of this agent (default: all).")
-@click.option("-n", "--limit", type=click.IntRange(min=1), metavar="N",
-              help="At most N sessions, newest first (default: all).")
-@click.option("--output-format", type=click.Choice(["table", "json"], case_sensitive=False),
-              default="table", show_default=True, help="table, or json for scripts.")
+@click.option(
+    "-a",
+    "--agent",
+    "agent_id",
+    metavar="AGENT_ID",
+    help="Only sessions of this agent (default: all).",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="At most N sessions, newest first (default: all).",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(["table", "json"], case_sensitive=False),
+    default="table",
+    show_default=True,
+    help="table, or json for scripts.",
+)
 @click.pass_context
 def list_command(
     ctx: click.Context, agent_id: str | None, limit: int | None, output_format: str
@@ -137,10 +152,16 @@ def _message_entry(message: Message) -> dict[str, Any]:
 
 @session.command("show")
 @click.argument("session_id")
-@click.option("-f", "--format", "-o", "output_format",
-              type=click.Choice(["table", "json", "yaml"], case_sensitive=False),
-              default="table", show_default=True,
-              help="Output format (-o is accepted for backward compatibility).")
+@click.option(
+    "-f",
+    "--format",
+    "-o",
+    "output_format",
+    type=click.Choice(["table", "json", "yaml"], case_sensitive=False),
+    default="table",
+    show_default=True,
+    help="Output format (-o is accepted for backward compatibility).",
+)
 @click.pass_context
 def show_command(ctx: click.Context, session_id: str, output_format: str) -> None:
     """Show a session's details and its conversation.
@@ -192,8 +213,7 @@ def _atomic_text_file(path: Path) -> Iterator[IO[str]]:
     """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=directory)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
             yield handle
@@ -214,12 +234,23 @@ def _atomic_text_file(path: Path) -> Iterator[IO[str]]:
 
 @session.command("export")
 @click.argument("session_id")
-@click.option("-o", "--output", "output_path", required=True,
-              type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
-              help="File to write (missing parent directories are created).")
-@click.option("-f", "--format", "export_format", required=True,
-              type=click.Choice(["json", "yaml"], case_sensitive=False),
-              help="Export format.")
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="File to write (missing parent directories are created).",
+)
+@click.option(
+    "-f",
+    "--format",
+    "export_format",
+    required=True,
+    type=click.Choice(["json", "yaml"], case_sensitive=False),
+    help="Export format.",
+)
 @click.pass_context
 def export_command(
     ctx: click.Context, session_id: str, output_path: Path, export_format: str
@@ -240,8 +271,7 @@ def export_command(
         async with open_cli_store(choice) as store:
             found = await _get_session(store, session_id)
             with _atomic_text_file(output_path) as handle:
-                writer = DocumentWriter(cast(Literal["json", "yaml"], export_format),
-                                        handle.write)
+                writer = DocumentWriter(cast(Literal["json", "yaml"], export_format), handle.write)
                 writer.start(
                     {
                         "session_id": found.session_id,
@@ -251,11 +281,13 @@ def export_command(
                     "messages",
                 )
                 async for message in store.iter_messages(session_id, batch_size=BATCH_SIZE):
-                    writer.add({
-                        "role": message.role.value,
-                        "content": message.content,
-                        "timestamp": message.timestamp,
-                    })
+                    writer.add(
+                        {
+                            "role": message.role.value,
+                            "content": message.content,
+                            "timestamp": message.timestamp,
+                        }
+                    )
                 writer.finish()
             return writer.count
 
@@ -312,8 +344,9 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
                 click.echo("This action cannot be undone.")
                 click.echo()
                 if not click.confirm("Delete session?", default=False):
-                    raise CommandError("Cancelled; the session was not deleted.",
-                                       EXIT_DELETE_FAILED)
+                    raise CommandError(
+                        "Cancelled; the session was not deleted.", EXIT_DELETE_FAILED
+                    )
                 click.echo()
             click.echo("  Removing session data...")
             if not await store.delete_session(session_id):
