@@ -659,3 +659,47 @@ async def test_close_finishes_appends_already_accepted(tmp_path: Path) -> None:
     assert sorted([(await task).seq for task in tasks]) == list(range(1, 9))
     async with await open_store(url) as reopened:
         assert await reopened.count_messages("s") == 8
+
+
+_CREATOR = textwrap.dedent(
+    """
+    import asyncio, sys
+    from mofa.persistence import SessionExistsError, open_store
+
+    async def main(url, tag):
+        async with await open_store(url) as store:
+            try:
+                await store.create_session("same", agent_id="a", metadata={"by": tag})
+            except SessionExistsError:
+                print("exists")
+            else:
+                print("created")
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def test_one_of_several_processes_creating_one_id_wins(tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'data'}"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CREATOR, url, f"p{n}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    outcomes = {}
+    for n, process in enumerate(processes):
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        outcomes[f"p{n}"] = out.strip()
+    winners = [tag for tag, outcome in outcomes.items() if outcome == "created"]
+    assert len(winners) == 1, outcomes
+    assert sorted(outcomes.values()) == ["created", "exists", "exists", "exists"]
+    async with await open_store(url) as store:
+        session = await store.get_session("same")
+        assert session is not None
+        assert session.metadata == {"by": winners[0]}
