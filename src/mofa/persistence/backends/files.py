@@ -33,6 +33,8 @@ How it stays correct:
   returns. A batch is one write; every line of it names the batch's last ``seq`` (``end``), so
   a batch cut short by a crash is recognised as incomplete and ignored as a whole. The first
   writer that finds such a torn tail truncates it (under the lock) before appending.
+  Appends that arrive while one is being written go out together in the next write
+  (group commit: one write, one ``fdatasync``), each acknowledged once its bytes are synced.
 * **Every other write is atomic**: a temporary file in the same directory, ``fsync``,
   ``os.replace``, ``fsync`` of the directory. A crash leaves the old or the new file.
 * **Writers are serialized** per session by an ``asyncio.Lock`` in the process and
