@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from mofa.persistence import open_store
+from mofa.persistence import NewMessage, open_store
 from tests.cli.test_session import MAIN, mofa, one_error_line, seed
 from tests.conftest import _params
 from tests.servers import _mysql_admin, _pg_admin
@@ -320,3 +320,34 @@ def test_delete_defaults_to_no(tmp_path: Path, answer: bytes) -> None:
     assert output.endswith("Error: Cancelled; the session was not deleted.\n")
     assert "Removing session data" not in output
     assert MAIN in mofa("session", "list", url=url).stdout
+
+
+# ------------------------------------------------------------------------ closed pipes
+
+
+async def _long_session(url: str) -> None:
+    async with await open_store(url) as store:
+        await store.create_session("long")
+        await store.append_messages("long", [NewMessage("user", "x" * 200)] * 5_000)
+
+
+@pytest.mark.parametrize("output_format", ["json", "yaml", "table"])
+def test_a_reader_that_stops_early_gets_no_error_spew(tmp_path: Path, output_format: str) -> None:
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(_long_session(url))
+    piped = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'"$0" --database-url "$1" session show long -f {output_format} | head -1',
+            str(MOFA),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == 0
+    assert piped.stdout.strip() in ("{", "session_id: long", "Session: long")
+    assert piped.stderr == ""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -149,12 +150,27 @@ def run(
         return asyncio.run(coroutine_factory())
     except CliError:
         raise
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as command-line tools do.
+        _silence_stdout()
+        raise SystemExit(EXIT_FAILURE) from None
     except (PersistenceError, ConfigError, OSError) as exc:
         code = 1 if exit_code_for is None else exit_code_for(exc)
         message = str(exc)
         if isinstance(exc, OSError) and not isinstance(exc, PersistenceError):
             message = _describe_os_error(exc)
         raise CommandError(_scrub(one_line(message) or type(exc).__name__, url), code) from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test runner's buffer)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def _describe_os_error(exc: OSError) -> str:
