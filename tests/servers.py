@@ -34,7 +34,10 @@ def with_database(url: str, database: str) -> str:
 
 def server_unavailable(kind: str, reason: str) -> None:
     """Skip (or, under MOFA_TEST_REQUIRE_SERVERS=1, fail) because a server is missing."""
-    message = f"{kind} server not reachable ({reason}); start it or set MOFA_TEST_{kind.upper()}_URL"
+    message = (
+        f"{kind} server not reachable ({reason}); "
+        f"start it or set MOFA_TEST_{kind.upper()}_URL"
+    )
     if REQUIRE_SERVERS:
         pytest.fail(message + " — MOFA_TEST_REQUIRE_SERVERS=1 requires it", pytrace=False)
     pytest.skip(message)
@@ -95,7 +98,7 @@ def _run(kind: str, coroutine_factory: object) -> None:
         server_unavailable(kind, _unreachable[kind])
     try:
         _blocking(coroutine_factory)
-    except (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError) as exc:
+    except (OSError, ConnectionError, TimeoutError) as exc:
         _unreachable[kind] = f"{type(exc).__name__}: {exc}"
         server_unavailable(kind, _unreachable[kind])
 

@@ -167,7 +167,7 @@ async def test_datetimes_round_trip_in_utc(store: BaseStore) -> None:
     assert loaded.timestamp.utcoffset() == timedelta(0)
     assert loaded.timestamp.hour == 10
     with pytest.raises(InvalidInputError):
-        await store.append_message("s", "user", "x", timestamp=datetime(2024, 1, 1))  # noqa: DTZ001
+        await store.append_message("s", "user", "x", timestamp=datetime(2024, 1, 1))
 
 
 async def test_default_timestamps_are_recent_and_ordered(store: BaseStore) -> None:

@@ -225,5 +225,5 @@ async def test_bad_metadata_changes_nothing(store: BaseStore) -> None:
 
 async def test_naive_datetimes_are_rejected(store: BaseStore) -> None:
     with pytest.raises(InvalidInputError):
-        await store.create_session("s", expires_at=datetime(2030, 1, 1))  # noqa: DTZ001
+        await store.create_session("s", expires_at=datetime(2030, 1, 1))
     assert await store.get_session("s") is None

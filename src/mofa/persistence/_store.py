@@ -127,7 +127,7 @@ class Store(Protocol):
         *,
         status: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        expires_at: datetime | None | Unset = UNSET,
+        expires_at: datetime | Unset | None = UNSET,
     ) -> Session: ...
 
     async def delete_session(self, session_id: str) -> bool: ...
@@ -164,7 +164,9 @@ class Store(Protocol):
 
     async def get_state(self, session_id: str, version: int | None = None) -> AgentState | None: ...
 
-    async def list_states(self, session_id: str, *, limit: int | None = None) -> list[AgentState]: ...
+    async def list_states(
+        self, session_id: str, *, limit: int | None = None
+    ) -> list[AgentState]: ...
 
 
 class EncodedMessage:
@@ -372,7 +374,7 @@ class BaseStore(abc.ABC):
         *,
         status: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        expires_at: datetime | None | Unset = UNSET,
+        expires_at: datetime | Unset | None = UNSET,
     ) -> Session:
         """Change status, replace metadata and/or set or clear ``expires_at``.
 
@@ -383,7 +385,7 @@ class BaseStore(abc.ABC):
         checked_status = None if status is None else check_short_text(
             status, "session status", _MAX_STATUS)
         metadata_json = None if metadata is None else encode_json(metadata, "session metadata")
-        checked_expiry: datetime | None | Unset = expires_at
+        checked_expiry: datetime | Unset | None = expires_at
         if isinstance(expires_at, datetime):
             checked_expiry = check_datetime(expires_at, "expires_at")
         elif expires_at is not None and expires_at is not UNSET:
@@ -541,7 +543,7 @@ class BaseStore(abc.ABC):
         session_id: str,
         status: str | None,
         metadata_json: str | None,
-        expires_at: datetime | None | Unset,
+        expires_at: datetime | Unset | None,
         now: datetime,
     ) -> Session: ...
 

@@ -119,7 +119,7 @@ class InMemoryStore(BaseStore):
         session_id: str,
         status: str | None,
         metadata_json: str | None,
-        expires_at: datetime | None | Unset,
+        expires_at: datetime | Unset | None,
         now: datetime,
     ) -> Session:
         row = self._require(session_id)
