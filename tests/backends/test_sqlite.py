@@ -210,50 +210,62 @@ _KILLED_WRITER = textwrap.dedent(
     import asyncio, sys
     from mofa.persistence import open_store
 
-    async def main(url):
-        store = await open_store(url)
+    async def writer(store, task):
         n = 0
         while True:
-            message = await store.append_message("victim", "user", f"m{n}")
-            print(message.seq, flush=True)
+            content = f"t{task}:{n}"
+            message = await store.append_message("victim", "user", content)
+            print(message.seq, content, flush=True)
             n += 1
 
-    asyncio.run(main(sys.argv[1]))
+    async def main(url, tasks):
+        store = await open_store(url)
+        await asyncio.gather(*(writer(store, task) for task in range(tasks)))
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
     """
 )
 
 
-async def test_sigkill_loses_no_acknowledged_append(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tasks", [1, 4], ids=["one-writer", "four-concurrent-writers"])
+async def test_sigkill_loses_no_acknowledged_append(tmp_path: Path, tasks: int) -> None:
+    """Every append the child printed (= was acknowledged) is there after kill -9.
+
+    With four concurrent writers the appends share commits, so this covers grouped commits.
+    """
     url = f"sqlite://{tmp_path / 'kill.db'}"
     async with await SqliteStore.connect(url) as store:
         await store.create_session("victim")
     child = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_WRITER, url],
+        [sys.executable, "-c", _KILLED_WRITER, url, str(tasks)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    acknowledged: list[int] = []
+    acknowledged: dict[int, str] = {}
     assert child.stdout is not None
     try:
         deadline = time.monotonic() + 60
-        while len(acknowledged) < 200 and time.monotonic() < deadline:
+        while len(acknowledged) < 300 and time.monotonic() < deadline:
             line = child.stdout.readline()
             if not line:
                 break
-            acknowledged.append(int(line))
+            seq, content = line.split()
+            acknowledged[int(seq)] = content
     finally:
         os.kill(child.pid, signal.SIGKILL)
         rest, err = child.communicate(timeout=30)
-    acknowledged.extend(int(line) for line in rest.split())
+    for line in rest.splitlines():  # each line went out in one write(): none is cut
+        seq, content = line.split()
+        acknowledged[int(seq)] = content
     assert child.returncode == -signal.SIGKILL
-    assert len(acknowledged) >= 200, err
+    assert len(acknowledged) >= 300, err
     async with await SqliteStore.connect(url) as store:
         stored = {m.seq: m.content for m in await store.list_messages("victim")}
         session = await store.get_session("victim")
     assert session is not None
-    for seq in acknowledged:
-        assert stored.get(seq) == f"m{seq - 1}", f"acknowledged seq {seq} was lost"
+    for seq, content in acknowledged.items():
+        assert stored.get(seq) == content, f"acknowledged seq {seq} ({content}) was lost"
     # Nothing half-written either: the count matches the rows, with no gap.
     assert sorted(stored) == list(range(1, len(stored) + 1))
     assert session.message_count == len(stored)
