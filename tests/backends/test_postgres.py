@@ -316,6 +316,11 @@ async def test_bad_url_option_is_an_invalid_url_error(database_url: str) -> None
     _assert_no_secret(raised.value)
 
 
+async def test_unknown_url_parameter_is_an_invalid_url_error(database_url: str) -> None:
+    with pytest.raises(InvalidURLError, match="connect_timeout"):
+        await open_store(f"{database_url}?connect_timeout=10")
+
+
 async def test_missing_driver_names_the_extra(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -421,6 +421,12 @@ def _translate(
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}"
             " (and GRANT CREATE ON SCHEMA public to create the tables)."
         )
+    if stage == _CONNECT and state in ("42704", "22023"):
+        # asyncpg sends URL parameters it does not know to the server as settings.
+        return InvalidURLError(
+            f"The PostgreSQL URL {url.masked!r} has a parameter the server refused "
+            f"({detail}); remove it or correct its value."
+        )
     if isinstance(exc, ValueError) and stage == _CONNECT and not state:
         return InvalidURLError(
             f"The PostgreSQL URL {url.masked!r} cannot be used: {detail}; see the "
