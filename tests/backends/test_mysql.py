@@ -46,8 +46,12 @@ async def _admin(sql: str, args: Any = None, database: str | None = None) -> Any
     import asyncmy
 
     connection = await asyncmy.connect(
-        host=_HOST, port=_PORT, user=_ADMIN.username or "root", password=_ADMIN.password or "",
-        database=database, autocommit=True,
+        host=_HOST,
+        port=_PORT,
+        user=_ADMIN.username or "root",
+        password=_ADMIN.password or "",
+        database=database,
+        autocommit=True,
     )
     try:
         async with connection.cursor() as cursor:
@@ -71,9 +75,11 @@ def database(database_url: str) -> str:
 @pytest.fixture
 async def fresh_url(database_url: str) -> str:
     """The module's database, emptied of every mofa table."""
-    await _admin("SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS agent_state, messages, "
-                 "sessions, agents, mofa_schema_migrations", database=urlsplit(database_url)
-                 .path.lstrip("/"))
+    await _admin(
+        "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS agent_state, messages, "
+        "sessions, agents, mofa_schema_migrations",
+        database=urlsplit(database_url).path.lstrip("/"),
+    )
     return database_url
 
 
@@ -91,8 +97,9 @@ async def user(database: str) -> AsyncIterator[tuple[str, str]]:
         await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
 
 
-def _url(user: str, password: str | None, database: str, query: str = "",
-         scheme: str = "mysql") -> str:
+def _url(
+    user: str, password: str | None, database: str, query: str = "", scheme: str = "mysql"
+) -> str:
     auth = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
     return f"{scheme}://{auth}@{_HOST}:{_PORT}/{database}" + (f"?{query}" if query else "")
 
@@ -131,8 +138,10 @@ async def test_unix_socket(fresh_url: str, database: str, user: tuple[str, str])
     if _HOST not in ("127.0.0.1", "localhost") or not Path(path).exists():
         pytest.skip(f"the server's socket {path} is not on this machine")
     name, password = user
-    url = (f"mysql://{quote(name, safe='')}:{quote(password, safe='')}@localhost/{database}"
-           f"?socket={path}")
+    url = (
+        f"mysql://{quote(name, safe='')}:{quote(password, safe='')}@localhost/{database}"
+        f"?socket={path}"
+    )
     await _round_trip(url)
     with pytest.raises(StoreConnectionError, match=r"no socket file at /nonexistent/mysqld\.sock"):
         await open_store(f"mysql://root@localhost/{database}?socket=/nonexistent/mysqld.sock")
@@ -288,8 +297,11 @@ async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:
     try:
         await store.create_session("s")
         blocker = await asyncmy.connect(
-            host=_HOST, port=_PORT, user=_ADMIN.username or "root",
-            password=_ADMIN.password or "", database=database,
+            host=_HOST,
+            port=_PORT,
+            user=_ADMIN.username or "root",
+            password=_ADMIN.password or "",
+            database=database,
         )
         try:
             async with blocker.cursor() as cursor:  # hold the session's row lock
@@ -327,8 +339,10 @@ async def test_newer_schema_is_refused(fresh_url: str, database: str) -> None:
         assert store.applied_migrations == (1,)
     async with await open_store(fresh_url) as store:
         assert store.applied_migrations == ()
-    await _admin("INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'future')",
-                 database=database)
+    await _admin(
+        "INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'future')",
+        database=database,
+    )
     with pytest.raises(SchemaError, match="schema version 999, newer than"):
         await open_store(fresh_url)
 
@@ -345,8 +359,13 @@ async def test_missing_driver_names_the_extra(fresh_url: str) -> None:
             print(exc)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script, fresh_url], capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script, fresh_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "pip install 'mofa-sdk[mysql]'" in result.stdout
 
 
@@ -373,7 +392,16 @@ async def test_ten_megabytes_and_the_packet_limit(fresh_url: str) -> None:
 
         with pytest.raises(InvalidInputError, match="max_allowed_packet"):
             await store.append_messages("s", [NewMessage("user", too_big)])
+        # Quotes are escaped on the wire (two bytes each), and metadata counts too.
+        quotes = "'" * (int(max_packet) // 2 + 1024)
+        with pytest.raises(InvalidInputError, match="max_allowed_packet"):
+            await store.append_message("s", "user", quotes)
+        with pytest.raises(InvalidInputError, match="max_allowed_packet"):
+            await store.append_message("s", "user", "small", metadata={"blob": too_big})
+        with pytest.raises(InvalidInputError, match="max_allowed_packet"):
+            await store.save_state("s", {"blob": too_big})
         assert await store.count_messages("s") == 1
+        assert await store.get_state("s") is None
         assert (await store.append_message("s", "user", "still fine")).seq == 2
 
 
@@ -416,7 +444,8 @@ def test_connecting_from_a_plain_script(database_url: str) -> None:
         asyncio.run(main(sys.argv[1]))
         """
     )
-    result = subprocess.run([sys.executable, "-c", script, database_url],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script, database_url], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"

@@ -69,6 +69,7 @@ _NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
 _RETRIES: Final = 20
 _FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
 _PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
+_ESCAPED: Final = ("\\", "'", '"', "\n", "\r", "\x1a")  # each sent as two bytes
 
 # MySQL / MariaDB error numbers this module reacts to.
 _ER_DBACCESS_DENIED: Final = 1044
@@ -516,8 +517,8 @@ class MySqlStore(BaseStore):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _error(self, exc: BaseException) -> PersistenceError:
-        return _translate(exc, self._target, self._max_packet)
+    def _error(self, exc: BaseException, write: bool = False) -> PersistenceError:
+        return _translate(exc, self._target, self._max_packet, write)
 
     async def _fetch(self, sql: str, args: Sequence[Any]) -> Any:
         """Run one read statement and return its rows.
@@ -579,10 +580,18 @@ class MySqlStore(BaseStore):
                     mapped = on_integrity(code)
                     if mapped is not None:
                         raise mapped from exc
-                raise self._error(exc) from exc
+                raise self._error(exc, write=True) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _check_packet(self, size: int) -> None:
+    def _check_packet(self, *texts: str) -> None:
+        """Refuse, before sending, a write the server would reject for its packet size.
+
+        Cheap for the common case: only when 4 bytes per character could exceed the limit is
+        the exact size (UTF-8, plus one byte per character the text protocol escapes) counted.
+        """
+        if sum(map(len, texts)) * 4 + _PACKET_MARGIN <= self._max_packet:
+            return
+        size = sum(len(text.encode()) + sum(map(text.count, _ESCAPED)) for text in texts)
         if size + _PACKET_MARGIN > self._max_packet:
             raise InvalidInputError(
                 f"The write is {size} bytes, more than the {self._target.label} server's "
@@ -684,8 +693,7 @@ class MySqlStore(BaseStore):
     async def _append_message(
         self, session_id: str, message: EncodedMessage, now: datetime
     ) -> Message:
-        if len(message.content) * 4 + _PACKET_MARGIN > self._max_packet:
-            self._check_packet(len(message.content.encode()) + len(message.metadata_json) * 4)
+        self._check_packet(message.content, message.metadata_json)
 
         def integrity(code: int) -> PersistenceError | None:
             return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
@@ -701,11 +709,7 @@ class MySqlStore(BaseStore):
         self, session_id: str, messages: list[EncodedMessage], now: datetime
     ) -> list[Message]:
         count = len(messages)
-        size = sum(len(m.content) for m in messages) * 4 + _PACKET_MARGIN
-        if size > self._max_packet:
-            self._check_packet(
-                sum(len(m.content.encode()) + len(m.metadata_json) * 4 for m in messages)
-            )
+        self._check_packet(*(text for m in messages for text in (m.content, m.metadata_json)))
         statement = _APPEND_MANY.get(count)
         if statement is None:
             statement = _APPEND_MANY.setdefault(count, _append_many_statement(count))
@@ -744,8 +748,7 @@ class MySqlStore(BaseStore):
     async def _save_state(
         self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
     ) -> AgentState:
-        if len(state_json) * 4 + _PACKET_MARGIN > self._max_packet:
-            self._check_packet(len(state_json.encode()))
+        self._check_packet(state_json)
 
         def integrity(code: int) -> PersistenceError | None:
             return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
@@ -779,9 +782,9 @@ async def _abandon(connection: Any) -> None:
             connection.close()
 
 
-def _translate(exc: BaseException, target: _Target, max_packet: int | None = None) -> (
-    PersistenceError
-):
+def _translate(
+    exc: BaseException, target: _Target, max_packet: int | None = None, write: bool = False
+) -> PersistenceError:
     """The one place a driver exception becomes a :mod:`mofa.persistence.errors` error.
 
     Messages name the user, host and database, never the password.
@@ -789,7 +792,7 @@ def _translate(exc: BaseException, target: _Target, max_packet: int | None = Non
     code = _error_code(exc)
     label, where = target.label, target.where
     message = str(exc.args[1]) if len(getattr(exc, "args", ())) > 1 else str(exc)
-    if code in _CONNECT_ERRORS or (code is None and isinstance(exc, OSError)):
+    if code in _CONNECT_ERRORS:
         cause = exc.__cause__ or exc
         if isinstance(cause, ssl.SSLError) and target.ssl_mode != "DISABLED":
             return StoreConnectionError(
@@ -817,7 +820,9 @@ def _translate(exc: BaseException, target: _Target, max_packet: int | None = Non
     if code in _LOST_ERRORS or _is_connection_loss(exc):
         return StoreConnectionError(
             f"Lost the connection to {label} at {where} during the call (the server may have "
-            "restarted); the call did not complete — retry it."
+            "restarted); "
+            + ("if the reply to a COMMIT was what got lost, the write may have been saved — "
+               "check before retrying it." if write else "retry it.")
         )
     if code == _ER_NET_PACKET_TOO_LARGE:
         return InvalidInputError(
