@@ -162,3 +162,46 @@ async def test_verify_ca_rejects_an_unknown_certificate(server: PrivateMariaDB) 
     # Without ssl-ca the system trust store is used, which does not know the self-signed cert.
     with pytest.raises(StoreConnectionError, match="TLS handshake failed"):
         await open_store(server.url(database, "ssl-mode=VERIFY_CA"))
+
+
+# -------------------------------------------------- lock conflicts are retried inside the store
+
+
+async def test_lock_wait_timeout_is_retried_inside_the_store(server: PrivateMariaDB) -> None:
+    """An append that waits longer than innodb_lock_wait_timeout (error 1205) is retried.
+
+    Another connection holds the session's row lock three times longer than the server lets
+    a statement wait; the append must still succeed once the lock is released.
+    """
+    import asyncmy
+
+    database = server.create_database(f"locks_{secrets.token_hex(3)}")
+    server.sql("SET GLOBAL innodb_lock_wait_timeout = 1")
+    try:
+        store = await MySqlStore.connect(server.url(database))
+        try:
+            await store.create_session("s")
+            holder = await asyncmy.connect(unix_socket=str(server.socket), user="root",
+                                           database=database)
+            try:
+                async with holder.cursor() as cursor:
+                    await cursor.execute("START TRANSACTION")
+                    await cursor.execute(
+                        "SELECT * FROM sessions WHERE session_id = 's' FOR UPDATE")
+                    await cursor.fetchall()
+                    append = asyncio.create_task(store.append_message("s", "user", "waited"))
+                    await asyncio.sleep(3)
+                    assert not append.done(), "the append did not wait for the row lock"
+                    await cursor.execute("COMMIT")
+            finally:
+                holder.close()
+            message = await append
+            assert message.seq == 1
+            assert [m.content for m in await store.list_messages("s")] == ["waited"]
+            [(waits,)] = [tuple(line.split("\t")[1:]) for line in server.sql(
+                "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_waits'").splitlines()]
+            assert int(waits) >= 2, "the append was not retried after a lock-wait timeout"
+        finally:
+            await store.close()
+    finally:
+        server.sql("SET GLOBAL innodb_lock_wait_timeout = 50")
