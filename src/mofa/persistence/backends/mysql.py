@@ -370,14 +370,12 @@ class MySqlStore(BaseStore):
 
     backend = "mysql"
 
-    def __init__(
-        self, url: DatabaseURL, pool: Any, target: _Target, driver: Any, max_packet: int
-    ) -> None:
+    def __init__(self, url: DatabaseURL, pool: Any, target: _Target) -> None:
         super().__init__(url)
         self._pool = pool
         self._target = target
-        self._driver = driver
-        self._max_packet = max_packet
+        #: The server's max_allowed_packet, read on connect (16 MiB is MariaDB's default).
+        self._max_packet = 16 * 1024 * 1024
 
     # ------------------------------------------------------------------ connecting
 
@@ -415,7 +413,6 @@ class MySqlStore(BaseStore):
             raise InvalidInputError(f"pool_size must be a positive integer, not {pool_size!r}.")
         try:
             import asyncmy
-            import asyncmy.errors
         except ImportError as exc:
             raise MissingDependencyError("MySQL", "asyncmy", "mysql") from exc
         target = _Target(parsed)
@@ -441,7 +438,7 @@ class MySqlStore(BaseStore):
         if context is not None:
             kwargs["ssl"] = context
         pool = await cls._open_pool(asyncmy, target, kwargs, pool_size)
-        store = cls(parsed, pool, target, asyncmy, max_packet=16 * 1024 * 1024)
+        store = cls(parsed, pool, target)
         try:
             await store._prepare_schema(schema_lock_timeout)
         except BaseException:
