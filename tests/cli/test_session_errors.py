@@ -351,3 +351,17 @@ def test_a_reader_that_stops_early_gets_no_error_spew(tmp_path: Path, output_for
     assert piped.returncode == 0
     assert piped.stdout.strip() in ("{", "session_id: long", "Session: long")
     assert piped.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["show"], 1), (["export", "-o", "x.json", "-f", "json"], 1), (["delete", "--force"], 1)],
+)
+def test_an_impossible_session_id_is_one_line(
+    args: list[str], code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = mofa("session", args[0], "x" * 300, *args[1:], url=f"sqlite://{tmp_path / 'm.db'}")
+    assert result.exit_code == code
+    assert "255" in one_error_line(result)
+    assert not (tmp_path / "x.json").exists()

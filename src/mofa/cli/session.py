@@ -26,6 +26,7 @@ from mofa.cli._render import (
 from mofa.cli._store import CommandError, StoreChoice, open_cli_store, resolve_store, run
 from mofa.persistence import (
     BaseStore,
+    InvalidInputError,
     Message,
     PermissionDeniedError,
     Session,
@@ -303,8 +304,8 @@ def export_command(
 
 
 def _delete_exit_code(exc: Exception) -> int:
-    if isinstance(exc, SessionNotFoundError):
-        return EXIT_NOT_FOUND
+    if isinstance(exc, SessionNotFoundError | InvalidInputError):
+        return EXIT_NOT_FOUND  # an id no store accepts names no session
     if isinstance(exc, PermissionDeniedError | PermissionError):
         return EXIT_PERMISSION_DENIED
     return EXIT_DELETE_FAILED
