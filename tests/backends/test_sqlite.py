@@ -317,3 +317,14 @@ async def test_read_only_database_is_permission_denied(tmp_path: Path) -> None:
         with pytest.raises(PermissionDeniedError, match=r"ro\.db"):
             await store.append_message("s", "user", "refused")
         assert await store.count_messages("s") == 0
+
+
+async def test_unknown_or_bad_options_are_refused(tmp_path: Path) -> None:
+    from mofa.persistence import InvalidInputError
+
+    url = f"sqlite://{tmp_path / 'opts.db'}"
+    with pytest.raises(InvalidInputError, match="pool_size"):
+        await open_store(url, pool_size=5)
+    with pytest.raises(InvalidInputError, match="busy_timeout"):
+        await SqliteStore.connect(url, busy_timeout=-1)
+    assert not (tmp_path / "opts.db").exists()

@@ -46,6 +46,7 @@ from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
 from mofa.persistence._store import BaseStore, EncodedMessage, Unset
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
+    InvalidInputError,
     InvalidURLError,
     PermissionDeniedError,
     PersistenceError,
@@ -818,6 +819,7 @@ class SqliteStore(BaseStore):
         *,
         busy_timeout: float = 5.0,
         lock_timeout: float = 30.0,
+        **options: Any,
     ) -> Self:
         """Open (creating if needed) the database a ``sqlite://`` URL names.
 
@@ -826,7 +828,16 @@ class SqliteStore(BaseStore):
             busy_timeout: seconds SQLite waits on a lock held by another connection.
             lock_timeout: seconds the store keeps retrying a write that finds the file
                 locked before it reports :class:`StoreConnectionError` (nothing written).
+            options: none other; an unknown one raises :class:`InvalidInputError`.
         """
+        if options:
+            raise InvalidInputError(
+                f"Unknown SQLite store option(s): {', '.join(sorted(options))}; "
+                "the SQLite store accepts busy_timeout and lock_timeout."
+            )
+        for name, value in (("busy_timeout", busy_timeout), ("lock_timeout", lock_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidInputError(f"{name} must be a number of seconds >= 0, not {value!r}.")
         parsed = parse_url(url) if isinstance(url, str) else url
         if parsed.backend != "sqlite" or not parsed.path:
             raise InvalidURLError(
