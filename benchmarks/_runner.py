@@ -450,39 +450,50 @@ async def w6(module: ModuleType, name: str, quick: bool) -> list[ScaleRow]:
     sizes = {"small": (50, 20, 5), "large": (10_000, 100, 1_000)}
     if quick:
         sizes["large"] = (1_000, 100, 100)
-    timings: dict[str, dict[str, float]] = {}
-    for label, (sessions, per_session, users) in sizes.items():
-        url = await module.create_database()
-        try:
-            async with await open_store(url) as store:
-                print(f"  W6 {name}: filling {sessions * per_session:,} messages…", file=sys.stderr)
-                filler = await module.Raw.open(url)
-                try:
-                    await filler.bulk_load(sessions, per_session, users)
-                finally:
-                    await filler.close()
-                listed = await store.list_sessions(user_id="user-1", limit=10)
-                expect(len(listed), 10, "W6 listing")
-                target = listed[0].session_id
-                runs = 300
-                timings[label] = {
-                    "list a user's 10 sessions": await median_ms(
-                        runs, lambda: store.list_sessions(user_id="user-1", limit=10)
-                    ),
-                    "list the 10 most recent sessions": await median_ms(
-                        runs, lambda: store.list_sessions(limit=10)
-                    ),
-                    "load the last 20 messages": await median_ms(
-                        runs, lambda t=target: store.list_recent_messages(t, limit=20)
-                    ),
-                }
-        finally:
+    urls: dict[str, str] = {}
+    stores: dict[str, BaseStore] = {}
+    try:
+        for label, (sessions, per_session, users) in sizes.items():
+            urls[label] = await module.create_database()
+            stores[label] = await open_store(urls[label])
+            print(f"  W6 {name}: filling {sessions * per_session:,} messages…", file=sys.stderr)
+            filler = await module.Raw.open(urls[label])
+            try:
+                await filler.bulk_load(sessions, per_session, users)
+            finally:
+                await filler.close()
+        calls: dict[str, dict[str, Callable[[], Awaitable[object]]]] = {}
+        for label, store in stores.items():
+            listed = await store.list_sessions(user_id="user-1", limit=10)
+            expect(len(listed), 10, "W6 listing")
+            newest = listed[0].session_id
+            expect(len(await store.list_recent_messages(newest, limit=20)), 20, "W6 last 20")
+            calls[label] = {
+                "list a user's 10 sessions": (
+                    lambda s=store: s.list_sessions(user_id="user-1", limit=10)
+                ),
+                "list the 10 most recent sessions": lambda s=store: s.list_sessions(limit=10),
+                "load the last 20 messages": (
+                    lambda s=store, n=newest: s.list_recent_messages(n, limit=20)
+                ),
+            }
+        # Alternating rounds (small, large, small, …), best median of each: noise hits both.
+        best: dict[tuple[str, str], float] = {}
+        for _ in range(3):
+            for what in calls["small"]:
+                for label in ("small", "large"):
+                    timing = await median_ms(200, calls[label][what])
+                    best[label, what] = min(best.get((label, what), timing), timing)
+    finally:
+        for store in stores.values():
+            await store.close()
+        for url in urls.values():
             await module.drop_database(url)
     small = sizes["small"][0] * sizes["small"][1]
     large = sizes["large"][0] * sizes["large"][1]
     return [
-        ScaleRow(what, name, timings["small"][what], timings["large"][what], small, large)
-        for what in timings["small"]
+        ScaleRow(what, name, best["small", what], best["large", what], small, large)
+        for what in calls["small"]
     ]
 
 
