@@ -27,6 +27,7 @@ from mofa.cli._store import CommandError, StoreChoice, open_cli_store, resolve_s
 from mofa.persistence import (
     BaseStore,
     InvalidInputError,
+    InvalidURLError,
     Message,
     PermissionDeniedError,
     Session,
@@ -304,6 +305,8 @@ def export_command(
 
 
 def _delete_exit_code(exc: Exception) -> int:
+    if isinstance(exc, InvalidURLError):
+        return EXIT_DELETE_FAILED
     if isinstance(exc, SessionNotFoundError | InvalidInputError):
         return EXIT_NOT_FOUND  # an id no store accepts names no session
     if isinstance(exc, PermissionDeniedError | PermissionError):
