@@ -9,9 +9,10 @@ Usage::
         await store.append_message(session.session_id, "user", "Hello")
         history = await store.list_recent_messages(session.session_id, limit=20)
 
-Every URL form libpq knows works: ``postgresql://user:password@host:port/database``,
+URLs are libpq's (asyncpg parses them): ``postgresql://user:password@host:port/database``,
 percent-encoded passwords, ``?sslmode=disable|prefer|require|verify-full``, a unix socket
-(``postgresql:///mofa?host=/var/run/postgresql``) and ``?password=``. Tuning goes on
+(``postgresql:///mofa?host=/var/run/postgresql``), ``?password=``; other parameters are sent
+to the server as settings (``?application_name=…``). Tuning goes on
 :meth:`PostgresStore.connect` (``pool_min_size``, ``pool_max_size``, ``connect_timeout``…).
 
 How it stays close to the raw driver:
