@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -139,10 +140,12 @@ class DatabaseSection:
             return self.url
         if self.path:
             path = Path(self.path).expanduser()
+            # Percent-encode: parse_url unquotes paths and a raw '?', '#' or '%' would be misread.
             if self.type in (None, "sqlite"):
-                return f"sqlite://{path}" if path.is_absolute() else f"sqlite://./{path}"
+                text = quote(str(path), safe="/~:@")
+                return f"sqlite://{text}" if path.is_absolute() else f"sqlite://./{text}"
             if self.type == "file":
-                return f"file://{path.resolve()}"
+                return f"file://{quote(str(path.resolve()), safe='/~:@')}"
         if self.type == "memory":
             return "memory://"
         raise ConfigError(

@@ -107,3 +107,13 @@ def test_bad_configs_give_one_sentence(tmp_path: Path, text: str, fragment: str)
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yml")
+
+
+def test_sqlite_path_with_url_special_characters(tmp_path: Path) -> None:
+    from mofa.persistence import parse_url
+
+    odd = tmp_path / "we?ird #dir%20"
+    text = f"persistence:\n  database:\n    type: sqlite\n    path: '{odd}/m.db'\n"
+    url = load_config(write(tmp_path, text), environ={}).persistence.database_url()
+    assert url is not None
+    assert parse_url(url).path == f"{odd}/m.db"
