@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
+import operator
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -242,6 +243,7 @@ def _slot_setters(entity: type, names: tuple[str, ...]) -> tuple[Callable[[Any, 
 
 
 _new = object.__new__
+_by_seq = operator.itemgetter(1)
 (
     _session_id,
     _session_agent,
@@ -304,6 +306,19 @@ def _row_message(session_id: str, row: Any) -> Message:
     _message_timestamp(message, row[5])
     _message_id(message, row[0])
     return message
+
+
+def _stored(session_id: str, message: EncodedMessage, row: Any) -> Message:
+    """``message`` as stored: ``row`` is the ``RETURNING id, seq`` of its insert."""
+    stored: Message = _new(Message)
+    _message_session(stored, session_id)
+    _message_seq(stored, row[1])
+    _message_role(stored, message.role)
+    _message_content(stored, message.content)
+    _message_metadata(stored, message.metadata)
+    _message_timestamp(stored, message.timestamp)
+    _message_id(stored, row[0])
+    return stored
 
 
 def _row_agent(row: Any) -> Agent:
@@ -763,8 +778,7 @@ class PostgresStore(BaseStore):
         )
         if not rows:
             raise SessionNotFoundError(session_id)
-        row = rows[0]
-        return message.stored(session_id, row[1], row[0])
+        return _stored(session_id, message, rows[0])
 
     async def _append_messages(
         self, session_id: str, messages: list[EncodedMessage], now: datetime
@@ -782,10 +796,10 @@ class PostgresStore(BaseStore):
         )
         if not rows:
             raise SessionNotFoundError(session_id)
-        ordered = sorted(rows, key=lambda row: row[1])
+        # Rows come back in insert order in practice; sorting by seq makes it certain.
+        rows.sort(key=_by_seq)
         return [
-            message.stored(session_id, row[1], row[0])
-            for message, row in zip(messages, ordered, strict=True)
+            _stored(session_id, message, row) for message, row in zip(messages, rows, strict=True)
         ]
 
     async def _list_messages(
