@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -367,6 +368,35 @@ async def test_recent_messages_read_backwards_through_the_index(database_url: st
 
 
 # ------------------------------------------------------------------ round trips
+
+
+@pytest.mark.parametrize(
+    ("same_metadata", "same_timestamp"),
+    [(True, True), (True, False), (False, True), (False, False)],
+)
+async def test_batch_statement_variants_store_every_value(
+    database_url: str, same_metadata: bool, same_timestamp: bool
+) -> None:
+    """Values all messages share are bound once; each variant stores exactly what was given."""
+    base = datetime(2025, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    batch = [
+        NewMessage(
+            "user" if n % 2 else "assistant",
+            f"m{n}",
+            {"shared": True} if same_metadata else {"n": n},
+            base if same_timestamp else base + timedelta(seconds=n),
+        )
+        for n in range(7)
+    ]
+    async with await open_store(database_url) as store:
+        await store.create_session("s")
+        stored = await store.append_messages("s", batch)
+        loaded = await store.list_messages("s")
+    assert loaded == stored
+    assert [(m.seq, m.role.value, m.content, m.metadata, m.timestamp) for m in loaded] == [
+        (n + 1, item.role, item.content, item.metadata, item.timestamp)
+        for n, item in enumerate(batch)
+    ]
 
 
 class _CountingProxy:
