@@ -319,7 +319,8 @@ def _row_session(row: Any) -> Session:
     _session_user(session, row[2])
     _session_tenant(session, row[3])
     _session_status(session, row[4])
-    _session_metadata(session, decode_json(row[5]))
+    metadata = row[5]
+    _session_metadata(session, {} if metadata == "{}" else decode_json(metadata))
     _session_count(session, row[6])
     _session_created(session, row[7])
     _session_updated(session, row[8])
@@ -333,7 +334,8 @@ def _row_message(session_id: str, row: Any) -> Message:
     _message_seq(message, row[1])
     _message_role(message, _ROLES[row[2]])
     _message_content(message, row[3])
-    _message_metadata(message, decode_json(row[4]))
+    metadata = row[4]  # most messages carry none: skip the call for "{}"
+    _message_metadata(message, {} if metadata == "{}" else decode_json(metadata))
     _message_timestamp(message, row[5])
     _message_id(message, row[0])
     return message
