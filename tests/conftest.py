@@ -68,8 +68,12 @@ async def _empty_mysql(url: str) -> None:
 
     parts = urlsplit(url)
     connection = await asyncmy.connect(
-        host=parts.hostname, port=parts.port or 3306, user=parts.username,
-        password=parts.password or "", database=parts.path.lstrip("/"), autocommit=True,
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username,
+        password=parts.password or "",
+        database=parts.path.lstrip("/"),
+        autocommit=True,
     )
     try:
         async with connection.cursor() as cursor:
@@ -106,9 +110,7 @@ async def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest
 
 
 @pytest.fixture
-async def durable_url(
-    durable_backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> str:
+async def durable_url(durable_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """Like ``empty_url``, for backends that several processes can share."""
     url = url_for(durable_backend, tmp_path, request)
     if durable_backend == "postgres":

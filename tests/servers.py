@@ -35,8 +35,7 @@ def with_database(url: str, database: str) -> str:
 def server_unavailable(kind: str, reason: str) -> None:
     """Skip (or, under MOFA_TEST_REQUIRE_SERVERS=1, fail) because a server is missing."""
     message = (
-        f"{kind} server not reachable ({reason}); "
-        f"start it or set MOFA_TEST_{kind.upper()}_URL"
+        f"{kind} server not reachable ({reason}); start it or set MOFA_TEST_{kind.upper()}_URL"
     )
     if REQUIRE_SERVERS:
         pytest.fail(message + " — MOFA_TEST_REQUIRE_SERVERS=1 requires it", pytrace=False)
@@ -120,9 +119,7 @@ def mysql_database(prefix: str = "mofa_test") -> Iterator[str]:
     name = f"{prefix}_{secrets.token_hex(4)}"
     _run(
         "mysql",
-        lambda: _mysql_admin(
-            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-        ),
+        lambda: _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
     )
     try:
         yield with_database(MYSQL_ADMIN_URL, name)

@@ -95,7 +95,9 @@ async def test_two_processes_append_to_one_session(durable_url: str) -> None:
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", _WRITER, durable_url, tag, str(count)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for tag in ("p1", "p2")
     ]
@@ -142,8 +144,9 @@ async def test_two_processes_connect_at_once(durable_url: str) -> None:
         """
     )
     processes = [
-        subprocess.Popen([sys.executable, "-c", script, durable_url, f"s{n}"],
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, durable_url, f"s{n}"], stderr=subprocess.PIPE, text=True
+        )
         for n in range(4)
     ]
     for process in processes:

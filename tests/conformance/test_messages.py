@@ -26,7 +26,8 @@ async def test_appends_number_messages_per_session(store: BaseStore) -> None:
     assert second.metadata == {"model": "m"}
     history = await store.list_messages("a")
     assert [(m.seq, m.role, m.content) for m in history] == [
-        (1, Role.USER, "one"), (2, Role.ASSISTANT, "two"),
+        (1, Role.USER, "one"),
+        (2, Role.ASSISTANT, "two"),
     ]
     assert history[1] == second
 
@@ -80,9 +81,7 @@ async def test_last_n_and_paging(store: BaseStore) -> None:
     recent = await store.list_recent_messages("s", limit=20)
     assert [m.seq for m in recent] == list(range(81, 101))
     assert [m.content for m in recent] == [f"m{n}" for n in range(81, 101)]
-    assert [m.seq for m in await store.list_recent_messages("s", limit=500)] == list(
-        range(1, 101)
-    )
+    assert [m.seq for m in await store.list_recent_messages("s", limit=500)] == list(range(1, 101))
     assert await store.list_recent_messages("s", limit=0) == []
     page = await store.list_messages("s", limit=10)
     assert [m.seq for m in page] == list(range(1, 11))
@@ -184,9 +183,15 @@ async def test_default_timestamps_are_recent_and_ordered(store: BaseStore) -> No
 async def test_metadata_types_round_trip(store: BaseStore) -> None:
     await store.create_session("s")
     metadata = {
-        "model": "gpt-4o", "usage": {"prompt_tokens": 12, "completion_tokens": 30},
-        "latency_ms": 123.5, "ok": True, "none": None, "list": [1, "two", 3.0, False],
-        "big": 2**53, "negative": -7, "unicode": "ключ 🔑",
+        "model": "gpt-4o",
+        "usage": {"prompt_tokens": 12, "completion_tokens": 30},
+        "latency_ms": 123.5,
+        "ok": True,
+        "none": None,
+        "list": [1, "two", 3.0, False],
+        "big": 2**53,
+        "negative": -7,
+        "unicode": "ключ 🔑",
     }
     await store.append_message("s", "assistant", "x", metadata=metadata)
     [loaded] = await store.list_messages("s")

@@ -19,7 +19,10 @@ from mofa.persistence import (
 
 async def test_create_and_get_session(store: BaseStore) -> None:
     created = await store.create_session(
-        "s-1", agent_id="agent-1", user_id="u-1", tenant_id="t-1",
+        "s-1",
+        agent_id="agent-1",
+        user_id="u-1",
+        tenant_id="t-1",
         metadata={"context": "support", "tags": ["a", "b"]},
     )
     fetched = await store.get_session("s-1")
@@ -87,7 +90,10 @@ async def test_list_sessions_newest_first_with_filters_and_paging(store: BaseSto
     assert created == sorted(created, reverse=True)
     assert [s.session_id for s in await store.list_sessions(agent_id="a1")] == ["s4", "s2", "s0"]
     assert [s.session_id for s in await store.list_sessions(user_id="u1", tenant_id="t1")] == [
-        "s3", "s2", "s1", "s0",
+        "s3",
+        "s2",
+        "s1",
+        "s0",
     ]
     assert [s.session_id for s in await store.list_sessions(user_id="u2")] == ["s5", "s4"]
     assert await store.list_sessions(tenant_id="other") == []
@@ -110,9 +116,7 @@ async def test_listing_carries_exact_message_counts(store: BaseStore) -> None:
 async def test_update_session(store: BaseStore) -> None:
     created = await store.create_session("s", metadata={"a": 1})
     expiry = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    updated = await store.update_session(
-        "s", status="closed", metadata={"b": 2}, expires_at=expiry
-    )
+    updated = await store.update_session("s", status="closed", metadata={"b": 2}, expires_at=expiry)
     assert updated.status == "closed"
     assert updated.metadata == {"b": 2}
     assert updated.expires_at == expiry
@@ -157,13 +161,19 @@ async def test_delete_session_takes_messages_and_state(store: BaseStore) -> None
 async def test_agents_upsert_get_list(store: BaseStore) -> None:
     started = datetime(2024, 2, 28, 10, 30, tzinfo=UTC)
     first = await store.upsert_agent(
-        "agent-1", name="Support", state="running", provider="openai", model="gpt-4o",
-        description="Answers questions", started_at=started,
+        "agent-1",
+        name="Support",
+        state="running",
+        provider="openai",
+        model="gpt-4o",
+        description="Answers questions",
+        started_at=started,
     )
     assert first.started_at == started
     assert await store.get_agent("agent-1") == first
-    second = await store.upsert_agent("agent-1", name="Support", state="stopped",
-                                      started_at=started)
+    second = await store.upsert_agent(
+        "agent-1", name="Support", state="stopped", started_at=started
+    )
     assert second.state == "stopped"
     assert second.provider is None
     stored = await store.get_agent("agent-1")
@@ -198,8 +208,15 @@ async def test_bad_session_ids_are_rejected(store: BaseStore, bad_id: object) ->
 
 
 async def test_max_length_and_hostile_ids_work(store: BaseStore) -> None:
-    ids = ["x" * 255, "'; DROP TABLE sessions; --", "../../etc/passwd", "a/b", "CON",
-           "日本語-セッション-🎉", "agent-001:session-123"]
+    ids = [
+        "x" * 255,
+        "'; DROP TABLE sessions; --",
+        "../../etc/passwd",
+        "a/b",
+        "CON",
+        "日本語-セッション-🎉",
+        "agent-001:session-123",
+    ]
     for session_id in ids:
         await store.create_session(session_id, agent_id=session_id[:40])
         await store.append_message(session_id, "user", session_id)

@@ -77,10 +77,19 @@ class PrivateMariaDB:
     def start(self) -> None:
         """Initialise the data directory, start the server, create the ``mofa`` user."""
         completed = subprocess.run(
-            [self.install_binary, "--no-defaults", f"--datadir={self.data}", "--user=root",
-             "--auth-root-authentication-method=normal", "--skip-test-db",
-             "--skip-name-resolve"],
-            capture_output=True, text=True, timeout=180, check=False,
+            [
+                self.install_binary,
+                "--no-defaults",
+                f"--datadir={self.data}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
         )
         if completed.returncode != 0:
             raise ServerUnavailable(
@@ -98,10 +107,26 @@ class PrivateMariaDB:
         if shutil.which("openssl") is None:
             return False
         completed = subprocess.run(
-            ["openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(self.root / "server.key"), "-out", str(self.root / "server.crt")],
-            capture_output=True, timeout=60, check=False,
+            [
+                "openssl",
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "2",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(self.root / "server.key"),
+                "-out",
+                str(self.root / "server.crt"),
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         return completed.returncode == 0
 
@@ -111,12 +136,21 @@ class PrivateMariaDB:
 
     def _arguments(self) -> list[str]:
         arguments = [
-            self.server_binary, "--no-defaults", f"--datadir={self.data}",
-            f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.socket}",
-            f"--pid-file={self.root / 'mysqld.pid'}", f"--log-error={self.log}",
-            "--user=root", "--skip-name-resolve", "--skip-log-bin",
-            "--innodb-buffer-pool-size=32M", "--max-connections=200",
-            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
+            self.server_binary,
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.socket}",
+            f"--pid-file={self.root / 'mysqld.pid'}",
+            f"--log-error={self.log}",
+            "--user=root",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=32M",
+            "--max-connections=200",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_bin",
         ]
         if self.tls:
             arguments += [f"--ssl-cert={self.certificate}", f"--ssl-key={self.root / 'server.key'}"]
@@ -136,8 +170,9 @@ class PrivateMariaDB:
             if self._accepts():
                 return
             time.sleep(0.1)
-        raise ServerUnavailable(f"mariadbd did not accept connections within {timeout}s; "
-                                f"log: {self._log_tail()}")
+        raise ServerUnavailable(
+            f"mariadbd did not accept connections within {timeout}s; log: {self._log_tail()}"
+        )
 
     def _accepts(self) -> bool:
         with socket.socket() as probe:
@@ -174,12 +209,19 @@ class PrivateMariaDB:
 
     def sql(self, statements: str, database: str | None = None) -> str:
         """Run SQL as root over the unix socket; return the tab-separated output."""
-        command = [self.client_binary, "--no-defaults", f"--socket={self.socket}", "-uroot",
-                   "--batch", "--skip-column-names", "-e", statements]
+        command = [
+            self.client_binary,
+            "--no-defaults",
+            f"--socket={self.socket}",
+            "-uroot",
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            statements,
+        ]
         if database:
             command.append(database)
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=60,
-                                   check=False)
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         if completed.returncode != 0:
             raise ServerUnavailable(f"SQL failed: {completed.stderr.strip()}")
         return completed.stdout.strip()
@@ -191,8 +233,7 @@ class PrivateMariaDB:
     def url(self, database: str, query: str = "") -> str:
         """A TCP URL for ``database`` as the ``mofa`` user (password percent-encoded)."""
         suffix = f"?{query}" if query else ""
-        return (f"mysql://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{self.port}/{database}"
-                f"{suffix}")
+        return f"mysql://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{self.port}/{database}{suffix}"
 
 
 @contextlib.contextmanager

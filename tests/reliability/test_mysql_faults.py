@@ -38,8 +38,9 @@ class _Results:
         self.failed: dict[str, BaseException] = {}
 
 
-async def _append_until(store: MySqlStore, task: int, results: _Results,
-                        stop: asyncio.Event) -> None:
+async def _append_until(
+    store: MySqlStore, task: int, results: _Results, stop: asyncio.Event
+) -> None:
     number = 0
     while not stop.is_set():
         content = f"{task}:{number}"
@@ -77,14 +78,15 @@ async def test_restart_while_appending(server: PrivateMariaDB, kill: bool) -> No
         await _wait_until(lambda: len(results.acknowledged) >= BEFORE, "appends before restart")
         await asyncio.to_thread(server.restart, kill)
         resumed_from = len(results.acknowledged)
-        await _wait_until(lambda: len(results.acknowledged) >= resumed_from + AFTER,
-                          "appends on the same store after the restart")
+        await _wait_until(
+            lambda: len(results.acknowledged) >= resumed_from + AFTER,
+            "appends on the same store after the restart",
+        )
         stop.set()
         await asyncio.gather(*writers)
 
         assert results.failed, "the restart interrupted no append, so this proved nothing"
-        wrong = {c: e for c, e in results.failed.items()
-                 if not isinstance(e, StoreConnectionError)}
+        wrong = {c: e for c, e in results.failed.items() if not isinstance(e, StoreConnectionError)}
         assert not wrong, f"failures that are not StoreConnectionError: {list(wrong.items())[:3]}"
         for error in results.failed.values():
             assert "MySQL at 127.0.0.1" in str(error)
@@ -153,8 +155,12 @@ async def test_tls_modes(server: PrivateMariaDB, mode: str) -> None:
 
 
 def _tls_handshakes(server: PrivateMariaDB) -> int:
-    return int(server.sql("SELECT variable_value FROM information_schema.global_status "
-                          "WHERE variable_name = 'Ssl_finished_accepts'"))
+    return int(
+        server.sql(
+            "SELECT variable_value FROM information_schema.global_status "
+            "WHERE variable_name = 'Ssl_finished_accepts'"
+        )
+    )
 
 
 async def test_verify_ca_rejects_an_unknown_certificate(server: PrivateMariaDB) -> None:
@@ -181,13 +187,13 @@ async def test_lock_wait_timeout_is_retried_inside_the_store(server: PrivateMari
         store = await MySqlStore.connect(server.url(database))
         try:
             await store.create_session("s")
-            holder = await asyncmy.connect(unix_socket=str(server.socket), user="root",
-                                           database=database)
+            holder = await asyncmy.connect(
+                unix_socket=str(server.socket), user="root", database=database
+            )
             try:
                 async with holder.cursor() as cursor:
                     await cursor.execute("START TRANSACTION")
-                    await cursor.execute(
-                        "SELECT * FROM sessions WHERE session_id = 's' FOR UPDATE")
+                    await cursor.execute("SELECT * FROM sessions WHERE session_id = 's' FOR UPDATE")
                     await cursor.fetchall()
                     append = asyncio.create_task(store.append_message("s", "user", "waited"))
                     await asyncio.sleep(3)
@@ -198,8 +204,12 @@ async def test_lock_wait_timeout_is_retried_inside_the_store(server: PrivateMari
             message = await append
             assert message.seq == 1
             assert [m.content for m in await store.list_messages("s")] == ["waited"]
-            [(waits,)] = [tuple(line.split("\t")[1:]) for line in server.sql(
-                "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_waits'").splitlines()]
+            [(waits,)] = [
+                tuple(line.split("\t")[1:])
+                for line in server.sql(
+                    "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_waits'"
+                ).splitlines()
+            ]
             assert int(waits) >= 2, "the append was not retried after a lock-wait timeout"
         finally:
             await store.close()

@@ -79,9 +79,7 @@ def check_role(value: object) -> Role:
         return value
     role = _ROLES.get(value) if isinstance(value, str) else None
     if role is None:
-        raise InvalidInputError(
-            f"Unknown message role {value!r}; use one of: {', '.join(_ROLES)}."
-        )
+        raise InvalidInputError(f"Unknown message role {value!r}; use one of: {', '.join(_ROLES)}.")
     return role
 
 

@@ -285,12 +285,14 @@ class BaseStore(abc.ABC):
         now = utc_now()
         agent = Agent(
             id=check_id(agent_id, "agent id"),
-            name=check_short_text(agent_id if name is None else name, "agent name",
-                                  _MAX_AGENT_NAME),
+            name=check_short_text(
+                agent_id if name is None else name, "agent name", _MAX_AGENT_NAME
+            ),
             state=check_short_text(state, "agent state", _MAX_AGENT_STATE),
             started_at=now if started_at is None else check_datetime(started_at, "started_at"),
-            provider=None if provider is None else check_short_text(
-                provider, "provider", _MAX_PROVIDER),
+            provider=None
+            if provider is None
+            else check_short_text(provider, "provider", _MAX_PROVIDER),
             model=None if model is None else check_short_text(model, "model", _MAX_PROVIDER),
             description=None if description is None else check_text(description, "description"),
             created_at=now,
@@ -382,8 +384,9 @@ class BaseStore(abc.ABC):
         """
         self._check_open()
         checked_id = check_id(session_id)
-        checked_status = None if status is None else check_short_text(
-            status, "session status", _MAX_STATUS)
+        checked_status = (
+            None if status is None else check_short_text(status, "session status", _MAX_STATUS)
+        )
         metadata_json = None if metadata is None else encode_json(metadata, "session metadata")
         checked_expiry: datetime | Unset | None = expires_at
         if isinstance(expires_at, datetime):
@@ -434,8 +437,9 @@ class BaseStore(abc.ABC):
                     f"Message {position} of the batch is a {type(item).__name__}; "
                     "pass mofa.persistence.NewMessage objects."
                 )
-            encoded.append(_encode_message(item.role, item.content, item.metadata,
-                                           item.timestamp, now))
+            encoded.append(
+                _encode_message(item.role, item.content, item.metadata, item.timestamp, now)
+            )
         if not encoded:
             if await self._get_session(checked_id) is None:
                 raise SessionNotFoundError(checked_id)

@@ -93,10 +93,14 @@ _CR_SERVER_LOST_EXTENDED: Final = 2055
 _CONNECT_ERRORS: Final = frozenset({_CR_CONNECTION_ERROR, _CR_CONN_HOST_ERROR})
 _LOST_ERRORS: Final = frozenset({_CR_SERVER_GONE, _CR_SERVER_LOST, _CR_SERVER_LOST_EXTENDED})
 _RETRYABLE: Final = frozenset({_ER_LOCK_DEADLOCK, _ER_LOCK_WAIT_TIMEOUT})
-_DENIED: Final = frozenset({
-    _ER_DBACCESS_DENIED, _ER_TABLEACCESS_DENIED, _ER_COLUMNACCESS_DENIED,
-    _ER_SPECIFIC_ACCESS_DENIED,
-})
+_DENIED: Final = frozenset(
+    {
+        _ER_DBACCESS_DENIED,
+        _ER_TABLEACCESS_DENIED,
+        _ER_COLUMNACCESS_DENIED,
+        _ER_SPECIFIC_ACCESS_DENIED,
+    }
+)
 # "INSERT command denied to user 'u'@'h' for table `db`.`agents`" (MariaDB) / "… 'agents'"
 _TABLE_IN_MESSAGE = re.compile(r"for table (?:[`'\"]?[^`'\"\s.]+[`'\"]?\.)?[`'\"]?([^`'\"\s.]+)")
 _ACCOUNT_IN_MESSAGE = re.compile(r"to user ('[^']*'@'[^']*')")
@@ -258,8 +262,18 @@ def _aware(value: datetime) -> datetime:
 
 
 def _session(row: Sequence[Any]) -> Session:
-    (session_id, agent_id, user_id, tenant_id, status, metadata, count, created, updated,
-     expires) = row
+    (
+        session_id,
+        agent_id,
+        user_id,
+        tenant_id,
+        status,
+        metadata,
+        count,
+        created,
+        updated,
+        expires,
+    ) = row
     return Session(
         session_id.decode(),
         None if agent_id is None else agent_id.decode(),
@@ -279,9 +293,15 @@ def _messages(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
     no call for the common empty metadata."""
     roles, utc, decode, combine = _ROLES, UTC, decode_json, _combine
     return [
-        Message(session_id, seq, roles[role], content,
-                {} if metadata == "{}" else decode(metadata),
-                combine(stamp.date(), stamp.time(), utc), message_id)
+        Message(
+            session_id,
+            seq,
+            roles[role],
+            content,
+            {} if metadata == "{}" else decode(metadata),
+            combine(stamp.date(), stamp.time(), utc),
+            message_id,
+        )
         for message_id, seq, role, content, metadata, stamp in rows
     ]
 
@@ -538,8 +558,10 @@ class MySqlStore(BaseStore):
                     await cursor.execute(sql, args)
                     return await cursor.fetchall()
             except Exception as exc:
-                if attempt == 0 and _is_connection_loss(exc) and _error_code(exc) not in (
-                    _CONNECT_ERRORS
+                if (
+                    attempt == 0
+                    and _is_connection_loss(exc)
+                    and _error_code(exc) not in (_CONNECT_ERRORS)
                 ):
                     continue
                 raise self._error(exc) from exc
@@ -607,18 +629,34 @@ class MySqlStore(BaseStore):
     # ------------------------------------------------------------------ agents
 
     async def _upsert_agent(self, agent: Agent) -> Agent:
-        results = await self._write(_UPSERT_AGENT, (
-            agent.id, agent.name, agent.state, _wire(agent.started_at), agent.provider,
-            agent.model, agent.description, _wire(agent.created_at), _wire(agent.updated_at),
-            agent.id,
-        ))
+        results = await self._write(
+            _UPSERT_AGENT,
+            (
+                agent.id,
+                agent.name,
+                agent.state,
+                _wire(agent.started_at),
+                agent.provider,
+                agent.model,
+                agent.description,
+                _wire(agent.created_at),
+                _wire(agent.updated_at),
+                agent.id,
+            ),
+        )
         created_at = _aware(results[1][2][0][0])
         if created_at == agent.created_at:
             return agent
         return Agent(
-            id=agent.id, name=agent.name, state=agent.state, started_at=agent.started_at,
-            provider=agent.provider, model=agent.model, description=agent.description,
-            created_at=created_at, updated_at=agent.updated_at,
+            id=agent.id,
+            name=agent.name,
+            state=agent.state,
+            started_at=agent.started_at,
+            provider=agent.provider,
+            model=agent.model,
+            description=agent.description,
+            created_at=created_at,
+            updated_at=agent.updated_at,
         )
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
@@ -634,8 +672,14 @@ class MySqlStore(BaseStore):
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         created = _wire(session.created_at)
         session_values = (
-            session.session_id, session.agent_id, session.user_id, session.tenant_id,
-            session.status, metadata_json, created, _wire(session.updated_at),
+            session.session_id,
+            session.agent_id,
+            session.user_id,
+            session.tenant_id,
+            session.status,
+            metadata_json,
+            created,
+            _wire(session.updated_at),
             _wire(session.expires_at),
         )
 
@@ -664,8 +708,7 @@ class MySqlStore(BaseStore):
         limit: int | None,
         offset: int,
     ) -> list[Session]:
-        statement = _LIST_SESSIONS[agent_id is not None, user_id is not None,
-                                   tenant_id is not None]
+        statement = _LIST_SESSIONS[agent_id is not None, user_id is not None, tenant_id is not None]
         args: list[Any] = [value for value in (agent_id, user_id, tenant_id) if value is not None]
         args += [_NO_LIMIT if limit is None else limit, offset]
         return [_session(row) for row in await self._fetch(statement, args)]
@@ -679,11 +722,18 @@ class MySqlStore(BaseStore):
         now: datetime,
     ) -> Session:
         set_expiry = not isinstance(expires_at, Unset)
-        results = await self._write(_UPDATE_SESSION, (
-            _wire(now), status, metadata_json, set_expiry,
-            _wire(expires_at) if isinstance(expires_at, datetime) else None,
-            session_id, session_id,
-        ))
+        results = await self._write(
+            _UPDATE_SESSION,
+            (
+                _wire(now),
+                status,
+                metadata_json,
+                set_expiry,
+                _wire(expires_at) if isinstance(expires_at, datetime) else None,
+                session_id,
+                session_id,
+            ),
+        )
         rows = results[1][2]
         if not rows:
             raise SessionNotFoundError(session_id)
@@ -703,10 +753,19 @@ class MySqlStore(BaseStore):
         def integrity(code: int) -> PersistenceError | None:
             return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
 
-        results = await self._write(_APPEND_ONE, (
-            _wire(now), session_id, session_id, message.role.value, message.content,
-            message.metadata_json, _wire(message.timestamp),
-        ), integrity)
+        results = await self._write(
+            _APPEND_ONE,
+            (
+                _wire(now),
+                session_id,
+                session_id,
+                message.role.value,
+                message.content,
+                message.metadata_json,
+                _wire(message.timestamp),
+            ),
+            integrity,
+        )
         # [START TRANSACTION, UPDATE (insert id = new count = seq), INSERT (id), COMMIT]
         return message.stored(session_id, results[1][1], results[2][1])
 
@@ -720,8 +779,13 @@ class MySqlStore(BaseStore):
             statement = _APPEND_MANY.setdefault(count, _append_many_statement(count))
         args: list[Any] = [count, _wire(now), session_id]
         for message in messages:
-            args += (session_id, message.role.value, message.content, message.metadata_json,
-                     _wire(message.timestamp))
+            args += (
+                session_id,
+                message.role.value,
+                message.content,
+                message.metadata_json,
+                _wire(message.timestamp),
+            )
 
         def integrity(code: int) -> PersistenceError | None:
             return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
@@ -759,7 +823,9 @@ class MySqlStore(BaseStore):
             return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
 
         results = await self._write(
-            _SAVE_STATE, (session_id, state_json, _wire(now), session_id), integrity,
+            _SAVE_STATE,
+            (session_id, state_json, _wire(now), session_id),
+            integrity,
             retry_duplicates=True,
         )
         return AgentState(session_id, results[0][1], state, now)
@@ -826,8 +892,12 @@ def _translate(
         return StoreConnectionError(
             f"Lost the connection to {label} at {where} during the call (the server may have "
             "restarted); "
-            + ("if the reply to a COMMIT was what got lost, the write may have been saved — "
-               "check before retrying it." if write else "retry it.")
+            + (
+                "if the reply to a COMMIT was what got lost, the write may have been saved — "
+                "check before retrying it."
+                if write
+                else "retry it."
+            )
         )
     if code == _ER_NET_PACKET_TOO_LARGE:
         return InvalidInputError(
@@ -867,9 +937,8 @@ def _connect_reason(cause: BaseException, target: _Target) -> str:
 
 def _denied_message(code: int, message: str, target: _Target) -> str:
     account = _ACCOUNT_IN_MESSAGE.search(message)
-    grant = (
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO "
-        + (account.group(1) if account else f"'{target.user}'@'%'")
+    grant = f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO " + (
+        account.group(1) if account else f"'{target.user}'@'%'"
     )
     table = _TABLE_IN_MESSAGE.search(message)
     command = _COMMAND_IN_MESSAGE.search(message)
