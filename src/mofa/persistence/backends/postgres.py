@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import getpass
 import operator
 import os
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, Self
 
@@ -255,103 +253,49 @@ async def _keep_session_state(connection: Any) -> None:
     """
 
 
-def _slot_setters(entity: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
-    """Setters for the slots of a frozen, slotted entity dataclass, in ``names`` order.
-
-    Why: a frozen dataclass's generated ``__init__`` makes one ``object.__setattr__`` call per
-    field, about 1.2 µs per message or session here; writing the slots through their
-    descriptors costs half that, and loading or listing is mostly this (the raw driver
-    needs ~1.5 µs per row). The entities have no ``__post_init__`` and no defaults that
-    compute anything, so the result is the same object; this check makes an entity that
-    gains a field or a ``__post_init__`` fail at import instead of half-built.
-    """
-    fields = tuple(field.name for field in dataclasses.fields(entity))
-    if fields != names or hasattr(entity, "__post_init__"):
-        raise RuntimeError(  # pragma: no cover - guards a future change to _entities
-            f"{entity.__name__} changed (fields {fields}); update the builders in {__name__}."
-        )
-    return tuple(getattr(entity, name).__set__ for name in names)
-
-
-_new = object.__new__
 _by_seq = operator.itemgetter(1)
-(
-    _session_id,
-    _session_agent,
-    _session_user,
-    _session_tenant,
-    _session_status,
-    _session_metadata,
-    _session_count,
-    _session_created,
-    _session_updated,
-    _session_expires,
-) = _slot_setters(
-    Session,
-    (
-        "session_id",
-        "agent_id",
-        "user_id",
-        "tenant_id",
-        "status",
-        "metadata",
-        "message_count",
-        "created_at",
-        "updated_at",
-        "expires_at",
-    ),
-)
-(
-    _message_session,
-    _message_seq,
-    _message_role,
-    _message_content,
-    _message_metadata,
-    _message_timestamp,
-    _message_id,
-) = _slot_setters(Message, ("session_id", "seq", "role", "content", "metadata", "timestamp", "id"))
 
 
 def _row_session(row: Any) -> Session:
-    session: Session = _new(Session)
-    _session_id(session, row[0])
-    _session_agent(session, row[1])
-    _session_user(session, row[2])
-    _session_tenant(session, row[3])
-    _session_status(session, row[4])
     metadata = row[5]
-    _session_metadata(session, {} if metadata == "{}" else decode_json(metadata))
-    _session_count(session, row[6])
-    _session_created(session, row[7])
-    _session_updated(session, row[8])
-    _session_expires(session, row[9])
-    return session
+    return Session(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        {} if metadata == "{}" else decode_json(metadata),
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+    )
 
 
 def _row_message(session_id: str, row: Any) -> Message:
-    message: Message = _new(Message)
-    _message_session(message, session_id)
-    _message_seq(message, row[1])
-    _message_role(message, _ROLES[row[2]])
-    _message_content(message, row[3])
     metadata = row[4]  # most messages carry none: skip the call for "{}"
-    _message_metadata(message, {} if metadata == "{}" else decode_json(metadata))
-    _message_timestamp(message, row[5])
-    _message_id(message, row[0])
-    return message
+    return Message(
+        session_id,
+        row[1],
+        _ROLES[row[2]],
+        row[3],
+        {} if metadata == "{}" else decode_json(metadata),
+        row[5],
+        row[0],
+    )
 
 
 def _stored(session_id: str, message: EncodedMessage, row: Any) -> Message:
     """``message`` as stored: ``row`` is the ``RETURNING id, seq`` of its insert."""
-    stored: Message = _new(Message)
-    _message_session(stored, session_id)
-    _message_seq(stored, row[1])
-    _message_role(stored, message.role)
-    _message_content(stored, message.content)
-    _message_metadata(stored, message.metadata)
-    _message_timestamp(stored, message.timestamp)
-    _message_id(stored, row[0])
-    return stored
+    return Message(
+        session_id,
+        row[1],
+        message.role,
+        message.content,
+        message.metadata,
+        message.timestamp,
+        row[0],
+    )
 
 
 def _row_agent(row: Any) -> Agent:
