@@ -244,3 +244,11 @@ async def test_naive_datetimes_are_rejected(store: BaseStore) -> None:
     with pytest.raises(InvalidInputError):
         await store.create_session("s", expires_at=datetime(2030, 1, 1))
     assert await store.get_session("s") is None
+
+
+async def test_store_satisfies_the_contract(store: BaseStore) -> None:
+    from mofa.persistence import Store
+
+    assert isinstance(store, Store)
+    assert store.url.backend == store.backend
+    assert store.url.masked in repr(store)
