@@ -27,16 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
-
-from tests.servers import REQUIRE_SERVERS
+from tests.reliability._harness import ServerUnavailable, free_port, private_server
 
 USER = "mofa"
 PASSWORD = "pw:with@special/chars"
-
-
-class ServerUnavailable(Exception):
-    """The private server could not be started here."""
 
 
 def _binary(*names: str) -> str:
@@ -48,13 +42,6 @@ def _binary(*names: str) -> str:
     raise ServerUnavailable(
         f"no MariaDB server binary ({' or '.join(names)}) found; install mariadb-server"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrivateMariaDB:
@@ -239,23 +226,5 @@ class PrivateMariaDB:
 @contextlib.contextmanager
 def private_mariadb() -> Iterator[PrivateMariaDB]:
     """Run a private server for the duration of the block (skip, or fail in CI, if impossible)."""
-    try:
-        server = PrivateMariaDB()
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
-    try:
-        server.start()
-    except (ServerUnavailable, OSError, subprocess.SubprocessError) as exc:
-        server.stop()
-        _unavailable(str(exc))
-    try:
+    with private_server(PrivateMariaDB, "MariaDB") as server:
         yield server
-    finally:
-        server.stop()
-
-
-def _unavailable(reason: str) -> None:
-    message = f"cannot start a private MariaDB server: {reason}"
-    if REQUIRE_SERVERS:
-        pytest.fail(message + " — MOFA_TEST_REQUIRE_SERVERS=1 requires it", pytrace=False)
-    pytest.skip(message)

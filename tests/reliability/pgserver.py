@@ -22,26 +22,19 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
-
-from tests.servers import REQUIRE_SERVERS
+from tests.reliability._harness import ServerUnavailable, free_port, private_server
 
 _HBA = """\
 local   all   all                    trust
 host    all   postgres  127.0.0.1/32   trust
 host    all   all       127.0.0.1/32   scram-sha-256
 """
-
-
-class ServerUnavailable(Exception):
-    """The private server could not be started here."""
 
 
 def _bin_dir() -> Path:
@@ -59,13 +52,6 @@ def _bin_dir() -> Path:
         "no PostgreSQL server binaries (initdb, pg_ctl) found; install postgresql or set "
         "MOFA_TEST_PG_BIN"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrivatePostgres:
@@ -252,24 +238,6 @@ class PrivatePostgres:
 
 @contextlib.contextmanager
 def private_postgres() -> Iterator[PrivatePostgres]:
-    """Start a private server for the duration of the block (skip or fail if impossible)."""
-    try:
-        server = PrivatePostgres()
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
-    try:
-        server.start()
-    except (ServerUnavailable, OSError, subprocess.SubprocessError) as exc:
-        server.stop()
-        _unavailable(str(exc))
-    try:
+    """Run a private server for the duration of the block (skip, or fail in CI, if impossible)."""
+    with private_server(PrivatePostgres, "PostgreSQL") as server:
         yield server
-    finally:
-        server.stop()
-
-
-def _unavailable(reason: str) -> None:
-    message = f"cannot start a private PostgreSQL server: {reason}"
-    if REQUIRE_SERVERS:
-        pytest.fail(message + " — MOFA_TEST_REQUIRE_SERVERS=1 requires it", pytrace=False)
-    pytest.skip(message)

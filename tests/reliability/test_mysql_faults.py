@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from mofa.persistence import StoreConnectionError, open_store
 from mofa.persistence.backends.mysql import MySqlStore
+from tests.reliability._harness import append_through_restart, check_exactly_once
 from tests.reliability.mysqlserver import PrivateMariaDB, private_mariadb
 
 pytestmark = [pytest.mark.mysql, pytest.mark.slow]
@@ -32,83 +33,19 @@ def server() -> Iterator[PrivateMariaDB]:
         yield running
 
 
-class _Results:
-    def __init__(self) -> None:
-        self.acknowledged: list[str] = []
-        self.failed: dict[str, BaseException] = {}
-
-
-async def _append_until(
-    store: MySqlStore, task: int, results: _Results, stop: asyncio.Event
-) -> None:
-    number = 0
-    while not stop.is_set():
-        content = f"{task}:{number}"
-        number += 1
-        try:
-            await store.append_message("s", "user", content)
-        except Exception as exc:
-            results.failed[content] = exc
-            await asyncio.sleep(0.02)  # the server is down: don't spin
-        else:
-            results.acknowledged.append(content)
-
-
-async def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
 async def test_restart_while_appending(server: PrivateMariaDB, kill: bool) -> None:
     database = server.create_database(f"faults_{int(kill)}_{secrets.token_hex(3)}")
     store = await MySqlStore.connect(server.url(database), pool_size=WRITERS)
     try:
         await store.create_session("s")
-        results = _Results()
-        stop = asyncio.Event()
-        writers = [
-            asyncio.create_task(_append_until(store, task, results, stop))
-            for task in range(WRITERS)
-        ]
-        await _wait_until(lambda: len(results.acknowledged) >= BEFORE, "appends before restart")
-        await asyncio.to_thread(server.restart, kill)
-        resumed_from = len(results.acknowledged)
-        await _wait_until(
-            lambda: len(results.acknowledged) >= resumed_from + AFTER,
-            "appends on the same store after the restart",
+        outcome = await append_through_restart(
+            store, lambda: server.restart(kill), writers=WRITERS, before=BEFORE, after=AFTER
         )
-        stop.set()
-        await asyncio.gather(*writers)
-
-        assert results.failed, "the restart interrupted no append, so this proved nothing"
-        wrong = {c: e for c, e in results.failed.items() if not isinstance(e, StoreConnectionError)}
-        assert not wrong, f"failures that are not StoreConnectionError: {list(wrong.items())[:3]}"
-        for error in results.failed.values():
+        for error in outcome.failed.values():
             assert "MySQL at 127.0.0.1" in str(error)
             assert "pw:with" not in str(error)
-
-        history = await store.list_messages("s")
-        stored = [message.content for message in history]
-        assert [message.seq for message in history] == list(range(1, len(history) + 1))
-        assert len(stored) == len(set(stored)), "an append was stored twice"
-        lost = set(results.acknowledged) - set(stored)
-        assert not lost, f"acknowledged appends lost: {sorted(lost)[:5]}"
-        # A failed append may have committed just before its connection broke; then it is
-        # stored once. Nothing else is stored.
-        assert set(stored) <= set(results.acknowledged) | set(results.failed)
-        for task in range(WRITERS):
-            numbers = [int(c.split(":")[1]) for c in stored if c.startswith(f"{task}:")]
-            assert numbers == sorted(numbers)
-        session = await store.get_session("s")
-        assert session is not None
-        assert session.message_count == len(stored)
-        assert (await store.append_message("s", "assistant", "done")).seq == len(stored) + 1
-        assert len(await store.list_recent_messages("s", limit=5)) == 5
+        await check_exactly_once(store, outcome, WRITERS)
     finally:
         await store.close()
 
