@@ -97,6 +97,8 @@ def _check_storable(value: str, what: str) -> None:
             f"The {what} contains a NUL character (\\x00), which databases cannot store; "
             "remove it or encode the data (for example as base64)."
         )
+    if value.isascii():  # no surrogate possible; skips encoding a copy of the text
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -123,6 +125,8 @@ def encode_json(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
         ) from None
     if "\\u0000" in text:
         _walk_strings(value, what)
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
