@@ -32,7 +32,7 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
-from tests.servers import MYSQL_ADMIN_URL, mysql_database
+from tests.servers import MYSQL_ADMIN_URL, mysql_database, server_unavailable
 
 pytestmark = pytest.mark.mysql
 
@@ -136,7 +136,7 @@ async def test_password_as_query_parameter(
 async def test_unix_socket(fresh_url: str, database: str, user: tuple[str, str]) -> None:
     [(path,)] = await _admin("SELECT @@socket")
     if _HOST not in ("127.0.0.1", "localhost") or not Path(path).exists():
-        pytest.skip(f"the server's socket {path} is not on this machine")
+        server_unavailable("mysql", f"its socket {path} is not on this machine")
     name, password = user
     url = (
         f"mysql://{quote(name, safe='')}:{quote(password, safe='')}@localhost/{database}"

@@ -29,6 +29,7 @@ from tests.servers import (
     _pg_admin,
     mysql_database,
     postgres_database,
+    server_unavailable,
 )
 
 SERVER_TYPES = [
@@ -643,7 +644,7 @@ def test_the_seeds_postgres_app_user_runs_the_whole_store() -> None:
 def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
     socket = asyncio.run(_mysql_rows(MYSQL_ADMIN_URL, "SELECT @@socket"))[0][0]
     if not socket or not Path(socket).exists():
-        pytest.skip("the MariaDB server's socket is not on this machine")
+        server_unavailable("mysql", f"its socket {socket!r} is not on this machine")
     with mysql_user("localhost") as (user, password), server_database("mysql") as url:
         name = database_name(url)
         assert run("db", "init", "-t", "mysql", "-u", url).exit_code == 0
