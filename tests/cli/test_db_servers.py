@@ -322,21 +322,16 @@ def test_printed_sql_piped_into_psql(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_a_failing_statement_leaves_no_half_made_schema_on_postgres() -> None:
     with server_database("postgres") as url:
-        # Another tool's `messages` table: CREATE TABLE IF NOT EXISTS skips it, and the index on
-        # messages(session_id, seq) fails after agents, sessions and agent_state were created.
-        asyncio.run(
-            _pg_admin(
-                "CREATE TABLE messages (id SERIAL PRIMARY KEY, body TEXT); "
-                "INSERT INTO messages (body) VALUES ('theirs')",
-                url,
-            )
-        )
+        # Another program's composite type named `messages` (not a table, so the check for
+        # foreign tables passes): CREATE TABLE messages fails after agents and sessions were
+        # created in the same transaction.
+        asyncio.run(_pg_admin("CREATE TYPE messages AS (body TEXT)", url))
         result = run("db", "init", "-t", "postgres", "-u", url)
         line = assert_one_error_line(result)
-        assert "does not exist" in line
+        assert "is a composite type" in line
         assert "✓" not in result.stdout
-        assert table_set("postgres", url) == {"messages"}
-        assert asyncio.run(_pg_rows(url, "SELECT body FROM messages")) == [("theirs",)]
+        assert table_set("postgres", url) == set()
+        assert asyncio.run(_pg_rows(url, "SELECT typname FROM pg_type WHERE typname = 'messages'"))
 
 
 @pytest.mark.postgres

@@ -106,7 +106,8 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
 
     Without -o or -u, prints the SQL to stdout. With -o, saves it to a file to run with the
     database's own client. With -u, creates the tables on that database directly; running
-    it again changes nothing. The URL's password is never shown.
+    it again changes nothing, and a table of the same name made by another program is
+    refused before anything is changed. The URL's password is never shown.
 
     \b
     Examples:

@@ -222,6 +222,11 @@ _MIGRATIONS_TABLE_EXISTS = (
     "WHERE table_schema = DATABASE() AND table_name = %s"
 )
 _SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations"
+#: mofa's tables that exist already (before the first migration), with their columns.
+_EXISTING_COLUMNS = (
+    "SELECT table_name, column_name FROM information_schema.columns "
+    "WHERE table_schema = DATABASE() AND table_name IN ({marks})"
+)
 
 
 def _append_many_statement(count: int) -> str:
@@ -529,6 +534,17 @@ class MySqlStore(BaseStore):
                 f"The {self._target.label} database {self._target.database!r} has schema "
                 f"version {version}, newer than the {latest} this mofa-sdk knows; "
                 "upgrade mofa-sdk."
+            )
+        if version == 0:
+            tables = list(schema.table_columns("mysql"))
+            await cursor.execute(
+                _EXISTING_COLUMNS.format(marks=", ".join(["%s"] * len(tables))), tables
+            )
+            existing: dict[str, list[str]] = {}
+            for table, column in await cursor.fetchall():
+                existing.setdefault(table, []).append(column)
+            schema.check_existing_tables(
+                "mysql", existing, f"{self._target.label} database {self._target.database!r}"
             )
         # DDL commits implicitly in MySQL, so each statement is written to be safe to re-run
         # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE) should a run be interrupted.

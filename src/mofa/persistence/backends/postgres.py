@@ -63,6 +63,11 @@ __all__ = ["PostgresStore"]
 _DIALECT: Final = "postgres"
 #: pg_advisory_xact_lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
 _SCHEMA_LOCK_KEY: Final = 0x6D6F66615F736368
+#: mofa's tables that exist already in the schema CREATE TABLE would use, with their columns.
+_EXISTING_COLUMNS = (
+    "SELECT table_name::text, column_name::text FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = ANY($1::text[])"
+)
 _DEFAULT_PORT: Final = 5432
 #: SQLSTATEs a store retries itself: serialization failure and deadlock. Neither happens
 #: with the statements below under READ COMMITTED, but if one ever surfaces it is retried
@@ -581,6 +586,16 @@ class PostgresStore(BaseStore):
                         f"The PostgreSQL database at {_Target(self._url).address} has schema "
                         f"version {current}, newer than this mofa-sdk knows ({latest}); "
                         "upgrade mofa-sdk."
+                    )
+                if current == 0:
+                    rows = await connection.fetch(
+                        _EXISTING_COLUMNS, list(schema.table_columns(_DIALECT))
+                    )
+                    existing: dict[str, list[str]] = {}
+                    for table, column in rows:
+                        existing.setdefault(table, []).append(column)
+                    schema.check_existing_tables(
+                        _DIALECT, existing, f"PostgreSQL database at {_Target(self._url).address}"
                     )
                 for statement in schema.pending_statements(_DIALECT, current):
                     await connection.execute(statement)

@@ -503,7 +503,7 @@ class _Worker:
                 "sqlite"
             ):
                 return ()
-            return self.transaction(_migrate)
+            return self.transaction(_migrate, self.path)
         except BaseException:
             self.connection = None
             connection.close()
@@ -567,11 +567,27 @@ def _schema_version(connection: sqlite3.Connection) -> int:
     return current
 
 
-def _migrate(connection: sqlite3.Connection) -> tuple[int, ...]:
+def _existing_tables(connection: sqlite3.Connection) -> dict[str, list[str]]:
+    """mofa's tables that already exist, with their columns."""
+    existing: dict[str, list[str]] = {}
+    for table in schema.table_columns("sqlite"):
+        columns = [
+            row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (table,))
+        ]
+        if columns:
+            existing[table] = columns
+    return existing
+
+
+def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
     """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE, so of
     several processes connecting at once one upgrades and the others then see it done)."""
     latest = schema.latest_version("sqlite")
     current = _schema_version(connection)
+    if current == 0:
+        schema.check_existing_tables(
+            "sqlite", _existing_tables(connection), f"SQLite database {path!r}"
+        )
     # One statement at a time: executescript() would commit and break the transaction.
     for statement in schema.pending_statements("sqlite", current):
         connection.execute(statement)

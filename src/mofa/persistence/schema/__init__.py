@@ -13,15 +13,19 @@ Statements are separated by a ``;`` at the end of a line; the files hold no othe
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+from mofa.persistence.errors import SchemaError
 
 __all__ = [
     "DIALECTS",
     "MIGRATIONS_TABLE",
     "Migration",
     "bootstrap_statement",
+    "check_existing_tables",
     "latest_version",
     "migrations",
     "pending_statements",
@@ -29,6 +33,7 @@ __all__ = [
     "script",
     "script_statements",
     "split_statements",
+    "table_columns",
     "table_names",
 ]
 
@@ -70,6 +75,13 @@ _RECORD = {
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _CREATE_TABLE_RE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)", re.IGNORECASE)
+_TABLE_BODY_RE = re.compile(
+    r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)", re.IGNORECASE | re.DOTALL
+)
+#: Lines of a CREATE TABLE body that declare a constraint or an index, not a column.
+_NOT_A_COLUMN = frozenset(
+    {"PRIMARY", "FOREIGN", "UNIQUE", "INDEX", "KEY", "CONSTRAINT", "CHECK", "FULLTEXT"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +173,43 @@ def table_names(dialect: str) -> list[str]:
     for migration in migrations(dialect):
         names.extend(_CREATE_TABLE_RE.findall(migration.sql))
     return names
+
+
+@cache
+def table_columns(dialect: str) -> dict[str, tuple[str, ...]]:
+    """The columns of each table the migrations create (the bookkeeping table excluded).
+
+    Read from the CREATE TABLE statements themselves, one column per line as the files are
+    written; a test compares the result with the catalog of a freshly created database.
+    """
+    columns: dict[str, tuple[str, ...]] = {}
+    for migration in migrations(dialect):
+        for name, body in _TABLE_BODY_RE.findall(migration.sql):
+            found = []
+            for line in body.splitlines():
+                word = line.strip().split(" ", 1)[0]
+                if word and word.upper() not in _NOT_A_COLUMN:
+                    found.append(word)
+            columns[name] = tuple(found)
+    return columns
+
+
+def check_existing_tables(dialect: str, existing: Mapping[str, Iterable[str]], where: str) -> None:
+    """Refuse a database whose tables of mofa's names were made by something else.
+
+    ``existing`` maps the names of mofa's tables already present (before the first
+    migration) to their columns. The migrations create tables only when missing, so a
+    table made from the documented schema by hand is adopted as it is; one that lacks
+    mofa's columns would make the migration fail halfway (MySQL cannot roll DDL back) or
+    make every later call fail, so it is reported before anything is changed.
+    """
+    expected = table_columns(dialect)
+    for table, names in existing.items():
+        have = {name.lower() for name in names}
+        missing = [column for column in expected.get(table, ()) if column.lower() not in have]
+        if missing:
+            raise SchemaError(
+                f"The {where} already has a table named {table} that mofa-sdk did not create "
+                f"(it has no column {', '.join(missing)}); use an empty database for mofa, "
+                "or rename that table."
+            )

@@ -1,0 +1,164 @@
+"""A database that already holds tables with mofa's names, on SQLite, PostgreSQL and MariaDB.
+
+The migrations use CREATE TABLE IF NOT EXISTS, so a table made by hand from the documented
+schema is adopted. A table of the same name made by some other program must be refused before
+anything is changed (MySQL cannot roll DDL back), with one sentence naming the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mofa.persistence import SchemaError, open_store, schema
+from tests.cli.test_db import exercise_store, run
+from tests.cli.test_db_servers import _mysql_rows, _pg_rows, assert_one_error_line
+from tests.servers import _pg_admin, mysql_database, postgres_database
+
+ALL_TYPES = [
+    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
+    pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+    pytest.param("mysql", marks=pytest.mark.mysql, id="mysql"),
+]
+
+
+@contextmanager
+def empty_database(db_type: str, tmp_path: Path) -> Iterator[str]:
+    if db_type == "sqlite":
+        yield f"sqlite://{tmp_path / 'existing.db'}"
+    elif db_type == "postgres":
+        with postgres_database("mofa_existing") as url:
+            yield url
+    else:
+        with mysql_database("mofa_existing") as url:
+            yield url
+
+
+def execute(db_type: str, url: str, statements: list[str]) -> None:
+    """Run SQL as another program would, outside mofa."""
+    if db_type == "sqlite":
+        connection = sqlite3.connect(url.removeprefix("sqlite://"))
+        try:
+            for statement in statements:
+                connection.execute(statement)
+            connection.commit()
+        finally:
+            connection.close()
+    elif db_type == "postgres":
+        asyncio.run(_pg_admin(";\n".join(statements), url))
+    else:
+        for statement in statements:
+            asyncio.run(_mysql_rows(url, statement))
+
+
+def rows(db_type: str, url: str, query: str) -> list[tuple[Any, ...]]:
+    if db_type == "sqlite":
+        connection = sqlite3.connect(url.removeprefix("sqlite://"))
+        try:
+            return [tuple(row) for row in connection.execute(query)]
+        finally:
+            connection.close()
+    if db_type == "postgres":
+        return asyncio.run(_pg_rows(url, query))
+    return asyncio.run(_mysql_rows(url, query))
+
+
+def tables(db_type: str, url: str) -> set[str]:
+    query = {
+        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'",
+        "postgres": "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+        "mysql": "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+    }[db_type]
+    return {row[0] for row in rows(db_type, url, query)}
+
+
+def columns(db_type: str, url: str) -> dict[str, tuple[str, ...]]:
+    """Each table's columns in order, from the database's own catalog."""
+    found: dict[str, tuple[str, ...]] = {}
+    for table in schema.table_columns(db_type):
+        if db_type == "sqlite":
+            query = f"SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        elif db_type == "postgres":
+            query = (
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                f"'public' AND table_name = '{table}' ORDER BY ordinal_position"
+            )
+        else:
+            query = (
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                f"DATABASE() AND table_name = '{table}' ORDER BY ordinal_position"
+            )
+        found[table] = tuple(row[0] for row in rows(db_type, url, query))
+    return found
+
+
+@pytest.mark.parametrize("db_type", ALL_TYPES)
+def test_the_columns_read_from_the_schema_files_are_the_catalogs(
+    db_type: str, tmp_path: Path
+) -> None:
+    with empty_database(db_type, tmp_path) as url:
+        asyncio.run(exercise_store(url))
+        assert columns(db_type, url) == schema.table_columns(db_type)
+
+
+@pytest.mark.parametrize("db_type", ALL_TYPES)
+def test_another_programs_table_is_refused_and_nothing_is_changed(
+    db_type: str, tmp_path: Path
+) -> None:
+    with empty_database(db_type, tmp_path) as url:
+        execute(
+            db_type,
+            url,
+            [
+                "CREATE TABLE sessions (id INTEGER PRIMARY KEY, name VARCHAR(50))",
+                "INSERT INTO sessions (id, name) VALUES (7, 'theirs')",
+            ],
+        )
+
+        result = run("db", "init", "-t", db_type, "-u", url)
+        line = assert_one_error_line(result)
+        assert "already has a table named sessions that mofa-sdk did not create" in line
+        assert "session_id" in line  # the columns it lacks
+        assert "✓" not in result.stdout
+
+        with pytest.raises(SchemaError, match="table named sessions"):
+            asyncio.run(open_store(url))
+
+        assert tables(db_type, url) == {"sessions"}
+        assert rows(db_type, url, "SELECT id, name FROM sessions") == [(7, "theirs")]
+
+
+@pytest.mark.parametrize("db_type", ALL_TYPES)
+def test_the_documented_schema_made_by_hand_is_adopted(db_type: str, tmp_path: Path) -> None:
+    """Someone ran the tables of the docs themselves (no bookkeeping table): mofa uses them."""
+    with empty_database(db_type, tmp_path) as url:
+        execute(db_type, url, schema.migrations(db_type)[0].statements)
+        execute(
+            db_type,
+            url,
+            [
+                "INSERT INTO sessions (session_id, status, metadata, message_count, created_at, "
+                "updated_at) VALUES ('by-hand', 'active', '{}', 0, "
+                "'2026-01-02 03:04:05.000000', '2026-01-02 03:04:05.000000')"
+            ],
+        )
+
+        assert asyncio.run(exercise_store(url)) == (1,)
+
+        async def by_hand_session() -> Any:
+            store = await open_store(url)
+            try:
+                return await store.get_session("by-hand")
+            finally:
+                await store.close()
+
+        adopted = asyncio.run(by_hand_session())
+        assert adopted is not None
+        assert adopted.message_count == 0
+        assert tables(db_type, url) == {*schema.table_names(db_type), schema.MIGRATIONS_TABLE}
