@@ -4,6 +4,8 @@ streaming writer that must produce exactly what rendering the whole document giv
 from __future__ import annotations
 
 import json
+import random
+import string
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +14,12 @@ import yaml
 
 from mofa.cli._render import (
     DocumentWriter,
+    _plain_yaml_scalar,
     box_table,
     display_width,
     render,
     render_session_table,
+    to_yaml,
     truncate,
 )
 
@@ -225,6 +229,41 @@ def test_session_table_without_messages() -> None:
 
 @pytest.mark.parametrize("contents", [["trailing\n\n"], ["a", "kept\n\n"], ["x\n", "y"]])
 def test_kept_trailing_newlines_anywhere_in_the_list(contents: list[str]) -> None:
+    doc = document(contents)
+    text = streamed("yaml", doc)
+    assert text == render(doc, "yaml") + "\n"
+    assert as_strings(yaml.safe_load(text)) == normalised(doc)
+
+
+def test_yaml_fast_path_writes_exactly_what_pyyaml_writes() -> None:
+    """Plain text skips PyYAML when exporting; for every string it accepts, the line must be
+    PyYAML's own and read back as the same string. Seeded, so a failure reproduces."""
+    rng = random.Random(20261121)
+    alphabet = "abYyeE019" + string.punctuation + "  \t\n"
+    words = ["yes", "No", "TRUE", "off", "On", "null", "NULL", "y", "n", "e1", "inf", "x1e5"]
+    samples = words + [
+        rng.choice("aZ") + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        for _ in range(30_000)
+    ]
+    accepted = 0
+    for text in samples:
+        fast = _plain_yaml_scalar(text)
+        if fast is None:
+            continue
+        accepted += 1
+        assert to_yaml({"content": text}) == f"content: {fast}\n", text
+        assert yaml.safe_load(f"content: {fast}") == {"content": text}, text
+    assert accepted > 3_000  # the fast path is taken for ordinary text
+    for word in words[:8]:
+        assert _plain_yaml_scalar(word) is None
+
+
+def test_a_document_of_random_text_streams_as_pyyaml_renders_it() -> None:
+    rng = random.Random(7)
+    alphabet = "ab ?,.'!-()\n:#" + "😀"
+    contents = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(300)
+    ]
     doc = document(contents)
     text = streamed("yaml", doc)
     assert text == render(doc, "yaml") + "\n"
