@@ -331,12 +331,13 @@ def test_running_init_twice_changes_nothing_and_says_so(tmp_path: Path) -> None:
 
 def test_a_failing_statement_leaves_no_half_made_schema_on_sqlite(tmp_path: Path) -> None:
     database = tmp_path / "mofa.db"
-    # A `messages` table of some other tool: CREATE TABLE IF NOT EXISTS skips it, then the
-    # index on messages(session_id, seq) fails — after agents and sessions were created.
+    # Some other tool's table named like one of mofa's indexes (so the check for foreign
+    # tables passes): CREATE INDEX idx_messages_session fails after agents, sessions and
+    # messages were created in the same transaction.
     connection = sqlite3.connect(database)
     with connection:
-        connection.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)")
-        connection.execute("INSERT INTO messages (body) VALUES ('theirs')")
+        connection.execute("CREATE TABLE idx_messages_session (id INTEGER PRIMARY KEY, body TEXT)")
+        connection.execute("INSERT INTO idx_messages_session (body) VALUES ('theirs')")
     connection.close()
 
     result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
@@ -346,11 +347,11 @@ def test_a_failing_statement_leaves_no_half_made_schema_on_sqlite(tmp_path: Path
     error_lines = result.stderr.splitlines()
     assert len(error_lines) == 1
     assert error_lines[0].startswith("Error: ")
-    assert "no such column" in error_lines[0]
+    assert "there is already a table named idx_messages_session" in error_lines[0]
     assert "✓" not in result.stdout
-    assert sqlite_tables(database) == {"messages"}
+    assert sqlite_tables(database) == {"idx_messages_session"}
     connection = sqlite3.connect(database)
-    assert connection.execute("SELECT body FROM messages").fetchall() == [("theirs",)]
+    assert connection.execute("SELECT body FROM idx_messages_session").fetchall() == [("theirs",)]
     connection.close()
 
 
