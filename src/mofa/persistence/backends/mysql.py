@@ -540,11 +540,10 @@ class MySqlStore(BaseStore):
             await cursor.execute(
                 _EXISTING_COLUMNS.format(marks=", ".join(["%s"] * len(tables))), tables
             )
-            existing: dict[str, list[str]] = {}
-            for table, column in await cursor.fetchall():
-                existing.setdefault(table, []).append(column)
             schema.check_existing_tables(
-                "mysql", existing, f"{self._target.label} database {self._target.database!r}"
+                "mysql",
+                await cursor.fetchall(),
+                f"{self._target.label} database {self._target.database!r}",
             )
         # DDL commits implicitly in MySQL, so each statement is written to be safe to re-run
         # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE) should a run be interrupted.

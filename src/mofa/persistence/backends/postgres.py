@@ -588,14 +588,12 @@ class PostgresStore(BaseStore):
                         "upgrade mofa-sdk."
                     )
                 if current == 0:
-                    rows = await connection.fetch(
-                        _EXISTING_COLUMNS, list(schema.table_columns(_DIALECT))
-                    )
-                    existing: dict[str, list[str]] = {}
-                    for table, column in rows:
-                        existing.setdefault(table, []).append(column)
                     schema.check_existing_tables(
-                        _DIALECT, existing, f"PostgreSQL database at {_Target(self._url).address}"
+                        _DIALECT,
+                        await connection.fetch(
+                            _EXISTING_COLUMNS, list(schema.table_columns(_DIALECT))
+                        ),
+                        f"PostgreSQL database at {_Target(self._url).address}",
                     )
                 for statement in schema.pending_statements(_DIALECT, current):
                     await connection.execute(statement)

@@ -142,6 +142,11 @@ _SELECT_STATES = (
 )
 _MIGRATIONS_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 _SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM mofa_schema_migrations"
+#: mofa's tables that exist already (before the first migration), with their columns.
+_EXISTING_COLUMNS = (
+    "SELECT m.name, c.name FROM sqlite_master AS m, pragma_table_info(m.name) AS c "
+    "WHERE m.type = 'table' AND m.name IN ({marks})"
+)
 
 
 def _list_sessions_sql(agent: bool, user: bool, tenant: bool) -> str:
@@ -567,26 +572,19 @@ def _schema_version(connection: sqlite3.Connection) -> int:
     return current
 
 
-def _existing_tables(connection: sqlite3.Connection) -> dict[str, list[str]]:
-    """mofa's tables that already exist, with their columns."""
-    existing: dict[str, list[str]] = {}
-    for table in schema.table_columns("sqlite"):
-        columns = [
-            row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (table,))
-        ]
-        if columns:
-            existing[table] = columns
-    return existing
-
-
 def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
     """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE, so of
     several processes connecting at once one upgrades and the others then see it done)."""
     latest = schema.latest_version("sqlite")
     current = _schema_version(connection)
     if current == 0:
+        tables = list(schema.table_columns("sqlite"))
         schema.check_existing_tables(
-            "sqlite", _existing_tables(connection), f"SQLite database {path!r}"
+            "sqlite",
+            connection.execute(
+                _EXISTING_COLUMNS.format(marks=", ".join("?" * len(tables))), tables
+            ).fetchall(),
+            f"SQLite database {path!r}",
         )
     # One statement at a time: executescript() would commit and break the transaction.
     for statement in schema.pending_statements("sqlite", current):

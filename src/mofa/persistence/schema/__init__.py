@@ -13,7 +13,7 @@ Statements are separated by a ``;`` at the end of a line; the files hold no othe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -194,18 +194,20 @@ def table_columns(dialect: str) -> dict[str, tuple[str, ...]]:
     return columns
 
 
-def check_existing_tables(dialect: str, existing: Mapping[str, Iterable[str]], where: str) -> None:
+def check_existing_tables(dialect: str, columns: Iterable[tuple[str, str]], where: str) -> None:
     """Refuse a database whose tables of mofa's names were made by something else.
 
-    ``existing`` maps the names of mofa's tables already present (before the first
-    migration) to their columns. The migrations create tables only when missing, so a
-    table made from the documented schema by hand is adopted as it is; one that lacks
-    mofa's columns would make the migration fail halfway (MySQL cannot roll DDL back) or
-    make every later call fail, so it is reported before anything is changed.
+    ``columns`` are the ``(table, column)`` pairs of mofa's tables already present before the
+    first migration, as a catalog query returns them. The migrations create tables only when
+    missing, so a table made from the documented schema by hand is adopted as it is; one
+    that lacks mofa's columns would make the migration fail halfway (MySQL cannot roll DDL
+    back) or make every later call fail, so it is reported before anything is changed.
     """
+    existing: dict[str, set[str]] = {}
+    for table, column in columns:
+        existing.setdefault(table, set()).add(column.lower())
     expected = table_columns(dialect)
-    for table, names in existing.items():
-        have = {name.lower() for name in names}
+    for table, have in existing.items():
         missing = [column for column in expected.get(table, ()) if column.lower() not in have]
         if missing:
             raise SchemaError(
