@@ -27,7 +27,7 @@ from mofa.persistence._entities import (
     SessionStatus,
     new_session_id,
 )
-from mofa.persistence._registry import open_store
+from mofa.persistence._registry import BACKENDS, backend_class, open_store
 from mofa.persistence._store import UNSET, BaseStore, Store
 from mofa.persistence._url import DatabaseURL, mask_url, parse_url
 from mofa.persistence.errors import (
@@ -95,19 +95,12 @@ __all__ = [
     "parse_url",
 ]
 
-_LAZY = {
-    "FileStore": "files",
-    "InMemoryStore": "memory",
-    "MySqlStore": "mysql",
-    "PostgresStore": "postgres",
-    "SqliteStore": "sqlite",
-}
+#: Store class name -> backend name: a backend's module loads on first use of its class.
+_LAZY = {class_name: backend for backend, (_module, class_name) in BACKENDS.items()}
 
 
 def __getattr__(name: str) -> Any:
     backend = _LAZY.get(name)
     if backend is None:
         raise AttributeError(f"module 'mofa.persistence' has no attribute {name!r}")
-    from mofa.persistence._registry import backend_class
-
     return backend_class(backend)

@@ -12,10 +12,9 @@ Rules (the conformance suite pins them):
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -24,6 +23,7 @@ from mofa.persistence.errors import InvalidInputError
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "ROLES",
     "check_datetime",
     "check_id",
     "check_limit",
@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 MAX_ID_LENGTH = 255
-_ROLES = {role.value: role for role in Role}
+#: Stored role text -> Role (backends map each loaded row through it).
+ROLES: Final = {role.value: role for role in Role}
 _EMPTY_JSON = "{}"
 
 
@@ -77,9 +78,9 @@ def check_role(value: object) -> Role:
     """Return the :class:`Role` for ``value`` or raise naming the accepted roles."""
     if isinstance(value, Role):
         return value
-    role = _ROLES.get(value) if isinstance(value, str) else None
+    role = ROLES.get(value) if isinstance(value, str) else None
     if role is None:
-        raise InvalidInputError(f"Unknown message role {value!r}; use one of: {', '.join(_ROLES)}.")
+        raise InvalidInputError(f"Unknown message role {value!r}; use one of: {', '.join(ROLES)}.")
     return role
 
 
@@ -154,8 +155,6 @@ def _walk_strings(value: object, what: str) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             _walk_strings(item, what)
-    elif isinstance(value, float) and not math.isfinite(value):  # pragma: no cover
-        raise InvalidInputError(f"The {what} holds {value}, which is not a JSON number.")
 
 
 def decode_json(text: str | bytes | None) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import functools
@@ -75,9 +76,9 @@ from typing import Any, Final, Self, TypeVar
 
 import orjson
 
-from mofa.persistence._codec import format_time, parse_time
-from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
+from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset, placeholder_agent
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
     ConflictError,
@@ -110,7 +111,6 @@ _DIGEST_CHARS = 40
 _RESERVED = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{n}" for n in range(10)] + [f"lpt{n}" for n in range(10)]
 )
-_ROLES = {role.value: role for role in Role}
 _SEQ_PREFIX = b'{"seq":'
 _VERSION_PREFIX = b'{"version":'
 _SUMMARY_SIZE = 160
@@ -212,6 +212,21 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _append_durably(fd: int, data: bytes, size: int, good_end: int) -> None:
+    """Append ``data`` to a log of ``size`` bytes whose complete lines end at ``good_end``,
+    and fdatasync it. A tail cut short by an earlier crash is dropped first, so the log stays
+    line-aligned; if this write fails, the log is cut back to ``good_end``."""
+    if good_end < size:
+        os.ftruncate(fd, good_end)
+    try:
+        _write_all(fd, data)
+        _sync_data(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, good_end)
+        raise
 
 
 def _make_dir(directory: Path) -> None:
@@ -526,17 +541,12 @@ def _read_last(fd: int, tail: _Tail, count: int) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------- records
 
 
-def _message_line(message: EncodedMessage, seq: int, end: int, at: str) -> bytes:
+def _message_line(message: EncodedMessage, seq: int, end: int, at: str, ts: str) -> bytes:
+    """One log line; ``at`` is when it was written, ``ts`` the message's own time."""
     return b"".join(
         (
             b'{"seq":%d,"end":%d,"at":"%s","ts":"%s","role":"%s","metadata":'
-            % (
-                seq,
-                end,
-                at.encode(),
-                format_time(message.timestamp).encode(),
-                message.role.value.encode(),
-            ),
+            % (seq, end, at.encode(), ts.encode(), message.role.value.encode()),
             message.metadata_json.encode("utf-8"),
             b',"content":',
             orjson.dumps(message.content),
@@ -546,13 +556,14 @@ def _message_line(message: EncodedMessage, seq: int, end: int, at: str) -> bytes
 
 
 def _message(session_id: str, record: dict[str, Any]) -> Message:
+    # Positional: this runs once per loaded message, and keywords cost 40% more here.
     return Message(
-        session_id=session_id,
-        seq=record["seq"],
-        role=_ROLES[record["role"]],
-        content=record["content"],
-        metadata=record["metadata"],
-        timestamp=parse_time(record["ts"]),
+        session_id,
+        record["seq"],
+        ROLES[record["role"]],
+        record["content"],
+        record["metadata"],
+        parse_time(record["ts"]),
     )
 
 
@@ -944,17 +955,7 @@ class FileStore(BaseStore):
         with _flocked(self._locks_root / f"{encode_name(agent.id)}.agent.lock"):
             existing = self._read_agent(agent.id)
             if existing is not None:
-                agent = Agent(
-                    agent.id,
-                    agent.name,
-                    agent.state,
-                    agent.started_at,
-                    agent.provider,
-                    agent.model,
-                    agent.description,
-                    existing.created_at,
-                    agent.updated_at,
-                )
+                agent = dataclasses.replace(agent, created_at=existing.created_at)
             _replace_atomically(path, _agent_bytes(agent))
         return agent
 
@@ -1001,16 +1002,7 @@ class FileStore(BaseStore):
                 # The foreign key: a minimal agent record, unless an upsert got there first.
                 _create_exclusively(
                     self._agent_path(session.agent_id),
-                    _agent_bytes(
-                        Agent(
-                            id=session.agent_id,
-                            name=session.agent_id,
-                            state="unknown",
-                            started_at=session.created_at,
-                            created_at=session.created_at,
-                            updated_at=session.created_at,
-                        )
-                    ),
+                    _agent_bytes(placeholder_agent(session.agent_id, session.created_at)),
                 )
             _make_dir(files.directory)
             _replace_atomically(
@@ -1057,7 +1049,7 @@ class FileStore(BaseStore):
                 directories = [
                     Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()
                 ]
-        found: list[tuple[str, str, dict[str, Any], Path]] = []
+        found: list[tuple[str, str, dict[str, Any]]] = []
         for directory in directories:
             try:
                 listing = list(os.scandir(directory))
@@ -1076,7 +1068,7 @@ class FileStore(BaseStore):
                     or (tenant_id is not None and header.get("tenant_id") != tenant_id)
                 ):
                     continue
-                found.append((header["created_at"], header["session_id"], header, directory))
+                found.append((header["created_at"], header["session_id"], header))
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         end = None if limit is None else offset + limit
         page = found[offset:end]
@@ -1084,7 +1076,7 @@ class FileStore(BaseStore):
         # when its summary is stale after a crash).
         return [
             self._session(header, self._files(header["agent_id"], session_id))
-            for _created, session_id, header, _directory in page
+            for _created, session_id, header in page
         ]
 
     async def _list_sessions(
@@ -1115,7 +1107,7 @@ class FileStore(BaseStore):
                 header["expires_at"] = None if expires_at is None else format_time(expires_at)
             header["updated_at"] = format_time(now)
             if metadata_json is not None:
-                header["metadata"] = orjson.loads(metadata_json) if metadata_json != "{}" else {}
+                header["metadata"] = decode_json(metadata_json)
             data = orjson.dumps(header, option=orjson.OPT_APPEND_NEWLINE)
             _replace_atomically(files.header, data)
             return self._session(header, files)
@@ -1169,48 +1161,55 @@ class FileStore(BaseStore):
         Each batch keeps its own ``end`` marker, so a crash mid-write can cut between
         batches but never inside one.
         """
+        with self._log_for_append(session_id, states=False) as (files, fd):
+            size = os.fstat(fd).st_size
+            tail = self._message_tail(fd, files, size, writer=True)
+            lines: list[bytes] = []
+            results: list[list[Message]] = []
+            last = tail.last
+            at = ""
+            for messages, now in groups:
+                stamp = format_time(now)  # most messages carry the call's own time
+                at = max(at, stamp)
+                first, last = last + 1, last + len(messages)
+                lines.extend(
+                    _message_line(
+                        message,
+                        first + offset,
+                        last,
+                        stamp,
+                        stamp if message.timestamp is now else format_time(message.timestamp),
+                    )
+                    for offset, message in enumerate(messages)
+                )
+                results.append(
+                    [
+                        message.stored(session_id, first + offset)
+                        for offset, message in enumerate(messages)
+                    ]
+                )
+            data = b"".join(lines)
+            _append_durably(fd, data, size, tail.end)
+            self._write_summary(files.summary, last, tail.end + len(data), at)
+        return results
+
+    @contextlib.contextmanager
+    def _log_for_append(self, session_id: str, states: bool) -> Iterator[tuple[_SessionFiles, int]]:
+        """The session's message (or state) log, opened for appending under the session's
+        lock, so no other process writes it meanwhile."""
         with _flocked(self._lock_path(session_id)):
             files = self._require_live(session_id)
             try:
-                fd = os.open(files.messages, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+                fd = os.open(
+                    files.states if states else files.messages,
+                    os.O_RDWR | os.O_APPEND | os.O_CLOEXEC,
+                )
             except FileNotFoundError:
                 raise SessionNotFoundError(session_id) from None
             try:
-                size = os.fstat(fd).st_size
-                tail = self._message_tail(fd, files, size, writer=True)
-                if tail.end < size:
-                    # A write cut short by a crash: drop it so the log stays line-aligned.
-                    os.ftruncate(fd, tail.end)
-                lines: list[bytes] = []
-                results: list[list[Message]] = []
-                last = tail.last
-                at = ""
-                for messages, now in groups:
-                    at = max(at, format_time(now))
-                    first, last = last + 1, last + len(messages)
-                    stamp = format_time(now)
-                    lines.extend(
-                        _message_line(message, first + offset, last, stamp)
-                        for offset, message in enumerate(messages)
-                    )
-                    results.append(
-                        [
-                            message.stored(session_id, first + offset)
-                            for offset, message in enumerate(messages)
-                        ]
-                    )
-                data = b"".join(lines)
-                try:
-                    _write_all(fd, data)
-                    _sync_data(fd)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(fd, tail.end)
-                    raise
-                self._write_summary(files.summary, last, tail.end + len(data), at)
+                yield files, fd
             finally:
                 os.close(fd)
-        return results
 
     @staticmethod
     def _write_summary(path: Path, count: int, size: int, at: str) -> None:
@@ -1301,7 +1300,7 @@ class FileStore(BaseStore):
         return await self._run(self._list_messages_sync, session_id, limit, after_seq)
 
     def _list_recent_messages_sync(self, session_id: str, limit: int) -> list[Message]:
-        opened = self._open_log(session_id, states=False) if limit > 0 else None
+        opened = self._open_log(session_id, states=False)
         if opened is None:
             return []
         fd, files = opened
@@ -1320,33 +1319,17 @@ class FileStore(BaseStore):
     def _save_state_sync(self, session_id: str, state_json: str, now: datetime) -> int:
         """Append one snapshot (one line, one write, fdatasync); return its version."""
         at = format_time(now)
-        with _flocked(self._lock_path(session_id)):
-            files = self._require_live(session_id)
-            try:
-                fd = os.open(files.states, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
-            except FileNotFoundError:
-                raise SessionNotFoundError(session_id) from None
-            try:
-                size = os.fstat(fd).st_size
-                tail = _scan_tail(fd, size, "version")
-                if tail.end < size:
-                    os.ftruncate(fd, tail.end)
-                version = tail.last + 1
-                data = b'{"version":%d,"end":%d,"at":"%s","state":%s}\n' % (
-                    version,
-                    version,
-                    at.encode(),
-                    state_json.encode("utf-8"),
-                )
-                try:
-                    _write_all(fd, data)
-                    _sync_data(fd)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(fd, tail.end)
-                    raise
-            finally:
-                os.close(fd)
+        with self._log_for_append(session_id, states=True) as (_files, fd):
+            size = os.fstat(fd).st_size
+            tail = _scan_tail(fd, size, "version")
+            version = tail.last + 1
+            data = b'{"version":%d,"end":%d,"at":"%s","state":%s}\n' % (
+                version,
+                version,
+                at.encode(),
+                state_json.encode("utf-8"),
+            )
+            _append_durably(fd, data, size, tail.end)
         return version
 
     async def _save_state(

@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from mofa.persistence._codec import decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset, placeholder_agent
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import SessionExistsError, SessionNotFoundError
 
@@ -76,14 +76,7 @@ class InMemoryStore(BaseStore):
         if session.session_id in self._sessions:
             raise SessionExistsError(session.session_id)
         if session.agent_id is not None and session.agent_id not in self._agents:
-            self._agents[session.agent_id] = Agent(
-                id=session.agent_id,
-                name=session.agent_id,
-                state="unknown",
-                started_at=session.created_at,
-                created_at=session.created_at,
-                updated_at=session.created_at,
-            )
+            self._agents[session.agent_id] = placeholder_agent(session.agent_id, session.created_at)
         self._sessions[session.session_id] = _SessionRow(session, metadata_json)
         return session
 
@@ -175,7 +168,7 @@ class InMemoryStore(BaseStore):
 
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
         row = self._sessions.get(session_id)
-        if row is None or limit == 0:
+        if row is None:
             return []
         return [self._decoded(entry) for entry in row.messages[-limit:]]
 

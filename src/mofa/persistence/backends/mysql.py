@@ -33,17 +33,20 @@ How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import re
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
 from mofa.persistence import schema
-from mofa.persistence._codec import decode_json
-from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
+from mofa.persistence._codec import ROLES, decode_json
+from mofa.persistence._entities import Agent, AgentState, Message, Session
 from mofa.persistence._store import BaseStore, EncodedMessage, Unset
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
     AuthenticationError,
     DatabaseNotFoundError,
@@ -64,7 +67,6 @@ __all__ = ["MySqlStore"]
 _DEFAULT_PORT: Final = 3306
 _SSL_MODES: Final = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
 _QUERY_PARAMETERS: Final = ("socket", "password", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key")
-_ROLES: Final = {role.value: role for role in Role}
 _NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
 _RETRIES: Final = 20
 _FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
@@ -157,29 +159,8 @@ _UPDATE_SESSION = (
     "created_at, updated_at, expires_at FROM sessions WHERE session_id = %s"
 )
 _DELETE_SESSION = "DELETE FROM sessions WHERE session_id = %s"
-
-
-def _list_sessions_statement(agent: bool, user: bool, tenant: bool) -> str:
-    conditions = [
-        f"{column} = %s"
-        for column, wanted in (("agent_id", agent), ("user_id", user), ("tenant_id", tenant))
-        if wanted
-    ]
-    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-    # Constant fragments only; the filter values and the paging stay parameters.
-    return (
-        f"SELECT {_SESSION_COLUMNS} FROM sessions{where} "  # noqa: S608
-        "ORDER BY created_at DESC, session_id DESC LIMIT %s OFFSET %s"
-    )
-
-
 #: (agent?, user?, tenant?) -> statement.
-_LIST_SESSIONS = {
-    (agent, user, tenant): _list_sessions_statement(agent, user, tenant)
-    for agent in (False, True)
-    for user in (False, True)
-    for tenant in (False, True)
-}
+_LIST_SESSIONS = list_sessions_statements(_SESSION_COLUMNS, lambda _: "%s")
 
 _APPEND_ONE = (
     "START TRANSACTION;\n"
@@ -229,6 +210,7 @@ _EXISTING_COLUMNS = (
 )
 
 
+@functools.lru_cache(maxsize=64)  # batch sizes repeat; a one-off huge batch is not kept forever
 def _append_many_statement(count: int) -> str:
     # Row i of n gets seq = new_count - (n - 1 - i); LAST_INSERT_ID() is the new count.
     rows = ", ".join(
@@ -243,8 +225,6 @@ def _append_many_statement(count: int) -> str:
         "COMMIT"
     )
 
-
-_APPEND_MANY: dict[int, str] = {}
 
 # ------------------------------------------------------------------------------ conversions
 
@@ -296,7 +276,7 @@ def _session(row: Sequence[Any]) -> Session:
 def _messages(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
     """Rows -> messages. The hot path of every load: one comprehension, positional fields,
     no call for the common empty metadata."""
-    roles, utc, decode, combine = _ROLES, UTC, decode_json, _combine
+    roles, utc, decode, combine = ROLES, UTC, decode_json, _combine
     return [
         Message(
             session_id,
@@ -528,13 +508,8 @@ class MySqlStore(BaseStore):
         if (await cursor.fetchall())[0][0]:
             await cursor.execute(_SCHEMA_VERSION)
             version = int((await cursor.fetchall())[0][0])
-        latest = schema.latest_version("mysql")
-        if version > latest:
-            raise SchemaError(
-                f"The {self._target.label} database {self._target.database!r} has schema "
-                f"version {version}, newer than the {latest} this mofa-sdk knows; "
-                "upgrade mofa-sdk."
-            )
+        where = f"{self._target.label} database {self._target.database!r}"
+        applied = schema.check_version("mysql", version, where)
         if version == 0:
             tables = list(schema.table_columns("mysql"))
             await cursor.execute(
@@ -543,13 +518,13 @@ class MySqlStore(BaseStore):
             schema.check_existing_tables(
                 "mysql",
                 await cursor.fetchall(),
-                f"{self._target.label} database {self._target.database!r}",
+                where,
             )
         # DDL commits implicitly in MySQL, so each statement is written to be safe to re-run
         # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE) should a run be interrupted.
         for statement in schema.pending_statements("mysql", version):
             await cursor.execute(statement)
-        return tuple(range(version + 1, latest + 1))
+        return applied
 
     async def _close(self) -> None:
         self._pool.close()
@@ -586,14 +561,17 @@ class MySqlStore(BaseStore):
         self,
         sql: str,
         args: Sequence[Any],
-        on_integrity: Callable[[int], PersistenceError | None] | None = None,
+        *,
+        session_id: str | None = None,
+        creates_session: bool = False,
         retry_duplicates: bool = False,
     ) -> list[tuple[int, int, Any]]:
         """Run a write (one statement or a multi-statement transaction) in one round trip.
 
         Returns ``(rowcount, lastrowid, rows)`` per statement. Deadlocks and lock-wait
-        timeouts roll back and run it again; an integrity error becomes what ``on_integrity``
-        returns for its error number.
+        timeouts roll back and run it again. For a write about ``session_id``, a row that
+        names a missing session raises :class:`SessionNotFoundError`, and, when the write
+        ``creates_session``, a duplicate key raises :class:`SessionExistsError`.
         """
         for attempt in range(_RETRIES):
             try:
@@ -618,10 +596,11 @@ class MySqlStore(BaseStore):
                 if retry and attempt + 1 < _RETRIES:
                     await asyncio.sleep(0.001 * (attempt + 1))
                     continue
-                if on_integrity is not None and code is not None:
-                    mapped = on_integrity(code)
-                    if mapped is not None:
-                        raise mapped from exc
+                if session_id is not None:
+                    if creates_session and code == _ER_DUP_ENTRY:
+                        raise SessionExistsError(session_id) from exc
+                    if not creates_session and code == _ER_NO_REFERENCED_ROW:
+                        raise SessionNotFoundError(session_id) from exc
                 raise self._error(exc, write=True) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -662,17 +641,7 @@ class MySqlStore(BaseStore):
         created_at = _aware(results[1][2][0][0])
         if created_at == agent.created_at:
             return agent
-        return Agent(
-            id=agent.id,
-            name=agent.name,
-            state=agent.state,
-            started_at=agent.started_at,
-            provider=agent.provider,
-            model=agent.model,
-            description=agent.description,
-            created_at=created_at,
-            updated_at=agent.updated_at,
-        )
+        return dataclasses.replace(agent, created_at=created_at)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
         rows = await self._fetch(_GET_AGENT, (agent_id,))
@@ -697,18 +666,12 @@ class MySqlStore(BaseStore):
             _wire(session.updated_at),
             _wire(session.expires_at),
         )
-
-        def integrity(code: int) -> PersistenceError | None:
-            return SessionExistsError(session.session_id) if code == _ER_DUP_ENTRY else None
-
-        if session.agent_id is None:
-            await self._write(_INSERT_SESSION, session_values, integrity)
-        else:
-            await self._write(
-                _CREATE_SESSION_WITH_AGENT,
-                (session.agent_id, session.agent_id, created, created, created, *session_values),
-                integrity,
-            )
+        statement = _INSERT_SESSION
+        args: tuple[Any, ...] = session_values
+        if session.agent_id is not None:  # the foreign key: a placeholder agent if none yet
+            statement = _CREATE_SESSION_WITH_AGENT
+            args = (session.agent_id, session.agent_id, created, created, created, *args)
+        await self._write(statement, args, session_id=session.session_id, creates_session=True)
         return session
 
     async def _get_session(self, session_id: str) -> Session | None:
@@ -723,10 +686,9 @@ class MySqlStore(BaseStore):
         limit: int | None,
         offset: int,
     ) -> list[Session]:
-        statement = _LIST_SESSIONS[agent_id is not None, user_id is not None, tenant_id is not None]
-        args: list[Any] = [value for value in (agent_id, user_id, tenant_id) if value is not None]
-        args += [_NO_LIMIT if limit is None else limit, offset]
-        return [_session(row) for row in await self._fetch(statement, args)]
+        key, filters = session_filters(agent_id, user_id, tenant_id)
+        args = (*filters, _NO_LIMIT if limit is None else limit, offset)
+        return [_session(row) for row in await self._fetch(_LIST_SESSIONS[key], args)]
 
     async def _update_session(
         self,
@@ -765,9 +727,6 @@ class MySqlStore(BaseStore):
     ) -> Message:
         self._check_packet(message.content, message.metadata_json)
 
-        def integrity(code: int) -> PersistenceError | None:
-            return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
-
         results = await self._write(
             _APPEND_ONE,
             (
@@ -779,7 +738,7 @@ class MySqlStore(BaseStore):
                 message.metadata_json,
                 _wire(message.timestamp),
             ),
-            integrity,
+            session_id=session_id,
         )
         # [START TRANSACTION, UPDATE (insert id = new count = seq), INSERT (id), COMMIT]
         return message.stored(session_id, results[1][1], results[2][1])
@@ -789,9 +748,7 @@ class MySqlStore(BaseStore):
     ) -> list[Message]:
         count = len(messages)
         self._check_packet(*(text for m in messages for text in (m.content, m.metadata_json)))
-        statement = _APPEND_MANY.get(count)
-        if statement is None:
-            statement = _APPEND_MANY.setdefault(count, _append_many_statement(count))
+        statement = _append_many_statement(count)
         args: list[Any] = [count, _wire(now), session_id]
         for message in messages:
             args += (
@@ -802,10 +759,7 @@ class MySqlStore(BaseStore):
                 _wire(message.timestamp),
             )
 
-        def integrity(code: int) -> PersistenceError | None:
-            return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
-
-        results = await self._write(statement, args, integrity)
+        results = await self._write(statement, args, session_id=session_id)
         last_seq, first_id = results[1][1], results[2][1]
         # A multi-row INSERT reserves one consecutive block of auto-increment ids.
         return [
@@ -822,8 +776,6 @@ class MySqlStore(BaseStore):
         return _messages(session_id, rows)
 
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        if limit == 0:
-            return []
         rows = await self._fetch(_RECENT_MESSAGES, (session_id, limit))
         return _messages(session_id, rows[::-1])
 
@@ -834,13 +786,10 @@ class MySqlStore(BaseStore):
     ) -> AgentState:
         self._check_packet(state_json)
 
-        def integrity(code: int) -> PersistenceError | None:
-            return SessionNotFoundError(session_id) if code == _ER_NO_REFERENCED_ROW else None
-
         results = await self._write(
             _SAVE_STATE,
             (session_id, state_json, _wire(now), session_id),
-            integrity,
+            session_id=session_id,
             retry_duplicates=True,
         )
         return AgentState(session_id, results[0][1], state, now)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import operator
 import os
@@ -39,10 +40,11 @@ from datetime import datetime
 from typing import Any, Final, Self
 
 from mofa.persistence import schema
-from mofa.persistence._codec import decode_json
-from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
+from mofa.persistence._codec import ROLES, decode_json
+from mofa.persistence._entities import Agent, AgentState, Message, Session
 from mofa.persistence._store import BaseStore, EncodedMessage, Unset
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
     AuthenticationError,
     DatabaseNotFoundError,
@@ -76,7 +78,6 @@ _RETRY_STATES: Final = frozenset({"40001", "40P01"})
 _MAX_ATTEMPTS: Final = 8
 #: SQLSTATEs that mean the connection, not the statement, failed.
 _CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
-_ROLES: Final = {role.value: role for role in Role}
 
 # Stage of a call at which an error happened: it decides what we can say about a write.
 _CONNECT: Final = "connect"
@@ -119,10 +120,7 @@ _CREATE_SESSION: Final = (
     "VALUES ($1, $2, $3, $4, $5, $6::jsonb, 0, $7, $7, $8) "
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
-_GET_SESSION: Final = (
-    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata::text, message_count,"
-    " created_at, updated_at, expires_at FROM sessions WHERE session_id = $1"
-)
+_GET_SESSION: Final = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1"  # noqa: S608
 _UPDATE_SESSION: Final = (
     "UPDATE sessions SET status = COALESCE($2::varchar, status), "
     "metadata = COALESCE($3::jsonb, metadata), "
@@ -212,29 +210,7 @@ _LIST_STATES: Final = (
 )
 
 
-def _list_sessions_query(agent: bool, user: bool, tenant: bool) -> str:
-    """One statement per filter combination, so each gets a plan that uses its index."""
-    columns = [
-        column
-        for column, given in (("agent_id", agent), ("user_id", user), ("tenant_id", tenant))
-        if given
-    ]
-    conditions = [f"{column} = ${position}" for position, column in enumerate(columns, 1)]
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    # Only fixed column names go into the text; every value is a bound parameter.
-    return (
-        f"SELECT {_SESSION_COLUMNS} FROM sessions{where} "  # noqa: S608
-        f"ORDER BY created_at DESC, session_id DESC "
-        f"LIMIT ${len(columns) + 1} OFFSET ${len(columns) + 2}"
-    )
-
-
-_LIST_SESSIONS: Final = {
-    (agent, user, tenant): _list_sessions_query(agent, user, tenant)
-    for agent in (False, True)
-    for user in (False, True)
-    for tenant in (False, True)
-}
+_LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)
 
 
 def _import_asyncpg() -> Any:
@@ -282,23 +258,10 @@ def _row_message(session_id: str, row: Any) -> Message:
     return Message(
         session_id,
         row[1],
-        _ROLES[row[2]],
+        ROLES[row[2]],
         row[3],
         {} if metadata == "{}" else decode_json(metadata),
         row[5],
-        row[0],
-    )
-
-
-def _stored(session_id: str, message: EncodedMessage, row: Any) -> Message:
-    """``message`` as stored: ``row`` is the ``RETURNING id, seq`` of its insert."""
-    return Message(
-        session_id,
-        row[1],
-        message.role,
-        message.content,
-        message.metadata,
-        message.timestamp,
         row[0],
     )
 
@@ -387,8 +350,6 @@ def _translate(
             pooled connection), ``_CALL`` when the statement was on its way.
         write: whether the call changes data (decides what a broken connection means).
     """
-    if isinstance(exc, PersistenceError):
-        return exc
     target = _Target(url)
     state = _sqlstate(exc)
     detail = _scrub(str(getattr(exc, "message", None) or exc), url).rstrip(".")
@@ -565,7 +526,6 @@ class PostgresStore(BaseStore):
         Several processes may connect at once: the transaction-scoped advisory lock makes
         them take turns, and each one reads the version only once it holds the lock.
         """
-        latest = schema.latest_version(_DIALECT)
         try:
             connection = await self._pool.acquire()
         except Exception as exc:
@@ -581,22 +541,20 @@ class PostgresStore(BaseStore):
                     current = await connection.fetchval(
                         "SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations"
                     )
-                if current > latest:
-                    raise SchemaError(
-                        f"The PostgreSQL database at {_Target(self._url).address} has schema "
-                        f"version {current}, newer than this mofa-sdk knows ({latest}); "
-                        "upgrade mofa-sdk."
-                    )
+                where = f"PostgreSQL database at {_Target(self._url).address}"
+                applied = schema.check_version(_DIALECT, current, where)
                 if current == 0:
                     schema.check_existing_tables(
                         _DIALECT,
                         await connection.fetch(
                             _EXISTING_COLUMNS, list(schema.table_columns(_DIALECT))
                         ),
-                        f"PostgreSQL database at {_Target(self._url).address}",
+                        where,
                     )
                 for statement in schema.pending_statements(_DIALECT, current):
                     await connection.execute(statement)
+        except PersistenceError:
+            raise  # our own checks above: already the error to show
         except Exception as exc:
             error = _translate(exc, self._url, stage=_CALL, write=True)
             if type(error) is QueryError:
@@ -607,7 +565,7 @@ class PostgresStore(BaseStore):
             raise error from exc
         finally:
             await self._pool.release(connection)
-        self.applied_migrations = tuple(range(current + 1, latest + 1))
+        self.applied_migrations = applied
 
     async def _close(self) -> None:
         try:
@@ -668,17 +626,7 @@ class PostgresStore(BaseStore):
         )
         created_at = rows[0][0]
         if created_at != agent.created_at:
-            return Agent(
-                id=agent.id,
-                name=agent.name,
-                state=agent.state,
-                started_at=agent.started_at,
-                provider=agent.provider,
-                model=agent.model,
-                description=agent.description,
-                created_at=created_at,
-                updated_at=agent.updated_at,
-            )
+            return dataclasses.replace(agent, created_at=created_at)
         return agent
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
@@ -719,11 +667,9 @@ class PostgresStore(BaseStore):
         limit: int | None,
         offset: int,
     ) -> list[Session]:
-        query = _LIST_SESSIONS[(agent_id is not None, user_id is not None, tenant_id is not None)]
-        args = [value for value in (agent_id, user_id, tenant_id) if value is not None]
-        return [
-            _row_session(row) for row in await self._fetch(query, *args, limit, offset, write=False)
-        ]
+        key, args = session_filters(agent_id, user_id, tenant_id)
+        rows = await self._fetch(_LIST_SESSIONS[key], *args, limit, offset, write=False)
+        return [_row_session(row) for row in rows]
 
     async def _update_session(
         self,
@@ -768,7 +714,8 @@ class PostgresStore(BaseStore):
         )
         if not rows:
             raise SessionNotFoundError(session_id)
-        return _stored(session_id, message, rows[0])
+        message_id, seq = rows[0]  # RETURNING id, seq
+        return message.stored(session_id, seq, message_id)
 
     async def _append_messages(
         self, session_id: str, messages: list[EncodedMessage], now: datetime
@@ -793,7 +740,8 @@ class PostgresStore(BaseStore):
         # Rows come back in insert order in practice; sorting by seq makes it certain.
         rows.sort(key=_by_seq)
         return [
-            _stored(session_id, message, row) for message, row in zip(messages, rows, strict=True)
+            message.stored(session_id, seq, message_id)
+            for message, (message_id, seq) in zip(messages, rows, strict=True)
         ]
 
     async def _list_messages(
@@ -803,8 +751,6 @@ class PostgresStore(BaseStore):
         return [_row_message(session_id, row) for row in rows]
 
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        if limit == 0:
-            return []
         rows = await self._fetch(_RECENT_MESSAGES, session_id, limit, write=False)
         return [_row_message(session_id, row) for row in reversed(rows)]
 

@@ -41,17 +41,17 @@ from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 
 from mofa.persistence import schema
-from mofa.persistence._codec import decode_json, format_time, parse_time
-from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
+from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
+from mofa.persistence._entities import Agent, AgentState, Message, Session
 from mofa.persistence._store import BaseStore, EncodedMessage, Unset
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
     InvalidInputError,
     InvalidURLError,
     PermissionDeniedError,
     PersistenceError,
     QueryError,
-    SchemaError,
     SessionExistsError,
     SessionNotFoundError,
     StoreClosedError,
@@ -63,7 +63,6 @@ __all__ = ["SqliteStore"]
 _T = TypeVar("_T")
 
 _MEMORY: Final = ":memory:"
-_ROLES: Final = {role.value: role for role in Role}
 #: RETURNING arrived in SQLite 3.35; older libraries read the counter back with a SELECT.
 _HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
 
@@ -96,10 +95,7 @@ _SESSION_COLUMNS = (
     "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
     "created_at, updated_at, expires_at"
 )
-_SELECT_SESSION = (
-    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at FROM sessions WHERE session_id = ?"
-)
+_SELECT_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?"  # noqa: S608
 _UPDATE_SESSION = (
     "UPDATE sessions SET status = coalesce(?, status), metadata = coalesce(?, metadata), "
     "expires_at = CASE WHEN ? THEN ? ELSE expires_at END, updated_at = ? WHERE session_id = ?"
@@ -123,11 +119,11 @@ _SELECT_RECENT_MESSAGES = (
     "SELECT id, seq, role, content, metadata, timestamp FROM messages "
     "WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
 )
-_SESSION_EXISTS = "SELECT 1 FROM sessions WHERE session_id = ?"
 _INSERT_STATE = (
     "INSERT INTO agent_state (session_id, version, state, created_at) "
     "SELECT ?, coalesce(max(version), 0) + 1, ?, ? FROM agent_state WHERE session_id = ?"
 )
+_INSERT_STATE_RETURNING = _INSERT_STATE + " RETURNING version"
 _SELECT_STATE_VERSION = "SELECT max(version) FROM agent_state WHERE session_id = ?"
 _SELECT_LATEST_STATE = (
     "SELECT version, state, created_at FROM agent_state WHERE session_id = ? "
@@ -149,30 +145,7 @@ _EXISTING_COLUMNS = (
 )
 
 
-def _list_sessions_sql(agent: bool, user: bool, tenant: bool) -> str:
-    """The listing query for a combination of filters (only constant text is joined)."""
-    conditions = [
-        condition
-        for wanted, condition in (
-            (agent, "agent_id = ?"),
-            (tenant, "tenant_id = ?"),
-            (user, "user_id = ?"),
-        )
-        if wanted
-    ]
-    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-    return (
-        f"SELECT {_SESSION_COLUMNS} FROM sessions{where} "  # noqa: S608 - constant fragments
-        "ORDER BY created_at DESC, session_id DESC LIMIT ? OFFSET ?"
-    )
-
-
-_LIST_SESSIONS = {
-    (agent, user, tenant): _list_sessions_sql(agent, user, tenant)
-    for agent in (False, True)
-    for user in (False, True)
-    for tenant in (False, True)
-}
+_LIST_SESSIONS = list_sessions_statements(_SESSION_COLUMNS, lambda _: "?")
 
 # ------------------------------------------------------------------ rows -> entities
 
@@ -198,7 +171,7 @@ def _message(session_id: str, row: tuple[Any, ...]) -> Message:
     return Message(
         session_id,
         row[1],
-        _ROLES[row[2]],
+        ROLES[row[2]],
         row[3],
         decode_json(row[4]),
         parse_time(row[5]),
@@ -261,6 +234,7 @@ def _translate(
     text = str(exc)
     code = _primary_code(exc) if isinstance(exc, sqlite3.Error) else None
     where = f"the SQLite database {path!r}"
+    subject = f"The SQLite database {path!r}"
     if isinstance(exc, OSError):
         return StoreConnectionError(
             f"Cannot create {where} ({exc.strerror or exc}); check that its directory "
@@ -276,14 +250,14 @@ def _translate(
             f"Cannot write to {where} ({text}); check the permissions of the file and of "
             "its directory (SQLite also writes the -wal and -shm files next to it)."
         )
-    if isinstance(exc, sqlite3.Error) and _is_busy(exc):
+    if _is_busy(exc):  # exc is a sqlite3.Error from here on
         return StoreConnectionError(
-            f"{where[0].upper()}{where[1:]} stayed locked by another connection for too "
+            f"{subject} stayed locked by another connection for too "
             "long; retry, or find the process holding a long transaction on it."
         )
     if code in (_SQLITE_NOTADB, _SQLITE_CORRUPT):
         return StoreConnectionError(
-            f"{where[0].upper()}{where[1:]} is not a usable SQLite database ({text}); "
+            f"{subject} is not a usable SQLite database ({text}); "
             "point the URL at a SQLite file or a new path."
         )
     if code == _SQLITE_FULL:
@@ -295,8 +269,8 @@ def _translate(
             return SessionExistsError(session_id)
         if session_id is not None and "FOREIGN KEY" in text:
             return SessionNotFoundError(session_id)
-        return QueryError(f"{where[0].upper()}{where[1:]} refused the write ({text}).")
-    return QueryError(f"{where[0].upper()}{where[1:]} reported an error: {text}.")
+        return QueryError(f"{subject} refused the write ({text}).")
+    return QueryError(f"{subject} reported an error: {text}.")
 
 
 # ------------------------------------------------------------------ the worker thread
@@ -504,9 +478,7 @@ class _Worker:
             connection.execute("PRAGMA foreign_keys = ON")
             # Versions only go up, so a current schema needs no write lock: connecting then
             # does not wait for another process's long transaction.
-            if self._retry_busy(lambda: _schema_version(connection)) == schema.latest_version(
-                "sqlite"
-            ):
+            if not self._retry_busy(lambda: _pending_versions(connection, self.path)):
                 return ()
             return self.transaction(_migrate, self.path)
         except BaseException:
@@ -560,23 +532,22 @@ def _create_file(path: str) -> None:
 
 
 def _schema_version(connection: sqlite3.Connection) -> int:
-    """The database's schema version (0: no schema yet); refuses one newer than ours."""
+    """The database's schema version (0: no schema yet)."""
     exists = connection.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,)).fetchone()
-    current = int(connection.execute(_SCHEMA_VERSION).fetchone()[0]) if exists else 0
-    latest = schema.latest_version("sqlite")
-    if current > latest:
-        raise SchemaError(
-            f"The database has schema version {current}, newer than this mofa-sdk knows "
-            f"(version {latest}); upgrade mofa-sdk to use it."
-        )
-    return current
+    return int(connection.execute(_SCHEMA_VERSION).fetchone()[0]) if exists else 0
+
+
+def _pending_versions(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
+    """The migrations the database still needs; refuses one newer than ours."""
+    return schema.check_version("sqlite", _schema_version(connection), f"SQLite database {path!r}")
 
 
 def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
     """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE, so of
     several processes connecting at once one upgrades and the others then see it done)."""
-    latest = schema.latest_version("sqlite")
     current = _schema_version(connection)
+    where = f"SQLite database {path!r}"
+    applied = schema.check_version("sqlite", current, where)
     if current == 0:
         tables = list(schema.table_columns("sqlite"))
         schema.check_existing_tables(
@@ -584,12 +555,12 @@ def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
             connection.execute(
                 _EXISTING_COLUMNS.format(marks=", ".join("?" * len(tables))), tables
             ).fetchall(),
-            f"SQLite database {path!r}",
+            where,
         )
     # One statement at a time: executescript() would commit and break the transaction.
     for statement in schema.pending_statements("sqlite", current):
         connection.execute(statement)
-    return tuple(range(current + 1, latest + 1))
+    return applied
 
 
 # ------------------------------------------------------------------ transaction bodies
@@ -689,9 +660,7 @@ def _append_one_tx(
             stamp if when is now else format_time(when),
         ),
     )
-    return Message(
-        session_id, seq, message.role, message.content, message.metadata, when, cursor.lastrowid
-    )
+    return message.stored(session_id, seq, cursor.lastrowid)
 
 
 def _append_many_tx(
@@ -722,15 +691,7 @@ def _append_many_tx(
     last_id = int(connection.execute("SELECT last_insert_rowid()").fetchone()[0])
     first_id = last_id - count + 1
     return [
-        Message(
-            session_id,
-            first_seq + offset,
-            message.role,
-            message.content,
-            message.metadata,
-            message.timestamp,
-            first_id + offset,
-        )
+        message.stored(session_id, first_seq + offset, first_id + offset)
         for offset, message in enumerate(messages)
     ]
 
@@ -742,10 +703,13 @@ def _save_state_tx(
     state_json: str,
     now: datetime,
 ) -> AgentState:
-    if connection.execute(_SESSION_EXISTS, (session_id,)).fetchone() is None:
-        raise SessionNotFoundError(session_id)
-    connection.execute(_INSERT_STATE, (session_id, state_json, format_time(now), session_id))
-    version = int(connection.execute(_SELECT_STATE_VERSION, (session_id,)).fetchone()[0])
+    # A missing session fails the foreign key, which write() reports as SessionNotFoundError.
+    parameters = (session_id, state_json, format_time(now), session_id)
+    if _HAS_RETURNING:
+        version = int(connection.execute(_INSERT_STATE_RETURNING, parameters).fetchall()[0][0])
+    else:  # pragma: no cover - SQLite before 3.35
+        connection.execute(_INSERT_STATE, parameters)
+        version = int(connection.execute(_SELECT_STATE_VERSION, (session_id,)).fetchone()[0])
     return AgentState(session_id, version, state, now)
 
 
@@ -875,22 +839,18 @@ class SqliteStore(BaseStore):
     # ---------------------------------------------------------------- agents
 
     async def _upsert_agent(self, agent: Agent) -> Agent:
-        worker = self._worker
-        return await worker.write(_upsert_agent_tx, agent)
+        return await self._worker.write(_upsert_agent_tx, agent)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
-        worker = self._worker
-        return await worker.read(_get_agent_tx, agent_id)
+        return await self._worker.read(_get_agent_tx, agent_id)
 
     async def _list_agents(self, limit: int | None) -> list[Agent]:
-        worker = self._worker
-        return await worker.read(_list_agents_tx, _no_limit(limit))
+        return await self._worker.read(_list_agents_tx, _no_limit(limit))
 
     # -------------------------------------------------------------- sessions
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
-        worker = self._worker
-        return await worker.write(
+        return await self._worker.write(
             _create_session_tx,
             session,
             metadata_json,
@@ -898,8 +858,7 @@ class SqliteStore(BaseStore):
         )
 
     async def _get_session(self, session_id: str) -> Session | None:
-        worker = self._worker
-        return await worker.read(_get_session_tx, session_id)
+        return await self._worker.read(_get_session_tx, session_id)
 
     async def _list_sessions(
         self,
@@ -909,11 +868,9 @@ class SqliteStore(BaseStore):
         limit: int | None,
         offset: int,
     ) -> list[Session]:
-        sql = _LIST_SESSIONS[(agent_id is not None, user_id is not None, tenant_id is not None)]
-        filters = [value for value in (agent_id, tenant_id, user_id) if value is not None]
+        key, filters = session_filters(agent_id, user_id, tenant_id)
         parameters = (*filters, _no_limit(limit), offset)
-        worker = self._worker
-        return await worker.read(_list_sessions_tx, sql, parameters)
+        return await self._worker.read(_list_sessions_tx, _LIST_SESSIONS[key], parameters)
 
     async def _update_session(
         self,
@@ -923,8 +880,7 @@ class SqliteStore(BaseStore):
         expires_at: datetime | Unset | None,
         now: datetime,
     ) -> Session:
-        worker = self._worker
-        return await worker.write(
+        return await self._worker.write(
             _update_session_tx,
             session_id,
             status,
@@ -935,42 +891,38 @@ class SqliteStore(BaseStore):
         )
 
     async def _delete_session(self, session_id: str) -> bool:
-        worker = self._worker
-        return await worker.write(_delete_session_tx, session_id)
+        return await self._worker.write(_delete_session_tx, session_id)
 
     # -------------------------------------------------------------- messages
 
     async def _append_message(
         self, session_id: str, message: EncodedMessage, now: datetime
     ) -> Message:
-        worker = self._worker
-        return await worker.write(_append_one_tx, session_id, message, now, session_id=session_id)
+        return await self._worker.write(
+            _append_one_tx, session_id, message, now, session_id=session_id
+        )
 
     async def _append_messages(
         self, session_id: str, messages: list[EncodedMessage], now: datetime
     ) -> list[Message]:
-        worker = self._worker
-        return await worker.write(_append_many_tx, session_id, messages, now, session_id=session_id)
+        return await self._worker.write(
+            _append_many_tx, session_id, messages, now, session_id=session_id
+        )
 
     async def _list_messages(
         self, session_id: str, limit: int | None, after_seq: int
     ) -> list[Message]:
-        worker = self._worker
-        return await worker.read(_list_messages_tx, session_id, _no_limit(limit), after_seq)
+        return await self._worker.read(_list_messages_tx, session_id, _no_limit(limit), after_seq)
 
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        if limit == 0:
-            return []
-        worker = self._worker
-        return await worker.read(_list_recent_tx, session_id, limit)
+        return await self._worker.read(_list_recent_tx, session_id, limit)
 
     # ----------------------------------------------------------------- state
 
     async def _save_state(
         self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
     ) -> AgentState:
-        worker = self._worker
-        return await worker.write(
+        return await self._worker.write(
             _save_state_tx,
             session_id,
             state,
@@ -980,9 +932,7 @@ class SqliteStore(BaseStore):
         )
 
     async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
-        worker = self._worker
-        return await worker.read(_get_state_tx, session_id, version)
+        return await self._worker.read(_get_state_tx, session_id, version)
 
     async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
-        worker = self._worker
-        return await worker.read(_list_states_tx, session_id, _no_limit(limit))
+        return await self._worker.read(_list_states_tx, session_id, _no_limit(limit))

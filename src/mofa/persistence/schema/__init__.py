@@ -26,6 +26,7 @@ __all__ = [
     "Migration",
     "bootstrap_statement",
     "check_existing_tables",
+    "check_version",
     "latest_version",
     "migrations",
     "pending_statements",
@@ -74,7 +75,6 @@ _RECORD = {
 }
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_CREATE_TABLE_RE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)", re.IGNORECASE)
 _TABLE_BODY_RE = re.compile(
     r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)", re.IGNORECASE | re.DOTALL
 )
@@ -169,10 +169,21 @@ def script(dialect: str) -> str:
 
 def table_names(dialect: str) -> list[str]:
     """The tables the migrations create, in creation order (the bookkeeping table excluded)."""
-    names = []
-    for migration in migrations(dialect):
-        names.extend(_CREATE_TABLE_RE.findall(migration.sql))
-    return names
+    return list(table_columns(dialect))
+
+
+def check_version(dialect: str, current: int, where: str) -> tuple[int, ...]:
+    """The versions a database at ``current`` still needs (empty when it is up to date).
+
+    Raises :class:`SchemaError` for a database a newer mofa-sdk has migrated further.
+    """
+    latest = latest_version(dialect)
+    if current > latest:
+        raise SchemaError(
+            f"The {where} has schema version {current}, newer than this mofa-sdk knows "
+            f"({latest}); upgrade mofa-sdk."
+        )
+    return tuple(range(current + 1, latest + 1))
 
 
 @cache
