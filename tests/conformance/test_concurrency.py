@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from mofa.persistence import BaseStore, StoreClosedError, open_store
+from mofa.persistence import BaseStore, NewMessage, StoreClosedError, open_store
 
 
 def _check_sequence(seqs: list[int], expected: int) -> None:
@@ -70,6 +70,19 @@ async def test_closed_store_refuses_work(empty_url: str) -> None:
         await store.create_session("s")
     with pytest.raises(StoreClosedError):
         await store.list_sessions()
+
+
+async def test_closing_the_store_stops_an_iteration_with_a_clear_error(empty_url: str) -> None:
+    store = await open_store(empty_url)
+    await store.create_session("s")
+    await store.append_messages("s", [NewMessage("user", str(n)) for n in range(5)])
+    seen = []
+    with pytest.raises(StoreClosedError):
+        async for message in store.iter_messages("s", batch_size=2):
+            seen.append(message.seq)
+            if message.seq == 2:
+                await store.close()
+    assert seen == [1, 2]
 
 
 _WRITER = textwrap.dedent(

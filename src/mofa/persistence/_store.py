@@ -479,6 +479,7 @@ class BaseStore(abc.ABC):
             raise InvalidInputError("batch_size must be a positive integer.")
         after = 0
         while True:
+            self._check_open()  # the store may be closed between two batches
             batch = await self._list_messages(checked_id, batch_size, after)
             for message in batch:
                 yield message
