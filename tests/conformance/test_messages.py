@@ -126,6 +126,25 @@ async def test_metadata_must_be_json(store: BaseStore) -> None:
     assert await store.count_messages("s") == 0
 
 
+async def test_integers_beyond_64_bits_are_refused_not_rounded(store: BaseStore) -> None:
+    await store.create_session("s")
+    for huge in (2**64, -(2**63) - 1, 10**30):
+        with pytest.raises(InvalidInputError, match="64-bit"):
+            await store.append_message("s", "user", "x", metadata={"n": [1, {"deep": huge}]})
+        with pytest.raises(InvalidInputError, match="64-bit"):
+            await store.save_state("s", {"n": huge})
+    assert await store.count_messages("s") == 0
+    assert await store.get_state("s") is None
+
+    edges = {"max": 2**64 - 1, "min": -(2**63), "digits": "1" * 40, "float": 1.5e300}
+    await store.append_message("s", "user", "x", metadata=edges)
+    await store.save_state("s", edges)
+    assert (await store.list_messages("s"))[0].metadata == edges
+    state = await store.get_state("s")
+    assert state is not None
+    assert state.state == edges
+
+
 async def test_text_round_trips_byte_for_byte(store: BaseStore) -> None:
     await store.create_session("s")
     samples = [

@@ -5,13 +5,15 @@ Rules (the conformance suite pins them):
 * ids (session, agent, user, tenant) are non-empty text of at most 255 characters;
 * text must be storable in every dialect: NUL characters are rejected (PostgreSQL cannot store
   them in TEXT or JSONB), and so are lone surrogates (not valid UTF-8);
-* metadata and state are JSON objects; NaN and infinities are rejected (not JSON);
+* metadata and state are JSON objects; NaN and infinities are rejected (not JSON), and so are
+  integers outside int64/uint64 (the decoder would give them back rounded, as floats);
 * datetimes must be timezone-aware; they are stored and returned in UTC, to the microsecond.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -41,6 +43,10 @@ MAX_ID_LENGTH = 255
 #: Stored role text -> Role (backends map each loaded row through it).
 ROLES: Final = {role.value: role for role in Role}
 _EMPTY_JSON = "{}"
+#: A run of digits long enough to be an integer outside what JSON readers keep exactly.
+_LONG_DIGITS = re.compile(r"\d{19}")
+#: Integers every backend gives back exactly: the JSON decoder keeps int64 and uint64.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
 def check_id(value: object, what: str = "session id") -> str:
@@ -126,6 +132,8 @@ def encode_json(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
         ) from None
     if "\\u0000" in text:
         _walk_strings(value, what)
+    if _LONG_DIGITS.search(text):  # rare: only then look for integers that would be rounded
+        _check_integers(value, what)
     if text.isascii():
         return text
     try:
@@ -155,6 +163,21 @@ def _walk_strings(value: object, what: str) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             _walk_strings(item, what)
+
+
+def _check_integers(value: object, what: str) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise InvalidInputError(
+                f"The {what} holds the integer {value}, outside the 64-bit range that is read "
+                "back exactly (it would come back rounded); store it as a string."
+            )
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _check_integers(item, what)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_integers(item, what)
 
 
 def decode_json(text: str | bytes | None) -> dict[str, Any]:
