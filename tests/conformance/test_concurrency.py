@@ -76,12 +76,16 @@ async def test_closing_the_store_stops_an_iteration_with_a_clear_error(empty_url
     store = await open_store(empty_url)
     await store.create_session("s")
     await store.append_messages("s", [NewMessage("user", str(n)) for n in range(5)])
-    seen = []
-    with pytest.raises(StoreClosedError):
+    seen: list[int] = []
+
+    async def read_and_close_midway() -> None:
         async for message in store.iter_messages("s", batch_size=2):
             seen.append(message.seq)
             if message.seq == 2:
                 await store.close()
+
+    with pytest.raises(StoreClosedError):
+        await read_and_close_midway()
     assert seen == [1, 2]
 
 
