@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mofa.persistence import BaseStore, open_store
-from tests.servers import mysql_database, postgres_database
+from tests.servers import drop_mofa_tables, mysql_database, postgres_database
 
 #: Every backend; the conformance suite runs on each one.
 BACKENDS = ["memory", "sqlite", "files", "postgres", "mysql"]
@@ -48,43 +48,8 @@ def mysql_server_database() -> Iterator[str]:
         yield url
 
 
-_TABLES = ("agent_state", "messages", "sessions", "agents", "mofa_schema_migrations")
-
-
-async def _empty_postgres(url: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(f"DROP TABLE IF EXISTS {', '.join(_TABLES)} CASCADE")
-    finally:
-        await connection.close()
-
-
-async def _empty_mysql(url: str) -> None:
-    from urllib.parse import urlsplit
-
-    import asyncmy
-
-    parts = urlsplit(url)
-    connection = await asyncmy.connect(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=parts.username,
-        password=parts.password or "",
-        database=parts.path.lstrip("/"),
-        autocommit=True,
-    )
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
-            await cursor.execute(f"DROP TABLE IF EXISTS {', '.join(_TABLES)}")
-    finally:
-        connection.close()
-
-
 def url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A URL for an empty database of ``backend`` (server databases are emptied first)."""
+    """A URL for a database of ``backend`` (the server ones are shared by the whole run)."""
     if backend == "memory":
         return "memory://"
     if backend == "sqlite":
@@ -98,26 +63,24 @@ def url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str
     raise AssertionError(backend)
 
 
+async def _empty(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """``url_for``, with a server database emptied of every mofa table."""
+    url = url_for(backend, tmp_path, request)
+    if backend in ("postgres", "mysql"):
+        await drop_mofa_tables(backend, url)
+    return url
+
+
 @pytest.fixture
 async def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """The URL of an empty database of the current backend."""
-    url = url_for(backend, tmp_path, request)
-    if backend == "postgres":
-        await _empty_postgres(url)
-    elif backend == "mysql":
-        await _empty_mysql(url)
-    return url
+    return await _empty(backend, tmp_path, request)
 
 
 @pytest.fixture
 async def durable_url(durable_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """Like ``empty_url``, for backends that several processes can share."""
-    url = url_for(durable_backend, tmp_path, request)
-    if durable_backend == "postgres":
-        await _empty_postgres(url)
-    elif durable_backend == "mysql":
-        await _empty_mysql(url)
-    return url
+    return await _empty(durable_backend, tmp_path, request)
 
 
 @pytest.fixture

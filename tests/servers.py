@@ -11,19 +11,27 @@ import asyncio
 import os
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
+
+from mofa.persistence import schema
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MOFA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 MYSQL_ADMIN_URL = os.environ.get("MOFA_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 REQUIRE_SERVERS = os.environ.get("MOFA_TEST_REQUIRE_SERVERS") == "1"
+#: Every table a mofa store creates (dropped to empty a database between tests).
+MOFA_TABLES = (*schema.table_names("postgres"), schema.MIGRATIONS_TABLE)
 
 _unreachable: dict[str, str] = {}
+
+
+# ------------------------------------------------------------------------------ URLs
 
 
 def with_database(url: str, database: str) -> str:
@@ -32,46 +40,107 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
 
 
-def server_unavailable(kind: str, reason: str) -> None:
-    """Skip (or, under MOFA_TEST_REQUIRE_SERVERS=1, fail) because a server is missing."""
-    message = (
-        f"{kind} server not reachable ({reason}); start it or set MOFA_TEST_{kind.upper()}_URL"
-    )
+def with_credentials(url: str, user: str, password: str | None) -> str:
+    """``url`` with another user (and password, percent-encoded) in it."""
+    parts = urlsplit(url)
+    userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = parts.hostname or ""
+    netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def database_name(url: str) -> str:
+    """The database a server URL names ("" when it names none)."""
+    return urlsplit(url).path.lstrip("/")
+
+
+#: The MySQL admin connection without a database (for CREATE DATABASE, CREATE USER, …).
+MYSQL_SERVER_URL = with_database(MYSQL_ADMIN_URL, "")
+
+
+# ------------------------------------------------------------------ skip, or fail in CI
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip the test, or fail it under MOFA_TEST_REQUIRE_SERVERS=1 (CI must not skip)."""
     if REQUIRE_SERVERS:
         pytest.fail(message + " — MOFA_TEST_REQUIRE_SERVERS=1 requires it", pytrace=False)
     pytest.skip(message)
 
 
-async def _pg_admin(sql: str, url: str = POSTGRES_ADMIN_URL) -> None:
+def server_unavailable(kind: str, reason: str) -> None:
+    """Skip (or, under MOFA_TEST_REQUIRE_SERVERS=1, fail) because a server is missing."""
+    skip_or_fail(
+        f"{kind} server not reachable ({reason}); start it or set MOFA_TEST_{kind.upper()}_URL"
+    )
+
+
+# ------------------------------------------------------------------------- running SQL
+
+
+async def postgres_rows(url: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one statement on the database of ``url``; return its rows."""
     import asyncpg
 
     connection = await asyncpg.connect(url, timeout=5)
     try:
-        await connection.execute(sql)
+        return [tuple(row) for row in await connection.fetch(sql, *args)]
     finally:
         await connection.close()
 
 
-async def _mysql_admin(sql: str, url: str = MYSQL_ADMIN_URL) -> None:
+@asynccontextmanager
+async def mysql_connection(url: str) -> AsyncIterator[Any]:
+    """An autocommit asyncmy connection to the database of ``url`` (none if it names none)."""
     import asyncmy
 
     parts = urlsplit(url)
     connection = await asyncmy.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 3306,
-        user=parts.username or "root",
-        password=parts.password or "",
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=database_name(url) or None,
         connect_timeout=5,
         autocommit=True,
     )
     try:
-        async with connection.cursor() as cursor:
-            await cursor.execute(sql)
+        yield connection
     finally:
         connection.close()
 
 
-def _blocking(coroutine_factory: object) -> None:
+async def mysql_rows(url: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one statement on the database of ``url``; return its rows.
+
+    With ``args`` the statement takes ``%s`` placeholders (and a literal ``%`` is ``%%``).
+    """
+    async with mysql_connection(url) as connection, connection.cursor() as cursor:
+        await cursor.execute(sql, args or None)
+        return [tuple(row) for row in await cursor.fetchall()]
+
+
+async def server_rows(kind: str, url: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """``postgres_rows`` or ``mysql_rows``, by ``kind``."""
+    run = postgres_rows if kind == "postgres" else mysql_rows
+    return await run(url, sql, *args)
+
+
+async def drop_mofa_tables(kind: str, url: str) -> None:
+    """Empty the database of ``url`` of every mofa table."""
+    tables = ", ".join(MOFA_TABLES)
+    if kind == "postgres":
+        await postgres_rows(url, f"DROP TABLE IF EXISTS {tables} CASCADE")
+    else:
+        async with mysql_connection(url) as connection, connection.cursor() as cursor:
+            await cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            await cursor.execute(f"DROP TABLE IF EXISTS {tables}")
+
+
+# ------------------------------------------------------------------ throwaway databases
+
+
+def _blocking(coroutine_factory: Callable[[], Coroutine[Any, Any, object]]) -> None:
     """Run a coroutine to completion from sync code, even inside a running event loop.
 
     Session fixtures are first requested from async fixtures (``empty_url``), where
@@ -81,7 +150,7 @@ def _blocking(coroutine_factory: object) -> None:
 
     def target() -> None:
         try:
-            asyncio.run(coroutine_factory())  # type: ignore[operator]
+            asyncio.run(coroutine_factory())
         except BaseException as exc:  # re-raised in the caller's thread
             failure.append(exc)
 
@@ -92,7 +161,7 @@ def _blocking(coroutine_factory: object) -> None:
         raise failure[0]
 
 
-def _run(kind: str, coroutine_factory: object) -> None:
+def _run(kind: str, coroutine_factory: Callable[[], Coroutine[Any, Any, object]]) -> None:
     if kind in _unreachable:
         server_unavailable(kind, _unreachable[kind])
     try:
@@ -106,11 +175,15 @@ def _run(kind: str, coroutine_factory: object) -> None:
 def postgres_database(prefix: str = "mofa_test") -> Iterator[str]:
     """A new, empty PostgreSQL database; yields its URL and drops it afterwards."""
     name = f"{prefix}_{secrets.token_hex(4)}"
-    _run("postgres", lambda: _pg_admin(f'CREATE DATABASE "{name}"'))
+    _run("postgres", lambda: postgres_rows(POSTGRES_ADMIN_URL, f'CREATE DATABASE "{name}"'))
     try:
         yield with_database(POSTGRES_ADMIN_URL, name)
     finally:
-        _blocking(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _blocking(
+            lambda: postgres_rows(
+                POSTGRES_ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            )
+        )
 
 
 @contextmanager
@@ -119,9 +192,12 @@ def mysql_database(prefix: str = "mofa_test") -> Iterator[str]:
     name = f"{prefix}_{secrets.token_hex(4)}"
     _run(
         "mysql",
-        lambda: _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+        lambda: mysql_rows(
+            MYSQL_SERVER_URL,
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        ),
     )
     try:
         yield with_database(MYSQL_ADMIN_URL, name)
     finally:
-        _blocking(lambda: _mysql_admin(f"DROP DATABASE IF EXISTS `{name}`"))
+        _blocking(lambda: mysql_rows(MYSQL_SERVER_URL, f"DROP DATABASE IF EXISTS `{name}`"))

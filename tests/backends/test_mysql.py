@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import subprocess
 import sys
 import textwrap
@@ -32,33 +31,24 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
-from tests.servers import MYSQL_ADMIN_URL, mysql_database, server_unavailable
+from tests.reliability._harness import free_port
+from tests.servers import (
+    MYSQL_ADMIN_URL,
+    MYSQL_SERVER_URL,
+    database_name,
+    drop_mofa_tables,
+    mysql_connection,
+    mysql_database,
+    mysql_rows,
+    server_unavailable,
+    with_credentials,
+    with_database,
+)
 
 pytestmark = pytest.mark.mysql
 
-_ADMIN = urlsplit(MYSQL_ADMIN_URL)
-_HOST = _ADMIN.hostname or "127.0.0.1"
-_PORT = _ADMIN.port or 3306
-
-
-async def _admin(sql: str, args: Any = None, database: str | None = None) -> Any:
-    """Run one statement as the admin user and return its rows."""
-    import asyncmy
-
-    connection = await asyncmy.connect(
-        host=_HOST,
-        port=_PORT,
-        user=_ADMIN.username or "root",
-        password=_ADMIN.password or "",
-        database=database,
-        autocommit=True,
-    )
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute(sql, args)
-            return await cursor.fetchall()
-    finally:
-        connection.close()
+_HOST = urlsplit(MYSQL_ADMIN_URL).hostname or "127.0.0.1"
+_PORT = urlsplit(MYSQL_ADMIN_URL).port or 3306
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +59,19 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture
 def database(database_url: str) -> str:
-    return urlsplit(database_url).path.lstrip("/")
+    return database_name(database_url)
 
 
 @pytest.fixture
 async def fresh_url(database_url: str) -> str:
     """The module's database, emptied of every mofa table."""
-    await _admin(
-        "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS agent_state, messages, "
-        "sessions, agents, mofa_schema_migrations",
-        database=urlsplit(database_url).path.lstrip("/"),
-    )
+    await drop_mofa_tables("mysql", database_url)
     return database_url
+
+
+async def _admin(sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Run one statement as the admin user, on no database; return its rows."""
+    return await mysql_rows(MYSQL_SERVER_URL, sql, *args)
 
 
 @pytest.fixture
@@ -89,19 +80,12 @@ async def user(database: str) -> AsyncIterator[tuple[str, str]]:
     on the test database."""
     name = f"mofa_u_{secrets.token_hex(3)}"
     password = f"p@ss:w/rd#?&{secrets.token_hex(3)}%"
-    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
+    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
     await _admin(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{name}'@'%'")
     try:
         yield name, password
     finally:
         await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
-
-
-def _url(
-    user: str, password: str | None, database: str, query: str = "", scheme: str = "mysql"
-) -> str:
-    auth = quote(user, safe="") + ("" if password is None else ":" + quote(password, safe=""))
-    return f"{scheme}://{auth}@{_HOST}:{_PORT}/{database}" + (f"?{query}" if query else "")
 
 
 async def _round_trip(url: str) -> None:
@@ -123,14 +107,16 @@ async def test_schemes_with_percent_encoded_password(
     fresh_url: str, database: str, user: tuple[str, str], scheme: str
 ) -> None:
     name, password = user
-    await _round_trip(_url(name, password, database, scheme=scheme))
+    url = with_credentials(fresh_url, name, password)
+    await _round_trip(url.replace("mysql://", f"{scheme}://", 1))
 
 
 async def test_password_as_query_parameter(
     fresh_url: str, database: str, user: tuple[str, str]
 ) -> None:
     name, password = user
-    await _round_trip(_url(name, None, database, "password=" + quote(password, safe="")))
+    url = with_credentials(fresh_url, name, None)
+    await _round_trip(f"{url}?password={quote(password, safe='')}")
 
 
 async def test_unix_socket(fresh_url: str, database: str, user: tuple[str, str]) -> None:
@@ -183,14 +169,8 @@ async def test_url_without_database() -> None:
 # ---------------------------------------------------------------------------------- errors
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_server_not_running() -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(StoreConnectionError) as caught:
         await open_store(f"mysql://mofa:s3cret-pw@127.0.0.1:{port}/mofa")
     message = str(caught.value)
@@ -208,7 +188,7 @@ async def test_wrong_password_names_the_user_not_the_password(
 ) -> None:
     name, _ = user
     with pytest.raises(AuthenticationError) as caught:
-        await open_store(_url(name, "wrong-Secret-42", database))
+        await open_store(with_credentials(fresh_url, name, "wrong-Secret-42"))
     message = str(caught.value)
     assert repr(name) in message
     assert "access denied" in message
@@ -216,10 +196,10 @@ async def test_wrong_password_names_the_user_not_the_password(
     assert "wrong-Secret-42" not in repr(caught.value)
 
 
-async def test_unknown_database(user: tuple[str, str]) -> None:
+async def test_unknown_database() -> None:
     missing = f"mofa_missing_{secrets.token_hex(3)}"
     with pytest.raises(DatabaseNotFoundError) as caught:
-        await open_store(f"mysql://root@{_HOST}:{_PORT}/{missing}")
+        await open_store(with_database(MYSQL_ADMIN_URL, missing))
     assert str(caught.value) == (
         f"Failed to connect to MySQL at {_HOST}:{_PORT}: database '{missing}' does not exist "
         f"— create it with: CREATE DATABASE {missing}"
@@ -231,7 +211,7 @@ async def reader(database: str) -> AsyncIterator[tuple[str, str]]:
     """A user that may only read the test database."""
     name = f"mofa_r_{secrets.token_hex(3)}"
     password = secrets.token_hex(8)
-    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
+    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
     await _admin(f"GRANT SELECT ON `{database}`.* TO '{name}'@'%'")
     try:
         yield name, password
@@ -245,7 +225,7 @@ async def test_permission_denied_for_a_table(
     async with await open_store(fresh_url) as store:  # creates the schema
         await store.create_session("s")
     name, password = reader
-    async with await open_store(_url(name, password, database)) as store:
+    async with await open_store(with_credentials(fresh_url, name, password)) as store:
         assert (await store.get_session("s")) is not None
         with pytest.raises(PermissionDeniedError) as caught:
             await store.create_session("t", agent_id="a")
@@ -262,7 +242,7 @@ async def test_user_that_cannot_create_the_schema(
 ) -> None:
     name, password = reader
     with pytest.raises(PermissionDeniedError, match="may not create the mofa schema"):
-        await open_store(_url(name, password, database))
+        await open_store(with_credentials(fresh_url, name, password))
 
 
 async def test_minimal_privilege_user_runs_the_store(fresh_url: str, database: str) -> None:
@@ -271,10 +251,10 @@ async def test_minimal_privilege_user_runs_the_store(fresh_url: str, database: s
         assert store.applied_migrations == (1,)
     name = f"mofa_app_{secrets.token_hex(3)}"
     password = "secure_password"
-    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", (password,))
+    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
     try:
         await _admin(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO '{name}'@'%'")
-        async with await open_store(_url(name, password, database)) as store:
+        async with await open_store(with_credentials(fresh_url, name, password)) as store:
             assert store.applied_migrations == ()
             session = await store.create_session(agent_id="my-agent", user_id="u1")
             await store.append_message(session.session_id, "user", "Hello")
@@ -291,42 +271,32 @@ async def test_minimal_privilege_user_runs_the_store(fresh_url: str, database: s
 
 async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:
     """A call whose connection is killed fails with StoreConnectionError; the store lives on."""
-    import asyncmy
-
     store = await open_store(fresh_url)
     try:
         await store.create_session("s")
-        blocker = await asyncmy.connect(
-            host=_HOST,
-            port=_PORT,
-            user=_ADMIN.username or "root",
-            password=_ADMIN.password or "",
-            database=database,
-        )
-        try:
-            async with blocker.cursor() as cursor:  # hold the session's row lock
-                await cursor.execute("START TRANSACTION")
-                await cursor.execute("SELECT * FROM sessions WHERE session_id = 's' FOR UPDATE")
-                await cursor.fetchall()
-                blocked = asyncio.create_task(store.append_message("s", "user", "lost"))
-                victim = None
-                for _ in range(200):
-                    await asyncio.sleep(0.02)
-                    rows = await _admin(
-                        "SELECT id FROM information_schema.processlist WHERE db = %s AND "
-                        "info LIKE %s AND id <> CONNECTION_ID()",
-                        (database, "%UPDATE sessions SET message_count%"),
-                    )
-                    if rows:
-                        victim = rows[0][0]
-                        break
-                assert victim is not None, "the append never reached the server"
-                await _admin(f"KILL CONNECTION {int(victim)}")
-                with pytest.raises(StoreConnectionError, match="Lost the connection to MySQL"):
-                    await blocked
-                await cursor.execute("ROLLBACK")
-        finally:
-            blocker.close()
+        async with mysql_connection(fresh_url) as blocker, blocker.cursor() as cursor:
+            # Hold the session's row lock.
+            await cursor.execute("START TRANSACTION")
+            await cursor.execute("SELECT * FROM sessions WHERE session_id = 's' FOR UPDATE")
+            await cursor.fetchall()
+            blocked = asyncio.create_task(store.append_message("s", "user", "lost"))
+            victim = None
+            for _ in range(200):
+                await asyncio.sleep(0.02)
+                rows = await _admin(
+                    "SELECT id FROM information_schema.processlist WHERE db = %s AND "
+                    "info LIKE %s AND id <> CONNECTION_ID()",
+                    database,
+                    "%UPDATE sessions SET message_count%",
+                )
+                if rows:
+                    victim = rows[0][0]
+                    break
+            assert victim is not None, "the append never reached the server"
+            await _admin(f"KILL CONNECTION {int(victim)}")
+            with pytest.raises(StoreConnectionError, match="Lost the connection to MySQL"):
+                await blocked
+            await cursor.execute("ROLLBACK")
         assert await store.count_messages("s") == 0
         assert (await store.append_message("s", "user", "after")).seq == 1
         assert [m.content for m in await store.list_messages("s")] == ["after"]
@@ -339,9 +309,8 @@ async def test_newer_schema_is_refused(fresh_url: str, database: str) -> None:
         assert store.applied_migrations == (1,)
     async with await open_store(fresh_url) as store:
         assert store.applied_migrations == ()
-    await _admin(
-        "INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'future')",
-        database=database,
+    await mysql_rows(
+        fresh_url, "INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'future')"
     )
     with pytest.raises(SchemaError, match="schema version 999, newer than"):
         await open_store(fresh_url)
@@ -410,7 +379,7 @@ async def test_times_are_stored_as_naive_utc(fresh_url: str, database: str) -> N
         await store.create_session("s")
         written = datetime(2024, 2, 28, 12, 30, 5, 123456, tzinfo=UTC)
         await store.append_message("s", "user", "x", timestamp=written)
-    rows = await _admin("SELECT timestamp, @@session.time_zone FROM messages", database=database)
+    rows = await mysql_rows(fresh_url, "SELECT timestamp FROM messages")
     assert rows[0][0] == written.replace(tzinfo=None)
 
 

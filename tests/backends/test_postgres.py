@@ -34,8 +34,17 @@ from mofa.persistence import (
 )
 from mofa.persistence.backends.postgres import PostgresStore
 from mofa.persistence.schema import latest_version, table_names
-from tests.reliability.pgserver import PrivatePostgres, free_port, private_postgres
-from tests.servers import POSTGRES_ADMIN_URL, postgres_database, with_database
+from tests.reliability._harness import free_port
+from tests.reliability.pgserver import PrivatePostgres, private_postgres
+from tests.servers import (
+    POSTGRES_ADMIN_URL,
+    database_name,
+    postgres_database,
+    postgres_rows,
+    server_unavailable,
+    with_credentials,
+    with_database,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -61,14 +70,6 @@ def private_database(private: PrivatePostgres) -> str:
     return private.create_database(f"priv_{secrets.token_hex(4)}")
 
 
-async def _admin(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(url)
-    try:
-        return list(await connection.fetch(sql, *args))
-    finally:
-        await connection.close()
-
-
 def _assert_no_secret(error: BaseException) -> None:
     text = str(error)
     assert SECRET not in text
@@ -88,8 +89,6 @@ async def _round_trip(url: str) -> None:
 
 
 async def test_user_host_port_database_url(database_url: str) -> None:
-    parts = urlsplit(database_url)
-    assert parts.port is not None
     await _round_trip(database_url)
 
 
@@ -108,12 +107,28 @@ async def test_sslmode_disable_and_prefer(database_url: str, mode: str) -> None:
     await _round_trip(f"{database_url}?sslmode={mode}")
 
 
-async def test_sslmode_require_without_server_ssl_is_a_clear_error(database_url: str) -> None:
-    ssl_on = (await _admin(database_url, "SHOW ssl"))[0][0]
-    if ssl_on == "on":
-        pytest.skip("the shared server has SSL on; the private-server test covers require")
-    with pytest.raises(StoreConnectionError) as raised:
-        await open_store(f"{database_url}?sslmode=require")
+async def _refuse_ssl(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A PostgreSQL server without SSL, as far as the SSLRequest goes: it answers "N"."""
+    try:
+        await reader.readexactly(8)  # length 8, then the SSLRequest code 80877103
+        writer.write(b"N")
+        await writer.drain()
+        await reader.read()  # until the client gives up
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_sslmode_require_without_server_ssl_is_a_clear_error() -> None:
+    listener = await asyncio.start_server(_refuse_ssl, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(StoreConnectionError) as raised:
+            await open_store(f"postgresql://postgres@127.0.0.1:{port}/mofa?sslmode=require")
+    finally:
+        listener.close()
+        await listener.wait_closed()
     assert "does not accept SSL" in str(raised.value)
     assert "sslmode=require" in str(raised.value)
 
@@ -122,8 +137,8 @@ async def test_unix_socket_url_of_the_seeds(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not LOCAL_SOCKET.exists():
-        pytest.skip(f"no local server socket at {LOCAL_SOCKET}; the private-server test covers it")
-    database = urlsplit(database_url).path.lstrip("/")
+        server_unavailable("postgres", f"no local server socket at {LOCAL_SOCKET}")
+    database = database_name(database_url)
     # The seeds' form names no user: libpq (and asyncpg) then use PGUSER or the OS user.
     monkeypatch.setenv("PGUSER", urlsplit(POSTGRES_ADMIN_URL).username or "postgres")
     await _round_trip(f"postgresql:///{database}?host=/var/run/postgresql")
@@ -181,7 +196,7 @@ async def test_sslmode_require_with_server_ssl(
     url = private.url(private_database, query="sslmode=require&application_name=mofa_ssl_probe")
     async with await open_store(url) as store:
         await store.create_session("s")
-        rows = await _admin(
+        rows = await postgres_rows(
             private.url("postgres"),
             "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
             "WHERE a.application_name = 'mofa_ssl_probe'",
@@ -226,25 +241,21 @@ async def test_missing_database_on_another_port_names_host_and_port(
 
 
 async def test_unknown_role_is_an_authentication_error(database_url: str) -> None:
-    parts = urlsplit(database_url)
     role = f"no_such_role_{secrets.token_hex(3)}"
-    url = f"postgresql://{role}@{parts.hostname}:{parts.port}{parts.path}"
     with pytest.raises(AuthenticationError, match="does not exist"):
-        await open_store(url)
+        await open_store(with_credentials(database_url, role, None))
 
 
 async def test_permission_denied_names_the_table_and_the_fix(database_url: str) -> None:
     async with await open_store(database_url):
         pass  # the schema exists, owned by the admin user
     role = f"mofa_ro_{secrets.token_hex(3)}"
-    database = urlsplit(database_url).path.lstrip("/")
-    await _admin(database_url, f'CREATE ROLE "{role}" LOGIN')
+    database = database_name(database_url)
+    await postgres_rows(database_url, f'CREATE ROLE "{role}" LOGIN')
     try:
-        await _admin(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
-        await _admin(database_url, f'GRANT SELECT ON mofa_schema_migrations TO "{role}"')
-        parts = urlsplit(database_url)
-        url = f"postgresql://{role}@{parts.hostname}:{parts.port}/{database}"
-        async with await open_store(url) as store:
+        await postgres_rows(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+        await postgres_rows(database_url, f'GRANT SELECT ON mofa_schema_migrations TO "{role}"')
+        async with await open_store(with_credentials(database_url, role, None)) as store:
             with pytest.raises(PermissionDeniedError) as raised:
                 await store.upsert_agent("a")
         assert str(raised.value).startswith(
@@ -254,8 +265,8 @@ async def test_permission_denied_names_the_table_and_the_fix(database_url: str) 
             str(raised.value)
         )
     finally:
-        await _admin(database_url, f'DROP OWNED BY "{role}"')
-        await _admin(database_url, f'DROP ROLE "{role}"')
+        await postgres_rows(database_url, f'DROP OWNED BY "{role}"')
+        await postgres_rows(database_url, f'DROP ROLE "{role}"')
 
 
 async def test_broken_connection_mid_call_then_recovers(database_url: str) -> None:
@@ -294,7 +305,7 @@ async def test_broken_connection_mid_call_then_recovers(database_url: str) -> No
 async def test_other_sql_errors_are_query_errors(database_url: str) -> None:
     async with await open_store(database_url) as store:
         await store.create_session("s")
-        await _admin(database_url, "DROP TABLE messages")
+        await postgres_rows(database_url, "DROP TABLE messages")
         with pytest.raises(QueryError, match='relation "messages" does not exist'):
             await store.append_message("s", "user", "x")
 
@@ -302,7 +313,7 @@ async def test_other_sql_errors_are_query_errors(database_url: str) -> None:
 async def test_newer_schema_is_refused(database_url: str) -> None:
     async with await open_store(database_url):
         pass
-    await _admin(
+    await postgres_rows(
         database_url,
         "INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'from_the_future')",
     )
@@ -339,9 +350,9 @@ async def test_schema_created_once_and_recorded(database_url: str) -> None:
         assert store.applied_migrations == tuple(range(1, latest_version("postgres") + 1))
     async with await open_store(database_url) as store:
         assert store.applied_migrations == ()
-    rows = await _admin(database_url, "SELECT version FROM mofa_schema_migrations")
+    rows = await postgres_rows(database_url, "SELECT version FROM mofa_schema_migrations")
     assert [row[0] for row in rows] == list(range(1, latest_version("postgres") + 1))
-    tables = await _admin(
+    tables = await postgres_rows(
         database_url,
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
     )

@@ -17,26 +17,20 @@ from typing import Any
 import pytest
 
 from mofa.persistence import SchemaError, open_store, schema
-from tests.cli.test_db import exercise_store, run
-from tests.cli.test_db_servers import _mysql_rows, _pg_rows, assert_one_error_line
-from tests.servers import _pg_admin, mysql_database, postgres_database
+from tests.cli.test_db import exercise_store, run, sqlite_tables
+from tests.cli.test_db_servers import assert_one_error_line, server_database, table_set
+from tests.conftest import _params
+from tests.servers import server_rows
 
-ALL_TYPES = [
-    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
-    pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
-    pytest.param("mysql", marks=pytest.mark.mysql, id="mysql"),
-]
+ALL_TYPES = _params(["sqlite", "postgres", "mysql"])
 
 
 @contextmanager
 def empty_database(db_type: str, tmp_path: Path) -> Iterator[str]:
     if db_type == "sqlite":
         yield f"sqlite://{tmp_path / 'existing.db'}"
-    elif db_type == "postgres":
-        with postgres_database("mofa_existing") as url:
-            yield url
     else:
-        with mysql_database("mofa_existing") as url:
+        with server_database(db_type, "mofa_existing") as url:
             yield url
 
 
@@ -50,11 +44,9 @@ def execute(db_type: str, url: str, statements: list[str]) -> None:
             connection.commit()
         finally:
             connection.close()
-    elif db_type == "postgres":
-        asyncio.run(_pg_admin(";\n".join(statements), url))
     else:
         for statement in statements:
-            asyncio.run(_mysql_rows(url, statement))
+            asyncio.run(server_rows(db_type, url, statement))
 
 
 def rows(db_type: str, url: str, query: str) -> list[tuple[Any, ...]]:
@@ -64,18 +56,13 @@ def rows(db_type: str, url: str, query: str) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in connection.execute(query)]
         finally:
             connection.close()
-    if db_type == "postgres":
-        return asyncio.run(_pg_rows(url, query))
-    return asyncio.run(_mysql_rows(url, query))
+    return asyncio.run(server_rows(db_type, url, query))
 
 
 def tables(db_type: str, url: str) -> set[str]:
-    query = {
-        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'",
-        "postgres": "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
-        "mysql": "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
-    }[db_type]
-    return {row[0] for row in rows(db_type, url, query)}
+    if db_type == "sqlite":
+        return sqlite_tables(Path(url.removeprefix("sqlite://")))
+    return table_set(db_type, url)
 
 
 def columns(db_type: str, url: str) -> dict[str, tuple[str, ...]]:

@@ -15,21 +15,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from click.testing import Result
 
 from mofa.persistence import open_store, schema
-from tests.cli.test_db import exercise_store, run, run_mofa
+from tests.cli.test_db import ALL_TABLES, MOFA, _open_and_close, exercise_store, run, run_mofa
+from tests.cli.test_session import one_error_line
 from tests.servers import (
     MYSQL_ADMIN_URL,
+    MYSQL_SERVER_URL,
     POSTGRES_ADMIN_URL,
-    _mysql_admin,
-    _pg_admin,
+    database_name,
     mysql_database,
+    mysql_rows,
     postgres_database,
+    postgres_rows,
+    server_rows,
     server_unavailable,
+    with_credentials,
+    with_database,
 )
 
 SERVER_TYPES = [
@@ -44,69 +50,22 @@ SEED_LINES_AFTER_URL = [
     "  ✓ Created indexes",
     "✓ Database tables initialized successfully!",
 ]
-ALL_TABLES = {*schema.table_names("postgres"), schema.MIGRATIONS_TABLE}
 
 
 @contextmanager
-def server_database(db_type: str) -> Iterator[str]:
+def server_database(db_type: str, prefix: str = "mofa_cli") -> Iterator[str]:
     factory = postgres_database if db_type == "postgres" else mysql_database
-    with factory("mofa_cli") as url:
+    with factory(prefix) as url:
         yield url
 
 
-def with_credentials(url: str, user: str, password: str | None) -> str:
-    """``url`` with another user (and password, percent-encoded) in it."""
-    parts = urlsplit(url)
-    userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
-    host = parts.hostname or ""
-    netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-
-
-def database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
-
-
 def assert_one_error_line(result: Result) -> str:
+    """A command that failed with exit code 1 and one ``Error: …`` line."""
     assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
+    return one_error_line(result)
 
 
 # ------------------------------------------------------------------ catalogs
-
-
-async def _pg_rows(url: str, query: str) -> list[tuple[Any, ...]]:
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
-    try:
-        return [tuple(row) for row in await connection.fetch(query)]
-    finally:
-        await connection.close()
-
-
-async def _mysql_rows(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    import asyncmy
-
-    parts = urlsplit(url)
-    connection = await asyncmy.connect(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=parts.username,
-        password=parts.password or "",
-        database=parts.path.lstrip("/") or None,
-        autocommit=True,
-    )
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute(query, params)
-            return [tuple(row) for row in await cursor.fetchall()]
-    finally:
-        connection.close()
 
 
 _PG_CATALOG = {
@@ -142,14 +101,17 @@ _MYSQL_CATALOG = {
 }
 
 
+def _catalog_queries(db_type: str) -> dict[str, str]:
+    return _PG_CATALOG if db_type == "postgres" else _MYSQL_CATALOG
+
+
 async def _catalog_async(db_type: str, url: str) -> dict[str, Any]:
-    queries = _PG_CATALOG if db_type == "postgres" else _MYSQL_CATALOG
-    rows = _pg_rows if db_type == "postgres" else _mysql_rows
-    catalog = {name: await rows(url, query) for name, query in queries.items()}
+    queries = _catalog_queries(db_type)
+    catalog = {name: await server_rows(db_type, url, query) for name, query in queries.items()}
     tables = {row[0] for row in catalog["tables"]}
     if schema.MIGRATIONS_TABLE in tables:
-        catalog["versions"] = await rows(
-            url, f"SELECT version, name FROM {schema.MIGRATIONS_TABLE} ORDER BY version"
+        catalog["versions"] = await server_rows(
+            db_type, url, f"SELECT version, name FROM {schema.MIGRATIONS_TABLE} ORDER BY version"
         )
     return catalog
 
@@ -159,21 +121,17 @@ def catalog(db_type: str, url: str) -> dict[str, Any]:
 
 
 def table_set(db_type: str, url: str) -> set[str]:
-    return {row[0] for row in catalog(db_type, url)["tables"]}
-
-
-async def _open_and_close(url: str) -> tuple[int, ...]:
-    store = await open_store(url)
-    try:
-        return tuple(store.applied_migrations)
-    finally:
-        await store.close()
+    """The names of the tables in the database of ``url``."""
+    rows = asyncio.run(server_rows(db_type, url, _catalog_queries(db_type)["tables"]))
+    return {row[0] for row in rows}
 
 
 def client_environment(db_type: str) -> dict[str, str]:
-    """Connection defaults for psql / mariadb, so the seeds' commands run unchanged."""
+    """Connection defaults for psql / mariadb, so the seeds' commands run unchanged, and the
+    installed ``mofa`` first on PATH."""
     admin = urlsplit(POSTGRES_ADMIN_URL if db_type == "postgres" else MYSQL_ADMIN_URL)
     environment = dict(os.environ)
+    environment["PATH"] = f"{MOFA.parent}{os.pathsep}{environment.get('PATH', '')}"
     if db_type == "postgres":
         environment.update(
             PGHOST=admin.hostname or "127.0.0.1",
@@ -298,18 +256,8 @@ def test_saved_script_runs_with_the_mariadb_client_and_gives_the_stores_catalog(
 @pytest.mark.postgres
 def test_printed_sql_piped_into_psql(tmp_path: Path) -> None:
     with server_database("postgres") as url:
-        command = f"mofa db schema -t postgres | psql -q -d {database_name(url)}"
-        environment = client_environment("postgres")
-        environment["PATH"] = f"{Path(run_mofa.__globals__['MOFA']).parent}:{environment['PATH']}"
-        piped = subprocess.run(
-            command,
-            shell=True,
-            cwd=tmp_path,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        piped = _run_client(
+            f"mofa db schema -t postgres | psql -q -d {database_name(url)}", "postgres", tmp_path
         )
         assert piped.returncode == 0, piped.stderr
         assert piped.stderr == ""
@@ -325,20 +273,22 @@ def test_a_failing_statement_leaves_no_half_made_schema_on_postgres() -> None:
         # Another program's composite type named `messages` (not a table, so the check for
         # foreign tables passes): CREATE TABLE messages fails after agents and sessions were
         # created in the same transaction.
-        asyncio.run(_pg_admin("CREATE TYPE messages AS (body TEXT)", url))
+        asyncio.run(postgres_rows(url, "CREATE TYPE messages AS (body TEXT)"))
         result = run("db", "init", "-t", "postgres", "-u", url)
         line = assert_one_error_line(result)
         assert "is a composite type" in line
         assert "✓" not in result.stdout
         assert table_set("postgres", url) == set()
-        assert asyncio.run(_pg_rows(url, "SELECT typname FROM pg_type WHERE typname = 'messages'"))
+        assert asyncio.run(
+            postgres_rows(url, "SELECT typname FROM pg_type WHERE typname = 'messages'")
+        )
 
 
 @pytest.mark.postgres
 def test_a_user_without_create_privilege_leaves_nothing_behind() -> None:
     """A user who may create nothing in the database: the first CREATE fails, nothing is left."""
     with pg_user() as (user, password), server_database("postgres") as url:
-        asyncio.run(_pg_admin(f"GRANT CONNECT ON DATABASE {database_name(url)} TO {user}", url))
+        asyncio.run(postgres_rows(url, f"GRANT CONNECT ON DATABASE {database_name(url)} TO {user}"))
         result = run("db", "init", "-t", "postgres", "-u", with_credentials(url, user, password))
         line = assert_one_error_line(result)
         assert line.startswith("Error: SQL error: permission denied for schema public — grant")
@@ -379,9 +329,7 @@ def test_postgres_unknown_user_is_an_authentication_error() -> None:
 @pytest.mark.postgres
 def test_postgres_missing_database_names_createdb() -> None:
     name = f"mofa_missing_{secrets.token_hex(3)}"
-    parts = urlsplit(POSTGRES_ADMIN_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-    result = run("db", "init", "-t", "postgres", "-u", url)
+    result = run("db", "init", "-t", "postgres", "-u", with_database(POSTGRES_ADMIN_URL, name))
     line = assert_one_error_line(result)
     assert f'database "{name}" does not exist — create it with: createdb {name}' in line
 
@@ -391,7 +339,7 @@ def test_postgres_permission_denied_on_a_table_names_the_grant() -> None:
     """A user with only CONNECT runs db init on a database an owner initialized."""
     with pg_user() as (user, password), server_database("postgres") as url:
         assert run("db", "init", "-t", "postgres", "-u", url).exit_code == 0
-        asyncio.run(_pg_admin(f"GRANT CONNECT ON DATABASE {database_name(url)} TO {user}", url))
+        asyncio.run(postgres_rows(url, f"GRANT CONNECT ON DATABASE {database_name(url)} TO {user}"))
         result = run("db", "init", "-t", "postgres", "-u", with_credentials(url, user, password))
         line = assert_one_error_line(result)
         assert line.startswith(
@@ -425,9 +373,7 @@ def test_mysql_wrong_password_is_an_authentication_error() -> None:
 @pytest.mark.mysql
 def test_mysql_missing_database_says_how_to_create_it() -> None:
     name = f"mofa_missing_{secrets.token_hex(3)}"
-    parts = urlsplit(MYSQL_ADMIN_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-    result = run("db", "init", "-t", "mysql", "-u", url)
+    result = run("db", "init", "-t", "mysql", "-u", with_database(MYSQL_ADMIN_URL, name))
     line = assert_one_error_line(result)
     assert f"database {name!r} does not exist — create it with: CREATE DATABASE {name}" in line
 
@@ -544,7 +490,7 @@ def test_a_succeeding_postgres_run_never_shows_the_password() -> None:
 def test_a_succeeding_mysql_run_never_shows_the_password() -> None:
     with mysql_user("%", password=SECRET) as (user, password), server_database("mysql") as url:
         name = database_name(url)
-        asyncio.run(_mysql_admin(f"GRANT ALL ON `{name}`.* TO '{user}'@'%'"))
+        asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"GRANT ALL ON `{name}`.* TO '{user}'@'%'"))
         with_secret = with_credentials(url, user, password)
         real = run_mofa("db", "init", "-t", "mysql", "-u", with_secret, cwd=Path.cwd())
         assert real.returncode == 0, real.stderr
@@ -563,11 +509,11 @@ def pg_user(password: str | None = None) -> Iterator[tuple[str, str]]:
     """
     user = f"mofa_app_{secrets.token_hex(4)}"
     password = password or f"pw_{secrets.token_hex(8)}"
-    asyncio.run(_pg_admin(f"CREATE USER {user} WITH PASSWORD '{password}'"))
+    asyncio.run(postgres_rows(POSTGRES_ADMIN_URL, f"CREATE USER {user} WITH PASSWORD '{password}'"))
     try:
         yield user, password
     finally:
-        asyncio.run(_pg_admin(f"DROP USER IF EXISTS {user}"))
+        asyncio.run(postgres_rows(POSTGRES_ADMIN_URL, f"DROP USER IF EXISTS {user}"))
 
 
 @contextmanager
@@ -575,11 +521,13 @@ def mysql_user(host: str, password: str | None = None) -> Iterator[tuple[str, st
     """A new MariaDB account user@host with only USAGE; dropped afterwards."""
     user = f"mofa_app_{secrets.token_hex(4)}"
     password = password or f"pw_{secrets.token_hex(8)}"
-    asyncio.run(_mysql_admin(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"))
+    asyncio.run(
+        mysql_rows(MYSQL_SERVER_URL, f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
+    )
     try:
         yield user, password
     finally:
-        asyncio.run(_mysql_admin(f"DROP USER IF EXISTS '{user}'@'{host}'"))
+        asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"DROP USER IF EXISTS '{user}'@'{host}'"))
 
 
 async def _run_the_whole_store(url: str) -> None:
@@ -618,16 +566,16 @@ def test_the_seeds_postgres_app_user_runs_the_whole_store() -> None:
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}",
             f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {user}",
         ]:
-            asyncio.run(_pg_admin(statement, url))
+            asyncio.run(postgres_rows(url, statement))
         app_url = with_credentials(url, user, password)
 
         # The app user is what the seeds describe: it can create nothing.
         is_super = asyncio.run(
-            _pg_rows(app_url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            postgres_rows(app_url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         )
         assert is_super == [(False,)]
         with pytest.raises(Exception, match="permission denied for schema public"):
-            asyncio.run(_pg_rows(app_url, "CREATE TABLE not_allowed (id INT)"))
+            asyncio.run(postgres_rows(app_url, "CREATE TABLE not_allowed (id INT)"))
 
         again = run("db", "init", "-t", "postgres", "-u", app_url)
         assert again.exit_code == 0, again.output
@@ -637,7 +585,7 @@ def test_the_seeds_postgres_app_user_runs_the_whole_store() -> None:
 
 @pytest.mark.mysql
 def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
-    socket = asyncio.run(_mysql_rows(MYSQL_ADMIN_URL, "SELECT @@socket"))[0][0]
+    socket = asyncio.run(mysql_rows(MYSQL_SERVER_URL, "SELECT @@socket"))[0][0]
     if not socket or not Path(socket).exists():
         server_unavailable("mysql", f"its socket {socket!r} is not on this machine")
     with mysql_user("localhost") as (user, password), server_database("mysql") as url:
@@ -648,7 +596,7 @@ def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name}.* TO '{user}'@'localhost'",
             "FLUSH PRIVILEGES",
         ]:
-            asyncio.run(_mysql_admin(statement))
+            asyncio.run(mysql_rows(MYSQL_SERVER_URL, statement))
         # 'user'@'localhost' matches only socket connections here (skip_name_resolve): connect
         # through the socket, so the account, its password and its grants are all exercised.
         app_url = f"mysql://{user}:{password}@localhost/{name}?socket={socket}"
@@ -666,8 +614,6 @@ def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
 
 
 def _two_inits_at_once(db_type: str, url: str, cwd: Path) -> list[str]:
-    from tests.cli.test_db import MOFA
-
     processes = [
         subprocess.Popen(
             [str(MOFA), "db", "init", "-t", db_type, "-u", url],

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
+import select
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +62,52 @@ def one_error_line(result: Result) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: "), lines
     return lines[0]
+
+
+def on_terminal(
+    command: list[str], answer: bytes, env: dict[str, str], cwd: Path | None = None
+) -> tuple[int, str, int]:
+    """Run ``command`` on a pseudo-terminal, typing ``answer`` at every ``[y/N]: `` prompt.
+
+    Returns the exit code, everything the terminal showed (with ``\n`` line ends) and how
+    many prompts were answered.
+    """
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
+    os.close(terminal)
+    output = b""
+    answered = 0
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # EIO: every process let go of the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+                if output.endswith(b"[y/N]: "):
+                    os.write(controller, answer)
+                    answered += 1
+            elif process.poll() is not None:
+                break
+        code = process.wait(timeout=60)
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            process.kill()
+    return code, output.decode("utf-8").replace("\r\n", "\n"), answered
 
 
 async def seed(url: str) -> dict[str, Session]:

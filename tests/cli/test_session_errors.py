@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
 import secrets
-import select
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from click.testing import Result
 
 from mofa.persistence import NewMessage, open_store
-from tests.cli.test_session import MAIN, mofa, one_error_line, seed
+from tests.cli.test_db import MOFA
+from tests.cli.test_session import MAIN, mofa, on_terminal, one_error_line, seed
 from tests.conftest import _params
-from tests.servers import _mysql_admin, _pg_admin
+from tests.servers import (
+    MYSQL_SERVER_URL,
+    database_name,
+    mysql_rows,
+    postgres_rows,
+    with_credentials,
+)
 
-MOFA = Path(sys.executable).with_name("mofa")
 SUBCOMMANDS = ["list", "show", "export", "delete"]
 
 
@@ -110,7 +112,7 @@ COMMANDS = {
 }
 
 
-def invoke(name: str, tmp_path: Path, url: str | None) -> tuple[object, int]:
+def invoke(name: str, tmp_path: Path, url: str | None) -> tuple[Result, int]:
     args, code = COMMANDS[name]
     args = [str(tmp_path / "out.json") if arg == "EXPORT" else arg for arg in args]
     return mofa(*args, url=url), code
@@ -126,18 +128,18 @@ def test_an_unreachable_database_is_one_line_without_the_password(
     command: str, url: str, tmp_path: Path
 ) -> None:
     result, code = invoke(command, tmp_path, url)
-    assert result.exit_code == code  # type: ignore[attr-defined]
-    line = one_error_line(result)  # type: ignore[arg-type]
+    assert result.exit_code == code
+    line = one_error_line(result)
     assert "127.0.0.1:1" in line
-    assert "s3cret-pw" not in result.stdout + result.stderr  # type: ignore[attr-defined]
+    assert "s3cret-pw" not in result.stdout + result.stderr
     assert not (tmp_path / "out.json").exists()
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_an_invalid_url_is_one_line(command: str, tmp_path: Path) -> None:
     result, code = invoke(command, tmp_path, "oracle://scott:tiger-pw@db/x")
-    assert result.exit_code == code  # type: ignore[attr-defined]
-    line = one_error_line(result)  # type: ignore[arg-type]
+    assert result.exit_code == code
+    line = one_error_line(result)
     assert "Unsupported database URL scheme 'oracle'" in line
     assert "tiger-pw" not in line
 
@@ -212,25 +214,25 @@ def read_only_url(backend: str, empty_url: str) -> Iterator[str]:
     """A user that may read the (seeded) database of ``empty_url`` but not delete from it."""
     asyncio.run(seed(empty_url))
     user = f"mofa_ro_{secrets.token_hex(4)}"
-    parts = urlsplit(empty_url)
-    database = parts.path.lstrip("/")
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
-    url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    url = with_credentials(empty_url, user, None)
     if backend == "postgres":
-        asyncio.run(_pg_admin(f"CREATE ROLE {user} LOGIN", empty_url))
-        asyncio.run(_pg_admin(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}", empty_url))
+        asyncio.run(postgres_rows(empty_url, f"CREATE ROLE {user} LOGIN"))
+        asyncio.run(
+            postgres_rows(empty_url, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}")
+        )
         try:
             yield url
         finally:
-            asyncio.run(_pg_admin(f"DROP OWNED BY {user}; DROP ROLE {user}", empty_url))
+            asyncio.run(postgres_rows(empty_url, f"DROP OWNED BY {user}"))
+            asyncio.run(postgres_rows(empty_url, f"DROP ROLE {user}"))
     else:
-        asyncio.run(_mysql_admin(f"CREATE USER '{user}'@'%'", empty_url))
-        asyncio.run(_mysql_admin(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'", empty_url))
+        database = database_name(empty_url)
+        asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"CREATE USER '{user}'@'%'"))
+        asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'"))
         try:
             yield url
         finally:
-            asyncio.run(_mysql_admin(f"DROP USER '{user}'@'%'", empty_url))
+            asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"DROP USER '{user}'@'%'"))
 
 
 def test_delete_without_the_privilege_exits_2(read_only_url: str, empty_url: str) -> None:
@@ -253,43 +255,13 @@ def test_delete_without_the_privilege_exits_2(read_only_url: str, empty_url: str
 
 def answer_prompt(url: str, answer: bytes) -> tuple[int, str]:
     """Run ``mofa session delete MAIN`` on a pseudo-terminal and type ``answer`` at the prompt."""
-    controller, terminal = pty.openpty()
-    env = {**os.environ, "MOFA_DATABASE_URL": url}
-    process = subprocess.Popen(
+    code, output, answered = on_terminal(
         [str(MOFA), "session", "delete", MAIN],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=env,
-        close_fds=True,
+        answer,
+        env={**os.environ, "MOFA_DATABASE_URL": url},
     )
-    os.close(terminal)
-    output = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(controller, 4096)
-                except OSError:  # EIO: the process closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if not answered and output.endswith(b"Delete session? [y/N]: "):
-                os.write(controller, answer)
-                answered = True
-            if process.poll() is not None and not ready:
-                break
-        code = process.wait(timeout=30)
-    finally:
-        os.close(controller)
-        if process.poll() is None:
-            process.kill()
-    assert answered, output
-    return code, output.decode("utf-8").replace("\r\n", "\n")
+    assert answered == 1, output
+    return code, output
 
 
 def test_delete_asks_with_the_seeds_prompt_and_deletes_on_yes(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,9 @@ import pytest
 import yaml
 
 from mofa.persistence import NewMessage, open_store
+from tests.cli.test_db import MOFA
 from tests.cli.test_session import mofa, one_error_line
 
-MOFA = Path(sys.executable).with_name("mofa")
 BIG = "big-session"
 BIG_COUNT = 100_000
 #: PyYAML emits about 5,000 messages a second (25 s for BIG); YAML streams the same way.

@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
-import select
 import shutil
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from mofa.persistence import NewMessage, open_store
+from tests.cli.test_session import on_terminal
 from tests.conftest import _params
 
 BIN = Path(sys.executable).parent
@@ -145,47 +143,6 @@ def bash(script: str, work: Path, env: dict[str, str]) -> subprocess.CompletedPr
     )
 
 
-def bash_on_terminal(script: str, work: Path, env: dict[str, str]) -> tuple[int, str]:
-    """Run ``script`` on a pseudo-terminal, answering "y" at every confirmation prompt."""
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=work,
-        env=env,
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        close_fds=True,
-    )
-    os.close(terminal)
-    output = b""
-    answered = 0
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(controller, 4096)
-                except OSError:  # EIO: every process let go of the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-                if output.endswith(b"[y/N]: "):
-                    os.write(controller, b"y\n")
-                    answered += 1
-            elif process.poll() is not None:
-                break
-        code = process.wait(timeout=60)
-    finally:
-        os.close(controller)
-        if process.poll() is None:
-            process.kill()
-    assert answered == 1, output
-    return code, output.decode("utf-8").replace("\r\n", "\n")
-
-
 @pytest.fixture(autouse=True)
 def _tools_exist() -> None:
     for tool in ("bash", "jq", "xargs"):
@@ -270,7 +227,9 @@ def test_debug_conversation_flow(workdir: tuple[Path, dict[str, str]]) -> None:
 
 def test_clean_up_old_sessions(workdir: tuple[Path, dict[str, str]]) -> None:
     work, env = workdir
-    code, output = bash_on_terminal(CLEANUP, work, env)
+    # The one interactive command gets a "y" on a real terminal.
+    code, output, answered = on_terminal(["bash", "-c", CLEANUP], b"y\n", env=env, cwd=work)
+    assert answered == 1, output
     assert code == 0, output
     assert (
         "→ Deleting session: old-session-id\n\nSession contains 1 message.\n"

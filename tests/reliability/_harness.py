@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
 
 from mofa.persistence import BaseStore, StoreConnectionError
-from tests.servers import REQUIRE_SERVERS
+from tests.servers import skip_or_fail
 
 
 class ServerUnavailable(Exception):
@@ -29,6 +31,47 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def make_certificate(directory: Path) -> bool:
+    """A self-signed certificate for 127.0.0.1: ``server.crt`` and ``server.key`` (mode 0600)
+    in ``directory``; False when openssl is missing or fails."""
+    if shutil.which("openssl") is None:
+        return False
+    completed = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(directory / "server.key"),
+            "-out",
+            str(directory / "server.crt"),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if completed.returncode != 0:
+        return False
+    (directory / "server.key").chmod(0o600)
+    return True
+
+
+def log_tail(log: Path, lines: int = 5) -> str:
+    """The last lines of a server log on one line, for an error message."""
+    try:
+        return " | ".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 class _Server(Protocol):
@@ -46,23 +89,16 @@ def private_server(make: Callable[[], _S], kind: str) -> Iterator[_S]:
     try:
         server = make()
     except ServerUnavailable as exc:
-        _unavailable(kind, str(exc))
+        skip_or_fail(f"cannot start a private {kind} server: {exc}")
     try:
         server.start()
     except (ServerUnavailable, OSError, subprocess.SubprocessError) as exc:
         server.stop()
-        _unavailable(kind, str(exc))
+        skip_or_fail(f"cannot start a private {kind} server: {exc}")
     try:
         yield server
     finally:
         server.stop()
-
-
-def _unavailable(kind: str, reason: str) -> None:
-    message = f"cannot start a private {kind} server: {reason}"
-    if REQUIRE_SERVERS:
-        pytest.fail(message + " — MOFA_TEST_REQUIRE_SERVERS=1 requires it", pytrace=False)
-    pytest.skip(message)
 
 
 class Outcome:
@@ -152,3 +188,24 @@ async def check_exactly_once(store: BaseStore, outcome: Outcome, writers: int) -
     assert session.message_count == len(stored)
     assert (await store.append_message("s", "assistant", "after")).seq == len(stored) + 1
     assert len(await store.list_recent_messages("s", limit=5)) == 5
+
+
+async def fail_while_down_then_recover(
+    store: BaseStore, shut_down: Callable[[], None], start_again: Callable[[], None]
+) -> StoreConnectionError:
+    """With the server down, calls on ``store`` raise StoreConnectionError; once it is back,
+    the SAME store works again. Returns the append's error, for the caller to check."""
+    await store.create_session("s")
+    await asyncio.to_thread(shut_down)
+    try:
+        with pytest.raises(StoreConnectionError) as raised:
+            await store.append_message("s", "user", "while down")
+        with pytest.raises(StoreConnectionError):
+            await store.list_messages("s")
+    finally:
+        await asyncio.to_thread(start_again)
+    # No append happened while the server was down; the same store works again.
+    message = await store.append_message("s", "user", "back")
+    assert message.seq == 1
+    assert [m.content for m in await store.list_messages("s")] == ["back"]
+    return raised.value

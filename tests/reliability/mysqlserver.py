@@ -27,7 +27,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.reliability._harness import ServerUnavailable, free_port, private_server
+from tests.reliability._harness import (
+    ServerUnavailable,
+    free_port,
+    log_tail,
+    make_certificate,
+    private_server,
+)
 
 USER = "mofa"
 PASSWORD = "pw:with@special/chars"
@@ -83,39 +89,12 @@ class PrivateMariaDB:
                 f"mariadb-install-db failed ({completed.returncode}): "
                 f"{(completed.stderr or completed.stdout).strip()[-500:]}"
             )
-        self.tls = self._make_certificate()
+        self.tls = make_certificate(self.root)
         self.start_again()
         self.sql(
             f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; "
             f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%'"
         )
-
-    def _make_certificate(self) -> bool:
-        if shutil.which("openssl") is None:
-            return False
-        completed = subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-new",
-                "-x509",
-                "-days",
-                "2",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-keyout",
-                str(self.root / "server.key"),
-                "-out",
-                str(self.root / "server.crt"),
-            ],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        return completed.returncode == 0
 
     @property
     def certificate(self) -> Path:
@@ -152,13 +131,13 @@ class PrivateMariaDB:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServerUnavailable(
-                    f"mariadbd exited with {self.process.returncode}; log: {self._log_tail()}"
+                    f"mariadbd exited with {self.process.returncode}; log: {log_tail(self.log)}"
                 )
             if self._accepts():
                 return
             time.sleep(0.1)
         raise ServerUnavailable(
-            f"mariadbd did not accept connections within {timeout}s; log: {self._log_tail()}"
+            f"mariadbd did not accept connections within {timeout}s; log: {log_tail(self.log)}"
         )
 
     def _accepts(self) -> bool:
@@ -186,15 +165,9 @@ class PrivateMariaDB:
             self.shut_down(kill=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _log_tail(self) -> str:
-        try:
-            return " | ".join(self.log.read_text(errors="replace").splitlines()[-5:])
-        except OSError:
-            return "(no log)"
-
     # ----------------------------------------------------------------- access
 
-    def sql(self, statements: str, database: str | None = None) -> str:
+    def sql(self, statements: str) -> str:
         """Run SQL as root over the unix socket; return the tab-separated output."""
         command = [
             self.client_binary,
@@ -206,8 +179,6 @@ class PrivateMariaDB:
             "-e",
             statements,
         ]
-        if database:
-            command.append(database)
         completed = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         if completed.returncode != 0:
             raise ServerUnavailable(f"SQL failed: {completed.stderr.strip()}")

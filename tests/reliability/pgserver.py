@@ -28,7 +28,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.reliability._harness import ServerUnavailable, free_port, private_server
+from tests.reliability._harness import (
+    ServerUnavailable,
+    free_port,
+    log_tail,
+    make_certificate,
+    private_server,
+)
 
 _HBA = """\
 local   all   all                    trust
@@ -79,15 +85,13 @@ class PrivatePostgres:
         if check and completed.returncode != 0:
             raise ServerUnavailable(
                 f"{Path(args[0]).name} failed ({completed.returncode}): "
-                f"{completed.stderr.strip() or completed.stdout.strip()}; log: {self._log_tail()}"
+                f"{completed.stderr.strip() or completed.stdout.strip()}; log: {log_tail(self.log)}"
             )
         return completed
 
-    def _log_tail(self) -> str:
-        try:
-            return " | ".join(self.log.read_text().splitlines()[-5:])
-        except OSError:
-            return "(no log)"
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        """``pg_ctl -D DATA -w ARGS`` (waits for the server to start or stop)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", *args, check=check)
 
     def _options(self) -> str:
         return " ".join(
@@ -106,27 +110,8 @@ class PrivatePostgres:
     def start(self) -> None:
         """initdb, write pg_hba.conf and a certificate, start, wait until it accepts."""
         self.socket_dir.mkdir()
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-new",
-                "-x509",
-                "-days",
-                "2",
-                "-nodes",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                str(self.root / "server.key"),
-                "-out",
-                str(self.root / "server.crt"),
-            ],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        )
-        (self.root / "server.key").chmod(0o600)
+        if not make_certificate(self.root):
+            raise ServerUnavailable("openssl could not make the server's certificate")
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
             for path in self.root.rglob("*"):
@@ -150,56 +135,19 @@ class PrivatePostgres:
 
     def start_again(self) -> None:
         """Start the (initialised, stopped) server and wait until it accepts connections."""
-        self._run(
-            str(self.bin / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.log),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            self._options(),
-            "start",
-        )
+        self._pg_ctl("-l", str(self.log), "-t", "60", "-o", self._options(), "start")
 
     def shut_down(self, mode: str = "fast") -> None:
         """Stop the server but keep its data (``start_again`` brings it back)."""
-        self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "-m", mode, "stop"
-        )
+        self._pg_ctl("-t", "60", "-m", mode, "stop")
 
     def restart(self, mode: str = "fast") -> None:
         """``pg_ctl restart -m fast`` (sessions terminated) or ``immediate`` (a crash)."""
-        self._run(
-            str(self.bin / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.log),
-            "-w",
-            "-t",
-            "60",
-            "-m",
-            mode,
-            "-o",
-            self._options(),
-            "restart",
-        )
+        self._pg_ctl("-l", str(self.log), "-t", "60", "-m", mode, "-o", self._options(), "restart")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run(
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-w",
-                "-m",
-                "immediate",
-                "stop",
-                check=False,
-            )
+            self._pg_ctl("-m", "immediate", "stop", check=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
