@@ -16,11 +16,12 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -28,7 +29,6 @@ from mofa.persistence import BaseStore, NewMessage, open_store
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 CONTENT = "The quick brown fox jumps over the lazy dog; benchmark message number {n:06d}."
 
 
@@ -107,10 +107,15 @@ class ScaleRow:
 class Backend:
     name: str
     module: ModuleType
-    rows: list[Row] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database (same credentials, host and query)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
 
 
 class Pair:
@@ -458,6 +463,7 @@ WORKLOADS: dict[str, Callable[[ModuleType, str, Counts], Awaitable[list[Row]]]] 
     "W4": w4,
     "W5": w5,
 }
+ALL_WORKLOADS = tuple(WORKLOADS)
 
 
 async def w6(module: ModuleType, name: str, quick: bool) -> list[ScaleRow]:

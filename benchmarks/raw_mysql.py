@@ -11,14 +11,16 @@ decoding.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncmy
 
+from benchmarks._runner import with_database
 from mofa.persistence import schema
 
 NAME = "mysql"
@@ -26,10 +28,7 @@ NAME = "mysql"
 _ADMIN_URL = os.environ.get("MOFA_BENCH_MYSQL_URL") or os.environ.get(
     "MOFA_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"
 )
-_SESSION_COLUMNS = (
-    "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at"
-)
+_SESSION_COLUMNS = ", ".join(schema.table_columns(NAME)["sessions"])
 _APPEND_ONE = (
     "START TRANSACTION;\n"
     "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + 1), updated_at = %s "
@@ -79,8 +78,7 @@ async def create_database() -> str:
     """A new, empty database on the server; its URL (same credentials as the admin URL)."""
     name = f"mofa_bench_{secrets.token_hex(4)}"
     await _admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    parts = urlsplit(_ADMIN_URL)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    return with_database(_ADMIN_URL, name)
 
 
 async def drop_database(url: str) -> None:
@@ -90,6 +88,7 @@ async def drop_database(url: str) -> None:
     await _admin(f"DROP DATABASE IF EXISTS `{name}`")
 
 
+@functools.cache
 def _many_statement(count: int) -> str:
     rows = ", ".join(
         f"(%s, LAST_INSERT_ID() - {count - 1 - index}, %s, %s, '{{}}', %s)"
@@ -112,7 +111,6 @@ class Raw:
         self.url = url
         self._pool = pool
         self._owned = owned
-        self._many: dict[int, str] = {}
 
     @classmethod
     async def open(cls, url: str | None = None) -> Raw:
@@ -169,7 +167,7 @@ class Raw:
     async def append_batch(self, session_id: str, rows: list[tuple[str, str]]) -> None:
         now = _now()
         count = len(rows)
-        statement = self._many.get(count) or self._many.setdefault(count, _many_statement(count))
+        statement = _many_statement(count)
         args: list[Any] = [count, now, session_id]
         for role, content in rows:
             args += (session_id, role, content, now)

@@ -15,10 +15,11 @@ import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
+from benchmarks._runner import with_database
 from mofa.persistence import schema
 
 NAME = "postgres"
@@ -26,10 +27,7 @@ NAME = "postgres"
 _ADMIN_URL = os.environ.get("MOFA_BENCH_POSTGRES_URL") or os.environ.get(
     "MOFA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-_SESSION_COLUMNS = (
-    "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at"
-)
+_SESSION_COLUMNS = ", ".join(schema.table_columns(NAME)["sessions"])
 _MESSAGE_COLUMNS = "id, seq, role, content, metadata, timestamp"
 _APPEND_ONE = (
     "WITH s AS (UPDATE sessions SET message_count = message_count + 1, updated_at = $4"
@@ -51,11 +49,6 @@ async def _no_reset(connection: Any) -> None:
     """Skip asyncpg's per-release ``RESET ALL; UNLISTEN *…`` round trip (as the store does)."""
 
 
-def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
-
-
 async def _admin(sql: str) -> None:
     connection = await asyncpg.connect(_ADMIN_URL, timeout=5)
     try:
@@ -68,7 +61,7 @@ async def create_database() -> str:
     """A new, empty database on the server; its URL (same credentials as the admin URL)."""
     name = f"mofa_bench_{secrets.token_hex(4)}"
     await _admin(f'CREATE DATABASE "{name}"')
-    return _with_database(_ADMIN_URL, name)
+    return with_database(_ADMIN_URL, name)
 
 
 async def drop_database(url: str) -> None:

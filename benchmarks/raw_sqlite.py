@@ -20,10 +20,7 @@ from mofa.persistence import schema
 NAME = "sqlite"
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-_SESSION_COLUMNS = (
-    "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at"
-)
+_SESSION_COLUMNS = ", ".join(schema.table_columns(NAME)["sessions"])
 
 
 def _now() -> str:
