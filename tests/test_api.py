@@ -166,6 +166,12 @@ def test_bad_urls_are_one_clear_error(url: str) -> None:
         ("postgresql//user:pw@host/db", "postgresql//user:****@host/db"),
         ("postgresql:user:pw@host/db", "postgresql:****@host/db"),
         ("user:pw@host/db", "user:****@host/db"),
+        # Malformed and holding '#', '?' or '/' in the password: once shown in clear.
+        ("postgresql:/user:pa#ss@host/db", "postgresql:/user:****@host/db"),
+        ("postgresql//user:pa?ss@host/db", "postgresql//user:****@host/db"),
+        ("postgresql:/user:t1g?er@localhost/mofa", "postgresql:/user:****@localhost/mofa"),
+        ("user:pa/ss@host/db", "user:****@host/db"),
+        ("user:se#cret@host/db", "user:****@host/db"),
     ],
 )
 def test_passwords_are_masked(url: str, expected: str) -> None:
@@ -178,7 +184,7 @@ def test_passwords_are_masked(url: str, expected: str) -> None:
         assert str(parsed) == expected
         assert expected in repr(parsed)
         shown = [str(parsed), repr(parsed)]
-    for secret in ("pass", "secret", "p@ss", "pa/ss", "pa?ss", "pw"):
+    for secret in ("pass", "secret", "se#cret", "p@ss", "pa/ss", "pa?ss", "pa#ss", "t1g?er", "pw"):
         if secret in url and secret not in expected:
             assert all(secret not in text for text in shown)
 

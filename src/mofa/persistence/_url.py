@@ -37,6 +37,7 @@ _SCHEMES = {
 
 _MASK = "****"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_SCHEME_SLASHES_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/+")
 _PASSWORD_PARAM_RE = re.compile(r"([?&](?:password|pass|pwd)=)([^&#]*)", re.IGNORECASE)
 
 
@@ -59,11 +60,16 @@ def mask_url(url: str) -> str:
             # A raw '?' or '#' inside the password: mask up to the last '@' rather than leak.
             at = masked.rfind("@", start)
     else:
-        # Not scheme://…, e.g. "postgresql:/u:pw@h" or "postgresql//u:pw@h": everything after
-        # the first ':' between the last '/' and the last '@' is masked (over-masking a
-        # scheme-less "scheme:user:pw@" is the safe side).
-        at = masked.rfind("@", 0, query_start)
-        start = masked.rfind("/", 0, max(at, 0)) + 1
+        # Not scheme://…, a typing mistake such as "postgresql:/u:pw@h", "postgresql//u:pw@h"
+        # or "u:pw@h": everything between the first ':' after any "scheme:/" and the last '@'
+        # is masked, whatever it holds ('/', '?' and '#' included). Over-masking a malformed
+        # URL (a scheme-less "scheme:user:pw@") is the safe side.
+        at = masked.rfind("@")
+        prefix = _SCHEME_SLASHES_RE.match(masked)
+        first_colon = masked.find(":", prefix.end() if prefix else 0, max(at, 0))
+        if first_colon < 0:
+            return masked
+        return f"{masked[: first_colon + 1]}{_MASK}{masked[at:]}"
     if at < 0 or at < start:
         return masked
     user, colon, _password = masked[start:at].partition(":")
