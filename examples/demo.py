@@ -105,11 +105,7 @@ async def second_process(session_id: str) -> None:
 def mofa(*args: str) -> None:
     """Run the mofa CLI as a user would, and show its output."""
     script = Path(sys.executable).parent / "mofa"
-    command = (
-        [str(script)]
-        if script.exists()
-        else [sys.executable, "-c", "from mofa.cli import main; main()"]
-    )
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "mofa"]
     print(f"\n$ mofa {' '.join(args)}", flush=True)
     finished = subprocess.run([*command, *args], cwd=ROOT, check=False)
     if finished.returncode != 0:

@@ -253,7 +253,9 @@ def _section(document: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     return section
 
 
-def _optional_str(section: dict[str, Any], key: str, where: str, path: Path) -> str | None:
+def _optional_str(
+    section: Mapping[str, Any], key: str, where: str, path: Path | None
+) -> str | None:
     value = section.get(key)
     if value is None or value == "":
         return None
@@ -290,7 +292,7 @@ def _build(
         if database_type is not None and database_type.lower() not in _DATABASE_TYPES:
             raise ConfigError(
                 f"{path}: persistence.database.type {database_type!r} is unknown; use one of: "
-                "postgres, mysql, sqlite."
+                f"{', '.join(_DATABASE_TYPES)}."
             )
         names = tuple(
             name

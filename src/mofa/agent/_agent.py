@@ -60,6 +60,18 @@ class ChatTurn:
     reply_message: Message
 
 
+@dataclass(frozen=True, slots=True)
+class _OpenTurn:
+    """A turn between its stored user message and its stored reply."""
+
+    session: Session
+    #: Whether ``session`` is the agent's current session.
+    current: bool
+    user_message: Message
+    #: The latest messages, the user's included: what the prompt is made of.
+    history: list[Message]
+
+
 class ChatStream:
     """The reply of :meth:`LLMAgent.chat_stream`, piece by piece.
 
@@ -140,26 +152,18 @@ class LLMAgent:
     async def _start(self, session_id: str | None) -> None:
         """Register the agent, then open (or create) its first session."""
         self._started_at = utc_now()
-        await self.plugin.register_agent(
-            self.id,
-            name=self.name,
-            state="running",
-            provider=self.provider.name,
-            model=self.provider.model,
-            description=self.description,
-            started_at=self._started_at,
-        )
+        await self._register("running")
         if session_id is None:
-            session = await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
+            await self._activate(await self._new_session(), new=True)
+            return
+        session = await self.plugin.open_session(session_id, ttl_seconds=self.ttl_seconds)
+        if session.effective_status == SessionStatus.EXPIRED:
+            await self._expire(session)
+            self.expired_session_id = session.session_id
+            await self._activate(await self._new_session(), new=True)
         else:
-            session = await self.plugin.open_session(session_id, ttl_seconds=self.ttl_seconds)
-            if _expired(session):
-                await self._expire(session)
-                self.expired_session_id = session.session_id
-                session = await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
-            else:
-                self.resumed = session.message_count > 0
-        await self._activate(session)
+            self.resumed = session.message_count > 0
+            await self._activate(session)
 
     async def close(self) -> None:
         """Record the agent as stopped and release the provider (and an owned store)."""
@@ -167,19 +171,23 @@ class LLMAgent:
             return
         self._closed = True
         try:
-            await self.plugin.register_agent(
-                self.id,
-                name=self.name,
-                state="stopped",
-                provider=self.provider.name,
-                model=self.provider.model,
-                description=self.description,
-                started_at=self._started_at,
-            )
+            await self._register("stopped")
         finally:
             if self._owns_provider:
                 await self.provider.aclose()
             await self.plugin.close()
+
+    async def _register(self, state: str) -> None:
+        """Create or update the agent's row, in ``state`` (``running`` / ``stopped``)."""
+        await self.plugin.register_agent(
+            self.id,
+            name=self.name,
+            state=state,
+            provider=self.provider.name,
+            model=self.provider.model,
+            description=self.description,
+            started_at=self._started_at,
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -241,8 +249,8 @@ class LLMAgent:
             SessionExpiredError: its ttl has passed.
         """
         self._check_open()
-        session = await self.plugin.require_session(str(session_id))
-        if _expired(session):
+        session = await self.plugin.require_session(session_id)
+        if session.effective_status == SessionStatus.EXPIRED:
             await self._expire(session)
             raise SessionExpiredError(session.session_id)
         async with self._switch_lock:
@@ -260,13 +268,20 @@ class LLMAgent:
         Returns False when there was no such session.
         """
         self._check_open()
-        deleted = await self.plugin.delete_session(str(session_id))
+        deleted = await self.plugin.delete_session(session_id)
         if deleted and self._session is not None and str(session_id) == self.session_id:
             async with self._switch_lock:
-                await self._activate(await self.plugin.create_session(ttl_seconds=self.ttl_seconds))
+                await self._activate(await self._new_session(), new=True)
         return deleted
 
-    async def _activate(self, session: Session) -> None:
+    async def _new_session(self) -> Session:
+        return await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
+
+    async def _activate(self, session: Session, *, new: bool = False) -> None:
+        """Make ``session`` current with its history and state (none, when it is ``new``)."""
+        if new:
+            self._session, self._history, self._state = session, (), {}
+            return
         history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
         state = await self.plugin.load_state(session.session_id)
         self._session = session
@@ -300,33 +315,20 @@ class LLMAgent:
 
     async def chat_turn(self, text: str, *, session_id: str | None = None) -> ChatTurn:
         """Like :meth:`chat`, returning the stored turn with usage and latency."""
-        self._check_open()
-        session, current = await self._session_for_call(session_id)
-        user_message = await self.plugin.record_user_message(session.session_id, text)
-        history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
+        turn = await self._begin_turn(text, session_id)
         started = time.perf_counter()
         try:
-            completion = await self.provider.complete(self._prompt(history))
+            completion = await self.provider.complete(self._prompt(turn.history))
         except (Exception, asyncio.CancelledError) as exc:
-            await self._record_failure(session.session_id, user_message, exc, started)
+            await self._record_failure(turn, exc, started)
             raise
-        latency = _elapsed_ms(started)
-        reply = await self.plugin.record_reply(
-            session.session_id,
-            completion.content,
-            self._reply_metadata(
-                user_message, completion.model, completion.usage, latency, completion.finish_reason
-            ),
-        )
-        await self._after_turn(session, current, history, reply)
-        return ChatTurn(
-            session.session_id,
+        return await self._finish_turn(
+            turn,
             completion.content,
             completion.model,
             completion.usage,
-            latency,
-            user_message,
-            reply,
+            completion.finish_reason,
+            started,
         )
 
     def chat_stream(self, text: str, *, session_id: str | None = None) -> ChatStream:
@@ -337,14 +339,11 @@ class LLMAgent:
     async def _stream_turn(
         self, text: str, session_id: str | None, stream: ChatStream
     ) -> AsyncGenerator[str, None]:
-        self._check_open()
-        session, current = await self._session_for_call(session_id)
-        user_message = await self.plugin.record_user_message(session.session_id, text)
-        history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
+        turn = await self._begin_turn(text, session_id)
         parts: list[str] = []
         model, usage, finish_reason = self.provider.model, None, None
         started = time.perf_counter()
-        deltas = self.provider.stream(self._prompt(history))
+        deltas = self.provider.stream(self._prompt(turn.history))
         try:
             async for delta in deltas:
                 model = delta.model or model
@@ -360,23 +359,44 @@ class LLMAgent:
             arrived = "".join(parts)
             if arrived:
                 metadata = self._reply_metadata(
-                    user_message, model, usage, _elapsed_ms(started), finish_reason
+                    turn.user_message, model, usage, _elapsed_ms(started), finish_reason
                 )
                 metadata.update(partial=True, status="partial", error=_describe(exc))
-                await self.plugin.record_reply(session.session_id, arrived, metadata)
+                await self.plugin.record_reply(turn.session.session_id, arrived, metadata)
             else:
-                await self._record_failure(session.session_id, user_message, exc, started)
+                await self._record_failure(turn, exc, started)
             raise
-        latency = _elapsed_ms(started)
-        content = "".join(parts)
-        reply = await self.plugin.record_reply(
-            session.session_id,
-            content,
-            self._reply_metadata(user_message, model, usage, latency, finish_reason),
+        stream.turn = await self._finish_turn(
+            turn, "".join(parts), model, usage, finish_reason, started
         )
-        await self._after_turn(session, current, history, reply)
-        stream.turn = ChatTurn(
-            session.session_id, content, model, usage, latency, user_message, reply
+
+    async def _begin_turn(self, text: str, session_id: str | None) -> _OpenTurn:
+        """Store the user's message and read the history the prompt is made of."""
+        self._check_open()
+        session, current = await self._session_for_call(session_id)
+        user_message = await self.plugin.record_user_message(session.session_id, text)
+        history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
+        return _OpenTurn(session, current, user_message, history)
+
+    async def _finish_turn(
+        self,
+        turn: _OpenTurn,
+        content: str,
+        model: str,
+        usage: Usage | None,
+        finish_reason: str | None,
+        started: float,
+    ) -> ChatTurn:
+        """Store the reply of a call that started at ``started`` and close the turn."""
+        latency = _elapsed_ms(started)
+        reply = await self.plugin.record_reply(
+            turn.session.session_id,
+            content,
+            self._reply_metadata(turn.user_message, model, usage, latency, finish_reason),
+        )
+        await self._after_turn(turn, reply)
+        return ChatTurn(
+            turn.session.session_id, content, model, usage, latency, turn.user_message, reply
         )
 
     async def _session_for_call(self, session_id: str | None) -> tuple[Session, bool]:
@@ -388,18 +408,18 @@ class LLMAgent:
                 session = self._session
                 if session is None:
                     raise AgentClosedError("The agent has no session; build it with build_async().")
-                if _expired(session):
+                if session.effective_status == SessionStatus.EXPIRED:
                     fresh = await self.plugin.require_session(session.session_id)
-                    if _expired(fresh):
+                    if fresh.effective_status == SessionStatus.EXPIRED:
                         # The current session ran out while idle: continue in a new one.
                         await self._expire(fresh)
                         self.expired_session_id = fresh.session_id
-                        fresh = await self.plugin.create_session(ttl_seconds=self.ttl_seconds)
-                        await self._activate(fresh)
+                        fresh = await self._new_session()
+                        await self._activate(fresh, new=True)
                     self._session = session = fresh
                 return session, True
-        session = await self.plugin.require_session(str(session_id))
-        if _expired(session):
+        session = await self.plugin.require_session(session_id)
+        if session.effective_status == SessionStatus.EXPIRED:
             await self._expire(session)
             raise SessionExpiredError(session.session_id)
         return session, False
@@ -430,23 +450,20 @@ class LLMAgent:
             "reply_to": user_message.seq,
         }
 
-    async def _record_failure(
-        self, session_id: str, user_message: Message, exc: BaseException, started: float
-    ) -> None:
+    async def _record_failure(self, turn: _OpenTurn, exc: BaseException, started: float) -> None:
         metadata: dict[str, Any] = {
             "model": self.provider.model,
             "provider": self.provider.name,
             "latency_ms": _elapsed_ms(started),
-            "reply_to": user_message.seq,
+            "reply_to": turn.user_message.seq,
             "error_type": type(exc).__name__,
         }
         if isinstance(exc, LLMError) and exc.status is not None:
             metadata["http_status"] = exc.status
-        await self.plugin.record_error(session_id, _describe(exc), metadata)
+        await self.plugin.record_error(turn.session.session_id, _describe(exc), metadata)
 
-    async def _after_turn(
-        self, session: Session, current: bool, history: list[Message], reply: Message
-    ) -> None:
+    async def _after_turn(self, turn: _OpenTurn, reply: Message) -> None:
+        session, current = turn.session, turn.current
         if self.ttl_seconds is not None and session.expires_at is not None:
             left = session.expires_at - utc_now()
             if left < timedelta(seconds=self.ttl_seconds / 2):
@@ -458,11 +475,7 @@ class LLMAgent:
                 ):
                     self._session = session
         if current and self._session is not None and self._session.session_id == session.session_id:
-            self._history = (*history, reply)[-self.history_limit :]
-
-
-def _expired(session: Session) -> bool:
-    return session.status == SessionStatus.EXPIRED.value or session.is_expired()
+            self._history = (*turn.history, reply)[-self.history_limit :]
 
 
 def _elapsed_ms(started: float) -> float:

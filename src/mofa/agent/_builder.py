@@ -39,7 +39,7 @@ import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from mofa.agent._agent import DEFAULT_HISTORY_LIMIT, LLMAgent
 from mofa.agent._errors import AgentError
@@ -50,7 +50,7 @@ from mofa.agent.providers import (
     OfflineProvider,
     OpenAIProvider,
 )
-from mofa.config import ConfigError, load_config
+from mofa.config import ConfigError, _optional_str, load_config
 from mofa.persistence._registry import open_store
 from mofa.persistence.backends.memory import InMemoryStore
 from mofa.persistence.plugin import PersistencePlugin
@@ -59,6 +59,8 @@ __all__ = ["DEFAULT_AGENT_ID", "LLMAgentBuilder"]
 
 DEFAULT_AGENT_ID = "llm-agent"
 _PROVIDERS = ("openai", "offline")
+
+_Number = TypeVar("_Number", int, float)
 
 
 class LLMAgentBuilder:
@@ -117,14 +119,9 @@ class LLMAgentBuilder:
 
     def _read_llm_section(self, llm: Mapping[str, Any], path: Path | None) -> None:
         def text(key: str) -> str | None:
-            value = llm.get(key)
-            if value is None or value == "":
-                return None
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise ConfigError(f"{path}: llm.{key} must be a string.")
-            return str(value)
+            return _optional_str(llm, key, "llm", path)
 
-        def number(key: str, kind: type[int] | type[float]) -> float | None:
+        def number(key: str, kind: type[_Number]) -> _Number | None:
             value = llm.get(key)
             if value is None or value == "":
                 return None
@@ -152,13 +149,13 @@ class LLMAgentBuilder:
             self._temperature = temperature
         max_tokens = number("max_tokens", int)
         if max_tokens is not None:
-            self._max_tokens = int(max_tokens)
+            self._max_tokens = max_tokens
         timeout = number("timeout_seconds", float)
         if timeout:
             self._timeout = timeout
         history_limit = number("history_limit", int)
         if history_limit:
-            self._history_limit = int(history_limit)
+            self._history_limit = history_limit
 
     # -------------------------------------------------------------- settings
 

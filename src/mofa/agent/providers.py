@@ -267,19 +267,16 @@ class OpenAIProvider:
                         continue
                     if not isinstance(data, dict):
                         continue
-                    delta = StreamDelta(model=data.get("model"), usage=_usage(data.get("usage")))
                     choices = data.get("choices") or []
-                    if choices and isinstance(choices[0], dict):
-                        choice = choices[0]
-                        piece = (choice.get("delta") or {}).get("content") or ""
-                        delta = StreamDelta(
-                            content=str(piece),
-                            model=delta.model,
-                            usage=delta.usage,
-                            finish_reason=choice.get("finish_reason"),
-                        )
-                        if delta.finish_reason:
-                            finished = True
+                    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+                    delta = StreamDelta(
+                        content=str((choice.get("delta") or {}).get("content") or ""),
+                        model=data.get("model"),
+                        usage=_usage(data.get("usage")),
+                        finish_reason=choice.get("finish_reason"),
+                    )
+                    if delta.finish_reason:
+                        finished = True
                     if delta.content:
                         received.append(delta.content)
                     yield delta

@@ -1,28 +1,45 @@
 """One place that turns a library error into what a CLI user sees.
 
-A :class:`~mofa.persistence.errors.PersistenceError` becomes one line, ``Error: <message>``, on
-stderr and exit code 1 — never a traceback. Every command group uses it the same way::
+A :class:`~mofa.persistence.errors.PersistenceError`, a
+:class:`~mofa.config.ConfigError` or an :class:`OSError` becomes one line,
+``Error: <message>``, on stderr and an exit code (1 unless the command chooses another) —
+never a traceback, never a password. Every command runs its work the same way::
 
-    with cli_errors():
-        result = asyncio.run(do_the_work(url))
+    result = run(lambda: do_the_work(url), url=url)
 
 The messages of the error tree are already one sentence without a password; this module only
-guarantees the one line (a driver's multi-line detail must not spill over several lines).
+guarantees the one line (a driver's multi-line detail must not spill over several lines) and
+scrubs the URL's password once more, whatever produced the message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+import functools
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import click
 
-from mofa.persistence.errors import MissingDependencyError, PersistenceError
+from mofa.config import ConfigError
+from mofa.persistence import PersistenceError, mask_url, parse_url
+from mofa.persistence.errors import MissingDependencyError
 
-__all__ = ["EXIT_FAILURE", "CliError", "cli_errors", "missing_driver_message", "one_line"]
+__all__ = [
+    "EXIT_FAILURE",
+    "CliError",
+    "CommandError",
+    "missing_driver_message",
+    "one_line",
+    "run",
+]
 
 #: Exit code of a failed operation (bad usage exits 2, as click does).
 EXIT_FAILURE = 1
+
+T = TypeVar("T")
 
 
 def one_line(message: str) -> str:
@@ -39,6 +56,25 @@ class CliError(click.ClickException):
         super().__init__(one_line(message))
 
 
+class CommandError(CliError):
+    """:class:`CliError` with a chosen exit code (``session delete``'s 1 not found,
+    2 permission denied, 3 failed)."""
+
+    def __new__(cls, message: str, exit_code: int = EXIT_FAILURE) -> CommandError:
+        # click reads the exit code from the class; one subclass per code keeps it there.
+        if exit_code != cls.exit_code:
+            cls = _coded_class(exit_code)
+        return super().__new__(cls)
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+
+
+@functools.cache
+def _coded_class(exit_code: int) -> type[CommandError]:
+    return type(f"CommandError{exit_code}", (CommandError,), {"exit_code": exit_code})
+
+
 def missing_driver_message(exc: MissingDependencyError) -> str:
     """The seeds' "requires the 'db' feature" message, in pip terms."""
     return (
@@ -48,12 +84,71 @@ def missing_driver_message(exc: MissingDependencyError) -> str:
     )
 
 
-@contextmanager
-def cli_errors() -> Iterator[None]:
-    """Turn a :class:`PersistenceError` raised inside the block into :class:`CliError`."""
+def run(
+    coroutine_factory: Callable[[], Coroutine[Any, Any, T]],
+    *,
+    url: str | None = None,
+    exit_code_for: Callable[[Exception], int] | None = None,
+    describe_missing_driver: Callable[[MissingDependencyError], str] | None = None,
+) -> T:
+    """Run a command's coroutine; turn store, configuration and file errors into a
+    :class:`CommandError`.
+
+    Args:
+        coroutine_factory: Makes the coroutine to run.
+        url: The database URL in use; its password is scrubbed from every message.
+        exit_code_for: The exit code for an error (default :data:`EXIT_FAILURE`).
+        describe_missing_driver: The message for a missing database driver (default: the
+            error's own).
+    """
     try:
-        yield
-    except MissingDependencyError as exc:
-        raise CliError(missing_driver_message(exc)) from exc
-    except PersistenceError as exc:
-        raise CliError(str(exc) or type(exc).__name__) from exc
+        return asyncio.run(coroutine_factory())
+    except CliError:
+        raise
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as command-line tools do.
+        _silence_stdout()
+        raise SystemExit(EXIT_FAILURE) from None
+    except (PersistenceError, ConfigError, OSError) as exc:
+        code = EXIT_FAILURE if exit_code_for is None else exit_code_for(exc)
+        if isinstance(exc, MissingDependencyError) and describe_missing_driver is not None:
+            message = describe_missing_driver(exc)
+        elif isinstance(exc, OSError) and not isinstance(exc, PersistenceError):
+            message = _describe_os_error(exc)
+        else:
+            message = str(exc)
+        if not message.strip():
+            message = type(exc).__name__
+        raise CommandError(_scrub(message, url), code) from None
+
+
+def _scrub(message: str, url: str | None) -> str:
+    """Belt and braces: whatever produced ``message``, no password from ``url`` survives."""
+    if not url:
+        return message
+    message = message.replace(url, mask_url(url))
+    try:
+        password = parse_url(url).password
+    except PersistenceError:
+        return message
+    if password and len(password) >= 3:
+        message = message.replace(password, "****")
+    return message
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test runner's buffer)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
+def _describe_os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return f"{reason}: {os.fsdecode(exc.filename)}."
+    return f"{reason}."

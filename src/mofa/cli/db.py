@@ -12,18 +12,14 @@ stdout too, as the seeds show them; errors go to stderr as one ``Error: …`` li
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import re
 import shlex
-import tempfile
 from pathlib import Path
 
 import click
 
-from mofa.cli._errors import CliError, cli_errors
-from mofa.persistence import DatabaseURL, InvalidURLError, mask_url, open_store, parse_url
+from mofa.cli._errors import CliError, missing_driver_message, run
+from mofa.cli._files import atomic_text_file
+from mofa.persistence import DatabaseURL, InvalidURLError, open_store, parse_url
 from mofa.persistence import schema as schema_data
 
 __all__ = ["db", "init", "schema"]
@@ -61,7 +57,7 @@ def _script_with_header(db_type: str, title: str) -> str:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group()
 def db() -> None:
     """Database setup and migration tools for persistent storage backends.
 
@@ -83,7 +79,7 @@ def db() -> None:
     """
 
 
-@db.command(context_settings={"help_option_names": ["-h", "--help"]})
+@db.command()
 @_DB_TYPE_OPTION
 @click.option(
     "-o",
@@ -138,7 +134,7 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
         _initialize(db_type, parsed, progress_to_stderr=output is not None and to_stdout)
 
 
-@db.command(context_settings={"help_option_names": ["-h", "--help"]})
+@db.command()
 @_DB_TYPE_OPTION
 def schema(db_type: str) -> None:
     """Display the database schema SQL for a specific database type.
@@ -163,7 +159,8 @@ def _check_url(db_type: str, database_url: str) -> DatabaseURL:
     try:
         parsed = parse_url(database_url)
     except InvalidURLError as exc:
-        raise click.UsageError(_without_password(str(exc), database_url.strip())) from None
+        # The parser's message shows the URL masked (mofa.persistence.mask_url).
+        raise click.UsageError(str(exc)) from None
     if parsed.backend == db_type:
         return parsed
     if parsed.backend in DB_TYPES:
@@ -177,55 +174,13 @@ def _check_url(db_type: str, database_url: str) -> DatabaseURL:
     )
 
 
-_SCHEME_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/+")
-
-
-def _password_span(url: str) -> tuple[int, int] | None:
-    """Where a password would be in ``url``, even one too malformed for :func:`mask_url`.
-
-    ``user:secret@host`` (no scheme), ``postgresql//user:secret@host`` and
-    ``postgresql:/user:secret@host`` are typing mistakes a user makes, and ``mask_url`` only
-    knows the ``scheme://`` form: take what lies between the first ``:`` of the user info
-    and the last ``@`` as the password.
-    """
-    at = url.rfind("@")
-    if at < 0:
-        return None
-    prefix = _SCHEME_PREFIX_RE.match(url)
-    start = prefix.end() if prefix else 0
-    colon = url.find(":", start, at)
-    if colon < 0:
-        return None
-    return colon + 1, at
-
-
-def _without_password(message: str, url: str) -> str:
-    """``message`` (which may quote ``url``) with no trace of the URL's password."""
-    span = _password_span(url)
-    if span is None or span[0] == span[1]:
-        return message
-    secret = url[span[0] : span[1]]
-    if secret == "****" or secret not in message:
-        return message
-    shown = mask_url(url)
-    shown_span = _password_span(shown)
-    if shown_span is not None:
-        safer = shown[: shown_span[0]] + "****" + shown[shown_span[1] :]
-        message = message.replace(shown, safer)
-    if secret in message:
-        # The URL was quoted in some other form: better no URL at all than a password.
-        return (
-            "The database URL is malformed; write scheme://user:password@host:port/database "
-            "with a postgresql://, mysql:// or sqlite:// scheme, and percent-encode '@', ':', "
-            "'/', '?' and '#' in the password."
-        )
-    return message
-
-
 def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
     click.echo(f"→ Generating {db_type} migration script...")
     try:
-        _write_atomically(output, _script_with_header(db_type, _DISPLAY_NAMES[db_type]))
+        # Keeps the mode of a file it replaces; the directory sync is best effort, as
+        # not every platform can open a directory.
+        with atomic_text_file(output, require_directory_sync=False) as file:
+            file.write(_script_with_header(db_type, _DISPLAY_NAMES[db_type]))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CliError(f"Cannot write the migration script to {output}: {reason}.") from exc
@@ -235,52 +190,10 @@ def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
         click.echo(_CLIENT_COMMANDS[db_type].format(path=shlex.quote(str(output))))
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
-    if path.is_dir():
-        raise IsADirectoryError(21, "it is a directory", str(path))
-    directory = path.parent
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(text.encode("utf-8"))
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 async def _apply_schema(url: DatabaseURL) -> tuple[int, ...]:
     """Open (and close) a store on ``url``; it creates or upgrades the schema on connect."""
-    store = await open_store(url)
-    try:
+    async with await open_store(url) as store:
         return tuple(store.applied_migrations)
-    finally:
-        await store.close()
 
 
 def _initialize(db_type: str, url: DatabaseURL, *, progress_to_stderr: bool) -> None:
@@ -289,8 +202,9 @@ def _initialize(db_type: str, url: DatabaseURL, *, progress_to_stderr: bool) -> 
 
     say(f"→ Initializing {db_type} database...")
     say(f"  URL: {url.masked}")
-    with cli_errors():
-        applied = asyncio.run(_apply_schema(url))
+    applied = run(
+        lambda: _apply_schema(url), url=url.raw, describe_missing_driver=missing_driver_message
+    )
     latest = schema_data.latest_version(db_type)
     if not applied:
         say(f"✓ Database schema is already up to date (version {latest}); nothing changed.")

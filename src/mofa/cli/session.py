@@ -7,23 +7,21 @@ pipe into ``jq``; errors go to stderr as one ``Error: …`` line.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import click
 
+from mofa.cli._errors import CommandError, run
+from mofa.cli._files import atomic_text_file
 from mofa.cli._render import (
     DocumentWriter,
     plain_time,
     render,
     render_session_table,
 )
-from mofa.cli._store import CommandError, StoreChoice, open_cli_store, resolve_store, run
+from mofa.cli._store import StoreChoice, resolve_store
 from mofa.persistence import (
     BaseStore,
     InvalidInputError,
@@ -32,6 +30,7 @@ from mofa.persistence import (
     PermissionDeniedError,
     Session,
     SessionNotFoundError,
+    open_store,
 )
 
 #: ``session delete`` exit codes, as the seeds' table gives them.
@@ -113,7 +112,7 @@ def list_command(
     choice = _choice(ctx)
 
     async def fetch() -> list[Session]:
-        async with open_cli_store(choice) as store:
+        async with await open_store(choice.url) as store:
             return await store.list_sessions(agent_id=agent_id, limit=limit)
 
     if output_format == "table":
@@ -177,7 +176,7 @@ def show_command(ctx: click.Context, session_id: str, output_format: str) -> Non
     choice = _choice(ctx)
 
     async def show() -> None:
-        async with open_cli_store(choice) as store:
+        async with await open_store(choice.url) as store:
             found = await _get_session(store, session_id)
             header = {
                 "session_id": found.session_id,
@@ -204,34 +203,6 @@ def show_command(ctx: click.Context, session_id: str, output_format: str) -> Non
 
 
 # ---------------------------------------------------------------------------- export
-
-
-@contextmanager
-def _atomic_text_file(path: Path) -> Iterator[IO[str]]:
-    """A file that appears at ``path`` complete or not at all.
-
-    Written to a temporary file beside ``path``, flushed to disk, then renamed over it; on any
-    failure the temporary file is removed and an existing ``path`` is left as it was.
-    """
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    # The rename is durable only once the directory entry is on disk.
-    directory_descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_descriptor)
-    finally:
-        os.close(directory_descriptor)
 
 
 @session.command("export")
@@ -270,9 +241,10 @@ def export_command(
     choice = _choice(ctx)
 
     async def export() -> int:
-        async with open_cli_store(choice) as store:
+        async with await open_store(choice.url) as store:
             found = await _get_session(store, session_id)
-            with _atomic_text_file(output_path) as handle:
+            # Private: a session's conversation is nobody else's to read.
+            with atomic_text_file(output_path, mode=0o600, make_parents=True) as handle:
                 writer = DocumentWriter(cast(Literal["json", "yaml"], export_format), handle.write)
                 writer.start(
                     {
@@ -333,7 +305,7 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
     choice = _choice(ctx)
 
     async def delete() -> None:
-        async with open_cli_store(choice) as store:
+        async with await open_store(choice.url) as store:
             found = await _get_session(store, session_id)
             if not force:
                 if not sys.stdin.isatty():
