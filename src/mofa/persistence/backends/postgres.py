@@ -75,6 +75,8 @@ _DEFAULT_PORT: Final = 5432
 #: with the statements below under READ COMMITTED, but if one ever surfaces it is retried
 #: here, never handed to the caller.
 _RETRY_STATES: Final = frozenset({"40001", "40P01"})
+_UNIQUE_VIOLATION: Final = "23505"
+_FOREIGN_KEY_VIOLATION: Final = "23503"
 _MAX_ATTEMPTS: Final = 8
 #: SQLSTATEs that mean the connection, not the statement, failed.
 _CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -392,24 +394,20 @@ def _translate(
             "'Connection URLs' section of the docs."
         )
     if _is_connection_error(exc):
-        if isinstance(exc, ConnectionRefusedError | FileNotFoundError) or (
+        refused = isinstance(exc, ConnectionRefusedError | FileNotFoundError) or (
             "refused" in detail.lower()
-        ):
-            return StoreConnectionError(
-                f"Failed to connect to PostgreSQL at {target.address}: connection refused — "
-                f"is the server running? Check with: pg_isready {target.client_flags()}"
-            )
-        if "SSL" in detail and "rejected" in detail:
+        )
+        if not refused and "SSL" in detail and "rejected" in detail:
             return StoreConnectionError(
                 f"Failed to connect to PostgreSQL at {target.address}: the server does not "
                 f"accept SSL, but the URL asks for sslmode={url.query.get('sslmode')} — "
                 "enable SSL on the server or use sslmode=prefer or disable."
             )
-        if stage == _CONNECT:
+        if refused or stage == _CONNECT:
+            reason = "connection refused" if refused else detail or type(exc).__name__
             return StoreConnectionError(
-                f"Failed to connect to PostgreSQL at {target.address}: "
-                f"{detail or type(exc).__name__} — is the server running? "
-                f"Check with: pg_isready {target.client_flags()}"
+                f"Failed to connect to PostgreSQL at {target.address}: {reason} — "
+                f"is the server running? Check with: pg_isready {target.client_flags()}"
             )
         outcome = (
             "the write may or may not have been stored, so check before retrying it"
@@ -576,12 +574,21 @@ class PostgresStore(BaseStore):
 
     # ------------------------------------------------------------- plumbing
 
-    async def _fetch(self, query: str, *args: Any, write: bool) -> list[Any]:
+    async def _fetch(
+        self,
+        query: str,
+        *args: Any,
+        write: bool,
+        retry_duplicates: bool = False,
+        session_id: str | None = None,
+    ) -> list[Any]:
         """Run one statement on a pooled connection and return its rows.
 
-        Retries a serialization failure or deadlock (never surfaced to the caller) and, for
-        reads only, a connection that broke mid-call (a read is safe to repeat; a write
-        whose connection broke may have committed, so it is reported, not repeated).
+        Retries a serialization failure or deadlock (never surfaced to the caller), with
+        ``retry_duplicates`` a unique violation too, and, for reads only, a connection that
+        broke mid-call (a read is safe to repeat; a write whose connection broke may have
+        committed, so it is reported, not repeated). A row naming a missing session (a
+        foreign-key violation) raises :class:`SessionNotFoundError` for ``session_id``.
         """
         attempt = 1
         while True:
@@ -598,8 +605,12 @@ class PostgresStore(BaseStore):
                     # may already have detached it from the pool, hence the suppress.)
                     with contextlib.suppress(Exception):
                         connection.terminate()
+                state = _sqlstate(exc)
+                if session_id is not None and state == _FOREIGN_KEY_VIOLATION:
+                    raise SessionNotFoundError(session_id) from exc
                 if attempt >= _MAX_ATTEMPTS or not (
-                    _sqlstate(exc) in _RETRY_STATES
+                    state in _RETRY_STATES
+                    or (retry_duplicates and state == _UNIQUE_VIOLATION)
                     or (not write and attempt == 1 and _is_connection_error(exc))
                 ):
                     raise _translate(exc, self._url, stage=_CALL, write=write) from exc
@@ -760,24 +771,20 @@ class PostgresStore(BaseStore):
         self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
     ) -> AgentState:
         # Two concurrent saves can compute the same next version; the primary key rejects
-        # the second, which then simply tries again with the new maximum.
-        for _attempt in range(_MAX_ATTEMPTS):
-            try:
-                rows = await self._fetch(_SAVE_STATE, session_id, state_json, now, write=True)
-            except QueryError as exc:
-                state_code = _sqlstate(exc.__cause__) if exc.__cause__ else ""
-                if state_code == "23505":
-                    continue
-                if state_code == "23503":  # the session was deleted meanwhile
-                    raise SessionNotFoundError(session_id) from exc
-                raise
-            if not rows:
-                raise SessionNotFoundError(session_id)
-            return AgentState(session_id, rows[0][0], state, now)
-        raise QueryError(
-            f"Saving the state of session {session_id!r} kept colliding with concurrent "
-            "saves; try again."
+        # the second, which then simply tries again with the new maximum. A session deleted
+        # meanwhile fails the foreign key.
+        rows = await self._fetch(
+            _SAVE_STATE,
+            session_id,
+            state_json,
+            now,
+            write=True,
+            retry_duplicates=True,
+            session_id=session_id,
         )
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        return AgentState(session_id, rows[0][0], state, now)
 
     async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
         if version is None:
