@@ -13,7 +13,6 @@ import pytest
 from mofa.persistence import Role, new_session_id, open_store
 from tests.agent.conftest import ROOT, child_env, run_child
 from tests.agent.llm_server import LLMServer
-from tests.servers import postgres_database
 
 
 def acks(output: str) -> list[str]:
@@ -66,19 +65,12 @@ async def check_continuation(url: str, llm: LLMServer) -> None:
         assert state.state == {"turns": 3}
 
 
-@pytest.mark.sqlite
 @pytest.mark.slow
-async def test_a_second_process_continues_the_conversation_on_sqlite(
-    tmp_path: Path, llm: LLMServer
+async def test_a_second_process_continues_the_conversation(
+    durable_url: str, llm: LLMServer
 ) -> None:
-    await check_continuation(f"sqlite://{tmp_path / 'agent.db'}", llm)
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-async def test_a_second_process_continues_the_conversation_on_postgres(llm: LLMServer) -> None:
-    with postgres_database("mofa_agent") as url:
-        await check_continuation(url, llm)
+    """On every backend two processes can share: files, SQLite, PostgreSQL, MySQL."""
+    await check_continuation(durable_url, llm)
 
 
 @pytest.mark.sqlite
