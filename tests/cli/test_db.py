@@ -23,6 +23,15 @@ from mofa.persistence import open_store, schema
 
 MOFA = Path(sys.executable).with_name("mofa")
 
+#: What `mofa db init -u` prints after its URL line, as in the seeds.
+SEED_LINES_AFTER_URL = [
+    "  ✓ Created table: agents",
+    "  ✓ Created table: sessions",
+    "  ✓ Created table: messages",
+    "  ✓ Created table: agent_state",
+    "  ✓ Created indexes",
+    "✓ Database tables initialized successfully!",
+]
 INIT_TITLES = {"postgres": "PostgreSQL", "mysql": "MySQL", "sqlite": "SQLite"}
 CLIENT_HINTS = {
     "postgres": "psql -U user -d mofa -f migration.sql",
@@ -272,12 +281,7 @@ def test_url_initializes_sqlite_with_the_seeds_lines(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         "→ Initializing sqlite database...",
         f"  URL: sqlite://{database}",
-        "  ✓ Created table: agents",
-        "  ✓ Created table: sessions",
-        "  ✓ Created table: messages",
-        "  ✓ Created table: agent_state",
-        "  ✓ Created indexes",
-        "✓ Database tables initialized successfully!",
+        *SEED_LINES_AFTER_URL,
     ]
     assert result.stderr == ""
     assert sqlite_tables(database) == ALL_TABLES

@@ -21,7 +21,15 @@ import pytest
 from click.testing import Result
 
 from mofa.persistence import open_store, schema
-from tests.cli.test_db import ALL_TABLES, MOFA, _open_and_close, exercise_store, run, run_mofa
+from tests.cli.test_db import (
+    ALL_TABLES,
+    MOFA,
+    SEED_LINES_AFTER_URL,
+    _open_and_close,
+    exercise_store,
+    run,
+    run_mofa,
+)
 from tests.cli.test_session import one_error_line
 from tests.servers import (
     MYSQL_ADMIN_URL,
@@ -41,14 +49,6 @@ from tests.servers import (
 SERVER_TYPES = [
     pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
     pytest.param("mysql", marks=pytest.mark.mysql, id="mysql"),
-]
-SEED_LINES_AFTER_URL = [
-    "  ✓ Created table: agents",
-    "  ✓ Created table: sessions",
-    "  ✓ Created table: messages",
-    "  ✓ Created table: agent_state",
-    "  ✓ Created indexes",
-    "✓ Database tables initialized successfully!",
 ]
 
 
