@@ -161,8 +161,13 @@ def _escape(char: str) -> str:
     return "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
 
 
+#: :func:`encode_name` for building paths: one operation names a session's lock, index and
+#: files, so each id is encoded once (ids are at most 255 characters, so the cache stays small).
+_stem = functools.lru_cache(maxsize=4096)(encode_name)
+
+
 def _agent_dir_name(agent_id: str | None) -> str:
-    return NO_AGENT_DIR if agent_id is None else encode_name(agent_id)
+    return NO_AGENT_DIR if agent_id is None else _stem(agent_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,7 @@ class _SessionFiles:
     @classmethod
     def at(cls, sessions_root: Path, agent_id: str | None, session_id: str) -> _SessionFiles:
         directory = sessions_root / _agent_dir_name(agent_id)
-        stem = encode_name(session_id)
+        stem = _stem(session_id)
         return cls(
             directory=directory,
             header=directory / f"{stem}.json",
@@ -191,12 +196,16 @@ class _SessionFiles:
 # ------------------------------------------------------------------- low-level file work
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _open_and_fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags | os.O_CLOEXEC, _FILE_MODE)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    _open_and_fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def _sync_data(fd: int) -> None:
@@ -279,19 +288,18 @@ def _create_exclusively(path: Path, data: bytes) -> bool:
 
 def _create_empty(path: Path) -> None:
     """Create (or empty) a 0600 file; the caller fsyncs the directory."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _open_and_fsync(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 
 
-def _unlink_quietly(path: Path) -> bool:
-    try:
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
+
+
+def _unlink_logs(files: _SessionFiles) -> None:
+    """Remove a session's logs and summary (the header and index entry stay)."""
+    for path in (files.messages, files.states, files.summary):
+        _unlink_quietly(path)
 
 
 def _read_file(path: Path) -> bytes | None:
@@ -302,12 +310,17 @@ def _read_file(path: Path) -> bytes | None:
         return None
 
 
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None if the file is missing or holds no JSON object."""
+    return _parse(_read_file(path) or b"")
+
+
 @contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[int]:
+def _flocked(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block."""
     fd = _lock_file(path)
     try:
-        yield fd
+        yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
@@ -396,6 +409,14 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def _parse_logged(line: bytes) -> dict[str, Any]:
+    """A line of a log's valid part, which must parse (else the log was damaged later)."""
+    record = _parse(line)
+    if record is None:
+        raise QueryError("The file store log has a damaged line; restore it from a backup.")
+    return record
+
+
 @dataclass(frozen=True, slots=True)
 class _Tail:
     """The valid part of a log: its end offset, last key and the time of the last append."""
@@ -455,14 +476,31 @@ def _verify_forward(fd: int, start: _Tail, size: int, key: str) -> _Tail:
     return good
 
 
+def _tail_from_summary(
+    fd: int, size: int, summary: tuple[int, int, str] | None, *, writer: bool = False
+) -> _Tail:
+    """The valid end of a messages log of ``size`` bytes, given its summary as read.
+
+    The summary answers when it describes the log's current size. When the log has grown
+    past it (a writer died between its fdatasync and the summary update, or is between
+    them right now), the records after it are checked one by one. With no usable
+    summary, a writer checks the whole log; a reader only looks at its last lines.
+    """
+    if size == 0:
+        return _EMPTY_TAIL
+    if summary is not None and summary[1] == size:
+        return _Tail(size, summary[0], summary[2])
+    if summary is not None and summary[1] < size:
+        return _verify_forward(fd, _Tail(summary[1], summary[0], summary[2]), size, "seq")
+    if writer:
+        return _verify_forward(fd, _EMPTY_TAIL, size, "seq")
+    return _scan_tail(fd, size, "seq")
+
+
 def _key_at(fd: int, offset: int, prefix: bytes) -> int:
     """The key (``seq`` or ``version``) of the line at ``offset``, read from its first bytes."""
     head = os.pread(fd, len(prefix) + 24, offset)
-    if not head.startswith(prefix):
-        raise QueryError(
-            f"The file store log is damaged at byte {offset}; restore it from a backup."
-        )
-    digits = head[len(prefix) :].split(b",", 1)[0]
+    digits = head[len(prefix) :].split(b",", 1)[0] if head.startswith(prefix) else b""
     try:
         return int(digits)
     except ValueError:
@@ -514,10 +552,7 @@ def _read_after(
     start = 0 if after <= 0 else _find_after(fd, tail.end, prefix, after)
     records: list[dict[str, Any]] = []
     for line in _lines_forward(fd, start, tail.end):
-        record = _parse(line)
-        if record is None:
-            raise QueryError("The file store log has a damaged line; restore it from a backup.")
-        records.append(record)
+        records.append(_parse_logged(line))
         if limit is not None and len(records) >= limit:
             break
     return records
@@ -529,10 +564,7 @@ def _read_last(fd: int, tail: _Tail, count: int) -> list[dict[str, Any]]:
     if count <= 0:
         return records
     for _start, line in _lines_backward(fd, tail.end):
-        record = _parse(line)
-        if record is None:
-            raise QueryError("The file store log has a damaged line; restore it from a backup.")
-        records.append(record)
+        records.append(_parse_logged(line))
         if len(records) >= count:
             break
     return records
@@ -571,39 +603,34 @@ def _state(session_id: str, record: dict[str, Any]) -> AgentState:
     return AgentState(session_id, record["version"], record["state"], parse_time(record["at"]))
 
 
-def _json_field(value: str | None) -> bytes:
-    return orjson.dumps(value)
-
-
 def _header_bytes(session: Session, metadata_json: str) -> bytes:
-    fields = (
-        b'{"format":1,"session_id":'
-        + _json_field(session.session_id)
+    return (
+        b'{"format":%d,"session_id":' % FORMAT_VERSION
+        + orjson.dumps(session.session_id)
         + b',"agent_id":'
-        + _json_field(session.agent_id)
+        + orjson.dumps(session.agent_id)
         + b',"user_id":'
-        + _json_field(session.user_id)
+        + orjson.dumps(session.user_id)
         + b',"tenant_id":'
-        + _json_field(session.tenant_id)
+        + orjson.dumps(session.tenant_id)
         + b',"status":'
-        + _json_field(session.status)
+        + orjson.dumps(session.status)
         + b',"created_at":'
-        + _json_field(format_time(session.created_at))
+        + orjson.dumps(format_time(session.created_at))
         + b',"updated_at":'
-        + _json_field(format_time(session.updated_at))
+        + orjson.dumps(format_time(session.updated_at))
         + b',"expires_at":'
-        + _json_field(None if session.expires_at is None else format_time(session.expires_at))
+        + orjson.dumps(None if session.expires_at is None else format_time(session.expires_at))
         + b',"metadata":'
         + metadata_json.encode("utf-8")
         + b"}\n"
     )
-    return fields
 
 
 def _agent_bytes(agent: Agent) -> bytes:
     return orjson.dumps(
         {
-            "format": 1,
+            "format": FORMAT_VERSION,
             "id": agent.id,
             "name": agent.name,
             "state": agent.state,
@@ -789,13 +816,8 @@ class FileStore(BaseStore):
     def _prepare(self) -> bool:
         """Create the directory tree; True when this call created the store."""
         root = self._root
-        try:
+        with contextlib.suppress(FileExistsError):  # a file there: refused just below
             root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-        except FileExistsError:
-            raise StoreConnectionError(
-                f"The file store path {root} exists but is not a directory; "
-                "point file:// at a directory."
-            ) from None
         if not root.is_dir():
             raise StoreConnectionError(
                 f"The file store path {root} exists but is not a directory; "
@@ -811,8 +833,7 @@ class FileStore(BaseStore):
         marker = root / _MARKER
         created = _create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION)
         if not created:
-            data = _read_file(marker)
-            record = _parse(data or b"")
+            record = _read_record(marker)
             version = record.get("format") if record else None
             if not isinstance(version, int):
                 raise SchemaError(
@@ -827,24 +848,24 @@ class FileStore(BaseStore):
         return created
 
     def _lock_path(self, session_id: str) -> Path:
-        return self._locks_root / f"{encode_name(session_id)}.lock"
+        return self._locks_root / f"{_stem(session_id)}.lock"
 
     def _index_path(self, session_id: str) -> Path:
-        return self._index_root / f"{encode_name(session_id)}.json"
+        return self._index_root / f"{_stem(session_id)}.json"
 
     def _files(self, agent_id: str | None, session_id: str) -> _SessionFiles:
         return _SessionFiles.at(self._sessions_root, agent_id, session_id)
 
     def _indexed_files(self, session_id: str) -> _SessionFiles | None:
         """The files the index entry points at (they may be gone: check the header)."""
-        record = _parse(_read_file(self._index_path(session_id)) or b"")
+        record = _read_record(self._index_path(session_id))
         if record is None or record.get("session_id") != session_id:
             return None
         agent_id = record.get("agent_id")
         return self._files(agent_id if isinstance(agent_id, str) else None, session_id)
 
     def _read_header(self, files: _SessionFiles, session_id: str) -> dict[str, Any] | None:
-        header = _parse(_read_file(files.header) or b"")
+        header = _read_record(files.header)
         if header is None:
             return None
         if header.get("session_id") != session_id:
@@ -854,49 +875,43 @@ class FileStore(BaseStore):
             )
         return header
 
+    def _live_files(self, session_id: str) -> _SessionFiles | None:
+        """The session's files if it exists (its header does), without reading the header."""
+        files = self._indexed_files(session_id)
+        return files if files is not None and files.header.exists() else None
+
+    def _not_found(self, session_id: str) -> SessionNotFoundError:
+        """The error for a missing session, once the lock file that locking just created is
+        removed again (called with the lock held), so probing unknown ids leaves nothing."""
+        _unlink_quietly(self._lock_path(session_id))
+        return SessionNotFoundError(session_id)
+
     def _locate(self, session_id: str) -> tuple[_SessionFiles, dict[str, Any]]:
         """The live session's files and header, or raise :class:`SessionNotFoundError`.
 
-        Called with the session's lock held. When the session does not exist, the lock file
-        that locking just created is removed again, so probing unknown ids leaves nothing.
+        Called with the session's lock held.
         """
         files = self._indexed_files(session_id)
         header = None if files is None else self._read_header(files, session_id)
         if files is None or header is None:
-            _unlink_quietly(self._lock_path(session_id))
-            raise SessionNotFoundError(session_id)
+            raise self._not_found(session_id)
         return files, header
 
     def _require_live(self, session_id: str) -> _SessionFiles:
         """Like :meth:`_locate` without parsing the header (appends only need it to exist)."""
-        files = self._indexed_files(session_id)
-        if files is None or not files.header.exists():
-            _unlink_quietly(self._lock_path(session_id))
-            raise SessionNotFoundError(session_id)
+        files = self._live_files(session_id)
+        if files is None:
+            raise self._not_found(session_id)
         return files
 
     def _message_tail(
         self, fd: int, files: _SessionFiles, size: int | None = None, *, writer: bool = False
     ) -> _Tail:
-        """The messages log's valid end.
-
-        The summary answers when it describes the log's current size. When the log has grown
-        past it (a writer died between its fdatasync and the summary update, or is between
-        them right now), the records after it are checked one by one. With no usable
-        summary, a writer checks the whole log; a reader only looks at its last lines.
-        """
+        """The messages log's valid end (``size``: the log's, if the caller has it)."""
         if size is None:
             size = os.fstat(fd).st_size
-        if size == 0:
-            return _EMPTY_TAIL
-        summary = _read_summary(files.summary)
-        if summary is not None and summary[1] == size:
-            return _Tail(size, summary[0], summary[2])
-        if summary is not None and summary[1] < size:
-            return _verify_forward(fd, _Tail(summary[1], summary[0], summary[2]), size, "seq")
-        if writer:
-            return _verify_forward(fd, _EMPTY_TAIL, size, "seq")
-        return _scan_tail(fd, size, "seq")
+        summary = _read_summary(files.summary) if size else None  # an empty log needs none
+        return _tail_from_summary(fd, size, summary, writer=writer)
 
     def _count_and_time(self, files: _SessionFiles) -> tuple[int, str | None]:
         """Message count and last append time, from the summary; the log only if it is stale."""
@@ -915,7 +930,7 @@ class FileStore(BaseStore):
         except FileNotFoundError:
             return 0, None
         try:
-            tail = self._message_tail(fd, files)
+            tail = _tail_from_summary(fd, os.fstat(fd).st_size, summary)
         finally:
             os.close(fd)
         return tail.last, tail.at
@@ -942,17 +957,17 @@ class FileStore(BaseStore):
     # ---------------------------------------------------------------- agents
 
     def _agent_path(self, agent_id: str) -> Path:
-        return self._agents_root / f"{encode_name(agent_id)}.json"
+        return self._agents_root / f"{_stem(agent_id)}.json"
 
     def _read_agent(self, agent_id: str) -> Agent | None:
-        record = _parse(_read_file(self._agent_path(agent_id)) or b"")
+        record = _read_record(self._agent_path(agent_id))
         if record is None or record.get("id") != agent_id:
             return None
         return _agent(record)
 
     def _upsert_agent_sync(self, agent: Agent) -> Agent:
         path = self._agent_path(agent.id)
-        with _flocked(self._locks_root / f"{encode_name(agent.id)}.agent.lock"):
+        with _flocked(self._locks_root / f"{_stem(agent.id)}.agent.lock"):
             existing = self._read_agent(agent.id)
             if existing is not None:
                 agent = dataclasses.replace(agent, created_at=existing.created_at)
@@ -971,7 +986,7 @@ class FileStore(BaseStore):
             for entry in entries:
                 if entry.name.startswith(".") or not entry.name.endswith(".json"):
                     continue
-                record = _parse(_read_file(Path(entry.path)) or b"")
+                record = _read_record(Path(entry.path))
                 if record is not None:
                     agents.append(_agent(record))
         agents.sort(key=lambda a: (a.updated_at, a.id), reverse=True)
@@ -991,8 +1006,7 @@ class FileStore(BaseStore):
                 if self._read_header(previous, session_id) is not None:
                     raise SessionExistsError(session_id)
                 # Left by a crash mid-create or mid-delete: nobody can see these; clear them.
-                for path in (previous.messages, previous.states, previous.summary):
-                    _unlink_quietly(path)
+                _unlink_logs(previous)
             if files.header.exists():
                 raise ConflictError(
                     f"The session file {files.header} exists without an index entry; "
@@ -1043,7 +1057,7 @@ class FileStore(BaseStore):
         offset: int,
     ) -> list[Session]:
         if agent_id is not None:
-            directories = [self._sessions_root / encode_name(agent_id)]
+            directories = [self._sessions_root / _stem(agent_id)]
         else:
             with os.scandir(self._sessions_root) as entries:
                 directories = [
@@ -1061,7 +1075,7 @@ class FileStore(BaseStore):
                 # with one, and the logs end differently.
                 if name.startswith(".") or not name.endswith(".json") or name.count(".") != 1:
                     continue
-                header = _parse(_read_file(Path(entry.path)) or b"")
+                header = _read_record(Path(entry.path))
                 if header is None or (
                     (agent_id is not None and header.get("agent_id") != agent_id)
                     or (user_id is not None and header.get("user_id") != user_id)
@@ -1135,14 +1149,14 @@ class FileStore(BaseStore):
         with _flocked(lock_path):
             files = self._indexed_files(session_id)
             header = None if files is None else self._read_header(files, session_id)
-            if files is not None and header is not None:
-                # The header goes first and durably: from then on the session is gone for
-                # every reader, and a crash below leaves only files nobody sees.
-                os.unlink(files.header)
-                _fsync_dir(files.directory)
-            if files is not None:  # also clears what a crashed create or delete left
-                for path in (files.messages, files.states, files.summary):
-                    _unlink_quietly(path)
+            if files is not None:
+                if header is not None:
+                    # The header goes first and durably: from then on the session is gone for
+                    # every reader, and a crash below leaves only files nobody sees.
+                    os.unlink(files.header)
+                    _fsync_dir(files.directory)
+                # Also clears what a crashed create or delete left.
+                _unlink_logs(files)
                 _unlink_quietly(self._index_path(session_id))
             # Waiters re-check the lock file's identity after locking, so unlinking is safe.
             _unlink_quietly(lock_path)
@@ -1271,8 +1285,8 @@ class FileStore(BaseStore):
                 item.future.cancel()
 
     def _open_log(self, session_id: str, states: bool) -> tuple[int, _SessionFiles] | None:
-        files = self._indexed_files(session_id)
-        if files is None or not files.header.exists():
+        files = self._live_files(session_id)
+        if files is None:
             return None
         try:
             fd = os.open(files.states if states else files.messages, os.O_RDONLY | os.O_CLOEXEC)
@@ -1280,19 +1294,26 @@ class FileStore(BaseStore):
             return None
         return fd, files
 
-    def _list_messages_sync(
-        self, session_id: str, limit: int | None, after_seq: int
+    def _read_messages(
+        self, session_id: str, read: Callable[[int, _Tail], list[dict[str, Any]]]
     ) -> list[Message]:
+        """The messages ``read(fd, tail)`` picks from the session's log (none if it is gone)."""
         opened = self._open_log(session_id, states=False)
         if opened is None:
             return []
         fd, files = opened
         try:
-            tail = self._message_tail(fd, files)
-            records = _read_after(fd, tail, _SEQ_PREFIX, after_seq, limit)
+            records = read(fd, self._message_tail(fd, files))
         finally:
             os.close(fd)
         return [_message(session_id, record) for record in records]
+
+    def _list_messages_sync(
+        self, session_id: str, limit: int | None, after_seq: int
+    ) -> list[Message]:
+        return self._read_messages(
+            session_id, lambda fd, tail: _read_after(fd, tail, _SEQ_PREFIX, after_seq, limit)
+        )
 
     async def _list_messages(
         self, session_id: str, limit: int | None, after_seq: int
@@ -1300,16 +1321,9 @@ class FileStore(BaseStore):
         return await self._run(self._list_messages_sync, session_id, limit, after_seq)
 
     def _list_recent_messages_sync(self, session_id: str, limit: int) -> list[Message]:
-        opened = self._open_log(session_id, states=False)
-        if opened is None:
-            return []
-        fd, files = opened
-        try:
-            records = _read_last(fd, self._message_tail(fd, files), limit)
-        finally:
-            os.close(fd)
-        records.reverse()
-        return [_message(session_id, record) for record in records]
+        messages = self._read_messages(session_id, lambda fd, tail: _read_last(fd, tail, limit))
+        messages.reverse()  # read newest first, returned oldest first
+        return messages
 
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
         return await self._run(self._list_recent_messages_sync, session_id, limit)
