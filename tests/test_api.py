@@ -6,7 +6,8 @@ import pytest
 
 import mofa
 import mofa.persistence
-from mofa.persistence import InvalidURLError, mask_url, open_store, parse_url
+from mofa.persistence import InvalidInputError, InvalidURLError, mask_url, open_store, parse_url
+from mofa.persistence.backends.memory import InMemoryStore
 
 
 def test_version() -> None:
@@ -130,6 +131,8 @@ def test_parse_url(url: str, backend: str, fields: dict[str, object]) -> None:
         "postgres:/missing-slash",
         "postgres://u:p@h:notaport/db",
         "postgres://u:p@h:70000/db",
+        "memory://host",
+        "memory:///tmp/x?shared=1",
     ],
 )
 def test_bad_urls_are_one_clear_error(url: str) -> None:
@@ -192,3 +195,10 @@ def test_passwords_are_masked(url: str, expected: str) -> None:
 async def test_open_store_rejects_unknown_scheme() -> None:
     with pytest.raises(InvalidURLError, match="postgres://"):
         await open_store("redis://localhost/0")
+
+
+async def test_the_in_memory_store_takes_no_options() -> None:
+    with pytest.raises(InvalidInputError, match="pool_size"):
+        await open_store("memory://", pool_size=3)
+    with pytest.raises(InvalidURLError, match="not an in-memory store URL"):
+        await InMemoryStore.connect("sqlite://x.db")

@@ -125,6 +125,10 @@ def parse_url(url: str) -> DatabaseURL:
         )
     rest = url[match.end() :]
     if backend == "memory":
+        if rest.strip("/"):
+            raise InvalidURLError(
+                f"The in-memory store takes no host, path or options ({shown!r}); write memory:// ."
+            )
         return DatabaseURL(raw=url, scheme=scheme, backend=backend)
     if backend in ("sqlite", "files"):
         return _parse_path_url(url, scheme, backend, rest, shown)

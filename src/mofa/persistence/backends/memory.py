@@ -23,7 +23,12 @@ from mofa.persistence._codec import decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 from mofa.persistence._store import BaseStore, EncodedMessage, Unset, placeholder_agent
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.errors import SessionExistsError, SessionNotFoundError
+from mofa.persistence.errors import (
+    InvalidInputError,
+    InvalidURLError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
 
 __all__ = ["InMemoryStore"]
 
@@ -49,7 +54,20 @@ class InMemoryStore(BaseStore):
 
     @classmethod
     async def connect(cls, url: str | DatabaseURL = "memory://", **options: Any) -> Self:
+        """Open an empty store that lives as long as this object (``memory://``).
+
+        It takes no options; an unknown one raises :class:`InvalidInputError`.
+        """
+        if options:
+            raise InvalidInputError(
+                f"Unknown in-memory store option(s): {', '.join(sorted(options))}; "
+                "the in-memory store takes none."
+            )
         parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.backend != "memory":
+            raise InvalidURLError(
+                f"{parsed.masked!r} is not an in-memory store URL; write memory://."
+            )
         return cls(parsed)
 
     async def _close(self) -> None:
