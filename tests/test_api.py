@@ -202,3 +202,26 @@ async def test_the_in_memory_store_takes_no_options() -> None:
         await open_store("memory://", pool_size=3)
     with pytest.raises(InvalidURLError, match="not an in-memory store URL"):
         await InMemoryStore.connect("sqlite://x.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "option", "value"),
+    [
+        ("postgresql://u@127.0.0.1:1/db", "connect_timeout", "5"),
+        ("postgresql://u@127.0.0.1:1/db", "command_timeout", 0),
+        ("postgresql://u@127.0.0.1:1/db", "statement_cache_size", -1),
+        ("postgresql://u@127.0.0.1:1/db", "pool_max_size", 2.5),
+        ("mysql://u@127.0.0.1:1/db", "connect_timeout", "x"),
+        ("mysql://u@127.0.0.1:1/db", "pool_size", True),
+        ("mysql://u@127.0.0.1:1/db", "schema_lock_timeout", -1),
+        ("sqlite::memory:", "busy_timeout", None),
+        ("sqlite::memory:", "lock_timeout", -0.5),
+        ("file:///nonexistent/mofa-option-check", "max_workers", 0),
+    ],
+)
+async def test_bad_option_values_are_named_before_connecting(
+    url: str, option: str, value: object
+) -> None:
+    # Port 1 answers nothing: the check must come before any driver sees the value.
+    with pytest.raises(InvalidInputError, match=f"^{option} must be "):
+        await open_store(url, **{option: value})

@@ -133,7 +133,7 @@ def workdir(empty_url: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 def bash(script: str, work: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-c", script],
+        ["bash", "-o", "pipefail", "-c", script],
         cwd=work,
         env=env,
         capture_output=True,

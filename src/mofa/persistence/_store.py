@@ -169,6 +169,19 @@ class Store(Protocol):
     ) -> list[AgentState]: ...
 
 
+def check_option(name: str, value: object, *, integer: bool = False, minimum: float = 0) -> None:
+    """A connect option that must be a number (``integer``: a whole one) of at least ``minimum``.
+
+    Checked before any driver sees it, so a wrong type is one sentence naming the option,
+    not the driver's arithmetic error.
+    """
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        what = "an integer" if integer else "a number"
+        unit = "" if integer else " (seconds)"
+        raise InvalidInputError(f"{name} must be {what} >= {minimum:g}{unit}, not {value!r}.")
+
+
 def placeholder_agent(agent_id: str, at: datetime) -> Agent:
     """The agent record a store creates when a session names an agent nobody registered
     (the foreign key needs one); the SQL backends' ``INSERT … agents`` writes the same."""

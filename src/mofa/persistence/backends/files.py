@@ -78,7 +78,13 @@ import orjson
 
 from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset, placeholder_agent
+from mofa.persistence._store import (
+    BaseStore,
+    EncodedMessage,
+    Unset,
+    check_option,
+    placeholder_agent,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
     ConflictError,
@@ -749,8 +755,7 @@ class FileStore(BaseStore):
                 f"The file store has no option {sorted(unknown)[0]!r}; it accepts: max_workers."
             )
         max_workers = options.get("max_workers", 4)
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise InvalidInputError(f"max_workers must be a positive integer, not {max_workers!r}.")
+        check_option("max_workers", max_workers, integer=True, minimum=1)
         directory = directory.expanduser().absolute()
         store = cls(parsed, directory, max_workers=max_workers)
         try:

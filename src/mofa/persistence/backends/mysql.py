@@ -44,7 +44,7 @@ from typing import Any, Final, Self
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset, check_option
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
@@ -422,8 +422,9 @@ class MySqlStore(BaseStore):
                 f"Unknown MySqlStore option {sorted(options)[0]!r}; use pool_size, "
                 "connect_timeout or schema_lock_timeout."
             )
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-            raise InvalidInputError(f"pool_size must be a positive integer, not {pool_size!r}.")
+        check_option("pool_size", pool_size, integer=True, minimum=1)
+        check_option("connect_timeout", connect_timeout)
+        check_option("schema_lock_timeout", schema_lock_timeout, integer=True)
         try:
             import asyncmy
         except ImportError as exc:

@@ -42,7 +42,7 @@ from typing import Any, Final, Self
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset, check_option
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
@@ -488,9 +488,13 @@ class PostgresStore(BaseStore):
                 "pool_max_size (or pool_size), connect_timeout, command_timeout, "
                 "statement_cache_size or max_inactive_connection_lifetime."
             )
-        for name, value in (("pool_min_size", pool_min_size), ("pool_max_size", pool_max_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInputError(f"{name} must be a non-negative integer, not {value!r}.")
+        check_option("pool_min_size", pool_min_size, integer=True)
+        check_option("pool_max_size", pool_max_size, integer=True)
+        check_option("statement_cache_size", statement_cache_size, integer=True)
+        check_option("connect_timeout", connect_timeout)
+        check_option("max_inactive_connection_lifetime", max_inactive_connection_lifetime)
+        if command_timeout is not None:
+            check_option("command_timeout", command_timeout, minimum=0.001)
         if pool_max_size < max(pool_min_size, 1):
             raise InvalidInputError(
                 f"pool_max_size ({pool_max_size}) must be at least 1 and at least "

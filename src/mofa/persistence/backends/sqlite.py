@@ -43,7 +43,7 @@ from typing import Any, Final, Self, TypeVar
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset, check_option
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
@@ -813,9 +813,8 @@ class SqliteStore(BaseStore):
                 f"Unknown SQLite store option(s): {', '.join(sorted(options))}; "
                 "the SQLite store accepts busy_timeout and lock_timeout."
             )
-        for name, value in (("busy_timeout", busy_timeout), ("lock_timeout", lock_timeout)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise InvalidInputError(f"{name} must be a number of seconds >= 0, not {value!r}.")
+        check_option("busy_timeout", busy_timeout)
+        check_option("lock_timeout", lock_timeout)
         parsed = parse_url(url) if isinstance(url, str) else url
         if parsed.backend != "sqlite" or not parsed.path:
             raise InvalidURLError(
