@@ -13,6 +13,7 @@ from mofa.persistence import (
     Role,
     SessionNotFoundError,
 )
+from mofa.persistence._codec import MAX_JSON_DEPTH
 
 
 async def test_appends_number_messages_per_session(store: BaseStore) -> None:
@@ -143,6 +144,60 @@ async def test_integers_beyond_64_bits_are_refused_not_rounded(store: BaseStore)
     state = await store.get_state("s")
     assert state is not None
     assert state.state == edges
+
+
+def _nested(depth: int) -> dict[str, object]:
+    """A JSON object ``depth`` levels deep (the object itself is level 1)."""
+    inner: object = "leaf"
+    for level in range(depth - 1):
+        inner = [inner] if level % 2 else {"k": inner}
+    return {"top": inner}
+
+
+async def test_nesting_deeper_than_every_backend_stores_is_refused(store: BaseStore) -> None:
+    await store.create_session("s")
+    for depth in (MAX_JSON_DEPTH + 1, 5000):  # one level too many, and past Python's stack
+        with pytest.raises(InvalidInputError, match="levels deep"):
+            await store.append_message("s", "user", "x", metadata=_nested(depth))
+        with pytest.raises(InvalidInputError, match="levels deep"):
+            await store.append_messages("s", [NewMessage("user", "x", _nested(depth))])
+        with pytest.raises(InvalidInputError, match="levels deep"):
+            await store.save_state("s", _nested(depth))
+        with pytest.raises(InvalidInputError, match="levels deep"):
+            await store.create_session("t", metadata=_nested(depth))
+    assert await store.count_messages("s") == 0
+    assert await store.get_state("s") is None
+    assert await store.get_session("t") is None
+
+    deepest = _nested(MAX_JSON_DEPTH)
+    await store.append_message("s", "user", "x", metadata=deepest)
+    await store.save_state("s", deepest)
+    await store.create_session("t", metadata=deepest)
+    assert (await store.list_messages("s"))[0].metadata == deepest
+    state = await store.get_state("s")
+    assert state is not None
+    assert state.state == deepest
+    session = await store.get_session("t")
+    assert session is not None
+    assert session.metadata == deepest
+    # Brackets inside strings are text, not nesting.
+    await store.append_message("s", "user", "x", metadata={"text": "[{" * 100})
+
+
+async def test_limits_beyond_any_count_mean_no_limit(store: BaseStore) -> None:
+    await store.create_session("s")
+    await store.append_messages("s", [NewMessage("user", f"m{n}") for n in range(3)])
+    await store.save_state("s", {"v": 1})
+    for huge in (2**31, 2**63, 2**64, 10**30):
+        assert len(await store.list_messages("s", limit=huge)) == 3
+        assert len(await store.list_recent_messages("s", limit=huge)) == 3
+        assert await store.list_messages("s", after_seq=huge) == []
+        assert [m.seq async for m in store.iter_messages("s", batch_size=huge)] == [1, 2, 3]
+        assert len(await store.list_sessions(limit=huge)) == 1
+        assert await store.list_sessions(limit=5, offset=huge) == []
+        assert len(await store.list_states("s", limit=huge)) == 1
+        assert await store.get_state("s", version=huge) is None
+        assert len(await store.list_agents(limit=huge)) >= 0
 
 
 async def test_text_round_trips_byte_for_byte(store: BaseStore) -> None:

@@ -47,6 +47,9 @@ _EMPTY_JSON = "{}"
 _LONG_DIGITS = re.compile(r"\d{19}")
 #: Integers every backend gives back exactly: the JSON decoder keeps int64 and uint64.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+#: Objects and lists may nest this deep (the outermost object is level 1): MariaDB's JSON
+#: columns refuse one level more, and every backend must accept and refuse the same input.
+MAX_JSON_DEPTH: Final = 31
 
 
 def check_id(value: object, what: str = "session id") -> str:
@@ -130,6 +133,12 @@ def encode_json(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
             f"The {what} cannot be stored as JSON ({_json_reason(exc)}); "
             "use only dicts, lists, strings, finite numbers, booleans and None."
         ) from None
+    except RecursionError:
+        raise _too_deep(what) from None
+    # Every level opens a bracket, so few brackets (the usual case) means shallow enough;
+    # brackets inside strings only make this count high, never low.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_depth(value, what)
     if "\\u0000" in text:
         _walk_strings(value, what)
     if _LONG_DIGITS.search(text):  # rare: only then look for integers that would be rounded
@@ -142,6 +151,29 @@ def encode_json(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
         _walk_strings(value, what)
         raise  # pragma: no cover - _walk_strings raises first
     return text
+
+
+def _too_deep(what: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"The {what} nests objects and lists more than {MAX_JSON_DEPTH} levels deep, which "
+        "MariaDB cannot store; flatten it, or store the deep part as a JSON string."
+    )
+
+
+def _check_depth(value: object, what: str) -> None:
+    # Iterative, so no input can exhaust the interpreter's stack.
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep(what)
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _json_reason(exc: Exception) -> str:
@@ -202,13 +234,20 @@ def check_datetime(value: object, what: str) -> datetime:
     return value.astimezone(UTC)
 
 
+#: The largest ``seq`` or state ``version`` a store can hold (PostgreSQL's INTEGER).
+MAX_SEQ: Final = 2**31 - 1
+#: Larger counts than any store holds: a bigger limit or offset means the same as this one,
+#: which every database accepts (their LIMIT stops at 2**63 - 1).
+_MAX_COUNT: Final = 2**62
+
+
 def check_limit(value: object, what: str = "limit") -> int | None:
-    """``None`` (no limit) or a non-negative integer."""
+    """``None`` (no limit) or a non-negative integer (capped at a count no store reaches)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError(f"The {what} must be a non-negative integer, not {value!r}.")
-    return value
+    return min(value, _MAX_COUNT)
 
 
 #: The one text format for times where a dialect stores them as text (SQLite, files):

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Final, Protocol, Self, runtime_checkable
 
 from mofa.persistence._codec import (
+    MAX_SEQ,
     check_datetime,
     check_id,
     check_limit,
@@ -467,9 +468,12 @@ class BaseStore(abc.ABC):
     ) -> list[Message]:
         """Messages in ``seq`` order; page with ``after_seq`` (the last ``seq`` you saw)."""
         self._check_open()
-        return await self._list_messages(
-            check_id(session_id), check_limit(limit), check_limit(after_seq, "after_seq") or 0
-        )
+        checked_id = check_id(session_id)
+        checked_limit = check_limit(limit)
+        after = check_limit(after_seq, "after_seq") or 0
+        if after >= MAX_SEQ:
+            return []  # no seq is larger (and PostgreSQL could not even compare with it)
+        return await self._list_messages(checked_id, checked_limit, after)
 
     async def list_recent_messages(self, session_id: str, *, limit: int) -> list[Message]:
         """The newest ``limit`` messages, returned in chronological order."""
@@ -488,15 +492,16 @@ class BaseStore(abc.ABC):
         """Every message of the session in order, read ``batch_size`` at a time."""
         self._check_open()
         checked_id = check_id(session_id)
-        if check_limit(batch_size, "batch_size") in (None, 0):
+        size = check_limit(batch_size, "batch_size")
+        if not size:
             raise InvalidInputError("batch_size must be a positive integer.")
         after = 0
         while True:
             self._check_open()  # the store may be closed between two batches
-            batch = await self._list_messages(checked_id, batch_size, after)
+            batch = await self._list_messages(checked_id, size, after)
             for message in batch:
                 yield message
-            if len(batch) < batch_size:
+            if len(batch) < size:
                 return
             after = batch[-1].seq
 
@@ -522,9 +527,12 @@ class BaseStore(abc.ABC):
     async def get_state(self, session_id: str, version: int | None = None) -> AgentState | None:
         """The latest snapshot, or the given version; ``None`` when there is none."""
         self._check_open()
+        checked_id = check_id(session_id)
         if version is not None:
             check_limit(version, "version")
-        return await self._get_state(check_id(session_id), version)
+            if version > MAX_SEQ:
+                return None  # no store holds such a version
+        return await self._get_state(checked_id, version)
 
     async def list_states(self, session_id: str, *, limit: int | None = None) -> list[AgentState]:
         """Snapshots, newest version first."""
