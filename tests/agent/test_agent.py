@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from mofa.persistence import (
     Role,
     SessionNotFoundError,
     new_session_id,
+    open_store,
 )
 from tests.agent.llm_server import LLMServer
 
@@ -273,6 +275,19 @@ async def test_without_a_plugin_the_agent_keeps_history_in_memory() -> None:
         await agent.chat("one")
         assert "1 earlier turn" in await agent.chat("two")
         assert agent.plugin.store.backend == "memory"
+
+
+async def test_closing_the_agent_after_its_store_is_quiet(tmp_path: Path) -> None:
+    # The natural order with `async with await open_store(...)` and an agent outliving it.
+    async with await open_store(f"sqlite://{tmp_path / 'mofa.db'}") as store:
+        agent = await build(store, "s-1")
+        await agent.chat("hello")
+    await agent.close()  # nowhere to record "stopped": no error
+    async with await open_store(f"sqlite://{tmp_path / 'mofa.db'}") as store:
+        registered = await store.get_agent("agent-1")
+        assert registered is not None
+        assert registered.state == "running"  # what the store last heard, not invented
+        assert await store.count_messages("s-1") == 2
 
 
 class _Failing(OfflineProvider):

@@ -37,6 +37,7 @@ from typing import Any, Self
 from mofa.agent._errors import AgentClosedError, LLMError, SessionExpiredError
 from mofa.agent.providers import ChatMessage, LLMProvider, Usage
 from mofa.persistence._entities import Message, Role, Session, SessionStatus, utc_now
+from mofa.persistence.errors import StoreClosedError
 from mofa.persistence.plugin import PersistencePlugin, is_error_record
 
 __all__ = ["DEFAULT_HISTORY_LIMIT", "ChatStream", "ChatTurn", "LLMAgent"]
@@ -171,7 +172,8 @@ class LLMAgent:
             return
         self._closed = True
         try:
-            await self._register("stopped")
+            with contextlib.suppress(StoreClosedError):  # closed first: nowhere to record it
+                await self._register("stopped")
         finally:
             if self._owns_provider:
                 await self.provider.aclose()
