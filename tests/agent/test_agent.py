@@ -154,7 +154,9 @@ async def test_a_failed_call_leaves_the_user_message_and_an_error_record(
     assert error.metadata["http_status"] == 500
     assert "overloaded" in error.metadata["error"]
     assert len(messages) == 2
+    assert list(agent.history) == messages  # the agent's view follows the store's
     await agent.chat("second try")
+    assert list(agent.history) == await store.list_messages(agent.session_id)
     # The error record is history, not conversation: the model never sees it.
     assert llm.requests[-1].messages == [
         {"role": "system", "content": "Be brief."},
@@ -178,6 +180,7 @@ async def test_a_cut_stream_stores_what_arrived_as_partial(
     assert partial.content == "".join(received) == "Reply to 1 user"
     assert partial.metadata["partial"] is True
     assert "cut off" in partial.metadata["error"]
+    assert list(agent.history) == messages
     await agent.close()
 
 

@@ -364,7 +364,9 @@ class LLMAgent:
                     turn.user_message, model, usage, _elapsed_ms(started), finish_reason
                 )
                 metadata.update(partial=True, status="partial", error=_describe(exc))
-                await self.plugin.record_reply(turn.session.session_id, arrived, metadata)
+                self._remember(
+                    turn, await self.plugin.record_reply(turn.session.session_id, arrived, metadata)
+                )
             else:
                 await self._record_failure(turn, exc, started)
             raise
@@ -462,7 +464,9 @@ class LLMAgent:
         }
         if isinstance(exc, LLMError) and exc.status is not None:
             metadata["http_status"] = exc.status
-        await self.plugin.record_error(turn.session.session_id, _describe(exc), metadata)
+        self._remember(
+            turn, await self.plugin.record_error(turn.session.session_id, _describe(exc), metadata)
+        )
 
     async def _after_turn(self, turn: _OpenTurn, reply: Message) -> None:
         session, current = turn.session, turn.current
@@ -476,8 +480,14 @@ class LLMAgent:
                     and self._session.session_id == session.session_id
                 ):
                     self._session = session
-        if current and self._session is not None and self._session.session_id == session.session_id:
-            self._history = (*turn.history, reply)[-self.history_limit :]
+        self._remember(turn, reply)
+
+    def _remember(self, turn: _OpenTurn, stored: Message) -> None:
+        """Keep :attr:`history` equal to the store's last messages after a turn in the current
+        session (ended by a reply, a partial reply or an error record)."""
+        session = self._session
+        if turn.current and session is not None and session.session_id == turn.session.session_id:
+            self._history = (*turn.history, stored)[-self.history_limit :]
 
 
 def _elapsed_ms(started: float) -> float:
