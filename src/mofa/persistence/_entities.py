@@ -130,7 +130,12 @@ class Session:
 
 @dataclass(frozen=True, slots=True, init=False)
 class Message:
-    """One stored message. ``seq`` is 1, 2, 3… within its session and gives the order."""
+    """One stored message. ``seq`` is 1, 2, 3… within its session and gives the order.
+
+    ``(session_id, seq)`` is the message's key on every backend. ``id`` is the database's row
+    id where there is one (SQLite, PostgreSQL, MySQL, in-memory) and ``None`` in the file
+    store, which has no row ids.
+    """
 
     session_id: str
     seq: int
