@@ -133,6 +133,14 @@ def test_parse_url(url: str, backend: str, fields: dict[str, object]) -> None:
         "postgres://u:p@h:70000/db",
         "memory://host",
         "memory:///tmp/x?shared=1",
+        "sqlite:///tmp/x.db?mode=ro",
+        "sqlite://./x.db?busy_timeout=abc",
+        "sqlite://./x.db?busy_timeout=5&lock_timeout=30",
+        "sqlite:///tmp/x.db?",
+        "sqlite://:memory:?cache=shared",
+        "sqlite3:///tmp/x.db?journal_mode=off",
+        "file:///tmp/mofa?max_workers=2",
+        "file://./data?",
     ],
 )
 def test_bad_urls_are_one_clear_error(url: str) -> None:
@@ -142,6 +150,44 @@ def test_bad_urls_are_one_clear_error(url: str) -> None:
     assert message.endswith(".")
     assert "\n" not in message
     assert ":p@" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "sqlite:///tmp/x.db?mode=ro",
+            "The SQLite URL 'sqlite:///tmp/x.db?mode=ro' has the parameter 'mode', but sqlite: "
+            "URLs take no parameters and read-only opening is not supported; remove the query "
+            "string (busy_timeout and lock_timeout are keyword options of open_store() and "
+            "SqliteStore.connect(), not URL parameters; write a '?' in a file name as %3F).",
+        ),
+        (
+            "sqlite://./x.db?busy_timeout=abc&lock_timeout=1",
+            "The SQLite URL 'sqlite://./x.db?busy_timeout=abc&lock_timeout=1' has the "
+            "parameters 'busy_timeout', 'lock_timeout', but sqlite: URLs take no parameters; "
+            "remove the query string (busy_timeout and lock_timeout are keyword options of "
+            "open_store() and SqliteStore.connect(), not URL parameters; write a '?' in a file "
+            "name as %3F).",
+        ),
+        (
+            "file:///tmp/mofa?max_workers=2",
+            "The file store URL 'file:///tmp/mofa?max_workers=2' has the parameter "
+            "'max_workers', but file: URLs take no parameters; remove the query string "
+            "(max_workers is a keyword option of open_store() and FileStore.connect(), not a URL "
+            "parameter; write a '?' in a directory name as %3F).",
+        ),
+    ],
+)
+async def test_sqlite_and_file_urls_take_no_parameters(url: str, expected: str) -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        await open_store(url)
+    assert str(caught.value) == expected
+
+
+def test_a_question_mark_in_a_sqlite_path_is_percent_encoded() -> None:
+    assert parse_url("sqlite:///tmp/what%3F.db").path == "/tmp/what?.db"
+    assert parse_url("file:///tmp/what%3F").path == "/tmp/what?"
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
-from tests.reliability._harness import free_port
+from tests.reliability._harness import free_port, make_certificate
 from tests.servers import (
     MYSQL_ADMIN_URL,
     MYSQL_SERVER_URL,
@@ -164,6 +164,90 @@ async def test_bad_url_parameters(fresh_url: str, query: str, match: str) -> Non
 async def test_url_without_database() -> None:
     with pytest.raises(InvalidURLError, match="names no database"):
         await open_store(f"mysql://root:secret@{_HOST}:{_PORT}")
+
+
+# The ssl-ca / ssl-cert / ssl-key files are read before connecting: the URLs below point at a
+# free port, so a check that came too late would be a StoreConnectionError instead.
+
+
+def _unreachable(query: str) -> str:
+    return f"mysql://root:s3cret-pw@127.0.0.1:{free_port()}/mofa?{query}"
+
+
+async def test_missing_ssl_file_is_named_before_connecting() -> None:
+    url = _unreachable("ssl-cert=/nonexistent.pem")
+    with pytest.raises(InvalidURLError) as caught:
+        await open_store(url)
+    assert str(caught.value) == (
+        f"The ssl-cert file '/nonexistent.pem' in '{url.replace('s3cret-pw', '****')}' does "
+        "not exist; give the path of a PEM file this process can read."
+    )
+    assert caught.value.__cause__ is None
+    with pytest.raises(InvalidURLError, match=r"^The ssl-ca file '/nonexistent\.pem' in .* does"):
+        await open_store(_unreachable("ssl-ca=/nonexistent.pem&ssl-mode=VERIFY_CA"))
+    with pytest.raises(InvalidURLError, match="is a directory, not a file"):
+        await MySqlStore.connect(_unreachable("ssl-ca=/"))
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """server.crt + server.key, other/server.key (of another certificate), an encrypted copy
+    of server.key and a text file, made with openssl."""
+    directory = tmp_path_factory.mktemp("pem")
+    (directory / "other").mkdir()
+    if not (make_certificate(directory) and make_certificate(directory / "other")):
+        pytest.skip("openssl is not installed")
+    encrypted = ["-aes128", "-passout", "pass:a-passphrase", "-out", "encrypted.key"]
+    subprocess.run(
+        ["openssl", "pkey", "-in", "server.key", *encrypted],
+        cwd=directory,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    (directory / "notes.txt").write_text("not a certificate\n")
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("ssl-ca={d}/notes.txt", "The ssl-ca file '{d}/notes.txt' in '"),
+        ("ssl-ca={d}/notes.txt", "' is not a PEM certificate (no -----BEGIN CERTIFICATE"),
+        ("ssl-ca={d}/server.key&ssl-mode=VERIFY_CA", "'{d}/server.key' in '"),
+        ("ssl-cert={d}/notes.txt&ssl-key={d}/server.key", "ssl-cert file '{d}/notes.txt'"),
+        ("ssl-cert={d}/server.crt&ssl-key=/nonexistent.key", "'/nonexistent.key' in '"),
+        ("ssl-cert={d}/server.crt&ssl-key={d}/notes.txt", "is not a PEM private key"),
+        (
+            "ssl-cert={d}/server.crt&ssl-key={d}/other/server.key",
+            "does not belong to the certificate in ssl-cert",
+        ),
+        ("ssl-cert={d}/server.crt&ssl-key={d}/encrypted.key", "protected by a passphrase"),
+        ("ssl-cert={d}/server.crt", "holds a certificate but no private key; add ssl-key="),
+        ("ssl-key={d}/server.key", "has ssl-key but no ssl-cert; add ssl-cert="),
+    ],
+)
+async def test_unusable_ssl_files_are_named_before_connecting(
+    pem: Path, query: str, expected: str
+) -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        await open_store(_unreachable(query.format(d=pem)))
+    message = str(caught.value)
+    assert expected.format(d=pem) in message
+    assert message.endswith(".")
+    assert "\n" not in message
+    assert "s3cret-pw" not in message
+
+
+async def test_usable_ssl_files_pass_the_check(pem: Path) -> None:
+    # Only the connection fails: nothing listens on the port.
+    with pytest.raises(StoreConnectionError, match="connection refused"):
+        await open_store(
+            _unreachable(
+                f"ssl-mode=VERIFY_CA&ssl-ca={pem}/other/server.crt"
+                f"&ssl-cert={pem}/server.crt&ssl-key={pem}/server.key"
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------- errors

@@ -329,8 +329,81 @@ async def test_bad_url_option_is_an_invalid_url_error(database_url: str) -> None
 
 
 async def test_unknown_url_parameter_is_an_invalid_url_error(database_url: str) -> None:
-    with pytest.raises(InvalidURLError, match="connect_timeout"):
-        await open_store(f"{database_url}?connect_timeout=10")
+    with pytest.raises(InvalidURLError, match="no_such_setting"):
+        await open_store(f"{database_url}?no_such_setting=10")
+
+
+@pytest.mark.parametrize(
+    "port",
+    [
+        *["99999", "0", "abc", "", "54 32", "5432,x", "５４３２", "1000005432"],
+        pytest.param("9" * 5000, id="5000-digits"),
+    ],
+)
+async def test_bad_port_parameter_is_an_invalid_url_error(port: str) -> None:
+    # Checked before connecting: nothing listens on the URL's socket directory.
+    url = f"postgresql://postgres:{quote(SECRET, safe='')}@/mofa?host=/nonexistent&port={port}"
+    with pytest.raises(InvalidURLError) as raised:
+        await open_store(url)
+    message = str(raised.value)
+    assert message.startswith("The PostgreSQL URL 'postgresql://postgres:****@/mofa?host=")
+    assert message.endswith(
+        f"has port={port!r}, which is not a port number; write an integer from 1 to 65535 "
+        "(or one per host, comma-separated), e.g. port=5432."
+    )
+    _assert_no_secret(raised.value)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf", ""])
+async def test_bad_connect_timeout_parameter_is_an_invalid_url_error(value: str) -> None:
+    url = f"postgresql://postgres:{quote(SECRET, safe='')}@127.0.0.1:1/mofa?connect_timeout={value}"
+    with pytest.raises(InvalidURLError) as raised:
+        await open_store(url, connect_timeout=5)  # the option wins, but the URL must be right
+    assert str(raised.value) == (
+        f"The PostgreSQL URL 'postgresql://postgres:****@127.0.0.1:1/mofa?connect_timeout="
+        f"{value}' has connect_timeout={value!r}, which is not a positive number of seconds; "
+        "write e.g. connect_timeout=10, or pass connect_timeout= to open_store()."
+    )
+    _assert_no_secret(raised.value)
+
+
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server that accepts the connection and never answers."""
+    try:
+        await reader.read()  # until the client gives up
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def test_connect_timeout_parameter_and_option(database_url: str) -> None:
+    await _round_trip(f"{database_url}?application_name=mofa_t&connect_timeout=5&sslmode=prefer")
+    listener = await asyncio.start_server(_silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/mofa?sslmode=disable&connect_timeout="
+    try:
+        for query, option, limit in [("0.3", None, 5.0), ("60", 0.3, 5.0)]:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(StoreConnectionError, match=f"127.0.0.1:{port}"):
+                await open_store(url + query, connect_timeout=option)
+            assert asyncio.get_running_loop().time() - started < limit
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+async def test_port_parameter_is_used_as_libpq_does(database_url: str) -> None:
+    parts = urlsplit(database_url)
+    user, host, port = parts.username, parts.hostname, parts.port or 5432
+    # The authority names a host but no port: asyncpg alone would ignore ?port=.
+    await _round_trip(f"postgresql://{user}@{host}{parts.path}?port={port}")
+    # ?port= wins over the authority's port, as in libpq.
+    await _round_trip(f"postgresql://{user}@{host}:{free_port()}{parts.path}?port={port}")
+    unused = free_port()
+    with pytest.raises(StoreConnectionError) as raised:
+        await open_store(f"postgresql://{user}@{host}{parts.path}?port={unused}")
+    assert f"{host}:{unused}: connection refused" in str(raised.value)
 
 
 async def test_missing_driver_names_the_extra(
@@ -560,3 +633,18 @@ async def test_pool_options(database_url: str) -> None:
         await open_store(database_url, pool=3)
     with pytest.raises(InvalidInputError, match="pool_max_size"):
         await open_store(database_url, pool_min_size=5, pool_max_size=2)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("5", "pool_size must be an integer >= 1, not '5'."),
+        (0, "pool_size must be an integer >= 1, not 0."),
+        (2, "pool_size (2) must be at least 1 and at least pool_min_size (3)."),
+    ],
+)
+async def test_pool_size_is_named_as_written(value: object, expected: str) -> None:
+    # Checked before connecting: nothing answers on port 1.
+    with pytest.raises(InvalidInputError) as raised:
+        await open_store("postgresql://postgres@127.0.0.1:1/mofa", pool_size=value, pool_min_size=3)
+    assert str(raised.value) == expected

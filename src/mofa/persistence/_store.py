@@ -9,6 +9,8 @@ that are already checked. A backend implements only those.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import enum
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
@@ -170,6 +172,16 @@ class Store(Protocol):
     ) -> list[AgentState]: ...
 
 
+#: How messages name each backend.
+_DISPLAY_NAMES: Final = {
+    "memory": "in-memory",
+    "files": "file",
+    "sqlite": "SQLite",
+    "postgres": "PostgreSQL",
+    "mysql": "MySQL",
+}
+
+
 def check_option(name: str, value: object, *, integer: bool = False, minimum: float = 0) -> None:
     """A connect option that must be a number (``integer``: a whole one) of at least ``minimum``.
 
@@ -244,6 +256,8 @@ class BaseStore(abc.ABC):
     def __init__(self, url: DatabaseURL) -> None:
         self._url = url
         self._closed = False
+        #: Set by stores whose connections belong to the event loop that opened them.
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Schema versions that opening this store applied (empty: it was already current).
         #: ``mofa db init -u`` reports from this.
         self.applied_migrations: tuple[int, ...] = ()
@@ -275,11 +289,34 @@ class BaseStore(abc.ABC):
         """Release connections and threads. Closing twice is harmless."""
         if not self._closed:
             self._closed = True
-            await self._close()
+            owner = self._loop
+            if owner is None or asyncio.get_running_loop() is owner:
+                await self._close()
+            elif owner.is_running():  # in another thread: close it there
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(), owner))
+            else:
+                # Nothing can be sent on connections whose loop has stopped: drop them.
+                with contextlib.suppress(Exception):
+                    self._abandon()
+
+    def _abandon(self) -> None:  # noqa: B027 - only loop-bound stores have anything to drop
+        """Drop the connections without awaiting anything (close() from a foreign loop)."""
+
+    @property
+    def _name(self) -> str:
+        if self._url.scheme == "mariadb":
+            return "MariaDB"
+        return _DISPLAY_NAMES.get(self.backend, self.backend)
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreClosedError(f"The {self.backend} store was used after close().")
+            raise StoreClosedError(f"The {self._name} store was used after close().")
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            raise StoreClosedError(
+                f"The {self._name} store was opened in another event loop, which its "
+                "connections belong to; open the store inside the event loop that uses it "
+                "(one store per asyncio.run)."
+            )
 
     # ---------------------------------------------------------------- agents
 

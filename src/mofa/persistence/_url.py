@@ -6,6 +6,9 @@ Accepted forms::
     mysql://user:pass@host:3306/db?ssl-mode=REQUIRED    mariadb://user:pass@localhost/db?socket=/x.sock
     sqlite://./relative.db   sqlite:///absolute.db   sqlite://name.db   sqlite::memory:
     memory://                file:///absolute/dir    file://./relative/dir
+
+``sqlite:`` and ``file:`` URLs take no parameters: a query string is an error (ignoring
+``?mode=ro`` would open the file read-write); options go to ``open_store(url, **options)``.
 """
 
 from __future__ import annotations
@@ -143,7 +146,9 @@ def _parse_path_url(url: str, scheme: str, backend: str, rest: str, shown: str) 
             f"The database URL {shown!r} is malformed; write {scheme}://./relative/path, "
             f"{scheme}:///absolute/path" + (" or sqlite::memory:." if backend == "sqlite" else ".")
         )
-    path_part, _, query_text = rest[2:].partition("?")
+    path_part, question, query_text = rest[2:].partition("?")
+    if question:
+        raise InvalidURLError(_no_parameters(scheme, backend, query_text, shown))
     if path_part.startswith("localhost/"):
         path_part = path_part[len("localhost") :]
     path = unquote(path_part)
@@ -151,8 +156,32 @@ def _parse_path_url(url: str, scheme: str, backend: str, rest: str, shown: str) 
         raise InvalidURLError(f"The database URL {shown!r} names no path.")
     if "\x00" in path:
         raise InvalidURLError(f"The database URL {shown!r} contains a NUL character.")
-    return DatabaseURL(
-        raw=url, scheme=scheme, backend=backend, path=path, query=dict(parse_qsl(query_text))
+    return DatabaseURL(raw=url, scheme=scheme, backend=backend, path=path)
+
+
+def _no_parameters(scheme: str, backend: str, query_text: str, shown: str) -> str:
+    """The error for a query string on a sqlite: or file: URL, which take no parameters
+    (ignoring one silently would, e.g., open ``?mode=ro`` read-write)."""
+    pairs = parse_qsl(query_text, keep_blank_values=True)
+    names = list(dict.fromkeys(name for name, _ in pairs))
+    if not names:
+        has = "an empty query string ('?')"
+    elif len(names) == 1:
+        has = f"the parameter {names[0]!r}"
+    else:
+        has = f"the parameters {', '.join(repr(name) for name in names)}"
+    if backend == "sqlite":
+        read_only = " and read-only opening is not supported" if ("mode", "ro") in pairs else ""
+        return (
+            f"The SQLite URL {shown!r} has {has}, but {scheme}: URLs take no parameters"
+            f"{read_only}; remove the query string (busy_timeout and lock_timeout are keyword "
+            "options of open_store() and SqliteStore.connect(), not URL parameters; write a '?' "
+            "in a file name as %3F)."
+        )
+    return (
+        f"The file store URL {shown!r} has {has}, but {scheme}: URLs take no parameters; remove "
+        "the query string (max_workers is a keyword option of open_store() and "
+        "FileStore.connect(), not a URL parameter; write a '?' in a directory name as %3F)."
     )
 
 

@@ -17,7 +17,7 @@ caller never needs to import a database driver to handle an error::
     ├── PermissionDeniedError        the database user lacks a privilege
     ├── SchemaError                  the schema cannot be created or upgraded
     ├── QueryError                   any other error the database reported
-    ├── StoreClosedError             the store was used after ``close()``
+    ├── StoreClosedError             the store was used after ``close()`` (or from another loop)
     └── MissingDependencyError       the driver for a backend is not installed
 
 Messages are one sentence that names the offending value and, where possible, the fix.
@@ -109,7 +109,7 @@ class QueryError(PersistenceError):
 
 
 class StoreClosedError(PersistenceError):
-    """The store was used after it was closed."""
+    """The store was used after it was closed, or outside the event loop that opened it."""
 
 
 class MissingDependencyError(PersistenceError, ImportError):

@@ -12,9 +12,10 @@ Usage::
 URL forms: ``mysql://`` or ``mariadb://user:password@host:port/database`` (percent-encode a
 password holding ``@ / ? #``, or pass ``?password=``), ``?ssl-mode=DISABLED|PREFERRED|REQUIRED|
 VERIFY_CA|VERIFY_IDENTITY`` (with ``&ssl-ca=/path/ca.pem`` to verify; default PREFERRED, like the
-``mysql`` client), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket. Options:
-``pool_size`` (default 10), ``connect_timeout`` (seconds, default 10), ``schema_lock_timeout``
-(seconds, default 60). Needs ``pip install 'mofa-sdk[mysql]'``.
+``mysql`` client), ``&ssl-cert=/path/cert.pem&ssl-key=/path/key.pem`` for a client certificate
+(PEM files, checked before connecting), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket.
+Options: ``pool_size`` (default 10), ``connect_timeout`` (seconds, default 10),
+``schema_lock_timeout`` (seconds, default 60). Needs ``pip install 'mofa-sdk[mysql]'``.
 
 How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
 
@@ -37,7 +38,7 @@ import dataclasses
 import functools
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
@@ -327,16 +328,115 @@ def _is_connection_loss(exc: BaseException) -> bool:
     )
 
 
-def _ssl_context(mode: str, query: dict[str, str]) -> ssl.SSLContext | None:
-    if mode == "DISABLED":
+class _EncryptedKey(Exception):
+    """Raised by :func:`_no_passphrase`: the key file asks for a passphrase."""
+
+
+def _no_passphrase() -> str:
+    # Without a callback OpenSSL would prompt on the terminal for an encrypted key's passphrase.
+    raise _EncryptedKey
+
+
+def _unreadable(path: str) -> str | None:
+    """Why ``path`` cannot be read as a file (the end of an error sentence), or ``None``."""
+    try:
+        with open(path, "rb") as file:
+            file.read(1)
+    except FileNotFoundError:
+        return "does not exist"
+    except IsADirectoryError:
+        return "is a directory, not a file"
+    except PermissionError:
+        return "cannot be read by this process (permission denied)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError:  # a NUL character (%00) in the path
+        return "is not a valid path"
+    return None
+
+
+def _ssl_context(target: _Target, url: DatabaseURL) -> ssl.SSLContext | None:
+    """The TLS settings for ``target.ssl_mode``, with the URL's ssl-ca / ssl-cert / ssl-key.
+
+    The files are read here, before any connection is tried: a missing, unreadable or
+    non-PEM one is an :class:`InvalidURLError` naming the parameter, the path and the reason.
+    """
+    if target.ssl_mode == "DISABLED":
         return None
-    verify = mode in ("VERIFY_CA", "VERIFY_IDENTITY")
-    context = ssl.create_default_context(cafile=query.get("ssl-ca") or None)
-    context.check_hostname = mode == "VERIFY_IDENTITY"
+    ca, cert, key = (url.query.get(name) or None for name in ("ssl-ca", "ssl-cert", "ssl-key"))
+
+    def bad(name: str, path: str, problem: str, fix: str) -> InvalidURLError:
+        return InvalidURLError(f"The {name} file {path!r} in {url.masked!r} {problem}; {fix}.")
+
+    if key and not cert:
+        raise InvalidURLError(
+            f"The {target.label} URL {url.masked!r} has ssl-key but no ssl-cert; add "
+            "ssl-cert=/path/client-cert.pem (the certificate of that key), or remove ssl-key."
+        )
+    for name, path in (("ssl-ca", ca), ("ssl-cert", cert), ("ssl-key", key)):
+        problem = _unreadable(path) if path else None
+        if path and problem:
+            raise bad(name, path, problem, "give the path of a PEM file this process can read")
+    verify = target.ssl_mode in ("VERIFY_CA", "VERIFY_IDENTITY")
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (ssl.SSLError, OSError, ValueError):
+        raise bad(
+            "ssl-ca",
+            ca or "",
+            "is not a PEM certificate (no -----BEGIN CERTIFICATE----- block was found)",
+            "give the certificate of the CA that signed the server's certificate, in PEM form",
+        ) from None
+    context.check_hostname = target.ssl_mode == "VERIFY_IDENTITY"
     context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
-    if query.get("ssl-cert"):
-        context.load_cert_chain(query["ssl-cert"], keyfile=query.get("ssl-key") or None)
+    if cert:
+        try:
+            context.load_cert_chain(cert, keyfile=key, password=_no_passphrase)
+        except _EncryptedKey:
+            raise bad(
+                "ssl-key" if key else "ssl-cert",
+                key or cert,
+                "holds a private key protected by a passphrase, which a URL cannot supply",
+                "give an unencrypted copy of the key (openssl pkey -in KEY -out PLAIN_KEY)",
+            ) from None
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise _cert_chain_error(exc, cert, key, bad) from None
     return context
+
+
+def _cert_chain_error(
+    exc: Exception, cert: str, key: str | None, bad: Callable[[str, str, str, str], InvalidURLError]
+) -> InvalidURLError:
+    """Which of ssl-cert / ssl-key made ``load_cert_chain`` fail, and why."""
+    if isinstance(exc, ssl.SSLError) and exc.reason == "KEY_VALUES_MISMATCH":
+        return bad(
+            "ssl-key" if key else "ssl-cert",
+            key or cert,
+            "holds a private key that does not belong to the certificate in ssl-cert",
+            "give the key that was issued with that certificate",
+        )
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
+    except (ssl.SSLError, OSError, ValueError):
+        return bad(
+            "ssl-cert",
+            cert,
+            "is not a PEM certificate (no -----BEGIN CERTIFICATE----- block was found)",
+            "give the client certificate in PEM form",
+        )
+    if key:
+        return bad(
+            "ssl-key",
+            key,
+            "is not a PEM private key (no -----BEGIN … PRIVATE KEY----- block was found)",
+            "give the client's private key in PEM form",
+        )
+    return bad(
+        "ssl-cert",
+        cert,
+        "holds a certificate but no private key",
+        "add ssl-key=/path/client-key.pem with the key of that certificate",
+    )
 
 
 class _Target:
@@ -387,6 +487,7 @@ class MySqlStore(BaseStore):
         super().__init__(url)
         self._pool = pool
         self._target = target
+        self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
         #: The server's max_allowed_packet, read on connect (16 MiB is MariaDB's default).
         self._max_packet = 16 * 1024 * 1024
 
@@ -448,7 +549,7 @@ class MySqlStore(BaseStore):
         else:
             kwargs["host"] = target.host
             kwargs["port"] = target.port
-        context = _ssl_context(target.ssl_mode, parsed.query)
+        context = _ssl_context(target, parsed)
         if context is not None:
             kwargs["ssl"] = context
         pool = await cls._open_pool(asyncmy, target, kwargs, pool_size)
@@ -530,6 +631,10 @@ class MySqlStore(BaseStore):
     async def _close(self) -> None:
         self._pool.close()
         await self._pool.wait_closed()
+
+    def _abandon(self) -> None:
+        # Not terminate(): it schedules a task on the pool's loop, which is not running.
+        self._pool.close()
 
     # ------------------------------------------------------------------ plumbing
 

@@ -11,8 +11,9 @@ Usage::
 
 URLs are libpq's (asyncpg parses them): ``postgresql://user:password@host:port/database``,
 percent-encoded passwords, ``?sslmode=disable|prefer|require|verify-full``, a unix socket
-(``postgresql:///mofa?host=/var/run/postgresql``), ``?password=``; other parameters are sent
-to the server as settings (``?application_name=…``). Tuning goes on
+(``postgresql:///mofa?host=/var/run/postgresql``), ``?password=``, ``?port=``,
+``?connect_timeout=`` (seconds; the ``connect_timeout`` option wins over it); other parameters
+are sent to the server as settings (``?application_name=…``). Tuning goes on
 :meth:`PostgresStore.connect` (``pool_min_size``, ``pool_max_size``, ``connect_timeout``…).
 
 How it stays close to the raw driver:
@@ -34,10 +35,12 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
+import math
 import operator
 import os
 from datetime import datetime
 from typing import Any, Final, Self
+from urllib.parse import unquote_plus
 
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
@@ -71,6 +74,7 @@ _EXISTING_COLUMNS = (
     "WHERE table_schema = current_schema() AND table_name = ANY($1::text[])"
 )
 _DEFAULT_PORT: Final = 5432
+_DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 #: SQLSTATEs a store retries itself: serialization failure and deadlock. Neither happens
 #: with the statements below under READ COMMITTED, but if one ever surfaces it is retried
 #: here, never handed to the caller.
@@ -293,10 +297,11 @@ class _Target:
         host = url.host or query.get("host") or os.environ.get("PGHOST") or "localhost"
         # A list of hosts ("a,b") or a socket directory: show the first, as libpq would try it.
         self.host = host.split(",")[0]
-        port_text = query.get("port") or os.environ.get("PGPORT")
-        self.port = url.port or (
-            int(port_text) if port_text and port_text.isdigit() else _DEFAULT_PORT
-        )
+        # libpq's order: ?port= overrides the authority's port, PGPORT is the fallback (a
+        # list of ports, one per host: show the first).
+        ports = (query.get("port"), url.port, os.environ.get("PGPORT"))
+        port_text = next((str(port) for port in ports if port), "").split(",")[0]
+        self.port = int(port_text) if port_text.isascii() and port_text.isdigit() else _DEFAULT_PORT
         # libpq's default user: PGUSER, else the operating-system user.
         self.user = url.username or query.get("user") or os.environ.get("PGUSER") or _os_user()
         self.database = url.database or query.get("dbname") or self.user
@@ -308,6 +313,63 @@ class _Target:
     def client_flags(self) -> str:
         """``-h HOST -p PORT`` for pg_isready / createdb, as the URL would need them."""
         return f"-h {self.host} -p {self.port}"
+
+
+def _port_number(text: str) -> int | None:
+    """``text`` as a TCP port (1-65535), or ``None``."""
+    digits = text.lstrip("0")  # bounded before int(): a 5000-digit string is a ValueError
+    if text.isascii() and text.isdigit() and 0 < len(digits) <= 5 and int(digits) <= 65535:
+        return int(digits)
+    return None
+
+
+class _DriverURL:
+    """The URL as asyncpg is given it, with the libpq parameters asyncpg gets wrong handled here.
+
+    * ``?port=`` must be integers 1–65535 (asyncpg would fail with an OverflowError, or
+      ignore the parameter when the URL names a host); the ports go to asyncpg explicitly
+      and, as in libpq, override a port in the authority;
+    * ``?connect_timeout=`` (seconds) is taken out of the DSN, as asyncpg would send it to the
+      server as a setting, and becomes the connect timeout.
+    """
+
+    __slots__ = ("connect_timeout", "dsn", "ports")
+
+    def __init__(self, url: DatabaseURL) -> None:
+        query = url.query
+        self.ports: list[int] | None = None
+        if "port" in query:
+            ports = [_port_number(part) for part in query["port"].split(",")]
+            if None in ports:
+                raise InvalidURLError(
+                    f"The PostgreSQL URL {url.masked!r} has port={query['port']!r}, which is not "
+                    "a port number; write an integer from 1 to 65535 (or one per host, "
+                    "comma-separated), e.g. port=5432."
+                )
+            self.ports = [port for port in ports if port is not None]
+        self.connect_timeout: float | None = None
+        self.dsn = url.raw
+        if "connect_timeout" in query:
+            try:
+                seconds = float(query["connect_timeout"])
+            except ValueError:
+                seconds = math.nan
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise InvalidURLError(
+                    f"The PostgreSQL URL {url.masked!r} has connect_timeout="
+                    f"{query['connect_timeout']!r}, which is not a positive number of seconds; "
+                    "write e.g. connect_timeout=10, or pass connect_timeout= to open_store()."
+                )
+            self.connect_timeout = seconds
+            # The query starts at the first '?' (a '#' before it would leave no query at all).
+            base, _, rest = url.raw.partition("?")
+            query_text, hash_mark, fragment = rest.partition("#")
+            kept = [
+                item
+                for item in query_text.split("&")
+                if unquote_plus(item.partition("=")[0]) != "connect_timeout"
+            ]
+            self.dsn = base + ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
 
 
 def _scrub(text: str, url: DatabaseURL) -> str:
@@ -440,6 +502,7 @@ class PostgresStore(BaseStore):
     def __init__(self, url: DatabaseURL, pool: Any) -> None:
         super().__init__(url)
         self._pool = pool
+        self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
 
     @classmethod
     async def connect(
@@ -448,7 +511,7 @@ class PostgresStore(BaseStore):
         *,
         pool_min_size: int = 1,
         pool_max_size: int = 10,
-        connect_timeout: float = 10.0,
+        connect_timeout: float | None = None,
         command_timeout: float | None = None,
         statement_cache_size: int = 100,
         max_inactive_connection_lifetime: float = 300.0,
@@ -461,7 +524,8 @@ class PostgresStore(BaseStore):
             pool_min_size: connections opened at once and kept open.
             pool_max_size: most connections the store opens (concurrent calls beyond
                 this wait for a free one).
-            connect_timeout: seconds to wait for a new connection.
+            connect_timeout: seconds to wait for a new connection (default: the URL's
+                ``?connect_timeout=``, else 10; given here, it wins over the URL's).
             command_timeout: seconds a statement may run (``None``: no limit).
             statement_cache_size: prepared statements kept per connection.
             max_inactive_connection_lifetime: seconds before an idle connection is closed.
@@ -480,8 +544,12 @@ class PostgresStore(BaseStore):
             raise InvalidURLError(
                 f"PostgresStore needs a postgres:// or postgresql:// URL, not {parsed.masked!r}."
             )
+        max_size_name = "pool_max_size"
         if "pool_size" in options:
+            # Checked under its own name: the user did not write pool_max_size.
+            max_size_name = "pool_size"
             pool_max_size = options.pop("pool_size")
+            check_option("pool_size", pool_max_size, integer=True, minimum=1)
         if options:
             raise InvalidInputError(
                 f"Unknown PostgresStore option {sorted(options)[0]!r}; use pool_min_size, "
@@ -491,19 +559,24 @@ class PostgresStore(BaseStore):
         check_option("pool_min_size", pool_min_size, integer=True)
         check_option("pool_max_size", pool_max_size, integer=True)
         check_option("statement_cache_size", statement_cache_size, integer=True)
-        check_option("connect_timeout", connect_timeout)
+        if connect_timeout is not None:
+            check_option("connect_timeout", connect_timeout)
         check_option("max_inactive_connection_lifetime", max_inactive_connection_lifetime)
         if command_timeout is not None:
             check_option("command_timeout", command_timeout, minimum=0.001)
         if pool_max_size < max(pool_min_size, 1):
             raise InvalidInputError(
-                f"pool_max_size ({pool_max_size}) must be at least 1 and at least "
+                f"{max_size_name} ({pool_max_size}) must be at least 1 and at least "
                 f"pool_min_size ({pool_min_size})."
             )
+        driver_url = _DriverURL(parsed)
+        if connect_timeout is None:
+            connect_timeout = driver_url.connect_timeout or _DEFAULT_CONNECT_TIMEOUT
         asyncpg = _import_asyncpg()
         try:
             pool = await asyncpg.create_pool(
-                dsn=parsed.raw,
+                dsn=driver_url.dsn,
+                port=driver_url.ports,
                 min_size=pool_min_size,
                 max_size=pool_max_size,
                 timeout=connect_timeout,
@@ -575,6 +648,9 @@ class PostgresStore(BaseStore):
         except Exception:
             # The server went away or a call is stuck: drop the sockets instead.
             self._pool.terminate()
+
+    def _abandon(self) -> None:
+        self._pool.terminate()
 
     # ------------------------------------------------------------- plumbing
 

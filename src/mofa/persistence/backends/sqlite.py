@@ -330,7 +330,7 @@ class _Worker:
         session_id: str | None,
     ) -> asyncio.Future[_T]:
         if self._stopped:
-            raise StoreClosedError("The sqlite store was used after close().")
+            raise StoreClosedError("The SQLite store was used after close().")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         self._jobs.put((kind, function, args, future, loop, session_id))
