@@ -27,7 +27,12 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
-from mofa.persistence.backends.files import NO_AGENT_DIR, default_data_dir, encode_name
+from mofa.persistence.backends.files import (
+    NO_AGENT_DIR,
+    default_data_dir,
+    directory_url,
+    encode_name,
+)
 
 pytestmark = pytest.mark.files
 
@@ -703,3 +708,14 @@ async def test_one_of_several_processes_creating_one_id_wins(tmp_path: Path) -> 
         session = await store.get_session("same")
         assert session is not None
         assert session.metadata == {"by": winners[0]}
+
+
+async def test_a_directory_path_with_url_characters_opens_that_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "odd ?name %41 #x"
+    async with await FileStore.connect(directory) as store:
+        assert store.directory == directory
+        await store.create_session("s")
+    assert (directory / "mofa-store.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [directory.name]  # nothing beside it
+    async with await open_store(directory_url(directory)) as again:
+        assert await again.get_session("s") is not None

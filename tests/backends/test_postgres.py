@@ -648,3 +648,8 @@ async def test_pool_size_is_named_as_written(value: object, expected: str) -> No
     with pytest.raises(InvalidInputError) as raised:
         await open_store("postgresql://postgres@127.0.0.1:1/mofa", pool_size=value, pool_min_size=3)
     assert str(raised.value) == expected
+
+
+async def test_pool_size_and_pool_max_size_together_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="two names for one option"):
+        await open_store("postgresql://postgres@127.0.0.1:1/mofa", pool_size=5, pool_max_size=5)

@@ -19,7 +19,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from mofa.cli._errors import CommandError
 from mofa.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
@@ -44,9 +43,9 @@ class StoreChoice:
 
 def default_store_url() -> str:
     """``file://`` URL of the local file store's default data directory."""
-    from mofa.persistence.backends.files import default_data_dir
+    from mofa.persistence.backends.files import default_data_dir, directory_url
 
-    return "file://" + quote(str(default_data_dir().absolute()), safe="/")
+    return directory_url(default_data_dir().absolute())
 
 
 def resolve_store(

@@ -73,6 +73,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Self, TypeVar
+from urllib.parse import quote
 
 import orjson
 
@@ -98,7 +99,7 @@ from mofa.persistence.errors import (
     StoreConnectionError,
 )
 
-__all__ = ["FileStore", "default_data_dir", "encode_name"]
+__all__ = ["FileStore", "default_data_dir", "directory_url", "encode_name"]
 
 _T = TypeVar("_T")
 
@@ -123,6 +124,12 @@ _SUMMARY_SIZE = 160
 
 
 # ------------------------------------------------------------------- names and paths
+
+
+def directory_url(directory: os.PathLike[str] | str) -> str:
+    """The ``file://`` URL of a directory (percent-encoded: a ``?`` or ``%`` in a name stays
+    part of the path)."""
+    return "file://" + quote(os.fspath(directory), safe="/")
 
 
 def default_data_dir() -> Path:
@@ -740,7 +747,7 @@ class FileStore(BaseStore):
             url = default_data_dir()
         if isinstance(url, os.PathLike):
             directory = Path(url)
-            parsed = parse_url(f"file://{directory}")
+            parsed = parse_url(directory_url(directory))
         else:
             parsed = parse_url(url) if isinstance(url, str) else url
             if parsed.backend != "files" or parsed.path is None:

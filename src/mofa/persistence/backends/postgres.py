@@ -75,6 +75,7 @@ _EXISTING_COLUMNS = (
 )
 _DEFAULT_PORT: Final = 5432
 _DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+_DEFAULT_POOL_SIZE: Final = 10
 #: SQLSTATEs a store retries itself: serialization failure and deadlock. Neither happens
 #: with the statements below under READ COMMITTED, but if one ever surfaces it is retried
 #: here, never handed to the caller.
@@ -510,7 +511,7 @@ class PostgresStore(BaseStore):
         url: str | DatabaseURL,
         *,
         pool_min_size: int = 1,
-        pool_max_size: int = 10,
+        pool_max_size: int | None = None,
         connect_timeout: float | None = None,
         command_timeout: float | None = None,
         statement_cache_size: int = 100,
@@ -522,7 +523,7 @@ class PostgresStore(BaseStore):
         Args:
             url: a ``postgres://`` / ``postgresql://`` URL (or a parsed one).
             pool_min_size: connections opened at once and kept open.
-            pool_max_size: most connections the store opens (concurrent calls beyond
+            pool_max_size: most connections the store opens, default 10 (concurrent calls beyond
                 this wait for a free one).
             connect_timeout: seconds to wait for a new connection (default: the URL's
                 ``?connect_timeout=``, else 10; given here, it wins over the URL's).
@@ -546,10 +547,16 @@ class PostgresStore(BaseStore):
             )
         max_size_name = "pool_max_size"
         if "pool_size" in options:
+            if pool_max_size is not None:
+                raise InvalidInputError(
+                    "pool_size and pool_max_size are two names for one option; pass one."
+                )
             # Checked under its own name: the user did not write pool_max_size.
             max_size_name = "pool_size"
             pool_max_size = options.pop("pool_size")
             check_option("pool_size", pool_max_size, integer=True, minimum=1)
+        if pool_max_size is None:
+            pool_max_size = _DEFAULT_POOL_SIZE
         if options:
             raise InvalidInputError(
                 f"Unknown PostgresStore option {sorted(options)[0]!r}; use pool_min_size, "
