@@ -385,7 +385,10 @@ async def test_connect_timeout_parameter_and_option(database_url: str) -> None:
     try:
         for query, option, limit in [("0.3", None, 5.0), ("60", 0.3, 5.0)]:
             started = asyncio.get_running_loop().time()
-            with pytest.raises(StoreConnectionError, match=f"127.0.0.1:{port}"):
+            with pytest.raises(
+                StoreConnectionError,
+                match=f"127.0.0.1:{port}: no answer within the connect timeout",
+            ):
                 await open_store(url + query, connect_timeout=option)
             assert asyncio.get_running_loop().time() - started < limit
     finally:

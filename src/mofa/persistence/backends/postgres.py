@@ -467,7 +467,12 @@ def _translate(
                 "enable SSL on the server or use sslmode=prefer or disable."
             )
         if refused or stage == _CONNECT:
-            reason = "connection refused" if refused else detail or type(exc).__name__
+            if refused:
+                reason = "connection refused"
+            elif isinstance(exc, TimeoutError):
+                reason = "no answer within the connect timeout"
+            else:
+                reason = detail or type(exc).__name__
             return StoreConnectionError(
                 f"Failed to connect to PostgreSQL at {target.address}: {reason} — "
                 f"is the server running? Check with: pg_isready {target.client_flags()}"
