@@ -8,11 +8,13 @@ MariaDB) through the store API, runs the command through click's CliRunner with
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pty
 import select
 import subprocess
+import termios
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,11 +66,19 @@ def one_error_line(result: Result) -> str:
     return lines[0]
 
 
+def _take_the_terminal() -> None:
+    # In the child: a new session whose controlling terminal is the pty on stdin, so that
+    # typing Ctrl-C there sends SIGINT, as in a shell.
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def on_terminal(
     command: list[str], answer: bytes, env: dict[str, str], cwd: Path | None = None
 ) -> tuple[int, str, int]:
     """Run ``command`` on a pseudo-terminal, typing ``answer`` at every ``[y/N]: `` prompt.
 
+    The terminal is the command's controlling terminal (Ctrl-C in ``answer`` interrupts it).
     Returns the exit code, everything the terminal showed (with ``\n`` line ends) and how
     many prompts were answered.
     """
@@ -81,6 +91,7 @@ def on_terminal(
         stdout=terminal,
         stderr=terminal,
         close_fds=True,
+        preexec_fn=_take_the_terminal,
     )
     os.close(terminal)
     output = b""

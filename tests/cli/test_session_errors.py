@@ -283,7 +283,11 @@ def test_delete_asks_with_the_seeds_prompt_and_deletes_on_yes(tmp_path: Path) ->
     assert MAIN not in mofa("session", "list", url=url).stdout
 
 
-@pytest.mark.parametrize("answer", [b"\n", b"n\n", b"no\n"])
+@pytest.mark.parametrize(
+    "answer",
+    [b"\n", b"n\n", b"no\n", b"\x03", b"\x04"],
+    ids=["enter", "n", "no", "ctrl-c", "ctrl-d"],
+)
 def test_delete_defaults_to_no(tmp_path: Path, answer: bytes) -> None:
     url = f"sqlite://{tmp_path / 'm.db'}"
     asyncio.run(seed(url))

@@ -29,6 +29,7 @@ from mofa.persistence.errors import MissingDependencyError
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
     "CliError",
     "CommandError",
     "missing_driver_message",
@@ -38,6 +39,8 @@ __all__ = [
 
 #: Exit code of a failed operation (bad usage exits 2, as click does).
 EXIT_FAILURE = 1
+#: 128 + SIGINT, as shells report a command stopped with Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
 
@@ -90,6 +93,7 @@ def run(
     url: str | None = None,
     exit_code_for: Callable[[Exception], int] | None = None,
     describe_missing_driver: Callable[[MissingDependencyError], str] | None = None,
+    interrupted: str = "Interrupted.",
 ) -> T:
     """Run a command's coroutine; turn store, configuration and file errors into a
     :class:`CommandError`.
@@ -100,11 +104,14 @@ def run(
         exit_code_for: The exit code for an error (default :data:`EXIT_FAILURE`).
         describe_missing_driver: The message for a missing database driver (default: the
             error's own).
+        interrupted: The message for Ctrl-C (exit :data:`EXIT_INTERRUPTED`).
     """
     try:
         return asyncio.run(coroutine_factory())
     except CliError:
         raise
+    except KeyboardInterrupt:
+        raise CommandError(interrupted, EXIT_INTERRUPTED) from None
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as command-line tools do.
         _silence_stdout()

@@ -7,6 +7,7 @@ pipe into ``jq``; errors go to stderr as one ``Error: …`` line.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -286,6 +287,24 @@ def _delete_exit_code(exc: Exception) -> int:
     return EXIT_DELETE_FAILED
 
 
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; Ctrl-C and Ctrl-D answer no.
+
+    The prompt blocks inside the event loop, where asyncio's own Ctrl-C handler would only
+    cancel the task once the prompt returned (and then after the answer was acted on), so
+    Python's default handler is put back while the question is open.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:  # Ctrl-C or end of input
+        click.echo()
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @session.command("delete")
 @click.argument("session_id")
 @click.option("--force", is_flag=True, help="Skip the confirmation prompt.")
@@ -319,7 +338,7 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
                 click.echo(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
                 click.echo("This action cannot be undone.")
                 click.echo()
-                if not click.confirm("Delete session?", default=False):
+                if not _confirm("Delete session?"):
                     raise CommandError(
                         "Cancelled; the session was not deleted.", EXIT_DELETE_FAILED
                     )
@@ -329,5 +348,11 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
                 raise _not_found(session_id)  # deleted by someone else meanwhile
 
     click.echo(f"→ Deleting session: {session_id}")
-    run(delete, url=choice.url, exit_code_for=_delete_exit_code)
+    run(
+        delete,
+        url=choice.url,
+        exit_code_for=_delete_exit_code,
+        interrupted=f"Interrupted; check with 'mofa session show {session_id}' whether the "
+        "session was deleted.",
+    )
     click.echo("✓ Session deleted successfully")
