@@ -229,6 +229,27 @@ def test_output_replaces_an_existing_file_and_keeps_its_mode(tmp_path: Path) -> 
     assert sorted(os.listdir(tmp_path)) == ["migration.sql"]
 
 
+def test_output_writes_through_a_symbolic_link_and_into_a_fifo(tmp_path: Path) -> None:
+    target = tmp_path / "real.sql"
+    target.write_text("old")
+    target.chmod(0o640)
+    link = tmp_path / "link.sql"
+    link.symlink_to(target)
+    result = run("db", "init", "-t", "sqlite", "-o", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert target.read_text("utf-8") == header("SQLite") + schema.script("sqlite")
+    assert target.stat().st_mode & 0o777 == 0o640
+    fifo = tmp_path / "pipe.sql"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    result = run("db", "init", "-t", "sqlite", "-o", str(fifo))
+    received, _ = reader.communicate(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert received == header("SQLite") + schema.script("sqlite")
+    assert fifo.is_fifo()
+
+
 def test_a_failed_write_leaves_the_old_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

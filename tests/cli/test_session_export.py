@@ -155,7 +155,7 @@ def test_a_write_that_fails_part_way_keeps_the_old_file(big_url: str, tmp_path: 
     )
     assert process.returncode == 1, process.stderr
     assert "Traceback" not in process.stderr
-    assert process.stderr.startswith("Error: File too large")
+    assert process.stderr == f"Error: Cannot write the export to {target}: File too large.\n"
     assert len(process.stderr.splitlines()) == 1
     assert target.read_text(encoding="utf-8") == "previous export\n"
     assert [path.name for path in target.parent.iterdir()] == ["big.json"]
@@ -218,3 +218,62 @@ def test_export_of_a_missing_session_keeps_an_existing_file(big_url: str, tmp_pa
     assert one_error_line(result) == "Error: Session not found: no-such"
     assert target.read_text(encoding="utf-8") == "keep me\n"
     assert [path.name for path in tmp_path.iterdir()] == ["keep.json"]
+
+
+# ------------------------------------------------- where -o points: links, pipes, stdout
+
+
+@pytest.fixture
+def small_url(tmp_path: Path) -> str:
+    url = f"sqlite://{tmp_path / 'small.db'}"
+
+    async def seed() -> None:
+        async with await open_store(url) as store:
+            await store.create_session("s-1")
+            await store.append_message("s-1", "user", "hello")
+
+    asyncio.run(seed())
+    return url
+
+
+def test_export_writes_through_a_symbolic_link(small_url: str, tmp_path: Path) -> None:
+    target = tmp_path / "exports" / "real.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    result = mofa("session", "export", "s-1", "-o", str(link), "-f", "json", url=small_url)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()  # the link stays; its target holds the export
+    assert json.loads(target.read_text())["messages"][0]["content"] == "hello"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["real.json"]  # no temp left
+
+
+def test_export_to_a_fifo_streams_into_it(small_url: str, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    result = mofa("session", "export", "s-1", "-o", str(fifo), "-f", "json", url=small_url)
+    received, _ = reader.communicate(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert json.loads(received)["session_id"] == "s-1"
+    assert fifo.is_fifo()
+
+
+def test_export_to_dash_writes_the_document_to_stdout(small_url: str) -> None:
+    result = mofa("session", "export", "s-1", "-o", "-", "-f", "json", url=small_url)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["messages"][0]["content"] == "hello"
+    assert "✓ Session exported successfully" in result.stderr
+    assert "Output: stdout" in result.stderr
+
+
+def test_export_under_a_file_is_one_clear_error(small_url: str, tmp_path: Path) -> None:
+    (tmp_path / "keep.json").write_text("x")
+    target = tmp_path / "keep.json" / "x.json"
+    result = mofa("session", "export", "s-1", "-o", str(target), "-f", "json", url=small_url)
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"Error: Cannot write the export to {target}: one of its parent directories is a file."
+    )
+    assert (tmp_path / "keep.json").read_text() == "x"

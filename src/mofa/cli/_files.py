@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -23,7 +24,10 @@ def atomic_text_file(
     """A UTF-8 text file that appears at ``path`` complete or not at all.
 
     Written to a temporary file beside ``path``, flushed to disk, then renamed over it; on any
-    failure the temporary file is removed and an existing ``path`` is left as it was.
+    failure the temporary file is removed and an existing ``path`` is left as it was. A
+    symbolic link is written through (its target is replaced; the link stays), and a path
+    that is not a regular file (``/dev/stdout``, a FIFO, a terminal) is written straight
+    into, as nothing can be renamed over it.
 
     Args:
         path: Where the file goes; a directory there is refused.
@@ -34,11 +38,26 @@ def atomic_text_file(
             when false, the rename is kept durable on a best-effort basis only (not every
             platform can open a directory).
     """
-    if path.is_dir():
+    try:
+        kind = os.stat(path).st_mode  # through any symbolic link
+    except FileNotFoundError:
+        kind = None
+    except NotADirectoryError:
+        raise _under_a_file(path) from None
+    if kind is not None and stat.S_ISDIR(kind):
         raise IsADirectoryError(21, "it is a directory", str(path))
+    if kind is not None and not stat.S_ISREG(kind):
+        with open(path, "w", encoding="utf-8", newline="\n") as stream:
+            yield stream
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     directory = path.parent
     if make_parents:
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # one of the parents is a file
+            raise _under_a_file(path) from None
     if mode is None:
         mode = _mode_for(path)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -58,6 +77,10 @@ def atomic_text_file(
     else:
         with suppress(OSError):
             _fsync_directory(directory)
+
+
+def _under_a_file(path: Path) -> NotADirectoryError:
+    return NotADirectoryError(20, "one of its parent directories is a file", str(path))
 
 
 def _mode_for(path: Path) -> int:

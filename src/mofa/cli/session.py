@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import IO, Any, Literal, cast
 
 import click
 
@@ -29,6 +29,7 @@ from mofa.persistence import (
     InvalidURLError,
     Message,
     PermissionDeniedError,
+    PersistenceError,
     Session,
     SessionNotFoundError,
     open_store,
@@ -215,7 +216,7 @@ def show_command(ctx: click.Context, session_id: str, output_format: str) -> Non
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     metavar="PATH",
-    help="File to write (missing parent directories are created).",
+    help="File to write (missing parent directories are created); - writes to stdout.",
 )
 @click.option(
     "-f",
@@ -231,47 +232,61 @@ def export_command(
 ) -> None:
     """Export a session and its messages to a JSON or YAML file.
 
-    The file is written atomically; a long history is streamed, not loaded at once.
+    The file is written atomically; a long history is streamed, not loaded at once. With
+    -o - the document goes to stdout and the progress lines to stderr.
 
     \b
     Examples:
       mofa session export agent-001:session-123 -o session.json --format json
       mofa session export agent-001:session-123 -o ./exports/session.yaml -f yaml
+      mofa session export agent-001:session-123 -o - -f json | jq '.messages | length'
     """
     export_format = export_format.lower()
     choice = _choice(ctx)
+    to_stdout = str(output_path) == "-"
 
     async def export() -> int:
         async with await open_store(choice.url) as store:
             found = await _get_session(store, session_id)
-            # Private: a session's conversation is nobody else's to read.
-            with atomic_text_file(output_path, mode=0o600, make_parents=True) as handle:
-                writer = DocumentWriter(cast(Literal["json", "yaml"], export_format), handle.write)
-                writer.start(
-                    {
-                        "session_id": found.session_id,
-                        "created_at": found.created_at,
-                        "metadata": _session_metadata(found),
-                    },
-                    "messages",
-                )
-                async for message in store.iter_messages(session_id, batch_size=BATCH_SIZE):
-                    writer.add(
-                        {
-                            "role": message.role.value,
-                            "content": message.content,
-                            "timestamp": message.timestamp,
-                        }
-                    )
-                writer.finish()
-            return writer.count
+            try:
+                if to_stdout:
+                    return await write(store, found, sys.stdout)
+                # Private: a session's conversation is nobody else's to read.
+                with atomic_text_file(output_path, mode=0o600, make_parents=True) as handle:
+                    return await write(store, found, handle)
+            except OSError as exc:
+                if isinstance(exc, PersistenceError):
+                    raise
+                reason = exc.strerror or str(exc)
+                raise CommandError(f"Cannot write the export to {output_path}: {reason}.") from exc
 
-    click.echo(f"→ Exporting session: {session_id}")
-    click.echo(f"  Format: {export_format}")
-    click.echo(f"  Output: {output_path}")
+    async def write(store: BaseStore, found: Session, handle: IO[str]) -> int:
+        writer = DocumentWriter(cast(Literal["json", "yaml"], export_format), handle.write)
+        writer.start(
+            {
+                "session_id": found.session_id,
+                "created_at": found.created_at,
+                "metadata": _session_metadata(found),
+            },
+            "messages",
+        )
+        async for message in store.iter_messages(session_id, batch_size=BATCH_SIZE):
+            writer.add(
+                {
+                    "role": message.role.value,
+                    "content": message.content,
+                    "timestamp": message.timestamp,
+                }
+            )
+        writer.finish()
+        return writer.count
+
+    click.echo(f"→ Exporting session: {session_id}", err=to_stdout)
+    click.echo(f"  Format: {export_format}", err=to_stdout)
+    click.echo(f"  Output: {'stdout' if to_stdout else output_path}", err=to_stdout)
     count = run(export, url=choice.url)
-    click.echo(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}")
-    click.echo("✓ Session exported successfully")
+    click.echo(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}", err=to_stdout)
+    click.echo("✓ Session exported successfully", err=to_stdout)
 
 
 # ---------------------------------------------------------------------------- delete
