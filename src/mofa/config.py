@@ -91,13 +91,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
         key = key.strip()
         if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+        values[key] = _dotenv_value(value.strip())
     return values
+
+
+def _dotenv_value(value: str) -> str:
+    """A value as written after ``=``: quoted (then a ``# comment`` may follow the closing
+    quote) or bare (a `` #`` starts a comment)."""
+    if value[:1] in ("'", '"'):
+        closing = value.find(value[0], 1)
+        if closing != -1:
+            rest = value[closing + 1 :].strip()
+            if not rest or rest.startswith("#"):
+                return value[1:closing]
+    if " #" in value:
+        value = value.split(" #", 1)[0].rstrip()
+    return value
 
 
 def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:

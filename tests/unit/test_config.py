@@ -61,6 +61,32 @@ def test_dotenv_beside_the_file(tmp_path: Path) -> None:
     assert read_dotenv(tmp_path / ".env") == {"DATABASE_URL": "sqlite:///x.db", "OTHER": "1"}
 
 
+def test_dotenv_quotes_and_comments(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "\n".join(
+            [
+                'A="sqlite://../s.db" # the shared database',
+                "export B='single quoted'   # with a comment",
+                'C="has # inside"',
+                "D=bare value # comment",
+                "E=bare#not-a-comment",
+                'F="unclosed',
+                "G=",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    assert read_dotenv(tmp_path / ".env") == {
+        "A": "sqlite://../s.db",
+        "B": "single quoted",
+        "C": "has # inside",
+        "D": "bare value",
+        "E": "bare#not-a-comment",
+        "F": '"unclosed',
+        "G": "",
+    }
+
+
 def test_unset_variable_is_an_error_only_when_used(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, SEED_CONFIG), environ={})
     with pytest.raises(ConfigError, match=r"\$\{DATABASE_URL\}, which is not set"):
