@@ -92,6 +92,15 @@ async def test_user_host_port_database_url(database_url: str) -> None:
     await _round_trip(database_url)
 
 
+async def test_an_unencoded_at_sign_in_the_password_is_part_of_it(database_url: str) -> None:
+    # The authority splits at its last '@' for us as for MySQL; asyncpg alone would take
+    # "PW@127.0.0.1" for the host. (The server trusts local users: this checks the address.)
+    parts = urlsplit(database_url)
+    await _round_trip(
+        f"postgresql://{parts.username}:Sekr1t@PW@{parts.hostname}:{parts.port or 5432}{parts.path}"
+    )
+
+
 async def test_postgres_scheme_alias(database_url: str) -> None:
     await _round_trip("postgres://" + database_url.split("://", 1)[1])
 

@@ -40,7 +40,7 @@ import operator
 import os
 from datetime import datetime
 from typing import Any, Final, Self
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
@@ -324,6 +324,22 @@ def _port_number(text: str) -> int | None:
     return None
 
 
+def _encode_userinfo(url: DatabaseURL) -> str:
+    """``url.raw`` with an unencoded ``@`` in the user name or password percent-encoded.
+
+    Ours and MySQL's parsing split the authority at its last ``@`` (as browsers do), asyncpg
+    at its first, which would take the rest of the password for the host name.
+    """
+    netloc = urlsplit(url.raw).netloc
+    userinfo, at, _host = netloc.rpartition("@")
+    if not at or "@" not in userinfo:
+        return url.raw
+    encoded = quote(url.username or "", safe="")
+    if url.password is not None and ":" in userinfo:
+        encoded += ":" + quote(url.password, safe="")
+    return url.raw.replace(netloc, encoded + netloc[len(userinfo) :], 1)
+
+
 class _DriverURL:
     """The URL as asyncpg is given it, with the libpq parameters asyncpg gets wrong handled here.
 
@@ -349,7 +365,7 @@ class _DriverURL:
                 )
             self.ports = [port for port in ports if port is not None]
         self.connect_timeout: float | None = None
-        self.dsn = url.raw
+        self.dsn = _encode_userinfo(url)
         if "connect_timeout" in query:
             try:
                 seconds = float(query["connect_timeout"])
