@@ -109,6 +109,10 @@ def on_terminal(
                     break
                 output += chunk
                 if output.endswith(b"[y/N]: "):
+                    # As a person would: once the prompt is up and reading. (A Ctrl-C that
+                    # lands between the prompt's write and its read() is only noticed at
+                    # the next signal: CPython's input() does not check before it blocks.)
+                    time.sleep(0.2)
                     os.write(controller, answer)
                     answered += 1
             elif process.poll() is not None:
@@ -238,11 +242,48 @@ def test_list_json_is_the_seeds_shape_and_stdout_holds_only_json(
     assert result.stderr == ""
 
 
+async def _create(url: str) -> None:
+    async with await open_store(url):
+        pass
+
+
 def test_list_of_an_empty_store(empty_url: str) -> None:
+    asyncio.run(_create(empty_url))
     table = mofa("session", "list", url=empty_url)
     assert (table.exit_code, table.stdout) == (0, "→ Listing sessions\n\nNo sessions found.\n")
     as_json = mofa("session", "list", "--output-format", "json", url=empty_url)
     assert (as_json.exit_code, json.loads(as_json.stdout)) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "what"), [("sqlite", "SQLite database"), ("file", "mofa file store")]
+)
+@pytest.mark.parametrize("command", [["list"], ["show", MAIN], ["delete", MAIN, "--force"]])
+def test_a_store_that_does_not_exist_is_reported_not_created(
+    tmp_path: Path, scheme: str, what: str, command: list[str]
+) -> None:
+    missing = tmp_path / "typo"
+    result = mofa("session", *command, url=f"{scheme}://{missing}")
+    assert result.exit_code == 1
+    assert one_error_line(result) == (
+        f"Error: There is no {what} at {missing} (from --database-url); check the path."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_store_before_its_first_write_is_empty_and_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("MOFA_DATA_DIR", str(data))
+    monkeypatch.delenv("MOFA_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no agent.yml here
+    listed = mofa("session", "list")
+    assert (listed.exit_code, listed.stdout) == (0, "→ Listing sessions\n\nNo sessions found.\n")
+    shown = mofa("session", "show", MAIN)
+    assert shown.exit_code == 1
+    assert one_error_line(shown) == f"Error: Session not found: {MAIN}"
+    assert not data.exists()
 
 
 # ------------------------------------------------------------------------------ show

@@ -337,7 +337,9 @@ def test_an_impossible_session_id_is_one_line(
     args: list[str], code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = mofa("session", args[0], "x" * 300, *args[1:], url=f"sqlite://{tmp_path / 'm.db'}")
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    result = mofa("session", args[0], "x" * 300, *args[1:], url=url)
     assert result.exit_code == code
     assert "255" in one_error_line(result)
     assert not (tmp_path / "x.json").exists()

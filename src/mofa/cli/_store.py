@@ -22,9 +22,15 @@ from pathlib import Path
 
 from mofa.cli._errors import CommandError
 from mofa.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
-from mofa.persistence import mask_url
+from mofa.persistence import BaseStore, mask_url, open_store, parse_url
 
-__all__ = ["DATABASE_URL_VARIABLE", "StoreChoice", "default_store_url", "resolve_store"]
+__all__ = [
+    "DATABASE_URL_VARIABLE",
+    "StoreChoice",
+    "default_store_url",
+    "open_existing_store",
+    "resolve_store",
+]
 
 DATABASE_URL_VARIABLE = "MOFA_DATABASE_URL"
 
@@ -76,3 +82,28 @@ def resolve_store(
         if url is not None:
             return StoreChoice(url, str(config_path))
     return StoreChoice(default_store_url(), "default")
+
+
+async def open_existing_store(choice: StoreChoice) -> BaseStore:
+    """Open the store a read-or-delete command works on, without creating one by mistake.
+
+    A SQLite file or file-store directory that does not exist is reported (a mistyped path
+    would otherwise leave a new, empty store behind and show no sessions); the default data
+    directory, before anything was ever stored, reads as an empty store and is not created.
+    """
+    return await open_store("memory://" if _nothing_stored_yet(choice) else choice.url)
+
+
+def _nothing_stored_yet(choice: StoreChoice) -> bool:
+    """Whether ``choice`` is the default file store before its first write; raises if it
+    names a SQLite file or a file store that does not exist."""
+    parsed = parse_url(choice.url)
+    if parsed.backend not in ("sqlite", "files") or not parsed.path or parsed.path == ":memory:":
+        return False
+    location = os.path.abspath(os.path.expanduser(parsed.path))
+    if os.path.exists(location):
+        return False
+    if parsed.backend == "files" and choice.source == "default":
+        return True
+    what = "SQLite database" if parsed.backend == "sqlite" else "mofa file store"
+    raise CommandError(f"There is no {what} at {location} (from {choice.source}); check the path.")

@@ -7,7 +7,6 @@ pipe into ``jq``; errors go to stderr as one ``Error: …`` line.
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import IO, Any, Literal, cast
@@ -22,7 +21,7 @@ from mofa.cli._render import (
     render,
     render_session_table,
 )
-from mofa.cli._store import StoreChoice, resolve_store
+from mofa.cli._store import StoreChoice, open_existing_store, resolve_store
 from mofa.persistence import (
     BaseStore,
     InvalidInputError,
@@ -32,7 +31,6 @@ from mofa.persistence import (
     PersistenceError,
     Session,
     SessionNotFoundError,
-    open_store,
 )
 
 #: ``session delete`` exit codes, as the seeds' table gives them.
@@ -114,7 +112,7 @@ def list_command(
     choice = _choice(ctx)
 
     async def fetch() -> list[Session]:
-        async with await open_store(choice.url) as store:
+        async with await open_existing_store(choice) as store:
             return await store.list_sessions(agent_id=agent_id, limit=limit)
 
     if output_format == "table":
@@ -178,7 +176,7 @@ def show_command(ctx: click.Context, session_id: str, output_format: str) -> Non
     choice = _choice(ctx)
 
     async def show() -> None:
-        async with await open_store(choice.url) as store:
+        async with await open_existing_store(choice) as store:
             found = await _get_session(store, session_id)
             header = {
                 "session_id": found.session_id,
@@ -246,7 +244,7 @@ def export_command(
     to_stdout = str(output_path) == "-"
 
     async def export() -> int:
-        async with await open_store(choice.url) as store:
+        async with await open_existing_store(choice) as store:
             found = await _get_session(store, session_id)
             try:
                 if to_stdout:
@@ -303,21 +301,12 @@ def _delete_exit_code(exc: Exception) -> int:
 
 
 def _confirm(question: str) -> bool:
-    """Ask on the terminal; Ctrl-C and Ctrl-D answer no.
-
-    The prompt blocks inside the event loop, where asyncio's own Ctrl-C handler would only
-    cancel the task once the prompt returned (and then after the answer was acted on), so
-    Python's default handler is put back while the question is open.
-    """
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Ask on the terminal (outside any event loop); Ctrl-C and Ctrl-D answer no."""
     try:
         return click.confirm(question, default=False)
     except click.Abort:  # Ctrl-C or end of input
         click.echo()
         return False
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @session.command("delete")
@@ -338,31 +327,35 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
     """
     choice = _choice(ctx)
 
+    async def look_up() -> Session:
+        async with await open_existing_store(choice) as store:
+            return await _get_session(store, session_id)
+
     async def delete() -> None:
-        async with await open_store(choice.url) as store:
-            found = await _get_session(store, session_id)
-            if not force:
-                if not sys.stdin.isatty():
-                    raise CommandError(
-                        f"Refusing to delete session {session_id} without confirmation: stdin "
-                        "is not a terminal; use --force.",
-                        EXIT_DELETE_FAILED,
-                    )
-                click.echo()
-                count = found.message_count
-                click.echo(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
-                click.echo("This action cannot be undone.")
-                click.echo()
-                if not _confirm("Delete session?"):
-                    raise CommandError(
-                        "Cancelled; the session was not deleted.", EXIT_DELETE_FAILED
-                    )
-                click.echo()
+        async with await open_existing_store(choice) as store:
             click.echo("  Removing session data...")
             if not await store.delete_session(session_id):
                 raise _not_found(session_id)  # deleted by someone else meanwhile
 
     click.echo(f"→ Deleting session: {session_id}")
+    if not force:
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"Refusing to delete session {session_id} without confirmation: stdin "
+                "is not a terminal; use --force.",
+                EXIT_DELETE_FAILED,
+            )
+        # The store is closed while the question is open: with no other thread running,
+        # Ctrl-C reaches the prompt at once.
+        found = run(look_up, url=choice.url, exit_code_for=_delete_exit_code)
+        click.echo()
+        count = found.message_count
+        click.echo(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
+        click.echo("This action cannot be undone.")
+        click.echo()
+        if not _confirm("Delete session?"):
+            raise CommandError("Cancelled; the session was not deleted.", EXIT_DELETE_FAILED)
+        click.echo()
     run(
         delete,
         url=choice.url,
