@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mofa.persistence import open_store
 from tests.cli.test_db import MOFA
 
 
@@ -35,3 +38,44 @@ def test_both_entry_points_run_the_same_cli(command: list[str], tmp_path: Path) 
     )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_traceback(
+    encoding: str, tmp_path: Path
+) -> None:
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    text = "héllo 😀 中文"
+
+    async def seed() -> None:
+        async with await open_store(url) as store:
+            await store.create_session("会话")
+            await store.append_message("会话", "user", text)
+
+    asyncio.run(seed())
+    environment = {**os.environ, "PYTHONIOENCODING": encoding}
+    readable = (
+        ["session", "list"],
+        ["session", "show", "会话"],
+        ["session", "show", "会话", "-o", "yaml"],
+    )
+    for args in readable:
+        shown = subprocess.run(
+            [str(MOFA), "--database-url", url, *args],
+            capture_output=True,
+            env=environment,
+            timeout=120,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert b"Traceback" not in shown.stderr
+    as_json = subprocess.run(
+        [str(MOFA), "--database-url", url, "session", "show", "会话", "-f", "json"],
+        capture_output=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    document = as_json.stdout.decode(encoding)  # only characters the terminal can show
+    assert json.loads(document)["messages"][0]["content"] == text

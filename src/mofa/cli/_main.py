@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
+import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +57,32 @@ cli.add_command(db)
 cli.add_command(session)
 
 
+def _json_escape(error: UnicodeError) -> tuple[str, int]:
+    """Characters the stream's encoding lacks, written as JSON ``\\uXXXX`` escapes (a pair
+    for characters beyond the BMP), so JSON output stays valid JSON."""
+    assert isinstance(error, UnicodeEncodeError)
+    escaped = []
+    for character in error.object[error.start : error.end]:
+        code = ord(character)
+        if code > 0xFFFF:
+            code -= 0x10000
+            escaped.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{code:04x}")
+    return "".join(escaped), error.end
+
+
+def _survive_narrow_terminals() -> None:
+    """On a stream whose encoding is not UTF-8 (``PYTHONIOENCODING=latin-1``, an old locale),
+    escape what it cannot show instead of failing part-way with a traceback."""
+    codecs.register_error("mofa-json-escape", _json_escape)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding not in ("utf8", "utf8sig") and isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="mofa-json-escape")
+
+
 def main() -> None:
     """Console-script entry point."""
+    _survive_narrow_terminals()
     cli(prog_name="mofa")
