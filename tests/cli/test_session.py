@@ -372,6 +372,10 @@ def test_show_of_a_missing_session(seeded: tuple[str, dict[str, Session]]) -> No
         assert result.exit_code == 1
         assert one_error_line(result) == "Error: Session not found: nope"
         assert result.stdout == ""
+    # An id whose difference would not show is quoted.
+    for invisible, shown in [("nope ", "'nope '"), ("a\tb", "'a\\tb'")]:
+        result = mofa("session", "show", invisible, url=url)
+        assert one_error_line(result) == f"Error: Session not found: {shown}"
 
 
 # ---------------------------------------------------------------------------- export

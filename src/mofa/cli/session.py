@@ -52,7 +52,15 @@ def _choice(ctx: click.Context) -> StoreChoice:
 
 
 def _not_found(session_id: str) -> CommandError:
-    return CommandError(f"Session not found: {session_id}", EXIT_NOT_FOUND)
+    return CommandError(f"Session not found: {_shown(session_id)}", EXIT_NOT_FOUND)
+
+
+def _shown(session_id: str) -> str:
+    """The id as the seeds print it, or quoted when spaces at its ends, control characters
+    or nothing at all would otherwise be invisible."""
+    if session_id and session_id == session_id.strip() and session_id.isprintable():
+        return session_id
+    return repr(session_id)
 
 
 async def _get_session(store: BaseStore, session_id: str) -> Session:
