@@ -38,6 +38,24 @@ async def test_eight_tasks_append_to_one_session(store: BaseStore) -> None:
     assert await store.count_messages("shared") == 2000
 
 
+async def test_sixteen_tasks_save_state_in_one_session(store: BaseStore) -> None:
+    # Every save is acknowledged with its own version: a version collision between two
+    # concurrent saves is the store's to resolve, however many tasks contend.
+    await store.create_session("s")
+
+    async def saver(task: int) -> list[int]:
+        return [(await store.save_state("s", {"task": task, "i": i})).version for i in range(50)]
+
+    versions = sorted(
+        v for batch in await asyncio.gather(*(saver(t) for t in range(16))) for v in batch
+    )
+    assert versions == list(range(1, 801))
+    latest = await store.get_state("s")
+    assert latest is not None
+    assert latest.version == 800
+    assert [state.version for state in await store.list_states("s", limit=3)] == [800, 799, 798]
+
+
 async def test_concurrent_batches_and_singles(store: BaseStore) -> None:
     from mofa.persistence import NewMessage
 

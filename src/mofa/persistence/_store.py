@@ -12,6 +12,7 @@ import abc
 import asyncio
 import contextlib
 import enum
+import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -180,6 +181,12 @@ _DISPLAY_NAMES: Final = {
     "postgres": "PostgreSQL",
     "mysql": "MySQL",
 }
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, …) of a conflicting write:
+    doubling from 2 ms up to 50 ms, jittered so that contenders do not retry in step."""
+    return min(0.001 * (1 << min(attempt, 6)), 0.05) * random.uniform(0.5, 1.5)
 
 
 def check_option(name: str, value: object, *, integer: bool = False, minimum: float = 0) -> None:

@@ -36,8 +36,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import itertools
 import re
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Self
@@ -45,7 +47,7 @@ from typing import Any, Final, Self
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset, check_option
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset, backoff, check_option
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
@@ -69,7 +71,8 @@ _DEFAULT_PORT: Final = 3306
 _SSL_MODES: Final = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
 _QUERY_PARAMETERS: Final = ("socket", "password", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key")
 _NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
-_RETRIES: Final = 20
+#: How long a write keeps retrying deadlocks and lock-wait timeouts (see postgres.py).
+_RETRY_SECONDS: Final = 30.0
 _FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
 _PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
 _ESCAPED: Final = ("\\", "'", '"', "\n", "\r", "\x1a")  # each sent as two bytes
@@ -679,7 +682,8 @@ class MySqlStore(BaseStore):
         names a missing session raises :class:`SessionNotFoundError`, and, when the write
         ``creates_session``, a duplicate key raises :class:`SessionExistsError`.
         """
-        for attempt in range(_RETRIES):
+        deadline = time.monotonic() + _RETRY_SECONDS
+        for attempt in itertools.count(1):
             try:
                 async with self._pool.acquire() as connection:
                     cursor = connection.cursor()
@@ -699,8 +703,8 @@ class MySqlStore(BaseStore):
             except Exception as exc:
                 code = _error_code(exc)
                 retry = code in _RETRYABLE or (retry_duplicates and code == _ER_DUP_ENTRY)
-                if retry and attempt + 1 < _RETRIES:
-                    await asyncio.sleep(0.001 * (attempt + 1))
+                if retry and time.monotonic() < deadline:
+                    await asyncio.sleep(backoff(attempt))
                     continue
                 if session_id is not None:
                     if creates_session and code == _ER_DUP_ENTRY:
@@ -987,7 +991,7 @@ def _translate(
         )
     if code in _RETRYABLE:
         return QueryError(
-            f"{label} kept reporting lock conflicts ({message}) after {_RETRIES} attempts; "
+            f"{label} kept reporting lock conflicts ({message}) for {_RETRY_SECONDS:g} seconds; "
             "retry later."
         )
     return QueryError(f"SQL error ({label} error {code}): {message}.")

@@ -38,6 +38,7 @@ import getpass
 import math
 import operator
 import os
+import time
 from datetime import datetime
 from typing import Any, Final, Self
 from urllib.parse import quote, unquote_plus, urlsplit
@@ -45,7 +46,7 @@ from urllib.parse import quote, unquote_plus, urlsplit
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset, check_option
+from mofa.persistence._store import BaseStore, EncodedMessage, Unset, backoff, check_option
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
@@ -82,7 +83,10 @@ _DEFAULT_POOL_SIZE: Final = 10
 _RETRY_STATES: Final = frozenset({"40001", "40P01"})
 _UNIQUE_VIOLATION: Final = "23505"
 _FOREIGN_KEY_VIOLATION: Final = "23503"
-_MAX_ATTEMPTS: Final = 8
+#: How long a call keeps retrying a conflict (a deadlock, or two saves that picked the same
+#: state version): every retry means another call got through, so this bounds a pathological
+#: pile-up, not ordinary contention.
+_RETRY_SECONDS: Final = 30.0
 #: SQLSTATEs that mean the connection, not the statement, failed.
 _CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
 
@@ -699,6 +703,7 @@ class PostgresStore(BaseStore):
         foreign-key violation) raises :class:`SessionNotFoundError` for ``session_id``.
         """
         attempt = 1
+        deadline = time.monotonic() + _RETRY_SECONDS
         while True:
             try:
                 connection = await self._pool.acquire()
@@ -716,15 +721,17 @@ class PostgresStore(BaseStore):
                 state = _sqlstate(exc)
                 if session_id is not None and state == _FOREIGN_KEY_VIOLATION:
                     raise SessionNotFoundError(session_id) from exc
-                if attempt >= _MAX_ATTEMPTS or not (
-                    state in _RETRY_STATES
-                    or (retry_duplicates and state == _UNIQUE_VIOLATION)
+                conflict = state in _RETRY_STATES or (
+                    retry_duplicates and state == _UNIQUE_VIOLATION
+                )
+                if not (
+                    (conflict and time.monotonic() < deadline)
                     or (not write and attempt == 1 and _is_connection_error(exc))
                 ):
                     raise _translate(exc, self._url, stage=_CALL, write=write) from exc
             finally:
                 await self._pool.release(connection)
-            await asyncio.sleep(0.001 * 2**attempt)
+            await asyncio.sleep(backoff(attempt))
             attempt += 1
 
     # ---------------------------------------------------------------- agents
