@@ -100,6 +100,8 @@ async def test_unknown_role_and_missing_session(store: BaseStore) -> None:
         await store.append_message("s", "robot", "hi")
     with pytest.raises(SessionNotFoundError):
         await store.append_message("missing", "user", "hi")
+    with pytest.raises(SessionNotFoundError):
+        await store.append_messages("missing", [NewMessage("user", f"m{n}") for n in range(4)])
     assert await store.count_messages("s") == 0
     assert await store.get_session("missing") is None
 

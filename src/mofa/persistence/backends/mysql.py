@@ -216,9 +216,13 @@ _EXISTING_COLUMNS = (
 
 @functools.lru_cache(maxsize=64)  # batch sizes repeat; a one-off huge batch is not kept forever
 def _append_many_statement(count: int) -> str:
-    # Row i of n gets seq = new_count - (n - 1 - i); LAST_INSERT_ID() is the new count.
+    # Row i of n gets seq = new_count - (n - 1 - i); LAST_INSERT_ID() is the new count. When
+    # the session is missing, the UPDATE sets nothing and LAST_INSERT_ID() is whatever this
+    # connection had (0 when fresh): signed arithmetic lets the INSERT reach the foreign key,
+    # which reports the missing session, instead of failing on an unsigned underflow.
     rows = ", ".join(
-        f"(%s, LAST_INSERT_ID() - {count - 1 - index}, %s, %s, %s, %s)" for index in range(count)
+        f"(%s, CAST(LAST_INSERT_ID() AS SIGNED) - {count - 1 - index}, %s, %s, %s, %s)"
+        for index in range(count)
     )
     return (
         "START TRANSACTION;\n"
