@@ -719,3 +719,71 @@ async def test_a_directory_path_with_url_characters_opens_that_directory(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == [directory.name]  # nothing beside it
     async with await open_store(directory_url(directory)) as again:
         assert await again.get_session("s") is not None
+
+
+#: Runs a command as this user without the capabilities that let root ignore file modes, so
+#: a read-only directory is read-only even in a root container.
+WITHOUT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def _without_override(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*WITHOUT_OVERRIDE, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_read_only_store_opens_and_reads(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+
+    async def seed() -> None:
+        async with await open_store(f"file://{root}") as store:
+            await store.create_session("x")
+            await store.append_message("x", "user", "hi")
+
+    asyncio.run(seed())
+    root.chmod(0o500)
+    try:
+        read = _without_override(
+            textwrap.dedent(f"""
+                import asyncio
+                from mofa.persistence import open_store
+                async def main():
+                    async with await open_store("file://{root}") as store:
+                        print([m.content for m in await store.list_messages("x")])
+                asyncio.run(main())
+            """)
+        )
+    finally:
+        root.chmod(0o700)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout == "['hi']\n"
+
+
+def test_a_delete_that_cannot_tidy_the_lock_file_still_reports_success(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+
+    async def seed() -> None:
+        async with await open_store(f"file://{root}") as store:
+            await store.create_session("x")
+
+    asyncio.run(seed())
+    (root / "locks").chmod(0o500)
+    try:
+        deleted = _without_override(
+            textwrap.dedent(f"""
+                import asyncio
+                from mofa.persistence import open_store
+                async def main():
+                    async with await open_store("file://{root}") as store:
+                        print(await store.delete_session("x"), await store.get_session("x"))
+                asyncio.run(main())
+            """)
+        )
+    finally:
+        (root / "locks").chmod(0o700)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == "True None\n"

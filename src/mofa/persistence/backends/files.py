@@ -843,7 +843,10 @@ class FileStore(BaseStore):
         ):
             _make_dir(directory)
         marker = root / _MARKER
-        created = _create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION)
+        # An existing store is only read here, so a read-only one can still be opened.
+        created = not marker.exists() and _create_exclusively(
+            marker, b'{"format":%d}\n' % FORMAT_VERSION
+        )
         if not created:
             record = _read_record(marker)
             version = record.get("format") if record else None
@@ -1171,7 +1174,10 @@ class FileStore(BaseStore):
                 _unlink_logs(files)
                 _unlink_quietly(self._index_path(session_id))
             # Waiters re-check the lock file's identity after locking, so unlinking is safe.
-            _unlink_quietly(lock_path)
+            # It is tidying only: the session is deleted by now, and a lock file left behind
+            # (say, in a directory this process may not write) is harmless and reused.
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
         return header is not None
 
     async def _delete_session(self, session_id: str) -> bool:
