@@ -90,6 +90,35 @@ async def test_closed_store_refuses_work(empty_url: str) -> None:
         await store.list_sessions()
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.005, 0.02])
+async def test_closing_while_calls_are_in_flight(empty_url: str, delay: float) -> None:
+    # Each call either completes (and an append then stays stored) or raises
+    # StoreClosedError having done nothing; no driver error reaches the caller.
+    store = await open_store(empty_url)
+    await store.create_session("s")
+
+    async def call(n: int) -> int | None:
+        if n % 3 == 0:
+            await store.list_recent_messages("s", limit=5)
+            return None
+        return (await store.append_message("s", "user", f"m{n}")).seq
+
+    tasks = [asyncio.create_task(call(n)) for n in range(120)]
+    await asyncio.sleep(delay)
+    await store.close()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    unexpected = [o for o in outcomes if isinstance(o, BaseException)]
+    others = [o for o in unexpected if not isinstance(o, StoreClosedError)]
+    assert not others, others[:3]
+    acknowledged = sorted(o for o in outcomes if isinstance(o, int))
+    if empty_url.startswith("memory"):
+        return  # nothing outlives the store
+    async with await open_store(empty_url) as reopened:
+        stored = [m.seq for m in await reopened.list_messages("s")]
+    assert set(acknowledged) <= set(stored)
+    assert stored == list(range(1, len(stored) + 1))
+
+
 async def test_closing_the_store_stops_an_iteration_with_a_clear_error(empty_url: str) -> None:
     store = await open_store(empty_url)
     await store.create_session("s")

@@ -183,6 +183,32 @@ _DISPLAY_NAMES: Final = {
 }
 
 
+class InFlight:
+    """Counts a pooled store's calls under way, so ``close()`` can let them finish first
+    (as the embedded stores do, whose worker drains its queue) instead of pulling the pool
+    out from under them: ``with self._in_flight: …`` around each call."""
+
+    __slots__ = ("_count", "_idle")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __enter__(self) -> None:
+        self._count += 1
+        self._idle.clear()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._count -= 1
+        if not self._count:
+            self._idle.set()
+
+    async def drained(self) -> None:
+        """Wait until no call is under way."""
+        await self._idle.wait()
+
+
 def backoff(attempt: int) -> float:
     """Seconds to wait before retry number ``attempt`` (1, 2, …) of a conflicting write:
     doubling from 2 ms up to 50 ms, jittered so that contenders do not retry in step."""
@@ -314,6 +340,14 @@ class BaseStore(abc.ABC):
         if self._url.scheme == "mariadb":
             return "MariaDB"
         return _DISPLAY_NAMES.get(self.backend, self.backend)
+
+    def _closed_meanwhile(self) -> StoreClosedError:
+        """For a call that was still waiting for a connection when ``close()`` began: it
+        was never sent."""
+        return StoreClosedError(
+            f"The {self._name} store was closed while this call waited for a connection; "
+            "it was not run."
+        )
 
     def _check_open(self) -> None:
         if self._closed:

@@ -34,6 +34,7 @@ How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -47,7 +48,14 @@ from typing import Any, Final, Self
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset, backoff, check_option
+from mofa.persistence._store import (
+    BaseStore,
+    EncodedMessage,
+    InFlight,
+    Unset,
+    backoff,
+    check_option,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
@@ -495,6 +503,7 @@ class MySqlStore(BaseStore):
         self._pool = pool
         self._target = target
         self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
+        self._in_flight = InFlight()
         #: The server's max_allowed_packet, read on connect (16 MiB is MariaDB's default).
         self._max_packet = 16 * 1024 * 1024
 
@@ -636,6 +645,8 @@ class MySqlStore(BaseStore):
         return applied
 
     async def _close(self) -> None:
+        with contextlib.suppress(TimeoutError):  # calls already made finish first
+            await asyncio.wait_for(self._in_flight.drained(), timeout=10)
         self._pool.close()
         await self._pool.wait_closed()
 
@@ -654,21 +665,24 @@ class MySqlStore(BaseStore):
         A read is retried once when its pooled connection turns out to be broken (the server
         restarted since it was last used); a read has no effect to duplicate.
         """
-        for attempt in (0, 1):
-            try:
-                async with self._pool.acquire() as connection:
-                    cursor = connection.cursor()
-                    await cursor.execute(sql, args)
-                    return await cursor.fetchall()
-            except Exception as exc:
-                if (
-                    attempt == 0
-                    and _is_connection_loss(exc)
-                    and _error_code(exc) not in (_CONNECT_ERRORS)
-                ):
-                    continue
-                raise self._error(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        with self._in_flight:
+            for attempt in (0, 1):
+                try:
+                    async with self._pool.acquire() as connection:
+                        cursor = connection.cursor()
+                        await cursor.execute(sql, args)
+                        return await cursor.fetchall()
+                except Exception as exc:
+                    if self._closed and _error_code(exc) is None:  # the pool refused: closing
+                        raise self._closed_meanwhile() from exc
+                    if (
+                        attempt == 0
+                        and _is_connection_loss(exc)
+                        and _error_code(exc) not in (_CONNECT_ERRORS)
+                    ):
+                        continue
+                    raise self._error(exc) from exc
+            raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write(
         self,
@@ -686,37 +700,40 @@ class MySqlStore(BaseStore):
         names a missing session raises :class:`SessionNotFoundError`, and, when the write
         ``creates_session``, a duplicate key raises :class:`SessionExistsError`.
         """
-        deadline = time.monotonic() + _RETRY_SECONDS
-        for attempt in itertools.count(1):
-            try:
-                async with self._pool.acquire() as connection:
-                    cursor = connection.cursor()
-                    try:
-                        await cursor.execute(sql, args)
-                        results = [(cursor.rowcount, cursor.lastrowid, None)]
-                        while await cursor.nextset():
-                            rows = await cursor.fetchall() if cursor.description else None
-                            results.append((cursor.rowcount, cursor.lastrowid, rows))
-                        return results
-                    except Exception:
-                        await _abandon(connection)
-                        raise
-                    except BaseException:
-                        connection.close()  # cancelled mid-call: its state is unknown
-                        raise
-            except Exception as exc:
-                code = _error_code(exc)
-                retry = code in _RETRYABLE or (retry_duplicates and code == _ER_DUP_ENTRY)
-                if retry and time.monotonic() < deadline:
-                    await asyncio.sleep(backoff(attempt))
-                    continue
-                if session_id is not None:
-                    if creates_session and code == _ER_DUP_ENTRY:
-                        raise SessionExistsError(session_id) from exc
-                    if not creates_session and code == _ER_NO_REFERENCED_ROW:
-                        raise SessionNotFoundError(session_id) from exc
-                raise self._error(exc, write=True) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        with self._in_flight:
+            deadline = time.monotonic() + _RETRY_SECONDS
+            for attempt in itertools.count(1):
+                try:
+                    async with self._pool.acquire() as connection:
+                        cursor = connection.cursor()
+                        try:
+                            await cursor.execute(sql, args)
+                            results = [(cursor.rowcount, cursor.lastrowid, None)]
+                            while await cursor.nextset():
+                                rows = await cursor.fetchall() if cursor.description else None
+                                results.append((cursor.rowcount, cursor.lastrowid, rows))
+                            return results
+                        except Exception:
+                            await _abandon(connection)
+                            raise
+                        except BaseException:
+                            connection.close()  # cancelled mid-call: its state is unknown
+                            raise
+                except Exception as exc:
+                    code = _error_code(exc)
+                    if self._closed and code is None:  # the pool refused: close() has begun
+                        raise self._closed_meanwhile() from exc
+                    retry = code in _RETRYABLE or (retry_duplicates and code == _ER_DUP_ENTRY)
+                    if retry and time.monotonic() < deadline:
+                        await asyncio.sleep(backoff(attempt))
+                        continue
+                    if session_id is not None:
+                        if creates_session and code == _ER_DUP_ENTRY:
+                            raise SessionExistsError(session_id) from exc
+                        if not creates_session and code == _ER_NO_REFERENCED_ROW:
+                            raise SessionNotFoundError(session_id) from exc
+                    raise self._error(exc, write=True) from exc
+            raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_packet(self, *texts: str) -> None:
         """Refuse, before sending, a write the server would reject for its packet size.

@@ -46,7 +46,14 @@ from urllib.parse import quote, unquote_plus, urlsplit
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset, backoff, check_option
+from mofa.persistence._store import (
+    BaseStore,
+    EncodedMessage,
+    InFlight,
+    Unset,
+    backoff,
+    check_option,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
@@ -529,6 +536,7 @@ class PostgresStore(BaseStore):
         super().__init__(url)
         self._pool = pool
         self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
+        self._in_flight = InFlight()
 
     @classmethod
     async def connect(
@@ -675,6 +683,8 @@ class PostgresStore(BaseStore):
         self.applied_migrations = applied
 
     async def _close(self) -> None:
+        with contextlib.suppress(TimeoutError):  # calls already made finish first
+            await asyncio.wait_for(self._in_flight.drained(), timeout=10)
         try:
             await asyncio.wait_for(self._pool.close(), timeout=10)
         except Exception:
@@ -702,37 +712,40 @@ class PostgresStore(BaseStore):
         committed, so it is reported, not repeated). A row naming a missing session (a
         foreign-key violation) raises :class:`SessionNotFoundError` for ``session_id``.
         """
-        attempt = 1
-        deadline = time.monotonic() + _RETRY_SECONDS
-        while True:
-            try:
-                connection = await self._pool.acquire()
-            except Exception as exc:
-                raise _translate(exc, self._url, stage=_CONNECT, write=write) from exc
-            try:
-                rows: list[Any] = await connection.fetch(query, *args)
-                return rows
-            except Exception as exc:
-                if _is_connection_error(exc):
-                    # Its protocol state is unknown now: never hand it out again. (asyncpg
-                    # may already have detached it from the pool, hence the suppress.)
-                    with contextlib.suppress(Exception):
-                        connection.terminate()
-                state = _sqlstate(exc)
-                if session_id is not None and state == _FOREIGN_KEY_VIOLATION:
-                    raise SessionNotFoundError(session_id) from exc
-                conflict = state in _RETRY_STATES or (
-                    retry_duplicates and state == _UNIQUE_VIOLATION
-                )
-                if not (
-                    (conflict and time.monotonic() < deadline)
-                    or (not write and attempt == 1 and _is_connection_error(exc))
-                ):
-                    raise _translate(exc, self._url, stage=_CALL, write=write) from exc
-            finally:
-                await self._pool.release(connection)
-            await asyncio.sleep(backoff(attempt))
-            attempt += 1
+        with self._in_flight:
+            attempt = 1
+            deadline = time.monotonic() + _RETRY_SECONDS
+            while True:
+                try:
+                    connection = await self._pool.acquire()
+                except Exception as exc:
+                    if self._closed:  # close() began while this call waited for a connection
+                        raise self._closed_meanwhile() from exc
+                    raise _translate(exc, self._url, stage=_CONNECT, write=write) from exc
+                try:
+                    rows: list[Any] = await connection.fetch(query, *args)
+                    return rows
+                except Exception as exc:
+                    if _is_connection_error(exc):
+                        # Its protocol state is unknown now: never hand it out again. (asyncpg
+                        # may already have detached it from the pool, hence the suppress.)
+                        with contextlib.suppress(Exception):
+                            connection.terminate()
+                    state = _sqlstate(exc)
+                    if session_id is not None and state == _FOREIGN_KEY_VIOLATION:
+                        raise SessionNotFoundError(session_id) from exc
+                    conflict = state in _RETRY_STATES or (
+                        retry_duplicates and state == _UNIQUE_VIOLATION
+                    )
+                    if not (
+                        (conflict and time.monotonic() < deadline)
+                        or (not write and attempt == 1 and _is_connection_error(exc))
+                    ):
+                        raise _translate(exc, self._url, stage=_CALL, write=write) from exc
+                finally:
+                    await self._pool.release(connection)
+                await asyncio.sleep(backoff(attempt))
+                attempt += 1
 
     # ---------------------------------------------------------------- agents
 
