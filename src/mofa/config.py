@@ -26,7 +26,8 @@
 
 ``${VAR}`` (and ``${VAR:-default}``) in any value is expanded from the environment, then from a
 ``.env`` file beside the configuration file (the environment wins). A variable that is not set
-is an error only when its value is used.
+is an error only when its value is used. A relative ``path:`` is relative to the configuration
+file's directory.
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ class DatabaseSection:
             return self.url
         if self.path:
             path = Path(self.path).expanduser()
+            if not path.is_absolute() and self.source is not None:
+                # Relative to the configuration file, as its .env is: the same agent.yml
+                # names the same database whichever directory it is used from.
+                path = Path(os.path.abspath(self.source.parent / path))
             # Percent-encode: parse_url unquotes paths and a raw '?', '#' or '%' would be misread.
             if self.type in (None, "sqlite"):
                 text = quote(str(path), safe="/~:@")

@@ -143,3 +143,19 @@ def test_sqlite_path_with_url_special_characters(tmp_path: Path) -> None:
     url = load_config(write(tmp_path, text), environ={}).persistence.database_url()
     assert url is not None
     assert parse_url(url).path == f"{odd}/m.db"
+
+
+def test_a_relative_path_is_relative_to_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cfg").mkdir()
+    sqlite = "persistence:\n  database:\n    type: sqlite\n    path: ../s.db\n"
+    path = write(tmp_path / "cfg", sqlite)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    url = load_config(path, environ={}).persistence.database_url()
+    assert url == f"sqlite://{tmp_path / 's.db'}"
+    files = "persistence:\n  database:\n    type: file\n    path: data\n"
+    url = load_config(write(tmp_path / "cfg", files), environ={}).persistence.database_url()
+    assert url == f"file://{tmp_path / 'cfg' / 'data'}"
