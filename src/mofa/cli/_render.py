@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -145,17 +146,33 @@ def box_table(
         for index, text in enumerate(line):
             widths[index] = max(widths[index], display_width(text))
 
+    box = _BOX if _can_draw_boxes() else _ASCII_BOX
+
     def border(left: str, middle: str, right: str) -> str:
-        return left + middle.join("─" * (width + 2) for width in widths) + right
+        return left + middle.join(box[0] * (width + 2) for width in widths) + right
 
     def row_line(values: Sequence[str]) -> str:
         padded = (_pad(text, width) for text, width in zip(values, widths, strict=True))
-        return "│ " + " │ ".join(padded) + " │"
+        return f"{box[1]} " + f" {box[1]} ".join(padded) + f" {box[1]}"
 
-    out = [border("┌", "┬", "┐"), row_line(headers), border("├", "┼", "┤")]
+    out = [border(*box[2:5]), row_line(headers), border(*box[5:8])]
     out.extend(row_line(line) for line in cells)
-    out.append(border("└", "┴", "┘"))
+    out.append(border(*box[8:11]))
     return "\n".join(out)
+
+
+#: Line, bar, then the corners and joints of the top, middle and bottom borders.
+_BOX: Final = "─│┌┬┐├┼┤└┴┘"
+_ASCII_BOX: Final = "-|+++++++++"
+
+
+def _can_draw_boxes() -> bool:
+    """Whether stdout's encoding has the box-drawing characters (not so for latin-1, ascii)."""
+    try:
+        _BOX.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------ JSON, YAML
