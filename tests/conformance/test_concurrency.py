@@ -56,6 +56,26 @@ async def test_sixteen_tasks_save_state_in_one_session(store: BaseStore) -> None
     assert [state.version for state in await store.list_states("s", limit=3)] == [800, 799, 798]
 
 
+async def test_a_loop_of_calls_lets_other_tasks_run(store: BaseStore) -> None:
+    await store.create_session("s")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(ticker())
+    try:
+        for n in range(200):
+            await store.append_message("s", "user", str(n))
+            await store.get_session("s")
+    finally:
+        running.cancel()
+    assert ticks >= 200  # at least once per call: no call keeps the loop to itself
+
+
 async def test_concurrent_batches_and_singles(store: BaseStore) -> None:
     from mofa.persistence import NewMessage
 

@@ -341,11 +341,11 @@ class BaseStore(abc.ABC):
             return "MariaDB"
         return _DISPLAY_NAMES.get(self.backend, self.backend)
 
-    def _closed_meanwhile(self) -> StoreClosedError:
-        """For a call that was still waiting for a connection when ``close()`` began: it
-        was never sent."""
+    def _closed_meanwhile(self, waiting_for: str = "a connection") -> StoreClosedError:
+        """For a call that was still waiting (for a connection, its turn…) when ``close()``
+        began: it was never run."""
         return StoreClosedError(
-            f"The {self._name} store was closed while this call waited for a connection; "
+            f"The {self._name} store was closed while this call waited for {waiting_for}; "
             "it was not run."
         )
 

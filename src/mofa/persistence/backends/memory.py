@@ -14,10 +14,13 @@ keeps them, so every backend returns equal objects for the same calls.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
+import functools
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from mofa.persistence._codec import decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
@@ -39,6 +42,22 @@ class _SessionRow:
     metadata_json: str
     messages: list[tuple[Message, str]] = dataclasses.field(default_factory=list)
     states: list[tuple[AgentState, str]] = dataclasses.field(default_factory=list)
+
+
+_R = TypeVar("_R")
+
+
+def _yields_first(
+    method: Callable[..., Coroutine[Any, Any, _R]],
+) -> Callable[..., Coroutine[Any, Any, _R]]:
+    @functools.wraps(method)
+    async def call(store: InMemoryStore, *args: Any) -> _R:
+        await asyncio.sleep(0)
+        if store.closed:  # close() ran while this call let others go first
+            raise store._closed_meanwhile("its turn")
+        return await method(store, *args)
+
+    return call
 
 
 class InMemoryStore(BaseStore):
@@ -74,8 +93,11 @@ class InMemoryStore(BaseStore):
         self._agents.clear()
         self._sessions.clear()
 
-    # Every method below runs without an await, so each is atomic on the event loop.
+    # Every method below first lets other tasks run, as a call to a real database would (a
+    # loop of appends must not starve the event loop), then runs without another await, so
+    # its work is atomic on the event loop.
 
+    @_yields_first
     async def _upsert_agent(self, agent: Agent) -> Agent:
         existing = self._agents.get(agent.id)
         if existing is not None:
@@ -83,13 +105,16 @@ class InMemoryStore(BaseStore):
         self._agents[agent.id] = agent
         return agent
 
+    @_yields_first
     async def _get_agent(self, agent_id: str) -> Agent | None:
         return self._agents.get(agent_id)
 
+    @_yields_first
     async def _list_agents(self, limit: int | None) -> list[Agent]:
         agents = sorted(self._agents.values(), key=lambda a: (a.updated_at, a.id), reverse=True)
         return agents if limit is None else agents[:limit]
 
+    @_yields_first
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         if session.session_id in self._sessions:
             raise SessionExistsError(session.session_id)
@@ -98,6 +123,7 @@ class InMemoryStore(BaseStore):
         self._sessions[session.session_id] = _SessionRow(session, metadata_json)
         return session
 
+    @_yields_first
     async def _get_session(self, session_id: str) -> Session | None:
         row = self._sessions.get(session_id)
         return None if row is None else self._fresh(row)
@@ -106,6 +132,7 @@ class InMemoryStore(BaseStore):
     def _fresh(row: _SessionRow) -> Session:
         return dataclasses.replace(row.session, metadata=decode_json(row.metadata_json))
 
+    @_yields_first
     async def _list_sessions(
         self,
         agent_id: str | None,
@@ -125,6 +152,7 @@ class InMemoryStore(BaseStore):
         end = None if limit is None else offset + limit
         return [self._fresh(row) for row in rows[offset:end]]
 
+    @_yields_first
     async def _update_session(
         self,
         session_id: str,
@@ -150,9 +178,11 @@ class InMemoryStore(BaseStore):
             raise SessionNotFoundError(session_id)
         return row
 
+    @_yields_first
     async def _delete_session(self, session_id: str) -> bool:
         return self._sessions.pop(session_id, None) is not None
 
+    @_yields_first
     async def _append_messages(
         self, session_id: str, messages: list[EncodedMessage], now: datetime
     ) -> list[Message]:
@@ -174,6 +204,7 @@ class InMemoryStore(BaseStore):
         message, metadata_json = entry
         return dataclasses.replace(message, metadata=decode_json(metadata_json))
 
+    @_yields_first
     async def _list_messages(
         self, session_id: str, limit: int | None, after_seq: int
     ) -> list[Message]:
@@ -184,12 +215,14 @@ class InMemoryStore(BaseStore):
         end = None if limit is None else start + limit
         return [self._decoded(entry) for entry in row.messages[start:end]]
 
+    @_yields_first
     async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
         row = self._sessions.get(session_id)
         if row is None:
             return []
         return [self._decoded(entry) for entry in row.messages[-limit:]]
 
+    @_yields_first
     async def _save_state(
         self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
     ) -> AgentState:
@@ -198,6 +231,7 @@ class InMemoryStore(BaseStore):
         row.states.append((snapshot, state_json))
         return snapshot
 
+    @_yields_first
     async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
         row = self._sessions.get(session_id)
         if row is None or not row.states:
@@ -210,6 +244,7 @@ class InMemoryStore(BaseStore):
             return None
         return dataclasses.replace(snapshot, state=decode_json(state_json))
 
+    @_yields_first
     async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
         row = self._sessions.get(session_id)
         if row is None:
