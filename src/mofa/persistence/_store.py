@@ -215,6 +215,22 @@ def backoff(attempt: int) -> float:
     return min(0.001 * (1 << min(attempt, 6)), 0.05) * random.uniform(0.5, 1.5)
 
 
+def reject_unknown_options(
+    owner: str, options: Mapping[str, object], accepted: Sequence[str] = ()
+) -> None:
+    """Refuse a connect option ``owner`` (a store class) does not know, naming those it does."""
+    unknown = sorted(set(options) - set(accepted))
+    if not unknown:
+        return
+    if not accepted:
+        use = "it takes none"
+    elif len(accepted) == 1:
+        use = f"use {accepted[0]}"
+    else:
+        use = f"use {', '.join(accepted[:-1])} or {accepted[-1]}"
+    raise InvalidInputError(f"Unknown {owner} option {unknown[0]!r}; {use}.")
+
+
 def check_option(name: str, value: object, *, integer: bool = False, minimum: float = 0) -> None:
     """A connect option that must be a number (``integer``: a whole one) of at least ``minimum``.
 

@@ -130,7 +130,7 @@ def parse_url(url: str) -> DatabaseURL:
     if backend == "memory":
         if rest.strip("/"):
             raise InvalidURLError(
-                f"The in-memory store takes no host, path or options ({shown!r}); write memory:// ."
+                f"The in-memory store takes no host, path or options ({shown!r}); write memory://."
             )
         return DatabaseURL(raw=url, scheme=scheme, backend=backend)
     if backend in ("sqlite", "files"):

@@ -85,6 +85,7 @@ from mofa.persistence._store import (
     Unset,
     check_option,
     placeholder_agent,
+    reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
@@ -756,11 +757,7 @@ class FileStore(BaseStore):
                     "use open_store() for other databases."
                 )
             directory = Path(parsed.path)
-        unknown = set(options) - {"max_workers"}
-        if unknown:
-            raise InvalidInputError(
-                f"The file store has no option {sorted(unknown)[0]!r}; it accepts: max_workers."
-            )
+        reject_unknown_options("FileStore", options, ("max_workers",))
         max_workers = options.get("max_workers", 4)
         check_option("max_workers", max_workers, integer=True, minimum=1)
         directory = directory.expanduser().absolute()

@@ -24,10 +24,15 @@ from typing import Any, Self, TypeVar
 
 from mofa.persistence._codec import decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset, placeholder_agent
+from mofa.persistence._store import (
+    BaseStore,
+    EncodedMessage,
+    Unset,
+    placeholder_agent,
+    reject_unknown_options,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
-    InvalidInputError,
     InvalidURLError,
     SessionExistsError,
     SessionNotFoundError,
@@ -77,11 +82,7 @@ class InMemoryStore(BaseStore):
 
         It takes no options; an unknown one raises :class:`InvalidInputError`.
         """
-        if options:
-            raise InvalidInputError(
-                f"Unknown in-memory store option(s): {', '.join(sorted(options))}; "
-                "the in-memory store takes none."
-            )
+        reject_unknown_options("InMemoryStore", options)
         parsed = parse_url(url) if isinstance(url, str) else url
         if parsed.backend != "memory":
             raise InvalidURLError(

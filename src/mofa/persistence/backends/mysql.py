@@ -55,6 +55,7 @@ from mofa.persistence._store import (
     Unset,
     backoff,
     check_option,
+    reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
@@ -534,11 +535,9 @@ class MySqlStore(BaseStore):
             raise InvalidURLError(
                 f"MySqlStore needs a mysql:// or mariadb:// URL, not {parsed.masked!r}."
             )
-        if options:
-            raise InvalidInputError(
-                f"Unknown MySqlStore option {sorted(options)[0]!r}; use pool_size, "
-                "connect_timeout or schema_lock_timeout."
-            )
+        reject_unknown_options(
+            "MySqlStore", options, ("pool_size", "connect_timeout", "schema_lock_timeout")
+        )
         check_option("pool_size", pool_size, integer=True, minimum=1)
         check_option("connect_timeout", connect_timeout)
         check_option("schema_lock_timeout", schema_lock_timeout, integer=True)

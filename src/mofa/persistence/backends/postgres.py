@@ -53,6 +53,7 @@ from mofa.persistence._store import (
     Unset,
     backoff,
     check_option,
+    reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
@@ -84,6 +85,16 @@ _EXISTING_COLUMNS = (
 _DEFAULT_PORT: Final = 5432
 _DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 _DEFAULT_POOL_SIZE: Final = 10
+#: The keyword options of PostgresStore.connect (pool_size: another name for pool_max_size).
+_OPTIONS: Final = (
+    "pool_min_size",
+    "pool_max_size",
+    "pool_size",
+    "connect_timeout",
+    "command_timeout",
+    "statement_cache_size",
+    "max_inactive_connection_lifetime",
+)
 #: SQLSTATEs a store retries itself: serialization failure and deadlock. Neither happens
 #: with the statements below under READ COMMITTED, but if one ever surfaces it is retried
 #: here, never handed to the caller.
@@ -590,12 +601,7 @@ class PostgresStore(BaseStore):
             check_option("pool_size", pool_max_size, integer=True, minimum=1)
         if pool_max_size is None:
             pool_max_size = _DEFAULT_POOL_SIZE
-        if options:
-            raise InvalidInputError(
-                f"Unknown PostgresStore option {sorted(options)[0]!r}; use pool_min_size, "
-                "pool_max_size (or pool_size), connect_timeout, command_timeout, "
-                "statement_cache_size or max_inactive_connection_lifetime."
-            )
+        reject_unknown_options("PostgresStore", options, _OPTIONS)
         check_option("pool_min_size", pool_min_size, integer=True)
         check_option("pool_max_size", pool_max_size, integer=True)
         check_option("statement_cache_size", statement_cache_size, integer=True)

@@ -43,11 +43,16 @@ from typing import Any, Final, Self, TypeVar
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
 from mofa.persistence._entities import Agent, AgentState, Message, Session
-from mofa.persistence._store import BaseStore, EncodedMessage, Unset, check_option
+from mofa.persistence._store import (
+    BaseStore,
+    EncodedMessage,
+    Unset,
+    check_option,
+    reject_unknown_options,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
-    InvalidInputError,
     InvalidURLError,
     PermissionDeniedError,
     PersistenceError,
@@ -808,11 +813,7 @@ class SqliteStore(BaseStore):
                 locked before it reports :class:`StoreConnectionError` (nothing written).
             options: none other; an unknown one raises :class:`InvalidInputError`.
         """
-        if options:
-            raise InvalidInputError(
-                f"Unknown SQLite store option(s): {', '.join(sorted(options))}; "
-                "the SQLite store accepts busy_timeout and lock_timeout."
-            )
+        reject_unknown_options("SqliteStore", options, ("busy_timeout", "lock_timeout"))
         check_option("busy_timeout", busy_timeout)
         check_option("lock_timeout", lock_timeout)
         parsed = parse_url(url) if isinstance(url, str) else url
