@@ -346,9 +346,9 @@ class BaseStore(abc.ABC):
             else:
                 # Nothing can be sent on connections whose loop has stopped: drop them.
                 with contextlib.suppress(Exception):
-                    self._abandon()
+                    self._drop_connections()
 
-    def _abandon(self) -> None:  # noqa: B027 - only loop-bound stores have anything to drop
+    def _drop_connections(self) -> None:  # noqa: B027 - only loop-bound stores have anything to drop
         """Drop the connections without awaiting anything (close() from a foreign loop)."""
 
     @property

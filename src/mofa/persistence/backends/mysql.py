@@ -37,11 +37,10 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import itertools
 import re
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 
@@ -380,27 +379,25 @@ def _ssl_context(target: _Target, url: DatabaseURL) -> ssl.SSLContext | None:
     if target.ssl_mode == "DISABLED":
         return None
     ca, cert, key = (url.query.get(name) or None for name in ("ssl-ca", "ssl-cert", "ssl-key"))
-
-    def bad(name: str, path: str, problem: str, fix: str) -> InvalidURLError:
-        return InvalidURLError(f"The {name} file {path!r} in {url.masked!r} {problem}; {fix}.")
-
     if key and not cert:
         raise InvalidURLError(
             f"The {target.label} URL {url.masked!r} has ssl-key but no ssl-cert; add "
             "ssl-cert=/path/client-cert.pem (the certificate of that key), or remove ssl-key."
         )
     for name, path in (("ssl-ca", ca), ("ssl-cert", cert), ("ssl-key", key)):
-        problem = _unreadable(path) if path else None
-        if path and problem:
-            raise bad(name, path, problem, "give the path of a PEM file this process can read")
+        if path and (problem := _unreadable(path)):
+            raise _file_error(
+                url, name, path, problem, "give the path of a PEM file this process can read"
+            )
     verify = target.ssl_mode in ("VERIFY_CA", "VERIFY_IDENTITY")
     try:
         context = ssl.create_default_context(cafile=ca)
     except (ssl.SSLError, OSError, ValueError):
-        raise bad(
+        raise _file_error(
+            url,
             "ssl-ca",
             ca or "",
-            "is not a PEM certificate (no -----BEGIN CERTIFICATE----- block was found)",
+            _NOT_A_CERTIFICATE,
             "give the certificate of the CA that signed the server's certificate, in PEM form",
         ) from None
     context.check_hostname = target.ssl_mode == "VERIFY_IDENTITY"
@@ -409,23 +406,35 @@ def _ssl_context(target: _Target, url: DatabaseURL) -> ssl.SSLContext | None:
         try:
             context.load_cert_chain(cert, keyfile=key, password=_no_passphrase)
         except _EncryptedKey:
-            raise bad(
+            raise _file_error(
+                url,
                 "ssl-key" if key else "ssl-cert",
                 key or cert,
                 "holds a private key protected by a passphrase, which a URL cannot supply",
                 "give an unencrypted copy of the key (openssl pkey -in KEY -out PLAIN_KEY)",
             ) from None
         except (ssl.SSLError, OSError, ValueError) as exc:
-            raise _cert_chain_error(exc, cert, key, bad) from None
+            raise _cert_chain_error(exc, url, cert, key) from None
     return context
 
 
+_NOT_A_CERTIFICATE: Final = (
+    "is not a PEM certificate (no -----BEGIN CERTIFICATE----- block was found)"
+)
+
+
+def _file_error(url: DatabaseURL, name: str, path: str, problem: str, fix: str) -> InvalidURLError:
+    """The URL parameter ``name`` names a file that cannot serve: what is wrong and the fix."""
+    return InvalidURLError(f"The {name} file {path!r} in {url.masked!r} {problem}; {fix}.")
+
+
 def _cert_chain_error(
-    exc: Exception, cert: str, key: str | None, bad: Callable[[str, str, str, str], InvalidURLError]
+    exc: Exception, url: DatabaseURL, cert: str, key: str | None
 ) -> InvalidURLError:
     """Which of ssl-cert / ssl-key made ``load_cert_chain`` fail, and why."""
     if isinstance(exc, ssl.SSLError) and exc.reason == "KEY_VALUES_MISMATCH":
-        return bad(
+        return _file_error(
+            url,
             "ssl-key" if key else "ssl-cert",
             key or cert,
             "holds a private key that does not belong to the certificate in ssl-cert",
@@ -434,20 +443,23 @@ def _cert_chain_error(
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
     except (ssl.SSLError, OSError, ValueError):
-        return bad(
+        return _file_error(
+            url,
             "ssl-cert",
             cert,
-            "is not a PEM certificate (no -----BEGIN CERTIFICATE----- block was found)",
+            _NOT_A_CERTIFICATE,
             "give the client certificate in PEM form",
         )
     if key:
-        return bad(
+        return _file_error(
+            url,
             "ssl-key",
             key,
             "is not a PEM private key (no -----BEGIN … PRIVATE KEY----- block was found)",
             "give the client's private key in PEM form",
         )
-    return bad(
+    return _file_error(
+        url,
         "ssl-cert",
         cert,
         "holds a certificate but no private key",
@@ -649,7 +661,7 @@ class MySqlStore(BaseStore):
         self._pool.close()
         await self._pool.wait_closed()
 
-    def _abandon(self) -> None:
+    def _drop_connections(self) -> None:
         # Not terminate(): it schedules a task on the pool's loop, which is not running.
         self._pool.close()
 
@@ -701,7 +713,9 @@ class MySqlStore(BaseStore):
         """
         with self._in_flight:
             deadline = time.monotonic() + _RETRY_SECONDS
-            for attempt in itertools.count(1):
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
                     async with self._pool.acquire() as connection:
                         cursor = connection.cursor()
@@ -732,7 +746,6 @@ class MySqlStore(BaseStore):
                         if not creates_session and code == _ER_NO_REFERENCED_ROW:
                             raise SessionNotFoundError(session_id) from exc
                     raise self._error(exc, write=True) from exc
-            raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_packet(self, *texts: str) -> None:
         """Refuse, before sending, a write the server would reject for its packet size.

@@ -697,7 +697,7 @@ class PostgresStore(BaseStore):
             # The server went away or a call is stuck: drop the sockets instead.
             self._pool.terminate()
 
-    def _abandon(self) -> None:
+    def _drop_connections(self) -> None:
         self._pool.terminate()
 
     # ------------------------------------------------------------- plumbing
