@@ -159,7 +159,9 @@ class DatabaseSection:
                 text = quote(str(path), safe="/~:@")
                 return f"sqlite://{text}" if path.is_absolute() else f"sqlite://./{text}"
             if self.type == "file":
-                return f"file://{quote(str(path.resolve()), safe='/~:@')}"
+                from mofa.persistence.backends.files import directory_url
+
+                return directory_url(path.resolve())
         if self.type == "memory":
             return "memory://"
         raise ConfigError(

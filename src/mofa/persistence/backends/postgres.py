@@ -324,7 +324,7 @@ class _Target:
         # list of ports, one per host: show the first).
         ports = (query.get("port"), url.port, os.environ.get("PGPORT"))
         port_text = next((str(port) for port in ports if port), "").split(",")[0]
-        self.port = int(port_text) if port_text.isascii() and port_text.isdigit() else _DEFAULT_PORT
+        self.port = _port_number(port_text) or _DEFAULT_PORT
         # libpq's default user: PGUSER, else the operating-system user.
         self.user = url.username or query.get("user") or os.environ.get("PGUSER") or _os_user()
         self.database = url.database or query.get("dbname") or self.user
