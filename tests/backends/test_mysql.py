@@ -41,6 +41,7 @@ from tests.servers import (
     mysql_database,
     mysql_rows,
     server_unavailable,
+    skip_or_fail,
     with_credentials,
     with_database,
 )
@@ -196,7 +197,7 @@ def pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pem")
     (directory / "other").mkdir()
     if not (make_certificate(directory) and make_certificate(directory / "other")):
-        pytest.skip("openssl is not installed")
+        skip_or_fail("openssl is not installed")
     encrypted = ["-aes128", "-passout", "pass:a-passphrase", "-out", "encrypted.key"]
     subprocess.run(
         ["openssl", "pkey", "-in", "server.key", *encrypted],

@@ -125,6 +125,12 @@ def test_a_yaml_export_streams_and_reads_back(big_url: str, tmp_path: Path) -> N
     ]
 
 
+def export_big(url: str, target: Path) -> list[str]:
+    """The ``mofa session export`` command line of the big session to ``target`` as JSON."""
+    command = ["session", "export", BIG, "-o", str(target), "-f", "json"]
+    return [str(MOFA), "--database-url", url, *command]
+
+
 def test_a_write_that_fails_part_way_keeps_the_old_file(big_url: str, tmp_path: Path) -> None:
     target = tmp_path / "exports" / "big.json"
     target.parent.mkdir()
@@ -133,21 +139,7 @@ def test_a_write_that_fails_part_way_keeps_the_old_file(big_url: str, tmp_path: 
     # write past the cap fails with EFBIG in mofa, part-way through the export.
     limited = 'trap "" XFSZ; ulimit -f 2000; exec "$0" "$@"'
     process = subprocess.run(
-        [
-            "bash",
-            "-c",
-            limited,
-            str(MOFA),
-            "--database-url",
-            big_url,
-            "session",
-            "export",
-            BIG,
-            "-o",
-            str(target),
-            "-f",
-            "json",
-        ],
+        ["bash", "-c", limited, *export_big(big_url, target)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -165,18 +157,7 @@ def test_a_killed_export_leaves_the_old_file_whole(big_url: str, tmp_path: Path)
     target = tmp_path / "big.json"
     target.write_text("previous export\n", encoding="utf-8")
     process = subprocess.Popen(
-        [
-            str(MOFA),
-            "--database-url",
-            big_url,
-            "session",
-            "export",
-            BIG,
-            "-o",
-            str(target),
-            "-f",
-            "json",
-        ],
+        export_big(big_url, target),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
