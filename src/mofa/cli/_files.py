@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_text_file"]
+__all__ = ["atomic_text_file", "cannot_write"]
 
 
 @contextmanager
@@ -77,6 +77,11 @@ def atomic_text_file(
     else:
         with suppress(OSError):
             _fsync_directory(directory)
+
+
+def cannot_write(what: str, path: Path, exc: OSError) -> str:
+    """The one sentence for a file the CLI could not write (``db init -o``, ``export -o``)."""
+    return f"Cannot write the {what} to {path}: {exc.strerror or exc}."
 
 
 def _under_a_file(path: Path) -> NotADirectoryError:

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from mofa.cli._errors import CliError, missing_driver_message, run
-from mofa.cli._files import atomic_text_file
+from mofa.cli._files import atomic_text_file, cannot_write
 from mofa.persistence import DatabaseURL, InvalidURLError, open_store, parse_url
 from mofa.persistence import schema as schema_data
 
@@ -182,8 +182,7 @@ def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
         with atomic_text_file(output, require_directory_sync=False) as file:
             file.write(_script_with_header(db_type, _DISPLAY_NAMES[db_type]))
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise CliError(f"Cannot write the migration script to {output}: {reason}.") from exc
+        raise CliError(cannot_write("migration script", output, exc)) from exc
     click.echo(f"✓ Migration script saved to: {output}")
     if show_hint:
         click.echo("You can then execute the SQL manually:")

@@ -14,7 +14,7 @@ from typing import IO, Any, Literal, cast
 import click
 
 from mofa.cli._errors import CommandError, run
-from mofa.cli._files import atomic_text_file
+from mofa.cli._files import atomic_text_file, cannot_write
 from mofa.cli._render import (
     DocumentWriter,
     plain_time,
@@ -263,8 +263,7 @@ def export_command(
             except OSError as exc:
                 if isinstance(exc, PersistenceError):
                     raise
-                reason = exc.strerror or str(exc)
-                raise CommandError(f"Cannot write the export to {output_path}: {reason}.") from exc
+                raise CommandError(cannot_write("export", output_path, exc)) from exc
 
     async def write(store: BaseStore, found: Session, handle: IO[str]) -> int:
         writer = DocumentWriter(cast(Literal["json", "yaml"], export_format), handle.write)
