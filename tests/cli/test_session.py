@@ -74,14 +74,20 @@ def _take_the_terminal() -> None:
 
 
 def on_terminal(
-    command: list[str], answer: bytes, env: dict[str, str], cwd: Path | None = None
+    command: list[str],
+    answer: bytes | list[bytes],
+    env: dict[str, str],
+    cwd: Path | None = None,
 ) -> tuple[int, str, int]:
-    """Run ``command`` on a pseudo-terminal, typing ``answer`` at every ``[y/N]: `` prompt.
+    """Run ``command`` on a pseudo-terminal, typing ``answer`` at every ``[y/N]: `` prompt
+    (or, given a list, its answers in turn, one a prompt).
 
-    The terminal is the command's controlling terminal (Ctrl-C in ``answer`` interrupts it).
-    Returns the exit code, everything the terminal showed (with ``\n`` line ends) and how
-    many prompts were answered.
+    The answer is typed the moment the prompt shows, so a Ctrl-C may land before the command
+    starts reading; the terminal is the command's controlling terminal (Ctrl-C in ``answer``
+    interrupts it). Returns the exit code, everything the terminal showed (with ``\n`` line
+    ends) and how many prompts were answered.
     """
+    answers = [answer] if isinstance(answer, bytes) else list(answer)
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         command,
@@ -96,7 +102,7 @@ def on_terminal(
     os.close(terminal)
     output = b""
     answered = 0
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([controller], [], [], 0.5)
@@ -109,14 +115,12 @@ def on_terminal(
                     break
                 output += chunk
                 if output.endswith(b"[y/N]: "):
-                    # As a person would: once the prompt is up and reading. (A Ctrl-C that
-                    # lands between the prompt's write and its read() is only noticed at
-                    # the next signal: CPython's input() does not check before it blocks.)
-                    time.sleep(0.2)
-                    os.write(controller, answer)
+                    os.write(controller, answers[min(answered, len(answers) - 1)])
                     answered += 1
             elif process.poll() is not None:
                 break
+        else:
+            pytest.fail(f"{command} still runs after 120 s; the terminal showed {output!r}")
         code = process.wait(timeout=60)
     finally:
         os.close(controller)

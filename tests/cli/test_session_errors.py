@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,14 +254,15 @@ def test_delete_without_the_privilege_exits_2(read_only_url: str, empty_url: str
 # ---------------------------------------------------------------- delete: the prompt
 
 
-def answer_prompt(url: str, answer: bytes) -> tuple[int, str]:
-    """Run ``mofa session delete MAIN`` on a pseudo-terminal and type ``answer`` at the prompt."""
+def answer_prompt(url: str, answer: bytes | list[bytes]) -> tuple[int, str]:
+    """Run ``mofa session delete MAIN`` on a pseudo-terminal and type ``answer`` at the prompt
+    (a list: one answer a prompt)."""
     code, output, answered = on_terminal(
         [str(MOFA), "session", "delete", MAIN],
         answer,
         env={**os.environ, "MOFA_DATABASE_URL": url},
     )
-    assert answered == 1, output
+    assert answered == (1 if isinstance(answer, bytes) else len(answer)), output
     return code, output
 
 
@@ -295,6 +297,40 @@ def test_delete_defaults_to_no(tmp_path: Path, answer: bytes) -> None:
     assert code == 3, output
     assert output.endswith("Error: Cancelled; the session was not deleted.\n")
     assert "Removing session data" not in output
+    assert MAIN in mofa("session", "list", url=url).stdout
+
+
+def test_delete_asks_again_after_an_answer_that_is_neither_yes_nor_no(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    code, output = answer_prompt(url, [b"maybe\n", b"YES\n"])
+    assert code == 0, output
+    assert "Delete session? [y/N]: maybe\nError: invalid input\nDelete session? [y/N]: YES\n" in (
+        output
+    )
+    assert MAIN not in mofa("session", "list", url=url).stdout
+
+
+def test_ctrl_c_the_instant_the_prompt_shows_answers_no(tmp_path: Path) -> None:
+    # A Ctrl-C typed as soon as the prompt is written can land before the command starts to
+    # read; input() missed such a signal and waited for a line forever. Busy CPUs widen that
+    # window (the command is descheduled between the write and the read), so twenty tries
+    # with every CPU busy hit it.
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        for _ in range(20):
+            code, output = answer_prompt(url, b"\x03")
+            assert code == 3, output
+            assert output.endswith("Error: Cancelled; the session was not deleted.\n"), output
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
     assert MAIN in mofa("session", "list", url=url).stdout
 
 

@@ -15,6 +15,7 @@ import click
 
 from mofa.cli._errors import CommandError, run
 from mofa.cli._files import atomic_text_file, cannot_write
+from mofa.cli._prompt import ask_yes_no
 from mofa.cli._render import (
     DocumentWriter,
     plain_time,
@@ -307,15 +308,6 @@ def _delete_exit_code(exc: Exception) -> int:
     return EXIT_DELETE_FAILED
 
 
-def _confirm(question: str) -> bool:
-    """Ask on the terminal (outside any event loop); Ctrl-C and Ctrl-D answer no."""
-    try:
-        return click.confirm(question, default=False)
-    except click.Abort:  # Ctrl-C or end of input
-        click.echo()
-        return False
-
-
 @session.command("delete")
 @click.argument("session_id")
 @click.option("--force", is_flag=True, help="Skip the confirmation prompt.")
@@ -360,7 +352,7 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
         click.echo(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
         click.echo("This action cannot be undone.")
         click.echo()
-        if not _confirm("Delete session?"):
+        if not ask_yes_no("Delete session?"):
             raise CommandError("Cancelled; the session was not deleted.", EXIT_DELETE_FAILED)
         click.echo()
     run(
