@@ -221,10 +221,10 @@ _RECENT_MESSAGES: Final = (
 
 _SAVE_STATE: Final = (
     "INSERT INTO agent_state (session_id, version, state, created_at) "
-    "SELECT s.session_id, COALESCE(MAX(a.version), 0) + 1, $2::jsonb, $3 "
-    "FROM sessions s LEFT JOIN agent_state a ON a.session_id = s.session_id "
-    "WHERE s.session_id = $1 GROUP BY s.session_id RETURNING version"
-)
+    "SELECT s.session_id, COALESCE((SELECT MAX(a.version) FROM agent_state a "
+    "WHERE a.session_id = $1), 0) + 1, $2::jsonb, $3 "
+    "FROM sessions s WHERE s.session_id = $1 RETURNING version"
+)  # MAX() in a subquery is one backward step on the primary key, however many versions exist
 _LATEST_STATE: Final = (
     "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
     "ORDER BY version DESC LIMIT 1"
