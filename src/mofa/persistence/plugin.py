@@ -25,6 +25,7 @@ that belongs to another tenant or user with :class:`SessionAccessError`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,9 @@ __all__ = ["ERROR_STATUS", "PersistencePlugin", "SessionAccessError", "is_error_
 
 #: ``metadata["status"]`` of the record a failed model call leaves in the history.
 ERROR_STATUS = "failed"
+#: Sessions read per query when the store's filters cannot pick exactly ours (no tenant or no
+#: user): the first page, and the most a later, doubled, page reads.
+_FIRST_PAGE, _MAX_PAGE = 20, 1000
 
 
 class SessionAccessError(PermissionDeniedError):
@@ -204,16 +208,38 @@ class PersistencePlugin:
     async def list_sessions(self, *, limit: int | None = None) -> list[Session]:
         """This agent's sessions of this tenant and user, newest first."""
         # The store treats a None filter as "any", so ownership is also checked row by row:
-        # a plugin without a tenant must not see other tenants' sessions.
+        # a plugin without a tenant must not see other tenants' sessions. The rows are read
+        # a page at a time until ``limit`` of ours are found, so the cost follows ``limit``
+        # and not how many sessions the user has.
         exact = self.user_id is not None and self.tenant_id is not None
-        sessions = await self.store.list_sessions(
-            agent_id=self.agent_id,
-            user_id=self.user_id,
-            tenant_id=self.tenant_id,
-            limit=limit if exact else None,
-        )
-        mine = [session for session in sessions if self.owns(session)]
-        return mine if limit is None else mine[:limit]
+        if exact or limit is None:
+            sessions = await self.store.list_sessions(
+                agent_id=self.agent_id,
+                user_id=self.user_id,
+                tenant_id=self.tenant_id,
+                limit=limit,
+            )
+            return [session for session in sessions if self.owns(session)]
+        mine: dict[str, Session] = {}  # keyed by id: a session created meanwhile shifts pages
+        page, offset = max(limit, _FIRST_PAGE), 0
+        while True:
+            sessions = await self.store.list_sessions(
+                agent_id=self.agent_id,
+                user_id=self.user_id,
+                tenant_id=self.tenant_id,
+                limit=page,
+                offset=offset,
+            )
+            for session in sessions:
+                if self.owns(session):
+                    mine.setdefault(session.session_id, session)
+            offset += len(sessions)
+            if len(mine) >= limit or len(sessions) < page:
+                return list(mine.values())[:limit]
+            # The next page: what is still missing, at the share of ours seen so far.
+            share = len(mine) / offset
+            wanted = (limit - len(mine)) / share * 1.25 if share else _MAX_PAGE
+            page = min(_MAX_PAGE, max(_FIRST_PAGE, math.ceil(wanted)))
 
     async def delete_session(self, session_id: str) -> bool:
         """Delete one of our sessions with its history; False when there was none."""
