@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -269,14 +270,31 @@ def test_a_failed_write_leaves_the_old_file_whole(
     assert sorted(os.listdir(tmp_path)) == ["migration.sql"]  # the temporary file is gone
 
 
-def test_output_into_a_missing_directory_is_one_error_line(tmp_path: Path) -> None:
-    target = tmp_path / "nowhere" / "migration.sql"
+def test_output_into_missing_directories_creates_them_as_export_does(tmp_path: Path) -> None:
+    # As `session export -o exports/x.json` does (the seeds' export loop relies on it); the
+    # success line names the whole path, so a mistyped directory shows.
+    target = tmp_path / "sub" / "dir" / "m.sql"
+    result = run("db", "init", "-t", "mysql", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:2] == [
+        "→ Generating mysql migration script...",
+        f"✓ Migration script saved to: {target}",
+    ]
+    assert target.read_text(encoding="utf-8") == header("MySQL") + schema.script("mysql")
+    assert os.listdir(target.parent) == ["m.sql"]
+
+
+@pytest.mark.parametrize("where", ["file/m.sql", "file/deeper/m.sql"])
+def test_output_under_a_file_is_one_error_line(tmp_path: Path, where: str) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    target = tmp_path / where
     result = run("db", "init", "-t", "mysql", "-o", str(target))
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: Cannot write the migration script to {target}: No such file or directory.\n"
+        f"Error: Cannot write the migration script to {target}: one of its parent "
+        "directories is a file.\n"
     )
-    assert not target.parent.exists()
+    assert sorted(os.listdir(tmp_path)) == ["file"]
 
 
 def test_output_onto_a_directory_is_a_usage_error(tmp_path: Path) -> None:
@@ -356,13 +374,12 @@ def test_running_init_twice_changes_nothing_and_says_so(tmp_path: Path) -> None:
 
 def test_a_failing_statement_leaves_no_half_made_schema_on_sqlite(tmp_path: Path) -> None:
     database = tmp_path / "mofa.db"
-    # Some other tool's table named like one of mofa's indexes (so the check for foreign
-    # tables passes): CREATE INDEX idx_messages_session fails after agents, sessions and
-    # messages were created in the same transaction.
+    # An empty bookkeeping table made by something else, without mofa's name column: the
+    # database reads as version 0, so agents, sessions, messages and their indexes are
+    # created, and then recording the migration fails in the same transaction.
     connection = sqlite3.connect(database)
     with connection:
-        connection.execute("CREATE TABLE idx_messages_session (id INTEGER PRIMARY KEY, body TEXT)")
-        connection.execute("INSERT INTO idx_messages_session (body) VALUES ('theirs')")
+        connection.execute("CREATE TABLE mofa_schema_migrations (version INTEGER PRIMARY KEY)")
     connection.close()
 
     result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
@@ -372,8 +389,33 @@ def test_a_failing_statement_leaves_no_half_made_schema_on_sqlite(tmp_path: Path
     error_lines = result.stderr.splitlines()
     assert len(error_lines) == 1
     assert error_lines[0].startswith("Error: ")
-    assert "there is already a table named idx_messages_session" in error_lines[0]
+    assert "has no column named name" in error_lines[0]
     assert "✓" not in result.stdout
+    assert sqlite_tables(database) == {"mofa_schema_migrations"}
+    connection = sqlite3.connect(database)
+    assert (
+        connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall() == []
+    )
+    connection.close()
+
+
+def test_a_table_named_like_an_index_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    database = tmp_path / "mofa.db"
+    connection = sqlite3.connect(database)
+    with connection:
+        connection.execute("CREATE TABLE idx_messages_session (id INTEGER PRIMARY KEY, body TEXT)")
+        connection.execute("INSERT INTO idx_messages_session (body) VALUES ('theirs')")
+    connection.close()
+
+    result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
+
+    assert result.exit_code == 1
+    error_lines = result.stderr.splitlines()
+    assert error_lines == [
+        f"Error: The SQLite database {str(database)!r} already has a relation named "
+        "idx_messages_session (that is not an index), the name of mofa-sdk's index on "
+        "messages; drop or rename it, or use an empty database for mofa."
+    ]
     assert sqlite_tables(database) == {"idx_messages_session"}
     connection = sqlite3.connect(database)
     assert connection.execute("SELECT body FROM idx_messages_session").fetchall() == [("theirs",)]
@@ -558,6 +600,18 @@ def test_db_help_explains_the_commands_with_the_seeds_examples() -> None:
     assert "mofa db init -t postgres -o migration.sql" in text
     assert 'mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"' in text
     assert "pip install 'mofa-sdk[db]'" in text
+
+
+def test_db_help_lists_each_subcommand_once_with_the_seeds_description() -> None:
+    text = run("db", "--help").stdout
+    assert text.count("Commands:") == 1
+    listed = text.split("Commands:\n")[1].splitlines()
+    assert listed == [
+        "  init    Initialize database tables (print, save or run the SQL).",
+        "  schema  Show database schema SQL.",
+    ]
+    assert len(re.findall(r"^\s+init\s", text, re.MULTILINE)) == 1
+    assert len(re.findall(r"^\s+schema\s", text, re.MULTILINE)) == 1
 
 
 def test_db_init_help_explains_every_option() -> None:

@@ -149,3 +149,47 @@ def test_the_documented_schema_made_by_hand_is_adopted(db_type: str, tmp_path: P
         assert adopted is not None
         assert adopted.message_count == 0
         assert tables(db_type, url) == {*schema.table_names(db_type), schema.MIGRATIONS_TABLE}
+
+
+#: mofa's type of agents.started_at on each dialect, and another that is not the same.
+OTHER_STARTED_AT = {
+    "postgres": ("TIMESTAMPTZ", "TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE"),
+    "mysql": ("DATETIME(6)", "DATETIME", "DATETIME"),
+    "sqlite": ("TEXT", "DATETIME", "NUMERIC"),
+}
+
+
+@pytest.mark.parametrize("db_type", ALL_TYPES)
+def test_mofas_column_names_with_other_types_are_refused(db_type: str, tmp_path: Path) -> None:
+    """The seeds' own agents table has mofa's column names but naive timestamps: adopting it
+    made every create_session fail on PostgreSQL."""
+    ours, theirs, shown = OTHER_STARTED_AT[db_type]
+    create_agents = schema.migrations(db_type)[0].statements[0]
+    assert f"started_at {ours} NOT NULL" in create_agents
+    with empty_database(db_type, tmp_path) as url:
+        execute(db_type, url, [create_agents.replace(f"started_at {ours}", f"started_at {theirs}")])
+
+        result = run("db", "init", "-t", db_type, "-u", url)
+        line = assert_one_error_line(result)
+        assert "already has a table named agents that mofa-sdk did not create (its column " in line
+        assert f"started_at is {shown}, not {ours}" in line
+        assert tables(db_type, url) == {"agents"}
+
+
+@pytest.mark.parametrize("db_type", _params(["sqlite", "postgres"]))
+def test_an_index_name_kept_by_a_renamed_table_is_refused(db_type: str, tmp_path: Path) -> None:
+    """A renamed table keeps its indexes, and index names belong to the whole schema (or
+    file): CREATE INDEX IF NOT EXISTS then skipped mofa's index on the new messages table."""
+    with empty_database(db_type, tmp_path) as url:
+        execute(db_type, url, schema.migrations(db_type)[0].statements)
+        execute(db_type, url, ["ALTER TABLE messages RENAME TO old_messages"])
+        execute(db_type, url, ["ALTER TABLE sessions RENAME TO old_sessions"])
+
+        result = run("db", "init", "-t", db_type, "-u", url)
+        line = assert_one_error_line(result)
+        assert (
+            "already has a relation named idx_sessions_agent (on table old_sessions)" in (line)
+            or "already has a relation named idx_messages_session (on table old_messages)" in line
+        )
+        assert "drop or rename it" in line
+        assert schema.MIGRATIONS_TABLE not in tables(db_type, url)

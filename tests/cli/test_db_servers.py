@@ -270,14 +270,26 @@ def test_printed_sql_piped_into_psql(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_a_failing_statement_leaves_no_half_made_schema_on_postgres() -> None:
     with server_database("postgres") as url:
-        # Another program's composite type named `messages` (not a table, so the check for
-        # foreign tables passes): CREATE TABLE messages fails after agents and sessions were
-        # created in the same transaction.
+        # An empty bookkeeping table made by something else, without mofa's name column: the
+        # database reads as version 0, so every table and index is created, and then
+        # recording the migration fails in the same transaction.
+        asyncio.run(
+            postgres_rows(url, "CREATE TABLE mofa_schema_migrations (version INTEGER PRIMARY KEY)")
+        )
+        result = run("db", "init", "-t", "postgres", "-u", url)
+        line = assert_one_error_line(result)
+        assert 'column "name" of relation "mofa_schema_migrations" does not exist' in line
+        assert "✓" not in result.stdout
+        assert table_set("postgres", url) == {"mofa_schema_migrations"}
+
+
+@pytest.mark.postgres
+def test_a_type_named_like_a_table_is_refused_before_anything_changes() -> None:
+    with server_database("postgres") as url:
         asyncio.run(postgres_rows(url, "CREATE TYPE messages AS (body TEXT)"))
         result = run("db", "init", "-t", "postgres", "-u", url)
         line = assert_one_error_line(result)
-        assert "is a composite type" in line
-        assert "✓" not in result.stdout
+        assert "already has a table named messages that mofa-sdk did not create" in line
         assert table_set("postgres", url) == set()
         assert asyncio.run(
             postgres_rows(url, "SELECT typname FROM pg_type WHERE typname = 'messages'")

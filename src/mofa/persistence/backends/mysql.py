@@ -217,7 +217,7 @@ _MIGRATIONS_TABLE_EXISTS = (
 _SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations"
 #: mofa's tables that exist already (before the first migration), with their columns.
 _EXISTING_COLUMNS = (
-    "SELECT table_name, column_name FROM information_schema.columns "
+    "SELECT table_name, column_name, column_type FROM information_schema.columns "
     "WHERE table_schema = DATABASE() AND table_name IN ({marks})"
 )
 

@@ -79,8 +79,16 @@ _DIALECT: Final = "postgres"
 _SCHEMA_LOCK_KEY: Final = 0x6D6F66615F736368
 #: mofa's tables that exist already in the schema CREATE TABLE would use, with their columns.
 _EXISTING_COLUMNS = (
-    "SELECT table_name::text, column_name::text FROM information_schema.columns "
-    "WHERE table_schema = current_schema() AND table_name = ANY($1::text[])"
+    "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) "
+    "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1::text[]) "
+    "AND a.attnum > 0 AND NOT a.attisdropped"
+)
+#: Relations of the current schema named like mofa's indexes, with the table of each index.
+_EXISTING_INDEXES = (
+    "SELECT c.relname::text, COALESCE(t.relname::text, '') FROM pg_class c "
+    "LEFT JOIN pg_index i ON i.indexrelid = c.oid LEFT JOIN pg_class t ON t.oid = i.indrelid "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($1::text[])"
 )
 _DEFAULT_PORT: Final = 5432
 _DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -671,6 +679,9 @@ class PostgresStore(BaseStore):
                             _EXISTING_COLUMNS, list(schema.table_columns(_DIALECT))
                         ),
                         where,
+                        await connection.fetch(
+                            _EXISTING_INDEXES, list(schema.index_tables(_DIALECT))
+                        ),
                     )
                 for statement in schema.pending_statements(_DIALECT, current):
                     await connection.execute(statement)

@@ -145,8 +145,14 @@ _MIGRATIONS_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND
 _SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM mofa_schema_migrations"
 #: mofa's tables that exist already (before the first migration), with their columns.
 _EXISTING_COLUMNS = (
-    "SELECT m.name, c.name FROM sqlite_master AS m, pragma_table_info(m.name) AS c "
-    "WHERE m.type = 'table' AND m.name IN ({marks})"
+    "SELECT m.name, c.name, c.type FROM sqlite_master AS m, pragma_table_info(m.name) AS c "
+    "WHERE m.type IN ('table', 'view') AND m.name IN ({marks})"
+)
+#: Schema objects named like mofa's indexes, with the table of each (an index's name belongs
+#: to the whole file).
+_EXISTING_INDEXES = (
+    "SELECT name, CASE type WHEN 'index' THEN tbl_name ELSE '' END FROM sqlite_master "
+    "WHERE name IN ({marks})"
 )
 
 
@@ -555,12 +561,16 @@ def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
     applied = schema.check_version("sqlite", current, where)
     if current == 0:
         tables = list(schema.table_columns("sqlite"))
+        indexes = list(schema.index_tables("sqlite"))
         schema.check_existing_tables(
             "sqlite",
             connection.execute(
                 _EXISTING_COLUMNS.format(marks=", ".join("?" * len(tables))), tables
             ).fetchall(),
             where,
+            connection.execute(
+                _EXISTING_INDEXES.format(marks=", ".join("?" * len(indexes))), indexes
+            ).fetchall(),
         )
     # One statement at a time: executescript() would commit and break the transaction.
     for statement in schema.pending_statements("sqlite", current):

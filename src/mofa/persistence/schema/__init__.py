@@ -13,7 +13,7 @@ Statements are separated by a ``;`` at the end of a line; the files hold no othe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -27,6 +27,8 @@ __all__ = [
     "bootstrap_statement",
     "check_existing_tables",
     "check_version",
+    "column_types",
+    "index_tables",
     "latest_version",
     "migrations",
     "pending_statements",
@@ -75,6 +77,7 @@ _RECORD = {
 }
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_INDEX_RE = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ON (\w+)", re.IGNORECASE)
 _TABLE_BODY_RE = re.compile(
     r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)", re.IGNORECASE | re.DOTALL
 )
@@ -186,43 +189,129 @@ def check_version(dialect: str, current: int, where: str) -> tuple[int, ...]:
     return tuple(range(current + 1, latest + 1))
 
 
-@cache
 def table_columns(dialect: str) -> dict[str, tuple[str, ...]]:
     """The columns of each table the migrations create (the bookkeeping table excluded).
 
     Read from the CREATE TABLE statements themselves, one column per line as the files are
     written; a test compares the result with the catalog of a freshly created database.
     """
-    columns: dict[str, tuple[str, ...]] = {}
+    return {table: tuple(types) for table, types in column_types(dialect).items()}
+
+
+def check_existing_tables(
+    dialect: str,
+    columns: Iterable[Sequence[str]],
+    where: str,
+    indexes: Iterable[Sequence[str]] = (),
+) -> None:
+    """Refuse a database whose tables or indexes of mofa's names were made by something else.
+
+    ``columns`` are the ``(table, column, type)`` rows of mofa's tables already present before
+    the first migration, as the dialect's catalog names the type; ``indexes`` the ``(name,
+    table)`` rows of relations already named like mofa's indexes (PostgreSQL and SQLite, where
+    an index name belongs to the whole schema or file). The migrations create tables and
+    indexes only when missing, so a table made from the documented schema by hand is adopted
+    as it is; anything else would make the migration fail halfway (MySQL cannot roll DDL
+    back), leave mofa's tables without their indexes, or make every later call fail, so it is
+    reported before anything is changed.
+    """
+    existing: dict[str, dict[str, str]] = {}
+    for table, column, declared in columns:
+        existing.setdefault(table, {})[column.lower()] = _normal_type(dialect, declared)
+    for table, expected in column_types(dialect).items():
+        have = existing.get(table)
+        if have is None:
+            continue
+        missing = [column for column in expected if column.lower() not in have]
+        if missing:
+            problem = f"it has no column {', '.join(missing)}"
+        else:
+            wrong = [
+                f"{column} is {have[column.lower()]}, not {kind}"
+                for column, kind in expected.items()
+                if have[column.lower()] != _normal_type(dialect, kind)
+            ]
+            if not wrong:
+                continue
+            problem = f"its column{'s' if len(wrong) > 1 else ''} {'; '.join(wrong)}"
+        raise SchemaError(
+            f"The {where} already has a table named {table} that mofa-sdk did not create "
+            f"({problem}); use an empty database for mofa, or rename that table."
+        )
+    wanted = index_tables(dialect)
+    for name, table in indexes:
+        if name in wanted and table != wanted[name]:
+            found = f"on table {table}" if table else "that is not an index"
+            raise SchemaError(
+                f"The {where} already has a relation named {name} ({found}), the name of "
+                f"mofa-sdk's index on {wanted[name]}; drop or rename it, or use an empty "
+                "database for mofa."
+            )
+
+
+#: Type names as the catalogs give them -> as the schema files write them.
+_CATALOG_TYPES = {
+    "postgres": {
+        "timestamp with time zone": "TIMESTAMPTZ",
+        "integer": "INTEGER",
+        "bigint": "BIGINT",
+        "bigserial": "BIGINT",
+        "text": "TEXT",
+        "jsonb": "JSONB",
+    },
+    # MariaDB's JSON is LONGTEXT with a check; MySQL 8 has its own type. Either will do.
+    "mysql": {"json": "LONGTEXT"},
+    "sqlite": {},  # compared by affinity
+}
+
+
+def _normal_type(dialect: str, declared: str) -> str:
+    """A column type in one spelling for comparing the catalog's with the schema file's."""
+    kind = " ".join(declared.lower().split())
+    if dialect == "postgres" and kind.startswith("character varying("):
+        kind = "varchar" + kind.removeprefix("character varying")
+    if dialect == "mysql":
+        kind = re.sub(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)", r"\1", kind)
+    if dialect == "sqlite":
+        return _affinity(kind)
+    return _CATALOG_TYPES[dialect].get(kind, kind.upper())
+
+
+def _affinity(declared: str) -> str:
+    """SQLite's type affinity of a declared type (its rules, in their order): what decides
+    how values are stored, so ``VARCHAR(255)`` serves where ``TEXT`` is written."""
+    kind = declared.upper()
+    if "INT" in kind:
+        return "INTEGER"
+    if "CHAR" in kind or "CLOB" in kind or "TEXT" in kind:
+        return "TEXT"
+    if not kind or "BLOB" in kind:
+        return "BLOB"
+    if "REAL" in kind or "FLOA" in kind or "DOUB" in kind:
+        return "REAL"
+    return "NUMERIC"
+
+
+@cache
+def column_types(dialect: str) -> dict[str, dict[str, str]]:
+    """Each table's columns with their types, as the migrations' CREATE TABLE lines write them."""
+    types: dict[str, dict[str, str]] = {}
     for migration in migrations(dialect):
         for name, body in _TABLE_BODY_RE.findall(migration.sql):
-            found = []
+            table = types.setdefault(name, {})
             for line in body.splitlines():
-                word = line.strip().split(" ", 1)[0]
-                if word and word.upper() not in _NOT_A_COLUMN:
-                    found.append(word)
-            columns[name] = tuple(found)
-    return columns
+                words = line.strip().rstrip(",").split()
+                if len(words) > 1 and words[0].upper() not in _NOT_A_COLUMN:
+                    table[words[0]] = words[1].upper()
+    return types
 
 
-def check_existing_tables(dialect: str, columns: Iterable[tuple[str, str]], where: str) -> None:
-    """Refuse a database whose tables of mofa's names were made by something else.
-
-    ``columns`` are the ``(table, column)`` pairs of mofa's tables already present before the
-    first migration, as a catalog query returns them. The migrations create tables only when
-    missing, so a table made from the documented schema by hand is adopted as it is; one
-    that lacks mofa's columns would make the migration fail halfway (MySQL cannot roll DDL
-    back) or make every later call fail, so it is reported before anything is changed.
-    """
-    existing: dict[str, set[str]] = {}
-    for table, column in columns:
-        existing.setdefault(table, set()).add(column.lower())
-    expected = table_columns(dialect)
-    for table, have in existing.items():
-        missing = [column for column in expected.get(table, ()) if column.lower() not in have]
-        if missing:
-            raise SchemaError(
-                f"The {where} already has a table named {table} that mofa-sdk did not create "
-                f"(it has no column {', '.join(missing)}); use an empty database for mofa, "
-                "or rename that table."
-            )
+@cache
+def index_tables(dialect: str) -> dict[str, str]:
+    """The indexes the migrations create with CREATE INDEX, and their tables (none on MySQL,
+    whose index names belong to their table and are declared inside CREATE TABLE)."""
+    found: dict[str, str] = {}
+    for migration in migrations(dialect):
+        for name, table in _INDEX_RE.findall(migration.sql):
+            found[name] = table
+    return found
