@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from mofa.cli._store import resolve_store
-from mofa.persistence import open_store
+from mofa.persistence import InvalidInputError, SchemaError, open_store
+from mofa.persistence.backends.files import directory_url
+from tests.cli.test_db_servers import server_database, table_set
 from tests.cli.test_session import mofa, one_error_line
+from tests.conftest import _params
 
 VARIABLES = ("MOFA_DATABASE_URL", "MOFA_DATA_DIR", "XDG_DATA_HOME", "DATABASE_URL")
 
@@ -176,3 +180,99 @@ def test_the_source_is_reported_by_resolve_store(tmp_path: Path, clean_environme
     assert (choice.url, choice.source) == ("sqlite://./x.db", str(config))
     masked = resolve_store("postgresql://u:pw-secret@h/db", None).masked
     assert "pw-secret" not in masked
+
+
+# ------------------------------------------- read commands change nothing where they look
+
+
+def _sqlite_state(path: Path) -> tuple[list[str], str]:
+    connection = sqlite3.connect(path)
+    try:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
+        return tables, connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["delete", "x", "--force"]])
+def test_session_commands_leave_another_programs_sqlite_file_alone(
+    tmp_path: Path, command: list[str]
+) -> None:
+    app = tmp_path / "app.db"
+    connection = sqlite3.connect(app)
+    with connection:
+        connection.execute("CREATE TABLE app (x)")
+    connection.close()
+    before = app.read_bytes()
+
+    result = mofa("--database-url", f"sqlite://{app}", "session", *command)
+    assert result.exit_code != 0
+    assert one_error_line(result) == (
+        f"Error: The SQLite database {str(app)!r} has no mofa-sdk schema; check the URL, or "
+        "create the schema with 'mofa db init'."
+    )
+    assert _sqlite_state(app) == (["app"], "delete")  # no tables, and not switched to WAL
+    assert app.read_bytes() == before
+
+
+def test_session_commands_leave_a_directory_without_a_file_store_alone(tmp_path: Path) -> None:
+    directory = tmp_path / "notastore"
+    directory.mkdir()
+    (directory / "readme.txt").write_text("hi", encoding="utf-8")
+
+    result = mofa("--database-url", directory_url(directory), "session", "list")
+    assert result.exit_code != 0
+    assert one_error_line(result) == (
+        f"Error: There is no mofa file store in {directory} (it has no mofa-store.json); "
+        "check the path."
+    )
+    assert sorted(path.name for path in directory.iterdir()) == ["readme.txt"]
+
+
+def test_an_existing_default_data_dir_without_a_store_reads_as_empty(
+    tmp_path: Path, clean_environment: Path
+) -> None:
+    data = tmp_path / "home" / ".local" / "share" / "mofa"
+    data.mkdir(parents=True)
+    result = mofa("session", "list")
+    assert result.exit_code == 0, result.output
+    assert "No sessions found." in result.stdout
+    assert list(data.iterdir()) == []
+
+
+@pytest.mark.parametrize("db_type", _params(["postgres", "mysql"]))
+def test_session_commands_create_no_schema_in_a_server_database(db_type: str) -> None:
+    with server_database(db_type) as url:
+        result = mofa("--database-url", url, "session", "list")
+        assert result.exit_code != 0
+        line = one_error_line(result)
+        assert (
+            "has no mofa-sdk schema; check the URL, or create the schema with 'mofa db init'."
+            in (line)
+        )
+        assert table_set(db_type, url) == set()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("files", id="files"),
+    ],
+)
+def test_the_library_opens_without_creating_when_asked(tmp_path: Path, url: str) -> None:
+    location = tmp_path / "store"
+    address = f"sqlite://{location}" if url == "sqlite" else directory_url(location)
+    with pytest.raises(SchemaError, match="check the path"):
+        asyncio.run(open_store(address, create_schema=False))
+    assert not location.exists()
+    store_with(address, "s1")
+
+    async def read() -> list[str]:
+        async with await open_store(address, create_schema=False) as store:
+            assert store.applied_migrations == ()
+            return [session.session_id for session in await store.list_sessions()]
+
+    assert asyncio.run(read()) == ["s1"]
+    with pytest.raises(InvalidInputError, match="create_schema must be True or False, not 'no'"):
+        asyncio.run(open_store(address, create_schema="no"))

@@ -23,6 +23,7 @@ from pathlib import Path
 from mofa.cli._errors import CommandError
 from mofa.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
 from mofa.persistence import BaseStore, mask_url, open_store, parse_url
+from mofa.persistence.backends.files import STORE_MARKER
 
 __all__ = [
     "DATABASE_URL_VARIABLE",
@@ -85,13 +86,17 @@ def resolve_store(
 
 
 async def open_existing_store(choice: StoreChoice) -> BaseStore:
-    """Open the store a read-or-delete command works on, without creating one by mistake.
+    """Open the store a read-or-delete command works on, changing nothing but what it deletes.
 
     A SQLite file or file-store directory that does not exist is reported (a mistyped path
-    would otherwise leave a new, empty store behind and show no sessions); the default data
-    directory, before anything was ever stored, reads as an empty store and is not created.
+    would otherwise leave a new, empty store behind and show no sessions), and so is a
+    database or directory that holds no mofa store (or an older schema): nothing is created
+    or upgraded in it. The default data directory, before anything was ever stored, reads
+    as an empty store and is not created.
     """
-    return await open_store("memory://" if _nothing_stored_yet(choice) else choice.url)
+    if _nothing_stored_yet(choice):
+        return await open_store("memory://")
+    return await open_store(choice.url, create_schema=False)
 
 
 def _nothing_stored_yet(choice: StoreChoice) -> bool:
@@ -101,9 +106,9 @@ def _nothing_stored_yet(choice: StoreChoice) -> bool:
     if parsed.backend not in ("sqlite", "files") or not parsed.path or parsed.path == ":memory:":
         return False
     location = os.path.abspath(os.path.expanduser(parsed.path))
+    if parsed.backend == "files" and choice.source == "default":
+        return not os.path.isfile(os.path.join(location, STORE_MARKER))
     if os.path.exists(location):
         return False
-    if parsed.backend == "files" and choice.source == "default":
-        return True
     what = "SQLite database" if parsed.backend == "sqlite" else "mofa file store"
     raise CommandError(f"There is no {what} at {location} (from {choice.source}); check the path.")

@@ -231,6 +231,12 @@ def reject_unknown_options(
     raise InvalidInputError(f"Unknown {owner} option {unknown[0]!r}; {use}.")
 
 
+def check_flag(name: str, value: object) -> None:
+    """A connect option that must be True or False."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be True or False, not {value!r}.")
+
+
 def check_option(name: str, value: object, *, integer: bool = False, minimum: float = 0) -> None:
     """A connect option that must be a number (``integer``: a whole one) of at least ``minimum``.
 

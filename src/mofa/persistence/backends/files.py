@@ -83,6 +83,7 @@ from mofa.persistence._store import (
     BaseStore,
     EncodedMessage,
     Unset,
+    check_flag,
     check_option,
     placeholder_agent,
     reject_unknown_options,
@@ -100,13 +101,14 @@ from mofa.persistence.errors import (
     StoreConnectionError,
 )
 
-__all__ = ["FileStore", "default_data_dir", "directory_url", "encode_name"]
+__all__ = ["STORE_MARKER", "FileStore", "default_data_dir", "directory_url", "encode_name"]
 
 _T = TypeVar("_T")
 
 #: The on-disk format this module writes; a directory marked with a newer one is refused.
 FORMAT_VERSION: Final = 1
-_MARKER = "mofa-store.json"
+#: The file that makes a directory a file store (it holds the format version).
+STORE_MARKER: Final = "mofa-store.json"
 #: The directory of sessions without an agent: '@' is always escaped, so no id encodes to it.
 NO_AGENT_DIR: Final = "@none"
 
@@ -742,7 +744,9 @@ class FileStore(BaseStore):
         Args:
             url: ``file:///abs/dir`` or ``file://./rel/dir``, a parsed URL, a directory
                 path, or ``None`` for :func:`default_data_dir`.
-            **options: ``max_workers`` (threads doing file work, default 4).
+            **options: ``max_workers`` (threads doing file work, default 4);
+                ``create_schema`` (default True; False: create and change nothing, and
+                refuse a directory that holds no mofa file store with :class:`SchemaError`).
         """
         if url is None:
             url = default_data_dir()
@@ -757,13 +761,15 @@ class FileStore(BaseStore):
                     "use open_store() for other databases."
                 )
             directory = Path(parsed.path)
-        reject_unknown_options("FileStore", options, ("max_workers",))
+        reject_unknown_options("FileStore", options, ("max_workers", "create_schema"))
         max_workers = options.get("max_workers", 4)
+        create = options.get("create_schema", True)
+        check_flag("create_schema", create)
         check_option("max_workers", max_workers, integer=True, minimum=1)
         directory = directory.expanduser().absolute()
         store = cls(parsed, directory, max_workers=max_workers)
         try:
-            created = await store._run(store._prepare)
+            created = await store._run(store._prepare, create)
         except BaseException:
             store._executor.shutdown(wait=False)
             raise
@@ -822,9 +828,14 @@ class FileStore(BaseStore):
             await asyncio.gather(*self._flush_tasks, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, True)
 
-    def _prepare(self) -> bool:
-        """Create the directory tree; True when this call created the store."""
+    def _prepare(self, create: bool = True) -> bool:
+        """Create the directory tree; True when this call created the store. With ``create``
+        False, a directory without the store's marker is refused and nothing is made."""
         root = self._root
+        if not create and not (root / STORE_MARKER).is_file():
+            raise SchemaError(
+                f"There is no mofa file store in {root} (it has no {STORE_MARKER}); check the path."
+            )
         with contextlib.suppress(FileExistsError):  # a file there: refused just below
             root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         if not root.is_dir():
@@ -839,7 +850,7 @@ class FileStore(BaseStore):
             self._locks_root,
         ):
             _make_dir(directory)
-        marker = root / _MARKER
+        marker = root / STORE_MARKER
         # An existing store is only read here, so a read-only one can still be opened.
         created = not marker.exists() and _create_exclusively(
             marker, b'{"format":%d}\n' % FORMAT_VERSION

@@ -28,6 +28,7 @@ from mofa.persistence._store import (
     BaseStore,
     EncodedMessage,
     Unset,
+    check_flag,
     placeholder_agent,
     reject_unknown_options,
 )
@@ -80,9 +81,12 @@ class InMemoryStore(BaseStore):
     async def connect(cls, url: str | DatabaseURL = "memory://", **options: Any) -> Self:
         """Open an empty store that lives as long as this object (``memory://``).
 
-        It takes no options; an unknown one raises :class:`InvalidInputError`.
+        It takes one option, ``create_schema``, accepted for symmetry with the other stores
+        and ignored (a new in-memory store is always ready); an unknown one raises
+        :class:`InvalidInputError`.
         """
-        reject_unknown_options("InMemoryStore", options)
+        reject_unknown_options("InMemoryStore", options, ("create_schema",))
+        check_flag("create_schema", options.get("create_schema", True))
         parsed = parse_url(url) if isinstance(url, str) else url
         if parsed.backend != "memory":
             raise InvalidURLError(

@@ -53,6 +53,7 @@ from mofa.persistence._store import (
     InFlight,
     Unset,
     backoff,
+    check_flag,
     check_option,
     reject_unknown_options,
 )
@@ -530,9 +531,13 @@ class MySqlStore(BaseStore):
         pool_size: int = 10,
         connect_timeout: float = 10.0,
         schema_lock_timeout: int = 60,
+        create_schema: bool = True,
         **options: Any,
     ) -> Self:
         """Open a pool on the database ``url`` names and create or upgrade the schema.
+
+        ``create_schema=False`` changes nothing in the database and refuses one without the
+        mofa schema or with an older one (:class:`SchemaError`).
 
         Raises:
             InvalidURLError: the URL is malformed or has an unknown parameter.
@@ -548,9 +553,12 @@ class MySqlStore(BaseStore):
                 f"MySqlStore needs a mysql:// or mariadb:// URL, not {parsed.masked!r}."
             )
         reject_unknown_options(
-            "MySqlStore", options, ("pool_size", "connect_timeout", "schema_lock_timeout")
+            "MySqlStore",
+            options,
+            ("pool_size", "connect_timeout", "schema_lock_timeout", "create_schema"),
         )
         check_option("pool_size", pool_size, integer=True, minimum=1)
+        check_flag("create_schema", create_schema)
         check_option("connect_timeout", connect_timeout)
         check_option("schema_lock_timeout", schema_lock_timeout, integer=True)
         try:
@@ -582,7 +590,7 @@ class MySqlStore(BaseStore):
         pool = await cls._open_pool(asyncmy, target, kwargs, pool_size)
         store = cls(parsed, pool, target)
         try:
-            await store._prepare_schema(schema_lock_timeout)
+            await store._prepare_schema(schema_lock_timeout, create_schema)
         except BaseException:
             await store.close()
             raise
@@ -603,8 +611,9 @@ class MySqlStore(BaseStore):
                 return await cls._open_pool(driver, target, kwargs, pool_size)
             raise _translate(exc, target) from exc
 
-    async def _prepare_schema(self, lock_timeout: int) -> None:
-        """Create or upgrade the schema, serialized across processes by GET_LOCK."""
+    async def _prepare_schema(self, lock_timeout: int, create_schema: bool) -> None:
+        """Create or upgrade the schema, serialized across processes by GET_LOCK (with
+        ``create_schema`` False: only check it)."""
         # GET_LOCK names are server-wide: include the database so two databases don't wait.
         lock_name = f"mofa_schema.{self._target.database}"[:64]
         try:
@@ -622,7 +631,7 @@ class MySqlStore(BaseStore):
                         f"{self._target.database!r}; retry, or check for a stuck connection."
                     )
                 try:
-                    self.applied_migrations = await self._migrate(cursor)
+                    self.applied_migrations = await self._migrate(cursor, create_schema)
                 finally:
                     await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock_name,))
                     await cursor.fetchall()
@@ -631,13 +640,16 @@ class MySqlStore(BaseStore):
         except Exception as exc:
             raise self._error(exc) from exc
 
-    async def _migrate(self, cursor: Any) -> tuple[int, ...]:
+    async def _migrate(self, cursor: Any, create_schema: bool) -> tuple[int, ...]:
         await cursor.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,))
         version = 0
         if (await cursor.fetchall())[0][0]:
             await cursor.execute(_SCHEMA_VERSION)
             version = int((await cursor.fetchall())[0][0])
         where = f"{self._target.label} database {self._target.database!r}"
+        if not create_schema:
+            schema.check_ready("mysql", version, where)
+            return ()
         applied = schema.check_version("mysql", version, where)
         if version == 0:
             tables = list(schema.table_columns("mysql"))

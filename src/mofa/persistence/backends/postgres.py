@@ -52,6 +52,7 @@ from mofa.persistence._store import (
     InFlight,
     Unset,
     backoff,
+    check_flag,
     check_option,
     reject_unknown_options,
 )
@@ -102,6 +103,7 @@ _OPTIONS: Final = (
     "command_timeout",
     "statement_cache_size",
     "max_inactive_connection_lifetime",
+    "create_schema",
 )
 #: SQLSTATEs a store retries itself: serialization failure and deadlock. Neither happens
 #: with the statements below under READ COMMITTED, but if one ever surfaces it is retried
@@ -248,6 +250,15 @@ _LIST_STATES: Final = (
 
 
 _LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)
+
+
+async def _schema_version(connection: Any) -> int:
+    """The database's schema version (0: no schema yet)."""
+    if not await connection.fetchval("SELECT to_regclass('mofa_schema_migrations') IS NOT NULL"):
+        return 0
+    return int(
+        await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations")
+    )
 
 
 def _import_asyncpg() -> Any:
@@ -568,6 +579,7 @@ class PostgresStore(BaseStore):
         command_timeout: float | None = None,
         statement_cache_size: int = 100,
         max_inactive_connection_lifetime: float = 300.0,
+        create_schema: bool = True,
         **options: Any,
     ) -> Self:
         """Open a pool on ``url`` and create or upgrade the schema.
@@ -582,6 +594,8 @@ class PostgresStore(BaseStore):
             command_timeout: seconds a statement may run (``None``: no limit).
             statement_cache_size: prepared statements kept per connection.
             max_inactive_connection_lifetime: seconds before an idle connection is closed.
+            create_schema: False: change nothing in the database; refuse one without the
+                mofa schema or with an older one (:class:`SchemaError`).
             options: ``pool_size`` is accepted as another name for ``pool_max_size`` (the
                 MySQL store's name for it); anything else is refused.
 
@@ -611,6 +625,7 @@ class PostgresStore(BaseStore):
             pool_max_size = _DEFAULT_POOL_SIZE
         reject_unknown_options("PostgresStore", options, _OPTIONS)
         check_option("pool_min_size", pool_min_size, integer=True)
+        check_flag("create_schema", create_schema)
         check_option("pool_max_size", pool_max_size, integer=True)
         check_option("statement_cache_size", statement_cache_size, integer=True)
         if connect_timeout is not None:
@@ -643,34 +658,32 @@ class PostgresStore(BaseStore):
             raise _translate(exc, parsed, stage=_CONNECT, write=False) from exc
         store = cls(parsed, pool)
         try:
-            await store._migrate()
+            await store._migrate(create_schema)
         except BaseException:
             pool.terminate()
             raise
         return store
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, create_schema: bool) -> None:
         """Bring the schema to the latest version, in one transaction under an advisory lock.
 
         Several processes may connect at once: the transaction-scoped advisory lock makes
-        them take turns, and each one reads the version only once it holds the lock.
+        them take turns, and each one reads the version only once it holds the lock. With
+        ``create_schema`` False the version is only read and checked.
         """
         try:
             connection = await self._pool.acquire()
         except Exception as exc:
             raise _translate(exc, self._url, stage=_CONNECT, write=False) from exc
+        where = f"PostgreSQL database at {_Target(self._url).address}"
         try:
+            if not create_schema:
+                schema.check_ready(_DIALECT, await _schema_version(connection), where)
+                self.applied_migrations = ()
+                return
             async with connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
-                exists = await connection.fetchval(
-                    "SELECT to_regclass('mofa_schema_migrations') IS NOT NULL"
-                )
-                current = 0
-                if exists:
-                    current = await connection.fetchval(
-                        "SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations"
-                    )
-                where = f"PostgreSQL database at {_Target(self._url).address}"
+                current = await _schema_version(connection)
                 applied = schema.check_version(_DIALECT, current, where)
                 if current == 0:
                     schema.check_existing_tables(

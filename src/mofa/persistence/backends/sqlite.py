@@ -47,6 +47,7 @@ from mofa.persistence._store import (
     BaseStore,
     EncodedMessage,
     Unset,
+    check_flag,
     check_option,
     reject_unknown_options,
 )
@@ -57,6 +58,7 @@ from mofa.persistence.errors import (
     PermissionDeniedError,
     PersistenceError,
     QueryError,
+    SchemaError,
     SessionExistsError,
     SessionNotFoundError,
     StoreClosedError,
@@ -471,10 +473,13 @@ class _Worker:
 
     # ---------------------------------------------------------- transactions
 
-    def open(self) -> tuple[int, ...]:
-        """Open the connection, set the pragmas, create or upgrade the schema."""
-        if self.path != _MEMORY:
+    def open(self, create_schema: bool = True) -> tuple[int, ...]:
+        """Open the connection, set the pragmas, create or upgrade the schema (or, with
+        ``create_schema`` False, refuse a file without the current schema, changing nothing)."""
+        if self.path != _MEMORY and create_schema:
             _create_file(self.path)
+        if self.path != _MEMORY and not create_schema and not os.path.isfile(self.path):
+            raise SchemaError(f"There is no SQLite database at {self.path}; check the path.")
         connection = sqlite3.connect(
             self.path,
             timeout=self.busy_timeout,
@@ -484,6 +489,12 @@ class _Worker:
         )
         try:
             self.connection = connection
+            if not create_schema:  # before the pragmas: WAL mode is written into the file
+                schema.check_ready(
+                    "sqlite",
+                    self._retry_busy(lambda: _schema_version(connection)),
+                    f"SQLite database {self.path!r}",
+                )
             self._retry_busy(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
@@ -812,6 +823,7 @@ class SqliteStore(BaseStore):
         *,
         busy_timeout: float = 5.0,
         lock_timeout: float = 30.0,
+        create_schema: bool = True,
         **options: Any,
     ) -> Self:
         """Open (creating if needed) the database a ``sqlite://`` URL names.
@@ -821,10 +833,15 @@ class SqliteStore(BaseStore):
             busy_timeout: seconds SQLite waits on a lock held by another connection.
             lock_timeout: seconds the store keeps retrying a write that finds the file
                 locked before it reports :class:`StoreConnectionError` (nothing written).
+            create_schema: False: create and change nothing; refuse a missing file, or one
+                without the mofa schema or with an older one (:class:`SchemaError`).
             options: none other; an unknown one raises :class:`InvalidInputError`.
         """
-        reject_unknown_options("SqliteStore", options, ("busy_timeout", "lock_timeout"))
+        reject_unknown_options(
+            "SqliteStore", options, ("busy_timeout", "lock_timeout", "create_schema")
+        )
         check_option("busy_timeout", busy_timeout)
+        check_flag("create_schema", create_schema)
         check_option("lock_timeout", lock_timeout)
         parsed = parse_url(url) if isinstance(url, str) else url
         if parsed.backend != "sqlite" or not parsed.path:
@@ -835,7 +852,7 @@ class SqliteStore(BaseStore):
         path = parsed.path if parsed.path == _MEMORY else _absolute(parsed.path)
         worker = _Worker(path, busy_timeout, lock_timeout)
         try:
-            applied = await worker.call(worker.open)
+            applied = await worker.call(worker.open, create_schema)
         except BaseException:
             await worker.stop()
             raise

@@ -26,6 +26,7 @@ __all__ = [
     "Migration",
     "bootstrap_statement",
     "check_existing_tables",
+    "check_ready",
     "check_version",
     "column_types",
     "index_tables",
@@ -187,6 +188,23 @@ def check_version(dialect: str, current: int, where: str) -> tuple[int, ...]:
             f"({latest}); upgrade mofa-sdk."
         )
     return tuple(range(current + 1, latest + 1))
+
+
+def check_ready(dialect: str, current: int, where: str) -> None:
+    """Refuse, for a store opened with ``create_schema=False``, a database that has no mofa
+    schema or an older one: such a store reads and deletes, it never creates or upgrades."""
+    latest = latest_version(dialect)
+    check_version(dialect, current, where)
+    if current == 0:
+        raise SchemaError(
+            f"The {where} has no mofa-sdk schema; check the URL, or create the schema with "
+            "'mofa db init'."
+        )
+    if current < latest:
+        raise SchemaError(
+            f"The {where} has schema version {current}, older than this mofa-sdk's "
+            f"({latest}); upgrade it with 'mofa db init'."
+        )
 
 
 def table_columns(dialect: str) -> dict[str, tuple[str, ...]]:
