@@ -7,6 +7,7 @@ MariaDB) through the store API, runs the command through click's CliRunner with
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import fcntl
 import json
@@ -25,7 +26,9 @@ import yaml
 from click.testing import CliRunner, Result
 
 from mofa.cli import cli
+from mofa.cli._render import display_width
 from mofa.persistence import NewMessage, Session, open_store
+from tests.cli.test_db import MOFA
 from tests.conftest import _params
 
 #: Every backend the CLI reads (memory does not outlive the command).
@@ -474,3 +477,231 @@ def test_delete_without_a_terminal_refuses_instead_of_waiting(
     found, messages, _ = state(url, MAIN)
     assert found is not None
     assert messages == 4
+
+
+def test_delete_of_a_missing_session_without_a_terminal_is_not_found(
+    seeded: tuple[str, dict[str, Session]],
+) -> None:
+    # Looked up before refusing for lack of a terminal: the seeds' exit code 1, not 3.
+    url, _ = seeded
+    result = mofa("session", "delete", "nope", url=url, input="")
+    assert result.exit_code == 1
+    assert one_error_line(result) == "Error: Session not found: nope"
+    assert result.stdout == "→ Deleting session: nope\n"
+    assert state(url, MAIN)[2] == 3
+
+
+def test_delete_of_a_missing_session_with_stdin_from_dev_null(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    command = [str(MOFA), "--database-url", url, "session", "delete"]
+    missing = subprocess.run(
+        [*command, "nope"], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    )
+    assert (missing.returncode, missing.stderr) == (1, "Error: Session not found: nope\n")
+    present = subprocess.run(
+        [*command, MAIN], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    )
+    assert present.returncode == 3
+    assert present.stderr == (
+        f"Error: Refusing to delete session {MAIN} without confirmation: stdin is not a "
+        "terminal; use --force.\n"
+    )
+    assert state(url, MAIN)[1] == 4
+
+
+# ------------------------------------------------ metadata: the columns and the session's own
+
+#: The reviewer's session: its own metadata uses the names of the agent_id, user_id and
+#: tenant_id columns, with other values; only agent_id is set as a column.
+CLASHING = "clashing-session"
+CLASHING_METADATA = {
+    "agent_id": "planner-v2",
+    "user_id": "alice@example.com",
+    "tenant_id": "acme",
+    "context": "support",
+}
+PARTIAL = {"partial": True, "status": "partial", "error": "the stream was cut off"}
+FAILED = {"status": "failed", "error": "HTTP 503", "http_status": 503}
+
+
+async def _seed_clashing(url: str) -> Session:
+    async with await open_store(url) as store:
+        await store.create_session(CLASHING, agent_id="agent-001", metadata=CLASHING_METADATA)
+        await store.append_message(CLASHING, "user", "Hello", timestamp=T0)
+        await store.append_message(
+            CLASHING, "assistant", "Hi! How can I", metadata=PARTIAL, timestamp=T0
+        )
+        await store.append_message(CLASHING, "user", "Again?", timestamp=T0)
+        await store.append_message(
+            CLASHING, "system", "model call failed", metadata=FAILED, timestamp=T0
+        )
+        found = await store.get_session(CLASHING)
+        assert found is not None
+        return found
+
+
+def clashing_document(session: Session) -> dict[str, Any]:
+    """What export writes: the seeds' fields, the columns in ``metadata`` (tenant_id is unset,
+    so absent), the session's own keys of column names in ``shadowed_metadata``."""
+    return {
+        "session_id": CLASHING,
+        "created_at": iso(session.created_at),
+        "metadata": {"agent_id": "agent-001", "user_id": None, "context": "support"},
+        "shadowed_metadata": {
+            "agent_id": "planner-v2",
+            "user_id": "alice@example.com",
+            "tenant_id": "acme",
+        },
+        "messages": [
+            {"role": "user", "content": "Hello", "timestamp": iso(T0)},
+            {
+                "role": "assistant",
+                "content": "Hi! How can I",
+                "timestamp": iso(T0),
+                "metadata": PARTIAL,
+            },
+            {"role": "user", "content": "Again?", "timestamp": iso(T0)},
+            {
+                "role": "system",
+                "content": "model call failed",
+                "timestamp": iso(T0),
+                "metadata": FAILED,
+            },
+        ],
+    }
+
+
+def _read_back(text: str, export_format: str) -> Any:
+    if export_format == "json":
+        return json.loads(text)
+    loaded = yaml.safe_load(text)
+    loaded["created_at"] = iso(loaded["created_at"])
+    for message in loaded["messages"]:
+        message["timestamp"] = iso(message["timestamp"])
+    return loaded
+
+
+@pytest.mark.parametrize("export_format", ["json", "yaml"])
+def test_export_keeps_the_columns_and_every_key_of_the_sessions_metadata(
+    empty_url: str, tmp_path: Path, export_format: str
+) -> None:
+    session = asyncio.run(_seed_clashing(empty_url))
+    target = tmp_path / f"out.{export_format}"
+    result = mofa(
+        "session", "export", CLASHING, "-o", str(target), "-f", export_format, url=empty_url
+    )
+    assert result.exit_code == 0, result.output
+    exported = _read_back(target.read_text(encoding="utf-8"), export_format)
+    expected = clashing_document(session)
+    assert exported == expected
+    assert list(exported) == list(expected)
+    # Nothing lost: the columns and the stored metadata can both be rebuilt from the file.
+    own = {
+        key: value
+        for key, value in exported["metadata"].items()
+        if key not in ("agent_id", "user_id", "tenant_id")
+    }
+    assert {**own, **exported["shadowed_metadata"]} == CLASHING_METADATA
+
+
+@pytest.mark.parametrize("output_format", ["json", "yaml"])
+def test_show_documents_keep_the_sessions_and_the_messages_metadata(
+    empty_url: str, output_format: str
+) -> None:
+    session = asyncio.run(_seed_clashing(empty_url))
+    result = mofa("session", "show", CLASHING, "-f", output_format, url=empty_url)
+    assert result.exit_code == 0, result.output
+    shown = _read_back(result.stdout, output_format)
+    expected = clashing_document(session)
+    assert shown["metadata"] == expected["metadata"]
+    assert shown["shadowed_metadata"] == expected["shadowed_metadata"]
+    assert [message.get("metadata") for message in shown["messages"]] == [
+        None,
+        PARTIAL,
+        None,
+        FAILED,
+    ]
+
+
+def test_show_table_shows_shadowed_metadata_and_marks_partial_and_failed_messages(
+    empty_url: str,
+) -> None:
+    asyncio.run(_seed_clashing(empty_url))
+    result = mofa("session", "show", CLASHING, url=empty_url)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    metadata, shadowed = (
+        text.split(f"{heading}\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        for heading in ("Metadata:", "Shadowed metadata (stored under a column's name):")
+    )
+    # The columns first; then the session's own keys (in the order the database keeps them:
+    # PostgreSQL's JSONB has its own).
+    assert metadata[:2] == ["  agent_id: agent-001", "  user_id: -"]
+    assert metadata[2:] == ["  context: support"]
+    assert sorted(shadowed) == [
+        "  agent_id: planner-v2",
+        "  tenant_id: acme",
+        "  user_id: alice@example.com",
+    ]
+    assert text.index("Shadowed metadata") < text.index("Conversation:")
+    roles = [line.split("│")[2].strip() for line in result.stdout.splitlines() if "│ 10:" in line]
+    assert roles == ["user", "assistant (partial)", "user", "system (failed)"]
+
+
+def test_export_of_a_session_whose_metadata_names_no_column_is_the_seeds_shape(
+    seeded: tuple[str, dict[str, Session]],
+) -> None:
+    url, _ = seeded
+    result = mofa("session", "export", MAIN, "-o", "-", "-f", "json", url=url)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert list(document) == ["session_id", "created_at", "metadata", "messages"]
+    assert all(
+        list(message) == ["role", "content", "timestamp"] for message in document["messages"]
+    )
+
+
+# ------------------------------------------------ ids that hold invisible characters
+
+ZERO_WIDTH = "agent-001:se\u200bssion"
+FAMILY = "family-👩\u200d👩\u200d👧"
+CONTROL = "a\x1b[31mb"
+
+
+async def _seed_ids(url: str) -> None:
+    async with await open_store(url) as store:
+        for session_id in (ZERO_WIDTH, FAMILY, CONTROL):
+            await store.create_session(session_id, agent_id="agent-001")
+            await store.append_message(session_id, "user", "zero\u200bwidth 👩\u200d👩\u200d👧")
+
+
+def test_ids_in_tables_can_be_copied_back_or_are_shown_escaped(empty_url: str) -> None:
+    asyncio.run(_seed_ids(empty_url))
+    listed = mofa("session", "list", url=empty_url)
+    assert listed.exit_code == 0, listed.output
+    cells = [line.split("│")[1].strip() for line in listed.stdout.splitlines()[5:-1]]
+    # The emoji's joiners are kept, so the family id is printed exactly; the others are
+    # quoted and escaped as the error messages show ids, never turned into spaces.
+    assert sorted(cells) == sorted([FAMILY, "'agent-001:se\\u200bssion'", "'a\\x1b[31mb'"])
+    assert "\x1b" not in listed.stdout
+    assert "\u200b" not in listed.stdout
+    for cell in cells:
+        session_id = cell if cell == FAMILY else ast.literal_eval(cell)
+        shown = mofa("session", "show", session_id, url=empty_url)
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout.splitlines()[0] == f"Session: {cell}"
+        content = shown.stdout.splitlines()[-2]
+        assert "zero\\u200bwidth 👩\u200d👩\u200d👧" in content
+    # Table borders stay aligned: one glyph for the family, wide as its first emoji.
+    widths = {display_width(line) for line in listed.stdout.splitlines()[2:]}
+    assert len(widths) == 1
+
+
+def test_missing_ids_are_escaped_the_same_way_everywhere(empty_url: str) -> None:
+    asyncio.run(_seed_ids(empty_url))
+    for command in (["show"], ["delete", "--force"]):
+        result = mofa("session", *command[:1], "a\u200bb", *command[1:], url=empty_url)
+        assert one_error_line(result) == "Error: Session not found: 'a\\u200bb'"
+    family = mofa("session", "show", "👩\u200d👧", url=empty_url)
+    assert one_error_line(family) == "Error: Session not found: 👩\u200d👧"

@@ -95,10 +95,26 @@ def test_export_needs_an_output_and_a_format() -> None:
     assert "Missing option '-f' / '--format'" in missing_format.stderr
 
 
-def test_a_limit_below_one_is_a_usage_error() -> None:
-    result = mofa("session", "list", "--limit", "0")
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["--limit", "0"], "0"),
+        (["-n", "-3"], "-3"),
+        (["-n", "abc"], "'abc'"),
+        (["--limit", "1.5"], "'1.5'"),
+        (["--limit="], "''"),
+    ],
+)
+def test_a_limit_that_is_not_a_whole_number_of_1_or_more_is_one_sentence(
+    args: list[str], shown: str, tmp_path: Path
+) -> None:
+    result = mofa("session", "list", *args, url=f"sqlite://{tmp_path / 'm.db'}")
     assert result.exit_code == 2
-    assert "0 is not in the range x>=1" in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [f"Error: --limit must be a whole number of 1 or more, not {shown}."]
+    assert not (tmp_path / "m.db").exists()  # nothing was opened
 
 
 # ------------------------------------------------------------- store and config errors

@@ -19,6 +19,7 @@ from mofa.cli._render import (
     display_width,
     render,
     render_session_table,
+    shown_id,
     to_yaml,
     truncate,
 )
@@ -197,9 +198,10 @@ def test_box_table_fits_columns_to_the_widest_cell_including_wide_characters() -
 
 
 def test_cells_are_single_line_and_cut_with_an_ellipsis() -> None:
+    # Whitespace becomes a space; a control character is shown escaped, not obeyed.
     table = box_table(["c"], [["a\nb\tc\x1bd"], ["x" * 80]], max_widths={"c": 10})
     rows = table.splitlines()[3:5]
-    assert rows == ["│ a b c d    │", "│ xxxxxxxxx… │"]
+    assert rows == ["│ a b c\\x1bd │", "│ xxxxxxxxx… │"]
     assert truncate("你好世界", 5) == "你好…"
     assert truncate("short", 10) == "short"
 
@@ -268,3 +270,40 @@ def test_a_document_of_random_text_streams_as_pyyaml_renders_it() -> None:
     text = streamed("yaml", doc)
     assert text == render(doc, "yaml") + "\n"
     assert as_strings(yaml.safe_load(text)) == normalised(doc)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("agent-001:session-123", "agent-001:session-123"),
+        ("你好", "你好"),
+        ("👩\u200d👩\u200d👧", "👩\u200d👩\u200d👧"),  # the joiners make one picture: kept
+        ("👍🏽\u200d👍", "👍🏽\u200d👍"),
+        ("a\u200bb", "'a\\u200bb'"),
+        ("a\u200db", "'a\\u200db'"),  # a joiner between letters shows nothing
+        ("👩\u200d", "'👩\\u200d'"),
+        ("\u202eevil", "'\\u202eevil'"),
+        ("nope ", "'nope '"),
+        ("a\tb", "'a\\tb'"),
+        ("", "''"),
+        ("it's\x00", '"it\'s\\x00"'),
+        ("\U000e0067", "'\\U000e0067'"),
+    ],
+)
+def test_shown_id_is_exact_or_quoted_and_escaped_like_repr(text: str, shown: str) -> None:
+    assert shown_id(text) == shown
+    if shown != text:
+        assert shown == repr(text) or "\u200d" in shown
+
+
+def test_cells_show_zero_width_characters_escaped_and_keep_emoji_sequences() -> None:
+    table = box_table(
+        ["session_id", "Content"],
+        [["a\u200bb", "zero\u200bwidth 👩\u200d👩\u200d👧!"], ["👩\u200d👩\u200d👧", "x"]],
+    )
+    lines = table.splitlines()
+    assert lines[3] == "│ 'a\\u200bb' │ zero\\u200bwidth 👩\u200d👩\u200d👧! │"
+    assert lines[4] == "│ 👩\u200d👩\u200d👧         │ x                   │"
+    assert {display_width(line) for line in lines} == {display_width(lines[0])}
+    assert display_width("👩\u200d👩\u200d👧") == 2
+    assert truncate("👩\u200d👩\u200d👧abc", 3) == "👩\u200d👩\u200d👧…"

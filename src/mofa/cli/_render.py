@@ -25,6 +25,7 @@ import yaml
 
 __all__ = [
     "CONTENT_WIDTH",
+    "IDENTIFIER_KEYS",
     "DocumentWriter",
     "OutputFormat",
     "box_table",
@@ -34,6 +35,7 @@ __all__ = [
     "plain_time",
     "render",
     "render_session_table",
+    "shown_id",
     "to_json",
     "to_yaml",
     "truncate",
@@ -71,34 +73,116 @@ def clock_time(value: datetime) -> str:
 
 # ---------------------------------------------------------------------- table cells
 
+#: Zero width joiner: between two emoji it makes one picture of them (👩‍👩‍👧), so it is kept.
+_ZWJ: Final = "\u200d"
+#: What may sit between an emoji and a joiner: variation selector 16, skin tones.
+_EMOJI_MODIFIERS: Final = frozenset("\ufe0f\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")
+#: Columns and metadata keys that hold an id: shown exactly, or quoted and escaped (shown_id).
+IDENTIFIER_KEYS: Final = frozenset({"session_id", "agent_id", "user_id", "tenant_id"})
+_WHITESPACE_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-def _char_width(char: str) -> int:
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+def _is_emoji(char: str) -> bool:
+    return unicodedata.category(char) == "So"
+
+
+def _joins_emoji(text: str, index: int) -> bool:
+    """Whether ``text[index]`` is a zero width joiner between two emoji."""
+    if text[index] != _ZWJ or index + 1 >= len(text) or not _is_emoji(text[index + 1]):
+        return False
+    before = index - 1
+    while before >= 0 and text[before] in _EMOJI_MODIFIERS:
+        before -= 1
+    return before >= 0 and _is_emoji(text[before])
+
+
+def _is_visible(text: str, index: int) -> bool:
+    return text[index].isprintable() or _joins_emoji(text, index)
+
+
+def _escape(char: str) -> str:
+    """``char`` as Python's ``repr`` writes a character it cannot show (``\\u200b``)."""
+    if char in _WHITESPACE_ESCAPES:
+        return _WHITESPACE_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def shown_id(text: str) -> str:
+    """An id as the user typed it, or — when something in it would not show (spaces at its
+    ends, control or zero-width characters, nothing at all) — quoted and escaped as Python
+    writes it: ``'a\\u200bb'`` (in bash or zsh, ``$'a\\u200bb'`` passes it back).
+
+    Joiners inside an emoji sequence (👩‍👩‍👧) are part of the picture and stay as they are,
+    so an id made of them is printed exactly and can be copied from the terminal.
+    """
+    if text and text == text.strip() and all(_is_visible(text, i) for i in range(len(text))):
+        return text
+    quote = '"' if "'" in text and '"' not in text else "'"
+    out = []
+    for index, char in enumerate(text):
+        if char in ("\\", quote):
+            out.append("\\" + char)
+        elif _is_visible(text, index):
+            out.append(char)
+        else:
+            out.append(_escape(char))
+    return quote + "".join(out) + quote
+
+
+def _char_widths(text: str) -> list[int]:
+    """Columns each character of ``text`` takes in a terminal: CJK characters two, combining
+    marks and format characters none, and an emoji joined to the one before it none (the
+    sequence is one picture, as wide as its first emoji)."""
+    widths = []
+    joined = False
+    for char in text:
+        if (
+            (joined and _is_emoji(char))
+            or unicodedata.combining(char)
+            or unicodedata.category(char) in ("Mn", "Me", "Cf")
+        ):
+            width = 0
+        else:
+            width = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        joined = char == _ZWJ
+        widths.append(width)
+    return widths
 
 
 def display_width(text: str) -> int:
     """Columns ``text`` takes in a terminal (CJK characters take two)."""
     if text.isascii():
         return len(text)
-    return sum(_char_width(char) for char in text)
+    return sum(_char_widths(text))
 
 
-def _cell_text(value: object) -> str:
-    """One line of printable text: newlines, tabs and other control characters become spaces
-    (they would break the table's borders or drive the terminal)."""
+def _cell_text(value: object, *, identifier: bool = False) -> str:
+    """One line of visible text.
+
+    Line breaks, tabs and other whitespace become spaces (they would break the table's
+    borders); other characters that would not show — control characters, which could drive
+    the terminal, and zero-width ones — are escaped (``\\u200b``), so what is printed is what
+    is there. An ``identifier`` is shown as :func:`shown_id` shows it.
+    """
     if value is None:
         text = "-"
     elif isinstance(value, datetime):
         text = plain_time(value)
     elif isinstance(value, Mapping | list):
         text = to_json(value, indent=None)
+    elif identifier and isinstance(value, str):
+        return shown_id(value)
     else:
         text = str(value)
     if text.isprintable():
         return text
-    return "".join(char if char.isprintable() else " " for char in text)
+    return "".join(
+        " " if char.isspace() else char if _is_visible(text, index) else _escape(char)
+        for index, char in enumerate(text)
+    )
 
 
 def truncate(text: str, width: int) -> str:
@@ -107,8 +191,7 @@ def truncate(text: str, width: int) -> str:
         return text
     kept: list[str] = []
     used = 0
-    for char in text:
-        char_width = _char_width(char)
+    for char, char_width in zip(text, _char_widths(text), strict=True):
         if used + char_width > width - 1:
             break
         kept.append(char)
@@ -128,15 +211,16 @@ def box_table(
 ) -> str:
     """A box-drawn table (``┌─┬─┐``), each column as wide as its widest cell.
 
-    Cells are made single-line; a column named in ``max_widths`` is cut to that many
-    columns with "…".
+    Cells are made single-line and visible (see :func:`_cell_text`); a column named in
+    ``max_widths`` is cut to that many columns with "…"; an id column (``session_id``…)
+    is shown as :func:`shown_id` shows it, never cut.
     """
     limits = max_widths or {}
     cells = []
     for row in rows:
         line = []
         for header, value in zip(headers, row, strict=True):
-            text = _cell_text(value)
+            text = _cell_text(value, identifier=header in IDENTIFIER_KEYS)
             if header in limits:
                 text = truncate(text, limits[header])
             line.append(text)
@@ -349,17 +433,24 @@ class DocumentWriter:
 
 
 def render_session_table(document: Mapping[str, Any]) -> str:
-    """The ``session show`` table view of the document that its JSON and YAML views print."""
+    """The ``session show`` table view of the document that its JSON and YAML views print.
+
+    Ids are printed exactly, or quoted and escaped when something in them would not show
+    (:func:`shown_id`); a message whose metadata has a ``status`` (``partial``, ``failed``)
+    says so in the Role column.
+    """
     lines = [
-        f"Session: {_cell_text(document['session_id'])}",
+        f"Session: {_cell_text(document['session_id'], identifier=True)}",
         f"Created: {_cell_text(document['created_at'])}",
         f"Messages: {document['message_count']}",
         f"Status: {_cell_text(document['status'])}",
         "",
         "Metadata:",
     ]
-    metadata: Mapping[str, Any] = document["metadata"]
-    lines.extend(f"  {_cell_text(key)}: {_cell_text(value)}" for key, value in metadata.items())
+    lines.extend(_metadata_lines(document["metadata"]))
+    if document.get("shadowed_metadata"):
+        lines += ["", "Shadowed metadata (stored under a column's name):"]
+        lines.extend(_metadata_lines(document["shadowed_metadata"], identifiers=False))
     lines += ["", "Conversation:", ""]
     messages: list[Mapping[str, Any]] = document["messages"]
     if not messages:
@@ -369,10 +460,26 @@ def render_session_table(document: Mapping[str, Any]) -> str:
             box_table(
                 ["Timestamp", "Role", "Content"],
                 (
-                    [clock_time(message["timestamp"]), message["role"], message["content"]]
+                    [clock_time(message["timestamp"]), _role_text(message), message["content"]]
                     for message in messages
                 ),
                 max_widths={"Content": CONTENT_WIDTH},
             )
         )
     return "\n".join(lines)
+
+
+def _metadata_lines(metadata: Mapping[str, Any], *, identifiers: bool = True) -> list[str]:
+    return [
+        f"  {_cell_text(key)}: "
+        + _cell_text(value, identifier=identifiers and key in IDENTIFIER_KEYS)
+        for key, value in metadata.items()
+    ]
+
+
+def _role_text(message: Mapping[str, Any]) -> str:
+    """``assistant``, or ``assistant (partial)`` for a reply whose metadata gives a status."""
+    status = message.get("metadata", {}).get("status")
+    if isinstance(status, str) and status:
+        return f"{message['role']} ({status})"
+    return str(message["role"])

@@ -62,11 +62,6 @@ def db() -> None:
     """Database setup and migration tools for persistent storage backends.
 
     \b
-    Commands:
-      init    Initialize database tables (print the SQL, save it, or run it on a database)
-      schema  Show database schema SQL
-
-    \b
     Examples:
       mofa db schema -t postgres
       mofa db init -t postgres -o migration.sql
@@ -79,7 +74,8 @@ def db() -> None:
     """
 
 
-@db.command()
+# The seeds' one-line descriptions, for the command list of `mofa db --help`.
+@db.command(short_help="Initialize database tables (print, save or run the SQL).")
 @_DB_TYPE_OPTION
 @click.option(
     "-o",
@@ -87,7 +83,8 @@ def db() -> None:
     "output",
     metavar="PATH",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Write the SQL to this file (atomically) instead of stdout; '-' means stdout.",
+    help="Write the SQL to this file (atomically; missing parent directories are created) "
+    "instead of stdout; '-' means stdout.",
 )
 @click.option(
     "-u",
@@ -134,7 +131,7 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
         _initialize(db_type, parsed, progress_to_stderr=output is not None and to_stdout)
 
 
-@db.command()
+@db.command(short_help="Show database schema SQL.")
 @_DB_TYPE_OPTION
 def schema(db_type: str) -> None:
     """Display the database schema SQL for a specific database type.
@@ -178,8 +175,9 @@ def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
     click.echo(f"→ Generating {db_type} migration script...")
     try:
         # Keeps the mode of a file it replaces; the directory sync is best effort, as
-        # not every platform can open a directory.
-        with atomic_text_file(output, require_directory_sync=False) as file:
+        # not every platform can open a directory. Missing parents are made, as
+        # `session export -o` makes them: the path is printed below, typo and all.
+        with atomic_text_file(output, make_parents=True, require_directory_sync=False) as file:
             file.write(_script_with_header(db_type, _DISPLAY_NAMES[db_type]))
     except OSError as exc:
         raise CliError(cannot_write("migration script", output, exc)) from exc

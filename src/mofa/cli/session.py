@@ -21,6 +21,7 @@ from mofa.cli._render import (
     plain_time,
     render,
     render_session_table,
+    shown_id,
 )
 from mofa.cli._store import StoreChoice, open_existing_store, resolve_store
 from mofa.persistence import (
@@ -53,15 +54,7 @@ def _choice(ctx: click.Context) -> StoreChoice:
 
 
 def _not_found(session_id: str) -> CommandError:
-    return CommandError(f"Session not found: {_shown(session_id)}", EXIT_NOT_FOUND)
-
-
-def _shown(session_id: str) -> str:
-    """The id as the seeds print it, or quoted when spaces at its ends, control characters
-    or nothing at all would otherwise be invisible."""
-    if session_id and session_id == session_id.strip() and session_id.isprintable():
-        return session_id
-    return repr(session_id)
+    return CommandError(f"Session not found: {shown_id(session_id)}", EXIT_NOT_FOUND)
 
 
 async def _get_session(store: BaseStore, session_id: str) -> Session:
@@ -71,17 +64,45 @@ async def _get_session(store: BaseStore, session_id: str) -> Session:
     return found
 
 
-def _session_metadata(found: Session) -> dict[str, Any]:
-    """The seeds' metadata: agent_id and user_id first, then the session's own keys."""
+#: The session's columns that the seeds' ``metadata`` shows beside the session's own keys.
+_COLUMN_KEYS = ("agent_id", "user_id", "tenant_id")
+
+
+def _metadata_fields(found: Session) -> dict[str, Any]:
+    """The seeds' ``metadata`` — the agent_id and user_id columns (null when unset), the
+    tenant_id column when set, then the session's own metadata — and, only when the session's
+    own metadata has keys of those column names, ``shadowed_metadata`` holding them.
+
+    Neither hides the other: in ``metadata`` agent_id, user_id and tenant_id are always the
+    columns (tenant_id absent means the column is unset), and every stored key of the
+    session's own metadata is in one of the two mappings, with its value.
+    """
     metadata: dict[str, Any] = {"agent_id": found.agent_id, "user_id": found.user_id}
     if found.tenant_id is not None:
         metadata["tenant_id"] = found.tenant_id
+    shadowed: dict[str, Any] = {}
     for key, value in found.metadata.items():
-        metadata.setdefault(key, value)  # the columns are the truth
-    return metadata
+        (shadowed if key in _COLUMN_KEYS else metadata)[key] = value
+    if shadowed:
+        return {"metadata": metadata, "shadowed_metadata": shadowed}
+    return {"metadata": metadata}
 
 
 # ------------------------------------------------------------------------------ list
+
+
+def _limit(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--limit``: a whole number of 1 or more, refused in one sentence that names it."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < 1:
+        shown = repr(value) if number is None else str(number)
+        raise click.UsageError(f"--limit must be a whole number of 1 or more, not {shown}.", ctx)
+    return number
 
 
 @session.command("list")
@@ -95,7 +116,7 @@ def _session_metadata(found: Session) -> dict[str, Any]:
 @click.option(
     "-n",
     "--limit",
-    type=click.IntRange(min=1),
+    callback=_limit,
     metavar="N",
     help="At most N sessions, newest first (default: all).",
 )
@@ -129,7 +150,7 @@ def list_command(
         # (a script sees only errors there).
         click.echo("→ Listing sessions")
         if agent_id is not None:
-            click.echo(f"  Filtering by agent: {agent_id}")
+            click.echo(f"  Filtering by agent: {shown_id(agent_id)}")
         if limit is not None:
             click.echo(f"  Limit: {limit}")
     sessions = run(fetch, url=choice.url)
@@ -153,11 +174,29 @@ def list_command(
 
 
 def _message_entry(message: Message) -> dict[str, Any]:
-    return {
+    """A message as ``session show`` prints it; its metadata (model, usage, a ``partial`` or
+    ``failed`` status…) follows when it has any."""
+    entry: dict[str, Any] = {
         "timestamp": message.timestamp,
         "role": message.role.value,
         "content": message.content,
     }
+    if message.metadata:
+        entry["metadata"] = message.metadata
+    return entry
+
+
+def _export_entry(message: Message) -> dict[str, Any]:
+    """A message as ``session export`` writes it: the seeds' fields, then its metadata when
+    it has any, so a reply marked partial or failed is restored as such."""
+    entry: dict[str, Any] = {
+        "role": message.role.value,
+        "content": message.content,
+        "timestamp": message.timestamp,
+    }
+    if message.metadata:
+        entry["metadata"] = message.metadata
+    return entry
 
 
 @session.command("show")
@@ -192,7 +231,7 @@ def show_command(ctx: click.Context, session_id: str, output_format: str) -> Non
                 "created_at": found.created_at,
                 "message_count": found.message_count,
                 "status": found.effective_status,
-                "metadata": _session_metadata(found),
+                **_metadata_fields(found),
             }
             messages = store.iter_messages(session_id, batch_size=BATCH_SIZE)
             if output_format == "table":
@@ -239,8 +278,14 @@ def export_command(
 ) -> None:
     """Export a session and its messages to a JSON or YAML file.
 
-    The file is written atomically; a long history is streamed, not loaded at once. With
-    -o - the document goes to stdout and the progress lines to stderr.
+    The file is written atomically (missing parent directories are created); a long history
+    is streamed, not loaded at once. With -o - the document goes to stdout and the progress
+    lines to stderr.
+
+    Nothing stored is left out: "metadata" holds the agent_id, user_id and tenant_id columns
+    and the session's own metadata; keys of its own metadata named like one of those columns
+    are kept apart, in "shadowed_metadata". A message's metadata (model, usage, a partial or
+    failed status) follows it when it has any.
 
     \b
     Examples:
@@ -272,22 +317,16 @@ def export_command(
             {
                 "session_id": found.session_id,
                 "created_at": found.created_at,
-                "metadata": _session_metadata(found),
+                **_metadata_fields(found),
             },
             "messages",
         )
         async for message in store.iter_messages(session_id, batch_size=BATCH_SIZE):
-            writer.add(
-                {
-                    "role": message.role.value,
-                    "content": message.content,
-                    "timestamp": message.timestamp,
-                }
-            )
+            writer.add(_export_entry(message))
         writer.finish()
         return writer.count
 
-    click.echo(f"→ Exporting session: {session_id}", err=to_stdout)
+    click.echo(f"→ Exporting session: {shown_id(session_id)}", err=to_stdout)
     click.echo(f"  Format: {export_format}", err=to_stdout)
     click.echo(f"  Output: {'stdout' if to_stdout else output_path}", err=to_stdout)
     count = run(export, url=choice.url)
@@ -336,17 +375,18 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
             if not await store.delete_session(session_id):
                 raise _not_found(session_id)  # deleted by someone else meanwhile
 
-    click.echo(f"→ Deleting session: {session_id}")
+    click.echo(f"→ Deleting session: {shown_id(session_id)}")
     if not force:
+        # Looked up first: a missing session is "not found" (exit 1) with or without a
+        # terminal. The store is closed while the question is open: with no other thread
+        # running, Ctrl-C reaches the prompt at once.
+        found = run(look_up, url=choice.url, exit_code_for=_delete_exit_code)
         if not sys.stdin.isatty():
             raise CommandError(
-                f"Refusing to delete session {session_id} without confirmation: stdin "
-                "is not a terminal; use --force.",
+                f"Refusing to delete session {shown_id(session_id)} without confirmation: "
+                "stdin is not a terminal; use --force.",
                 EXIT_DELETE_FAILED,
             )
-        # The store is closed while the question is open: with no other thread running,
-        # Ctrl-C reaches the prompt at once.
-        found = run(look_up, url=choice.url, exit_code_for=_delete_exit_code)
         click.echo()
         count = found.message_count
         click.echo(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
