@@ -129,6 +129,23 @@ async def test_metadata_must_be_json(store: BaseStore) -> None:
     assert await store.count_messages("s") == 0
 
 
+async def test_keys_that_are_not_strings_are_refused_not_turned_into_strings(
+    store: BaseStore,
+) -> None:
+    # json.dumps writes 1 as "1": {1: "a", "1": "b"} would come back as {"1": "b"}.
+    await store.create_session("s")
+    for bad in ({1: "a", "1": "b"}, {"x": [{None: 1}]}, {"x": {"y": {1.5: 2}}}, {True: 1}):
+        with pytest.raises(InvalidInputError, match="which is not a string"):
+            await store.append_message("s", "user", "x", metadata=bad)
+        with pytest.raises(InvalidInputError, match="which is not a string"):
+            await store.save_state("s", bad)
+        with pytest.raises(InvalidInputError, match="which is not a string"):
+            await store.create_session(metadata=bad)
+    assert await store.count_messages("s") == 0
+    assert await store.get_state("s") is None
+    assert [session.session_id for session in await store.list_sessions()] == ["s"]
+
+
 async def test_integers_beyond_64_bits_are_refused_not_rounded(store: BaseStore) -> None:
     await store.create_session("s")
     for huge in (2**64, -(2**63) - 1, 10**30):

@@ -137,8 +137,16 @@ def encode_json(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
         raise _too_deep(what) from None
     # Every level opens a bracket, so few brackets (the usual case) means shallow enough;
     # brackets inside strings only make this count high, never low.
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+    objects = text.count("{")
+    if objects + text.count("[") > MAX_JSON_DEPTH:
         _check_depth(value, what)
+    # json.dumps writes a number, True or None used as a key as a string, so {1: "a", "1": "b"}
+    # would come back as {"1": "b"}: keys must be strings already. One "{" is the top level.
+    if objects == 1 and text[0] == "{":
+        if not all(isinstance(key, str) for key in value):
+            _check_keys(value, what)
+    elif objects:
+        _check_keys(value, what)
     if "\\u0000" in text:
         _walk_strings(value, what)
     if _LONG_DIGITS.search(text):  # rare: only then look for integers that would be rounded
@@ -174,6 +182,23 @@ def _check_depth(value: object, what: str) -> None:
         if depth > MAX_JSON_DEPTH:
             raise _too_deep(what)
         pending.extend((child, depth + 1) for child in children)
+
+
+def _check_keys(value: object, what: str) -> None:
+    """Raise for the first mapping key, at any depth, that is not a string."""
+    pending: list[object] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            for key in item:
+                if not isinstance(key, str):
+                    raise InvalidInputError(
+                        f"The {what} has the key {key!r}, which is not a string; JSON keys "
+                        "are strings, so write it as one."
+                    )
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
 
 
 def _json_reason(exc: Exception) -> str:
