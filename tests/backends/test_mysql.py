@@ -316,7 +316,8 @@ async def test_permission_denied_for_a_table(
             await store.create_session("t", agent_id="a")
         message = str(caught.value)
         assert message.startswith("SQL error: permission denied for table agents — grant ")
-        assert f"GRANT SELECT, INSERT, UPDATE, DELETE ON {database}.*" in message
+        # The account as GRANT names it (its host pattern), not the client's address.
+        assert f"GRANT SELECT, INSERT, UPDATE, DELETE ON {database}.* TO '{name}'@'%'" in message
         with pytest.raises(PermissionDeniedError, match="for table sessions"):
             await store.append_message("s", "user", "x")
         assert await store.count_messages("s") == 0

@@ -279,6 +279,41 @@ async def test_permission_denied_names_the_table_and_the_fix(database_url: str) 
         await postgres_rows(database_url, f'DROP ROLE "{role}"')
 
 
+async def test_a_missing_sequence_grant_is_named_with_the_grant_that_fixes_it(
+    database_url: str,
+) -> None:
+    # Privileges on every table but not on the message id sequence, as a DBA who followed
+    # the tables hint alone would leave them: appending fails on the sequence.
+    async with await open_store(database_url) as store:
+        await store.create_session("s")
+    role = f"mofa_app_{secrets.token_hex(3)}"
+    database = database_name(database_url)
+    await postgres_rows(database_url, f'CREATE ROLE "{role}" LOGIN')
+    try:
+        await postgres_rows(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+        await postgres_rows(
+            database_url,
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"',
+        )
+        async with await open_store(with_credentials(database_url, role, None)) as store:
+            with pytest.raises(PermissionDeniedError) as raised:
+                await store.append_message("s", "user", "hello")
+        assert str(raised.value).startswith(
+            "SQL error: permission denied for sequence messages_id_seq — grant"
+        )
+        assert f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}" in str(
+            raised.value
+        )
+        await postgres_rows(
+            database_url, f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"'
+        )
+        async with await open_store(with_credentials(database_url, role, None)) as store:
+            assert (await store.append_message("s", "user", "hello")).seq == 1
+    finally:
+        await postgres_rows(database_url, f'DROP OWNED BY "{role}"')
+        await postgres_rows(database_url, f'DROP ROLE "{role}"')
+
+
 async def test_broken_connection_mid_call_then_recovers(database_url: str) -> None:
     """A backend killed while an append waits on a row lock: a clear, honest error."""
     async with await open_store(database_url) as store:
@@ -485,7 +520,8 @@ async def test_save_state_finds_the_last_version_in_one_step_back_on_the_key(
     finally:
         await connection.close()
     assert "Index Only Scan Backward using agent_state_pkey" in plan, plan
-    assert "Join" not in plan and "GroupAggregate" not in plan, plan
+    assert "Join" not in plan, plan
+    assert "GroupAggregate" not in plan, plan
 
 
 # ------------------------------------------------------------------ round trips

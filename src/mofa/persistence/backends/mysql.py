@@ -499,6 +499,9 @@ class _Target:
         # TLS over a local socket adds nothing (the mysql client skips it there too).
         self.ssl_mode = "DISABLED" if self.socket and mode == "PREFERRED" else mode
         self.where = f"socket {self.socket}" if self.socket else f"{self.host}:{self.port}"
+        #: The account the server matched, as GRANT names it ('user'@'host pattern'), once
+        #: connected; the host in an error message is the client's address instead.
+        self.account: str | None = None
         self.admin = "mariadb-admin" if url.scheme == "mariadb" else "mysqladmin"
 
     def ping_hint(self) -> str:
@@ -620,10 +623,13 @@ class MySqlStore(BaseStore):
             async with self._pool.acquire() as connection:
                 cursor = connection.cursor()
                 await cursor.execute(
-                    "SELECT GET_LOCK(%s, %s), @@max_allowed_packet", (lock_name, lock_timeout)
+                    "SELECT GET_LOCK(%s, %s), @@max_allowed_packet, CURRENT_USER()",
+                    (lock_name, lock_timeout),
                 )
-                locked, max_packet = (await cursor.fetchall())[0]
+                locked, max_packet, account = (await cursor.fetchall())[0]
                 self._max_packet = int(max_packet)
+                user, _, host = str(account).rpartition("@")
+                self._target.account = f"'{user}'@'{host}'"
                 if locked != 1:
                     raise SchemaError(
                         f"Timed out after {lock_timeout}s waiting for another process to finish "
@@ -1057,7 +1063,7 @@ def _connect_reason(cause: BaseException, target: _Target) -> str:
 def _denied_message(code: int, message: str, target: _Target) -> str:
     account = _ACCOUNT_IN_MESSAGE.search(message)
     grant = f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO " + (
-        account.group(1) if account else f"'{target.user}'@'%'"
+        target.account or (account.group(1) if account else f"'{target.user}'@'%'")
     )
     table = _TABLE_IN_MESSAGE.search(message)
     command = _COMMAND_IN_MESSAGE.search(message)

@@ -332,7 +332,7 @@ def _os_user() -> str:
 class _Target:
     """Where the URL points, for error messages (never holds the password)."""
 
-    __slots__ = ("database", "host", "port", "user")
+    __slots__ = ("database", "host", "port", "schema", "user")
 
     def __init__(self, url: DatabaseURL) -> None:
         query = url.query
@@ -347,6 +347,9 @@ class _Target:
         # libpq's default user: PGUSER, else the operating-system user.
         self.user = url.username or query.get("user") or os.environ.get("PGUSER") or _os_user()
         self.database = url.database or query.get("dbname") or self.user
+        # Where the tables are: the first schema of ?search_path= (as the store sets it).
+        first = (query.get("search_path") or "").split(",")[0].strip().strip('"')
+        self.schema = first if first and first != "$user" else "public"
 
     @property
     def address(self) -> str:
@@ -496,11 +499,16 @@ def _translate(
             f"does not exist — create it with: createdb {flags}{database}"
         )
     if state == "42501":
-        user = target.user
+        user, where = target.user, target.schema
+        if "for sequence" in detail:  # appending takes the next message id from a sequence
+            grant = f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {where} TO {user}"
+        else:
+            grant = (
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {where} TO {user}"
+            )
         return PermissionDeniedError(
             f"SQL error: {detail} — grant the privileges the store needs to {user}, e.g. "
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}"
-            " (and GRANT CREATE ON SCHEMA public to create the tables)."
+            f"{grant} (and GRANT CREATE ON SCHEMA {where} to create the tables)."
         )
     if stage == _CONNECT and state in ("42704", "22023"):
         # asyncpg sends URL parameters it does not know to the server as settings.
