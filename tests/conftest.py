@@ -6,6 +6,7 @@ Select one with a mark: ``pytest -m sqlite``, ``-m postgres``, ``-m "not mysql"`
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +23,20 @@ DURABLE_BACKENDS = [name for name in BACKENDS if name != "memory"]
 
 def _params(names: list[str]) -> list[object]:
     return [pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in names]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_dir_out_of_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default file store (agent.yml without a database, the CLI without a URL) lives in
+    a temporary directory for the whole run, never in the home directory of whoever runs
+    the tests; tests of the default location set their own environment."""
+    saved = os.environ.get("MOFA_DATA_DIR")
+    os.environ["MOFA_DATA_DIR"] = str(tmp_path_factory.mktemp("mofa-data"))
+    yield
+    if saved is None:
+        del os.environ["MOFA_DATA_DIR"]
+    else:
+        os.environ["MOFA_DATA_DIR"] = saved
 
 
 @pytest.fixture(params=_params(BACKENDS))

@@ -22,16 +22,22 @@
 
     llm:                      # optional: provider settings for LLMAgentBuilder
       model: gpt-4o-mini
-      base_url: ${OPENAI_BASE_URL}
+      base_url: ${OPENAI_BASE_URL:-}   # ":-": optional; a bare unset ${VAR} is an error
 
 ``${VAR}`` (and ``${VAR:-default}``) in any value is expanded from the environment, then from a
 ``.env`` file beside the configuration file (the environment wins). A variable that is not set
-is an error only when its value is used. A relative ``path:`` is relative to the configuration
-file's directory.
+is an error only when its value is used (``${VAR:-}`` makes it optional). A relative ``path:``
+is relative to the configuration file's directory.
+
+A key these sections do not know (``llm: {modle: …}``) is an error naming the closest known
+key; so is a top-level section whose name is a near miss of one (``persistance:``). Other
+top-level sections are kept in :attr:`MofaConfig.raw` for extensions. ``repr()`` of the parsed
+configuration masks passwords and API keys.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -59,6 +65,38 @@ _VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _DATABASE_TYPES = ("postgres", "postgresql", "mysql", "mariadb", "sqlite", "memory", "file")
+#: The backend each ``type`` (and each URL scheme) names, to catch a type that contradicts the url.
+_BACKEND_OF = {
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "sqlite3": "sqlite",
+    "memory": "memory",
+    "file": "file",
+}
+#: The keys each section knows; anything else is a typing mistake.
+_KNOWN_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
+    (): ("agent", "persistence", "session", "llm"),
+    ("agent",): ("id", "name", "description"),
+    ("persistence",): ("enabled", "database"),
+    ("persistence", "database"): ("type", "url", "path"),
+    ("session",): ("persist", "ttl_seconds"),
+    ("llm",): (
+        "provider",
+        "model",
+        "base_url",
+        "api_key",
+        "temperature",
+        "max_tokens",
+        "timeout_seconds",
+        "system_prompt",
+        "history_limit",
+    ),
+}
+#: Keys whose values are secrets: masked in ``repr()``.
+_SECRET_KEY_RE = re.compile(r"(api_?key|password|passwd|secret|token)", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -137,6 +175,10 @@ class DatabaseSection:
     missing: tuple[str, ...] = ()
     source: Path | None = None
 
+    def __repr__(self) -> str:
+        url = None if self.url is None else _mask_text(self.url)
+        return f"DatabaseSection(type={self.type!r}, url={url!r}, path={self.path!r})"
+
     def to_url(self) -> str:
         """The database URL this section describes; :class:`ConfigError` if it cannot."""
         where = f"{self.source}: " if self.source else ""
@@ -147,6 +189,7 @@ class DatabaseSection:
                 "put it in a .env file beside the configuration."
             )
         if self.url:
+            self._check_type_matches(self.url, where)
             return self.url
         if self.path:
             path = Path(self.path).expanduser()
@@ -168,6 +211,17 @@ class DatabaseSection:
             f"{where}persistence.database needs a url (or, for sqlite, a path); "
             "for example: url: postgres://user:pass@localhost/mofa"
         )
+
+    def _check_type_matches(self, url: str, where: str) -> None:
+        if self.type is None:
+            return
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        backend = _BACKEND_OF.get(scheme)
+        if backend is not None and backend != _BACKEND_OF[self.type]:
+            raise ConfigError(
+                f"{where}persistence.database.type is {self.type} but its url is a {scheme}: "
+                "URL; make them agree, or leave type out."
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +259,53 @@ class MofaConfig:
     session: SessionSection = field(default_factory=SessionSection)
     llm: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    #: Key paths whose value used a ``${VAR}`` that is not set, with the variables' names.
+    missing: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # passwords and keys stay out of reprs and logs
+        return (
+            f"MofaConfig(path={self.path!r}, agent={self.agent!r}, "
+            f"persistence={self.persistence!r}, session={self.session!r}, "
+            f"llm={_masked(self.llm)!r}, raw={_masked(self.raw)!r})"
+        )
+
+    def check_set(self, *key_path: str) -> None:
+        """Raise :class:`ConfigError` if the value at ``key_path`` used a variable not set."""
+        names = self.missing.get(key_path)
+        if names:
+            raise unset_variable_error(self.path, ".".join(key_path), names)
+
+
+def unset_variable_error(path: Path | None, where: str, names: tuple[str, ...]) -> ConfigError:
+    """The error for a value that uses ``${VAR}`` while ``VAR`` is not set."""
+    variables = ", ".join(f"${{{name}}}" for name in names)
+    verb = "is" if len(names) == 1 else "are"
+    prefix = f"{path}: " if path is not None else ""
+    return ConfigError(
+        f"{prefix}{where} uses {variables}, which {verb} not set; export it, put it in a .env "
+        "file beside the configuration, or write ${NAME:-} to make it optional."
+    )
+
+
+def _mask_text(text: str) -> str:
+    if "@" not in text and "password" not in text.lower() and "pass=" not in text.lower():
+        return text
+    from mofa.persistence._url import mask_url
+
+    return mask_url(text)
+
+
+def _masked(value: Any, key: str = "") -> Any:
+    """``value`` with secrets replaced by ``****`` (for ``repr``)."""
+    if isinstance(value, dict):
+        return {k: _masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, key) for item in value]
+    if _SECRET_KEY_RE.search(key) and value not in (None, ""):
+        return "****"
+    if isinstance(value, str):
+        return _mask_text(value)
+    return value
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> MofaConfig:
@@ -289,13 +390,38 @@ def _bool(section: dict[str, Any], key: str, default: bool, where: str, path: Pa
     return value
 
 
+def _check_keys(section: Mapping[Any, Any], key_path: tuple[str, ...], path: Path) -> None:
+    """Refuse a key the section does not know, naming the closest one it does."""
+    known = _KNOWN_KEYS[key_path]
+    where = ".".join(key_path)
+    for key in section:
+        name = str(key)
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.75)
+        if not key_path:
+            if not close:
+                continue  # another tool's section: kept in ``raw`` for extensions
+            raise ConfigError(f"{path}: unknown section {name!r}; did you mean {close[0]!r}?")
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(known)}."
+        raise ConfigError(f"{path}: unknown key {name!r} in {where}; {hint}")
+
+
 def _build(
     path: Path, document: dict[str, Any], missing: dict[tuple[str, ...], tuple[str, ...]]
 ) -> MofaConfig:
+    _check_keys(document, (), path)
     agent = _section(document, "agent", path)
     persistence = _section(document, "persistence", path)
     session = _section(document, "session", path)
     llm = _section(document, "llm", path)
+    for name, section in (
+        ("agent", agent),
+        ("persistence", persistence),
+        ("session", session),
+        ("llm", llm),
+    ):
+        _check_keys(section, (name,), path)
 
     database: DatabaseSection | None = None
     raw_database = persistence.get("database")
@@ -304,6 +430,7 @@ def _build(
             raw_database = {"url": raw_database}
         if not isinstance(raw_database, dict):
             raise ConfigError(f"{path}: persistence.database must be a mapping with a url.")
+        _check_keys(raw_database, ("persistence", "database"), path)
         database_type = _optional_str(raw_database, "type", "persistence.database", path)
         if database_type is not None and database_type.lower() not in _DATABASE_TYPES:
             raise ConfigError(
@@ -345,4 +472,5 @@ def _build(
         ),
         llm=llm,
         raw=document,
+        missing=missing,
     )

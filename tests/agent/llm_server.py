@@ -2,7 +2,10 @@
 
 It records every request (path, headers, JSON body) and answers deterministically: the reply
 names how many user messages it received and quotes the last one. It can be told to fail the
-next calls (status and message), to cut the next stream after some chunks, or to be slow.
+next calls (status and message, with extra headers such as Retry-After), to cut the next
+stream after some chunks, to be slow, and to misbehave: answer a fixed text (NUL, lone
+surrogates…), report an error in the middle of a stream, send an empty stream, or trickle
+its answer one byte at a time.
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ class LLMServer:
     cut_after_chunks: int | None = None
     #: Seconds to wait before answering (for timeout tests).
     delay: float = 0.0
+    #: Extra headers sent with the failure answers (e.g. ``{"Retry-After": "7"}``).
+    failure_headers: dict[str, str] = field(default_factory=dict)
+    #: Answer this text instead of the usual reply (streamed word by word).
+    reply_text: str | None = None
+    #: Streams send an ``{"error": …}`` event after this many content chunks, then [DONE].
+    stream_error_after: int | None = None
+    #: Streams send nothing but ``data: [DONE]`` (no text, no finish reason).
+    stream_empty: bool = False
+    #: Send the answer one byte every this many seconds (a server that never times out).
+    trickle: float | None = None
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,6 +61,8 @@ class LLMServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def reply_for(self, messages: list[dict[str, str]]) -> str:
+        if self.reply_text is not None:
+            return self.reply_text
         users = [m["content"] for m in messages if m.get("role") == "user"]
         return f"Reply to {len(users)} user messages; the last was: {users[-1] if users else ''}"
 
@@ -59,19 +74,38 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             return
 
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
+        def _json(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            self._write(data)
+
+        def _write(self, data: bytes) -> None:
+            if server.trickle is None:
+                self.wfile.write(data)
+                return
+            for index in range(len(data)):  # until the client gives up and the write fails
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+                time.sleep(server.trickle)
 
         def _chunk(self, data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
         def do_POST(self) -> None:
+            try:
+                self._answer()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client went away (a timeout test)
+
+        def _answer(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             with server.lock:
@@ -91,7 +125,11 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
                 return
             if failure is not None:
                 status, message = failure
-                self._json(status, {"error": {"message": message, "type": "test_error"}})
+                self._json(
+                    status,
+                    {"error": {"message": message, "type": "test_error"}},
+                    server.failure_headers,
+                )
                 return
             messages = body.get("messages", [])
             reply = server.reply_for(messages)
@@ -124,8 +162,18 @@ def _handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            if server.stream_empty:
+                self._chunk(b"data: [DONE]\n\n")
+                self._chunk(b"")
+                return
             words = reply.split(" ")
             for index, word in enumerate(words):
+                if server.stream_error_after is not None and index >= server.stream_error_after:
+                    error = {"error": {"message": "The model crashed mid-reply", "code": 500}}
+                    self._chunk(f"data: {json.dumps(error)}\n\n".encode())
+                    self._chunk(b"data: [DONE]\n\n")
+                    self._chunk(b"")
+                    return
                 if cut is not None and index >= cut:
                     # Half an event, then the connection drops: a stream cut off mid-reply.
                     self.wfile.write(b'20\r\ndata: {"choices"')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -196,3 +197,77 @@ async def test_an_expired_session_is_not_resumed(tmp_path: Path, home: Path) -> 
     assert listed.returncode == 0, listed.stderr
     statuses = {row["session_id"]: row["status"] for row in json.loads(listed.stdout)}
     assert statuses == {old: "expired", agent.session_id: "active"}
+
+
+@pytest.mark.parametrize(
+    ("llm_section", "variable"),
+    [
+        ("  base_url: ${LOCAL_LLM_URL}\n", "LOCAL_LLM_URL"),
+        ("  api_key: ${MY_KEY}\n", "MY_KEY"),
+        ("  model: ${MODEL_NAME}\n", "MODEL_NAME"),
+    ],
+)
+def test_an_unset_variable_under_llm_is_one_sentence(
+    tmp_path: Path, home: Path, llm_section: str, variable: str
+) -> None:
+    config = write_config(tmp_path, enabled="false", extra="llm:\n" + llm_section)
+    with pytest.raises(ConfigError) as caught:
+        LLMAgentBuilder.from_config(config, environ={})
+    assert f"uses ${{{variable}}}, which is not set" in str(caught.value)
+    # ${VAR:-} makes it optional: the environment (here: none) decides.
+    optional = write_config(
+        tmp_path, enabled="false", extra="llm:\n" + llm_section.replace("}", ":-}")
+    )
+    provider, _ = LLMAgentBuilder.from_config(optional, environ={})._make_provider()
+    assert isinstance(provider, OfflineProvider)
+
+
+def test_an_unset_variable_under_agent_is_one_sentence(tmp_path: Path, home: Path) -> None:
+    config = tmp_path / "agent.yml"
+    config.write_text("agent:\n  id: ${AGENT_ID}\npersistence:\n  enabled: false\n")
+    with pytest.raises(ConfigError, match=r"agent\.id uses \$\{AGENT_ID\}, which is not set"):
+        LLMAgentBuilder.from_config(config, environ={})
+
+
+@pytest.mark.parametrize(
+    ("llm_section", "fragment"),
+    [
+        ("  timeout_seconds: 0\n", "llm.timeout_seconds must be a positive number, not 0"),
+        ("  history_limit: 0\n", "llm.history_limit must be a positive number, not 0"),
+        ("  history_limit: 2.5\n", "llm.history_limit must be a whole number"),
+        ("  system_prompt: 42\n", "llm.system_prompt must be text, not 42"),
+    ],
+)
+def test_unusable_llm_values_are_one_sentence(
+    tmp_path: Path, home: Path, llm_section: str, fragment: str
+) -> None:
+    config = write_config(tmp_path, enabled="false", extra="llm:\n" + llm_section)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        LLMAgentBuilder.from_config(config, environ={})
+
+
+async def test_persistence_without_a_database_uses_the_clis_default_store(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "mofa-data"
+    monkeypatch.setenv("MOFA_DATA_DIR", str(data))
+    config = tmp_path / "agent.yml"
+    config.write_text(
+        "agent:\n  id: my-agent\npersistence:\n  enabled: true\nsession:\n  persist: true\n"
+    )
+    async with await LLMAgentBuilder.from_config(config).build_async() as agent:
+        assert agent.plugin.store.backend == "files"
+        await agent.chat("Remember me")
+        session_id = agent.session_id
+    env = {**child_env(), "MOFA_DATA_DIR": str(data)}
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "mofa"), "session", "list", "--output-format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [row["session_id"] for row in json.loads(listed.stdout)] == [session_id]

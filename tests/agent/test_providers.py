@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from mofa.agent import (
+    AgentError,
     LLMAgentBuilder,
     LLMError,
     OfflineProvider,
@@ -154,3 +157,110 @@ def test_from_env_configures_the_openai_provider(
     assert isinstance(provider, OpenAIProvider)
     assert owned
     assert (provider.name, provider.base_url, provider.model) == ("openai", base_url, model)
+
+
+# ------------------------------------------------------------ misbehaving servers, bad settings
+
+
+async def test_a_key_with_surrounding_whitespace_is_sent_stripped(llm: LLMServer) -> None:
+    # A YAML "|" block or a secret file leaves a newline after the key.
+    provider = OpenAIProvider(api_key="  sk-live-abcdef123456\n", base_url=llm.base_url)
+    await provider.complete(CONVERSATION)
+    await provider.aclose()
+    assert llm.requests[-1].headers["authorization"] == "Bearer sk-live-abcdef123456"
+
+
+@pytest.mark.parametrize("key", ["sk-SECRÉT-123", "sk-sec\x01ret-123", "sk-sec\nret-123"])
+async def test_a_key_that_cannot_be_a_header_is_refused_at_build(llm: LLMServer, key: str) -> None:
+    builder = LLMAgentBuilder.from_env({}).with_base_url(llm.base_url).with_api_key(key)
+    with pytest.raises(AgentError, match="API key contains a control or non-ASCII") as caught:
+        await builder.build_async()
+    assert key not in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not llm.requests
+
+
+@pytest.mark.parametrize(
+    ("base_url", "fragment"),
+    [
+        ("http://127.0.0.1:99999/v1", "invalid port (99999); use a port from 1 to 65535"),
+        ("http://127.0.0.1:abc/v1", "is not a valid URL"),
+        ("ftp://127.0.0.1/v1", "must start with http:// or https://"),
+        ("localhost:8080/v1", "must start with http:// or https://"),
+    ],
+)
+async def test_a_base_url_that_cannot_work_is_refused_at_build(
+    base_url: str, fragment: str
+) -> None:
+    builder = LLMAgentBuilder.from_env({}).with_base_url(base_url)
+    with pytest.raises(AgentError) as caught:
+        await builder.build_async()
+    assert fragment in str(caught.value)
+
+
+async def test_credentials_in_the_base_url_are_masked() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    provider = OpenAIProvider(base_url=f"http://user:KEY-in-url-42@127.0.0.1:{port}/v1")
+    with pytest.raises(LLMError) as caught:
+        await provider.complete(CONVERSATION)
+    await provider.aclose()
+    assert f"http://user:****@127.0.0.1:{port}/v1" in str(caught.value)
+    assert "KEY-in-url-42" not in str(caught.value)
+    assert "KEY-in-url-42" not in repr(provider)
+
+
+async def test_retry_after_is_kept(llm: LLMServer) -> None:
+    llm.failures.append((429, "Rate limit reached"))
+    llm.failure_headers = {"Retry-After": "7"}
+    provider = OpenAIProvider(base_url=llm.base_url)
+    with pytest.raises(LLMError) as caught:
+        await provider.complete(CONVERSATION)
+    await provider.aclose()
+    assert (caught.value.status, caught.value.retry_after) == (429, 7)
+    assert str(caught.value) == (
+        "The LLM server answered 429 Too Many Requests: Rate limit reached; retry after 7 s."
+    )
+
+
+async def test_an_error_event_in_a_stream_is_an_error_with_what_arrived(
+    llm: LLMServer,
+) -> None:
+    llm.stream_error_after = 2
+    provider = OpenAIProvider(base_url=llm.base_url)
+    received: list[str] = []
+    with pytest.raises(LLMError, match=r"error in the middle of the stream.*crashed") as caught:
+        await collect(provider.stream(CONVERSATION), received)
+    await provider.aclose()
+    assert caught.value.partial == "".join(received) == "Reply to"
+
+
+async def test_an_empty_stream_is_not_a_reply(llm: LLMServer) -> None:
+    llm.stream_empty = True
+    provider = OpenAIProvider(base_url=llm.base_url)
+    with pytest.raises(LLMError, match="not a chat completion"):
+        await collect(provider.stream(CONVERSATION), [])
+    await provider.aclose()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_timeout_is_a_deadline_even_for_a_trickling_server(
+    llm: LLMServer, stream: bool
+) -> None:
+    llm.trickle = 0.05  # a byte every 50 ms: every read succeeds, the answer never ends
+    provider = OpenAIProvider(base_url=llm.base_url, timeout=0.5)
+    call = collect(provider.stream(CONVERSATION), []) if stream else provider.complete(CONVERSATION)
+    started = time.monotonic()
+    with pytest.raises(LLMError, match=r"timed out after 0\.5 s"):
+        await asyncio.wait_for(call, 30)
+    await provider.aclose()
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_a_timeout_that_is_not_positive_is_refused(seconds: float) -> None:
+    with pytest.raises(AgentError, match="timeout must be a positive number"):
+        LLMAgentBuilder().with_timeout(seconds)
+    with pytest.raises(AgentError, match="timeout must be a positive number"):
+        OpenAIProvider(timeout=seconds)

@@ -53,12 +53,12 @@ def test_seed_config_with_environment(tmp_path: Path) -> None:
 
 def test_dotenv_beside_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, SEED_CONFIG)
-    write(tmp_path, "# secrets\nexport DATABASE_URL='sqlite:///x.db'\nOTHER=1 # note\n", ".env")
-    assert load_config(path, environ={}).persistence.database_url() == "sqlite:///x.db"
+    write(tmp_path, "# secrets\nexport DATABASE_URL='postgres://h/x'\nOTHER=1 # note\n", ".env")
+    assert load_config(path, environ={}).persistence.database_url() == "postgres://h/x"
     # The environment wins over .env.
-    config = load_config(path, environ={"DATABASE_URL": "memory://"})
-    assert config.persistence.database_url() == "memory://"
-    assert read_dotenv(tmp_path / ".env") == {"DATABASE_URL": "sqlite:///x.db", "OTHER": "1"}
+    config = load_config(path, environ={"DATABASE_URL": "postgresql://h/y"})
+    assert config.persistence.database_url() == "postgresql://h/y"
+    assert read_dotenv(tmp_path / ".env") == {"DATABASE_URL": "postgres://h/x", "OTHER": "1"}
 
 
 def test_dotenv_quotes_and_comments(tmp_path: Path) -> None:
@@ -159,3 +159,57 @@ def test_a_relative_path_is_relative_to_the_configuration_file(
     files = "persistence:\n  database:\n    type: file\n    path: data\n"
     url = load_config(write(tmp_path / "cfg", files), environ={}).persistence.database_url()
     assert url == f"file://{tmp_path / 'cfg' / 'data'}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "persistance:\n  enabled: true\n",
+            "unknown section 'persistance'; did you mean 'persistence'?",
+        ),
+        ("llm:\n  modle: gpt-4o\n", "unknown key 'modle' in llm; did you mean 'model'?"),
+        (
+            "session:\n  ttl: 60\n",
+            "unknown key 'ttl' in session; use one of: persist, ttl_seconds.",
+        ),
+        (
+            "persistence:\n  database:\n    typ: sqlite\n    path: x.db\n",
+            "unknown key 'typ' in persistence.database; did you mean 'type'?",
+        ),
+        ("agent:\n  idd: a\n", "unknown key 'idd' in agent; did you mean 'id'?"),
+    ],
+)
+def test_an_unknown_key_is_one_sentence_naming_the_closest(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_another_tools_top_level_section_is_kept(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "agent:\n  id: a\ntools:\n  - search\n"), environ={})
+    assert config.raw["tools"] == ["search"]
+
+
+def test_a_type_that_contradicts_the_url_is_one_sentence(tmp_path: Path) -> None:
+    text = "persistence:\n  database:\n    type: mysql\n    url: sqlite://./m.db\n"
+    config = load_config(write(tmp_path, text), environ={})
+    with pytest.raises(ConfigError, match=r"type is mysql but its url is a sqlite: URL"):
+        config.persistence.database_url()
+    same = "persistence:\n  database:\n    type: mariadb\n    url: mysql://root@h/m\n"
+    assert load_config(write(tmp_path, same), environ={}).persistence.database_url()
+
+
+def test_repr_masks_passwords_and_api_keys(tmp_path: Path) -> None:
+    text = (
+        "persistence:\n  database:\n    url: postgres://mofa:db-pass-123@localhost/mofa\n"
+        "llm:\n  api_key: sk-live-abcdef123456\n  base_url: http://u:url-pass-9@h/v1\n"
+    )
+    shown = repr(load_config(write(tmp_path, text), environ={}))
+    for secret in ("db-pass-123", "sk-live-abcdef123456", "url-pass-9"):
+        assert secret not in shown
+    assert "postgres://mofa:****@localhost/mofa" in shown
+    assert "http://u:****@h/v1" in shown

@@ -4,13 +4,20 @@ Build one with :class:`~mofa.agent.LLMAgentBuilder`. Every turn goes through the
 :class:`~mofa.persistence.PersistencePlugin` (an in-memory store when none is given):
 
 1. the user's message is appended to the session *before* the model is called;
-2. the prompt is the system prompt plus the session's last ``history_limit`` messages, read
-   from the store (so another process, or another handle, continuing the session sees them);
-   records of failed calls are left out;
+2. the prompt is the system prompt plus the session's last ``history_limit`` messages up to
+   and including that user message, read from the store (so another process, or another
+   handle, continuing the session sees them, and a turn running at the same time cannot slip
+   its question in after this one's); records of failed calls are left out, and so are
+   earlier user messages that were never answered (their call failed or was interrupted;
+   they stay in the store), so a retry is not sent twice; a reply is placed right after the
+   question it answers (``reply_to``);
 3. the reply is appended *after* the call, with model, provider, token usage and latency in
    its metadata; a failed call appends an error record (a ``system`` message whose metadata
    has ``status: "failed"``) instead; a stream that is cut off appends what arrived, marked
-   ``partial: true``.
+   ``partial: true``. Characters no database can store (NUL, lone UTF-16 surrogates) in a
+   reply are replaced with U+FFFD, counted in ``metadata["replaced_characters"]``; a reply the
+   store still refuses (too large for the server, say) leaves an error record and raises
+   :class:`LLMError` whose ``partial`` holds the reply.
 
 Nothing about a call is kept on the agent, so concurrent ``chat(..., session_id=…)`` calls in
 different sessions never share history or usage.
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -37,7 +45,7 @@ from typing import Any, Self
 from mofa.agent._errors import AgentClosedError, LLMError, SessionExpiredError
 from mofa.agent.providers import ChatMessage, LLMProvider, Usage
 from mofa.persistence._entities import Message, Role, Session, SessionStatus, utc_now
-from mofa.persistence.errors import StoreClosedError
+from mofa.persistence.errors import PersistenceError, StoreClosedError
 from mofa.persistence.plugin import PersistencePlugin, is_error_record
 
 __all__ = ["DEFAULT_HISTORY_LIMIT", "ChatStream", "ChatTurn", "LLMAgent"]
@@ -46,6 +54,48 @@ __all__ = ["DEFAULT_HISTORY_LIMIT", "ChatStream", "ChatTurn", "LLMAgent"]
 DEFAULT_HISTORY_LIMIT = 100
 
 _PROMPT_ROLES = (Role.USER, Role.ASSISTANT, Role.SYSTEM)
+
+#: A UTF-16 surrogate pair (joined into one character), or a character no database stores.
+_UNSTORABLE_RE = re.compile("([\ud800-\udbff][\udc00-\udfff])|[\x00\ud800-\udfff]")
+
+
+def _storable(text: str) -> tuple[str, int]:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD (surrogate pairs, as a JSON
+    decoder can leave them, joined), and how many characters were replaced."""
+    if text.isascii() and "\x00" not in text:
+        return text, 0
+    replaced = 0
+
+    def fix(match: re.Match[str]) -> str:
+        nonlocal replaced
+        if match.group(1):
+            return match.group(1).encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        replaced += 1
+        return "\ufffd"
+
+    return _UNSTORABLE_RE.sub(fix, text), replaced
+
+
+class _StreamCleaner:
+    """Applies :func:`_storable` to a stream's pieces, holding back a high surrogate that
+    ends a piece in case the next piece starts with its pair."""
+
+    def __init__(self) -> None:
+        self.replaced = 0
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        piece = self._held + piece
+        self._held = ""
+        if piece and "\ud800" <= piece[-1] <= "\udbff":
+            piece, self._held = piece[:-1], piece[-1]
+        text, replaced = _storable(piece)
+        self.replaced += replaced
+        return text
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return self.feed(held) if held else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +127,9 @@ class ChatStream:
     """The reply of :meth:`LLMAgent.chat_stream`, piece by piece.
 
     ``async for chunk in stream`` yields text; afterwards :attr:`turn` holds the stored turn.
-    Stopping early (``break`` then ``await stream.aclose()``, or ``async with``) stores what
-    arrived, marked partial.
+    Stopping early stores what arrived, marked partial: at once with ``async with`` or
+    ``await stream.aclose()``; after a plain ``break``, when asyncio finalizes the dropped
+    stream (soon, in a task of its own; ``reply_to`` keeps it paired with its question).
     """
 
     def __init__(self, agent: LLMAgent, text: str, session_id: str | None) -> None:
@@ -136,6 +187,10 @@ class LLMAgent:
         self._history: tuple[Message, ...] = ()
         self._state: dict[str, Any] = {}
         self._switch_lock = asyncio.Lock()
+        #: The providers' streams under way. Held here so that a ``ChatStream`` dropped after
+        #: a ``break`` is finalized alone: it closes its provider stream itself (storing the
+        #: partial reply) instead of racing asyncio's finalizer closing both at once.
+        self._provider_streams: set[AsyncIterator[Any]] = set()
         self._closed = False
         #: True when the agent continued an existing session at build time.
         self.resumed = False
@@ -320,17 +375,19 @@ class LLMAgent:
         turn = await self._begin_turn(text, session_id)
         started = time.perf_counter()
         try:
-            completion = await self.provider.complete(self._prompt(turn.history))
+            completion = await self.provider.complete(self._prompt(turn))
         except (Exception, asyncio.CancelledError) as exc:
             await self._record_failure(turn, exc, started)
             raise
+        content, replaced = _storable(completion.content)
         return await self._finish_turn(
             turn,
-            completion.content,
+            content,
             completion.model,
             completion.usage,
             completion.finish_reason,
             started,
+            replaced=replaced,
         )
 
     def chat_stream(self, text: str, *, session_id: str | None = None) -> ChatStream:
@@ -343,35 +400,44 @@ class LLMAgent:
     ) -> AsyncGenerator[str, None]:
         turn = await self._begin_turn(text, session_id)
         parts: list[str] = []
+        cleaner = _StreamCleaner()
         model, usage, finish_reason = self.provider.model, None, None
         started = time.perf_counter()
-        deltas = self.provider.stream(self._prompt(turn.history))
+        deltas = self.provider.stream(self._prompt(turn))
+        self._provider_streams.add(deltas)
         try:
             async for delta in deltas:
                 model = delta.model or model
                 usage = delta.usage or usage
                 finish_reason = delta.finish_reason or finish_reason
-                if delta.content:
-                    parts.append(delta.content)
-                    yield delta.content
+                piece = cleaner.feed(delta.content) if delta.content else ""
+                if piece:
+                    parts.append(piece)
+                    yield piece
+            piece = cleaner.flush()
+            if piece:
+                parts.append(piece)
+                yield piece
         except BaseException as exc:
             # Cut off (LLMError), abandoned by the consumer (GeneratorExit) or cancelled:
             # keep what arrived, or at least a record that the call failed.
             await _aclose(deltas)
-            arrived = "".join(parts)
+            arrived = "".join(parts) + cleaner.flush()
             if arrived:
                 metadata = self._reply_metadata(
                     turn.user_message, model, usage, _elapsed_ms(started), finish_reason
                 )
                 metadata.update(partial=True, status="partial", error=_describe(exc))
-                self._remember(
-                    turn, await self.plugin.record_reply(turn.session.session_id, arrived, metadata)
-                )
+                if cleaner.replaced:
+                    metadata["replaced_characters"] = cleaner.replaced
+                await self._store_reply(turn, arrived, metadata, started)
             else:
                 await self._record_failure(turn, exc, started)
             raise
+        finally:
+            self._provider_streams.discard(deltas)
         stream.turn = await self._finish_turn(
-            turn, "".join(parts), model, usage, finish_reason, started
+            turn, "".join(parts), model, usage, finish_reason, started, replaced=cleaner.replaced
         )
 
     async def _begin_turn(self, text: str, session_id: str | None) -> _OpenTurn:
@@ -379,7 +445,14 @@ class LLMAgent:
         self._check_open()
         session, current = await self._session_for_call(session_id)
         user_message = await self.plugin.record_user_message(session.session_id, text)
-        history = await self.plugin.load_history(session.session_id, limit=self.history_limit)
+        # The window ends at this turn's own message: a message another turn (or process)
+        # appends meanwhile belongs to that turn's prompt, not this one's. Seqs are 1, 2, 3…
+        # per session, so this is one range read on the (session_id, seq) index.
+        history = await self.plugin.store.list_messages(
+            session.session_id,
+            after_seq=max(0, user_message.seq - self.history_limit),
+            limit=self.history_limit,
+        )
         return _OpenTurn(session, current, user_message, history)
 
     async def _finish_turn(
@@ -390,18 +463,40 @@ class LLMAgent:
         usage: Usage | None,
         finish_reason: str | None,
         started: float,
+        *,
+        replaced: int = 0,
     ) -> ChatTurn:
         """Store the reply of a call that started at ``started`` and close the turn."""
         latency = _elapsed_ms(started)
-        reply = await self.plugin.record_reply(
-            turn.session.session_id,
-            content,
-            self._reply_metadata(turn.user_message, model, usage, latency, finish_reason),
-        )
+        metadata = self._reply_metadata(turn.user_message, model, usage, latency, finish_reason)
+        if replaced:
+            metadata["replaced_characters"] = replaced
+        reply = await self._store_reply(turn, content, metadata, started)
         await self._after_turn(turn, reply)
         return ChatTurn(
             turn.session.session_id, content, model, usage, latency, turn.user_message, reply
         )
+
+    async def _store_reply(
+        self, turn: _OpenTurn, content: str, metadata: dict[str, Any], started: float
+    ) -> Message:
+        """Append the (possibly partial) reply; if the store refuses it, append an error
+        record instead and raise :class:`LLMError` carrying the reply, so it is not lost."""
+        try:
+            reply = await self.plugin.record_reply(turn.session.session_id, content, metadata)
+        except PersistenceError as exc:
+            error = LLMError(
+                f"The model answered but the store refused the reply: {str(exc).rstrip('.')}; "
+                "the reply is in this error's partial attribute.",
+                provider=self.provider.name,
+                partial=content,
+            )
+            # The error record is short plain text: it is stored when the store is still up.
+            with contextlib.suppress(PersistenceError):
+                await self._record_failure(turn, error, started)
+            raise error from exc
+        await self._remember(turn, reply)
+        return reply
 
     async def _session_for_call(self, session_id: str | None) -> tuple[Session, bool]:
         """The session a call writes to, and whether it is the current one."""
@@ -428,13 +523,41 @@ class LLMAgent:
             raise SessionExpiredError(session.session_id)
         return session, False
 
-    def _prompt(self, history: list[Message]) -> list[ChatMessage]:
+    def _prompt(self, turn: _OpenTurn) -> list[ChatMessage]:
+        """The system prompt, then the turn's history as conversation (see the module doc)."""
+        own = turn.user_message.seq
+        conversation = [
+            m
+            for m in turn.history
+            if m.seq <= own and m.role in _PROMPT_ROLES and not is_error_record(m)
+        ]
+        questions = {m.seq for m in conversation if m.role == Role.USER}
+        answers: dict[int, list[Message]] = {}
+        for message in conversation:
+            question = _reply_to(message)
+            if question in questions:
+                answers.setdefault(question, []).append(message)
+        chosen: list[Message] = []
+        for index, message in enumerate(conversation):
+            if message.role == Role.USER:
+                replies = answers.get(message.seq, [])
+                if not replies and message.seq != own:
+                    # No reply names it: answered only if an untagged reply follows it.
+                    following = conversation[index + 1] if index + 1 < len(conversation) else None
+                    if (
+                        following is None
+                        or following.role != Role.ASSISTANT
+                        or _reply_to(following) is not None
+                    ):
+                        continue  # its call failed or was interrupted: never answered
+                chosen.append(message)
+                chosen.extend(replies)
+            elif _reply_to(message) not in questions:
+                chosen.append(message)
         prompt: list[ChatMessage] = []
         if self.system_prompt:
             prompt.append({"role": "system", "content": self.system_prompt})
-        for message in history:
-            if message.role in _PROMPT_ROLES and not is_error_record(message):
-                prompt.append({"role": message.role.value, "content": message.content})
+        prompt.extend({"role": m.role.value, "content": m.content} for m in chosen)
         return prompt
 
     def _reply_metadata(
@@ -464,7 +587,9 @@ class LLMAgent:
         }
         if isinstance(exc, LLMError) and exc.status is not None:
             metadata["http_status"] = exc.status
-        self._remember(
+        if isinstance(exc, LLMError) and exc.retry_after is not None:
+            metadata["retry_after"] = exc.retry_after
+        await self._remember(
             turn, await self.plugin.record_error(turn.session.session_id, _describe(exc), metadata)
         )
 
@@ -480,14 +605,29 @@ class LLMAgent:
                     and self._session.session_id == session.session_id
                 ):
                     self._session = session
-        self._remember(turn, reply)
 
-    def _remember(self, turn: _OpenTurn, stored: Message) -> None:
+    async def _remember(self, turn: _OpenTurn, stored: Message) -> None:
         """Keep :attr:`history` equal to the store's last messages after a turn in the current
         session (ended by a reply, a partial reply or an error record)."""
         session = self._session
-        if turn.current and session is not None and session.session_id == turn.session.session_id:
+        if not (
+            turn.current and session is not None and session.session_id == turn.session.session_id
+        ):
+            return
+        if stored.seq == turn.user_message.seq + 1 and turn.history[-1:] == [turn.user_message]:
             self._history = (*turn.history, stored)[-self.history_limit :]
+        else:  # another turn wrote in between: read what the store holds now
+            self._history = tuple(
+                await self.plugin.load_history(session.session_id, limit=self.history_limit)
+            )
+
+
+def _reply_to(message: Message) -> int | None:
+    """The seq of the question an assistant message answers, when its metadata says so."""
+    if message.role != Role.ASSISTANT:
+        return None
+    value = message.metadata.get("reply_to")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _elapsed_ms(started: float) -> float:

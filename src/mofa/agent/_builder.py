@@ -15,22 +15,29 @@ Environment variables: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (default
 uses the :class:`~mofa.agent.OfflineProvider` (no network).
 
 From ``agent.yml`` (:func:`mofa.config.load_config`): ``agent.id`` / ``name`` /
-``description``; the store from ``persistence`` (enabled, ``database.url`` or sqlite
-``path``; disabled or ``session.persist: false`` means in memory); ``session.ttl_seconds``;
-and an optional ``llm`` section, each key falling back to the environment above:
+``description``; the store from ``persistence`` (``database.url`` or sqlite ``path``; with
+persistence enabled but no ``database``, the local file store the ``mofa`` CLI reads by
+default, so ``mofa session list`` shows the agent's sessions; ``enabled: false`` or
+``session.persist: false`` means in memory); ``session.ttl_seconds``; and an optional ``llm``
+section, each key falling back to the environment above when it is absent:
 
 .. code-block:: yaml
 
     llm:
       provider: openai        # or "offline"; default: openai when a key or base_url is set
       model: gpt-4o-mini
-      base_url: ${OPENAI_BASE_URL}
-      api_key: ${OPENAI_API_KEY}
+      base_url: ${OPENAI_BASE_URL}      # an unset variable is an error; ${VAR:-} if optional
+      api_key: ${OPENAI_API_KEY:-}
       temperature: 0.7
       max_tokens: 512
-      timeout_seconds: 60
+      timeout_seconds: 60     # the deadline of a call (see OpenAIProvider)
       system_prompt: You are a helpful assistant.
       history_limit: 100      # messages of the session sent to the model
+
+A value that uses an unset ``${VAR}`` is an error naming the variable, never silently a
+different endpoint or the offline provider. Invalid settings (a base URL with a bad port, an
+API key with a control or non-ASCII character, a timeout that is not positive) are refused
+with one :class:`~mofa.agent.AgentError` sentence before anything is opened.
 """
 
 from __future__ import annotations
@@ -50,8 +57,9 @@ from mofa.agent.providers import (
     OfflineProvider,
     OpenAIProvider,
 )
-from mofa.config import ConfigError, _optional_str, load_config
+from mofa.config import ConfigError, MofaConfig, _optional_str, load_config
 from mofa.persistence._registry import open_store
+from mofa.persistence.backends.files import default_data_dir, directory_url
 from mofa.persistence.backends.memory import InMemoryStore
 from mofa.persistence.plugin import PersistencePlugin
 
@@ -102,13 +110,18 @@ class LLMAgentBuilder:
         env = os.environ if environ is None else environ
         config = load_config(path, environ=env)
         builder = cls()._read_env(env)
+        for key in ("id", "name", "description"):
+            config.check_set("agent", key)
         builder._agent_id = config.agent.id
         builder._name = config.agent.name
         builder._description = config.agent.description
-        if config.session.persist:
-            builder._database_url = config.persistence.database_url()
+        if config.session.persist and config.persistence.enabled:
+            # No database named: the local file store, which the CLI reads by default.
+            builder._database_url = config.persistence.database_url() or directory_url(
+                default_data_dir()
+            )
         builder._ttl_seconds = config.session.ttl_seconds
-        builder._read_llm_section(config.llm, config.path)
+        builder._read_llm_section(config)
         return builder
 
     def _read_env(self, environ: Mapping[str, str]) -> Self:
@@ -117,11 +130,16 @@ class LLMAgentBuilder:
         self._model = environ.get("OPENAI_MODEL") or environ.get("MOFA_MODEL") or None
         return self
 
-    def _read_llm_section(self, llm: Mapping[str, Any], path: Path | None) -> None:
+    def _read_llm_section(self, config: MofaConfig) -> None:
+        llm: Mapping[str, Any] = config.llm
+        path: Path | None = config.path
+
         def text(key: str) -> str | None:
+            config.check_set("llm", key)
             return _optional_str(llm, key, "llm", path)
 
-        def number(key: str, kind: type[_Number]) -> _Number | None:
+        def number(key: str, kind: type[_Number], *, zero: bool = False) -> _Number | None:
+            config.check_set("llm", key)
             value = llm.get(key)
             if value is None or value == "":
                 return None
@@ -129,9 +147,16 @@ class LLMAgentBuilder:
                 result = kind(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"{path}: llm.{key} must be a number, not {value!r}.") from None
-            if isinstance(value, bool) or result < 0:
-                raise ConfigError(f"{path}: llm.{key} must be a positive number.")
+            if isinstance(value, bool) or result < 0 or (result == 0 and not zero):
+                least = "zero or more" if zero else "a positive number"
+                raise ConfigError(f"{path}: llm.{key} must be {least}, not {value!r}.")
+            if kind is int and result != value and not isinstance(value, str):
+                raise ConfigError(f"{path}: llm.{key} must be a whole number, not {value!r}.")
             return result
+
+        prompt = llm.get("system_prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise ConfigError(f"{path}: llm.system_prompt must be text, not {prompt!r}.")
 
         kind = text("provider")
         if kind is not None:
@@ -144,17 +169,17 @@ class LLMAgentBuilder:
         self._base_url = text("base_url") or self._base_url
         self._model = text("model") or self._model
         self._system_prompt = text("system_prompt") or self._system_prompt
-        temperature = number("temperature", float)
+        temperature = number("temperature", float, zero=True)
         if temperature is not None:
             self._temperature = temperature
         max_tokens = number("max_tokens", int)
         if max_tokens is not None:
             self._max_tokens = max_tokens
         timeout = number("timeout_seconds", float)
-        if timeout:
+        if timeout is not None:
             self._timeout = timeout
         history_limit = number("history_limit", int)
-        if history_limit:
+        if history_limit is not None:
             self._history_limit = history_limit
 
     # -------------------------------------------------------------- settings
@@ -201,6 +226,11 @@ class LLMAgentBuilder:
         return self
 
     def with_timeout(self, seconds: float) -> Self:
+        """The deadline of a model call (see :class:`~mofa.agent.OpenAIProvider`)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise AgentError(
+                f"The LLM timeout must be a positive number of seconds, not {seconds!r}."
+            )
         self._timeout = seconds
         return self
 
@@ -249,14 +279,15 @@ class LLMAgentBuilder:
     def _make_provider(self) -> tuple[LLMProvider, bool]:
         if self._provider is not None:
             return self._provider, False
+        api_key = (self._api_key or "").strip() or None
         kind = self._provider_kind
         if kind is None:
-            kind = "openai" if (self._api_key or self._base_url) else "offline"
+            kind = "openai" if (api_key or self._base_url) else "offline"
         if kind == "offline":
             # A configured model name belongs to the real provider; offline keeps its own.
             return OfflineProvider(), True
         return OpenAIProvider(
-            api_key=self._api_key,
+            api_key=api_key,
             base_url=self._base_url or DEFAULT_BASE_URL,
             model=self._model or DEFAULT_MODEL,
             temperature=self._temperature,
@@ -265,24 +296,20 @@ class LLMAgentBuilder:
         ), True
 
     async def build_async(self) -> LLMAgent:
-        """Open the store (if a URL was configured), register the agent, open its session."""
-        plugin = self._plugin
-        if plugin is None:
-            if self._database_url is not None:
-                store = await open_store(self._database_url)
-            else:
-                store = InMemoryStore()
-            plugin = PersistencePlugin(
-                "persistence",
-                store,
-                self._user_id,
-                self._tenant_id,
-                self._agent_id,
-                self._session_id,
-                owns_store=True,
-            )
-        agent_id = plugin.agent_id or self._agent_id or DEFAULT_AGENT_ID
+        """Open the store (if a URL was configured), register the agent, open its session.
+
+        The provider is made first, so a setting that can never work is reported before a
+        store is opened.
+        """
         provider, owns_provider = self._make_provider()
+        try:
+            plugin = await self._make_plugin()
+        except BaseException:
+            if owns_provider:
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+            raise
+        agent_id = plugin.agent_id or self._agent_id or DEFAULT_AGENT_ID
         agent = LLMAgent(
             agent_id=agent_id,
             name=self._name or agent_id,
@@ -302,3 +329,21 @@ class LLMAgentBuilder:
                 await agent.close()
             raise
         return agent
+
+    async def _make_plugin(self) -> PersistencePlugin:
+        plugin = self._plugin
+        if plugin is None:
+            if self._database_url is not None:
+                store = await open_store(self._database_url)
+            else:
+                store = InMemoryStore()
+            plugin = PersistencePlugin(
+                "persistence",
+                store,
+                self._user_id,
+                self._tenant_id,
+                self._agent_id,
+                self._session_id,
+                owns_store=True,
+            )
+        return plugin

@@ -26,16 +26,26 @@ class LLMError(AgentError):
     Attributes:
         status: the HTTP status the server answered, or ``None`` (timeout, connection, cut stream).
         provider: the provider's name ("openai", "offline", …).
-        partial: the text that had arrived before a stream failed ("" if none).
+        partial: the text that had arrived before a stream failed, or the whole reply when
+            the model answered but the store refused the reply ("" if none).
+        retry_after: seconds the server asked to wait before retrying (its ``Retry-After``
+            header, e.g. on 429 or 503), or ``None``.
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, provider: str = "", partial: str = ""
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        provider: str = "",
+        partial: str = "",
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.provider = provider
         self.partial = partial
+        self.retry_after = retry_after
 
 
 class SessionExpiredError(AgentError):

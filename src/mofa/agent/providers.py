@@ -10,19 +10,25 @@ first) into a reply, whole (:meth:`LLMProvider.complete`) or streamed
         print(delta.content, end="")
 
 Every failure of a call is one :class:`~mofa.agent.LLMError` that carries the HTTP status and
-the server's message (never the API key).
+the server's message (never the API key, nor a password in the base URL). Settings that can
+never work (a base URL with a bad port, an API key with a control or non-ASCII character) are
+refused when the provider is made, with :class:`~mofa.agent.AgentError`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import json
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from mofa.agent._errors import LLMError
+from mofa.agent._errors import AgentError, LLMError
+from mofa.persistence._url import mask_url
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -121,7 +127,13 @@ class OpenAIProvider:
         model: the model name sent with every request.
         temperature: sampling temperature; ``None`` leaves the server's default.
         max_tokens: a cap on the reply length; ``None`` leaves the server's default.
-        timeout: seconds to wait for a connection and between bytes of the answer.
+        timeout: a deadline in seconds: for the whole answer of :meth:`complete`; for a
+            stream, for its first event and then between two events (a stream may run
+            longer in total, as long as it keeps sending).
+
+    Raises:
+        AgentError: the base URL is not an http(s) URL with a valid port, the API key holds
+            a control or non-ASCII character, or the timeout is not positive.
     """
 
     def __init__(
@@ -134,12 +146,19 @@ class OpenAIProvider:
         max_tokens: int | None = None,
         timeout: float = 60.0,
     ) -> None:
-        self._api_key = api_key or None
-        self.base_url = base_url.rstrip("/")
+        self._api_key = _checked_api_key(api_key)
+        self.base_url = _checked_base_url(base_url)
+        #: The base URL as shown in messages and reprs: any password masked.
+        self.shown_base_url = mask_url(self.base_url)
+        self._secrets = [s for s in (self._api_key, _url_password(self.base_url)) if s]
         self._model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.timeout = timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise AgentError(
+                f"The LLM timeout must be a positive number of seconds, not {timeout!r}."
+            )
+        self.timeout = float(timeout)
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -148,7 +167,7 @@ class OpenAIProvider:
         )
 
     def __repr__(self) -> str:  # the key stays out of reprs and logs
-        return f"OpenAIProvider(base_url={self.base_url!r}, model={self._model!r})"
+        return f"OpenAIProvider(base_url={self.shown_base_url!r}, model={self._model!r})"
 
     @property
     def name(self) -> str:
@@ -161,6 +180,11 @@ class OpenAIProvider:
     @property
     def url(self) -> str:
         return f"{self.base_url}/chat/completions"
+
+    @property
+    def shown_url(self) -> str:
+        """:attr:`url` with any password masked (what messages show)."""
+        return f"{self.shown_base_url}/chat/completions"
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -180,25 +204,32 @@ class OpenAIProvider:
         return body
 
     def _redact(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "****")
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
         return text
+
+    def _timeout_error(self, partial: str = "") -> LLMError:
+        return LLMError(
+            f"The LLM request to {self.shown_url} timed out after {self.timeout:g} s; "
+            "check the server or raise the timeout.",
+            provider=self.name,
+            partial=partial,
+        )
 
     def _transport_error(self, exc: httpx.HTTPError, partial: str = "") -> LLMError:
         if isinstance(exc, httpx.TimeoutException):
+            return self._timeout_error(partial)
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
             message = (
-                f"The LLM request to {self.url} timed out after {self.timeout:g} s; "
-                "check the server or raise the timeout."
-            )
-        elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-            message = (
-                f"The LLM stream from {self.url} was cut off before it finished."
+                f"The LLM stream from {self.shown_url} was cut off before it finished."
                 if partial
-                else f"The LLM server at {self.url} closed the connection before answering."
+                else f"The LLM server at {self.shown_url} closed the connection before answering."
             )
         else:
             detail = self._redact(str(exc)) or type(exc).__name__
-            message = f"Cannot reach the LLM server at {self.url} ({detail}); check the base URL."
+            message = (
+                f"Cannot reach the LLM server at {self.shown_url} ({detail}); check the base URL."
+            )
         return LLMError(message, provider=self.name, partial=partial)
 
     def _status_error(self, response: httpx.Response, body: bytes) -> LLMError:
@@ -215,15 +246,26 @@ class OpenAIProvider:
                 detail = error
             elif isinstance(data, dict) and isinstance(data.get("message"), str):
                 detail = data["message"]
-        detail = self._redact(" ".join(detail.split()))[:_MAX_ERROR_TEXT].rstrip(".")
+        detail = self._detail(detail)
         reason = response.reason_phrase or "error"
+        retry_after = _retry_after(response.headers.get("retry-after"))
         message = f"The LLM server answered {response.status_code} {reason}"
-        message += f": {detail}." if detail else "."
-        return LLMError(message, status=response.status_code, provider=self.name)
+        message += f": {detail}" if detail else ""
+        message += f"; retry after {retry_after:g} s." if retry_after is not None else "."
+        return LLMError(
+            message, status=response.status_code, provider=self.name, retry_after=retry_after
+        )
+
+    def _detail(self, text: str) -> str:
+        """A server's error text as one short, secret-free line without a final period."""
+        return self._redact(" ".join(text.split()))[:_MAX_ERROR_TEXT].rstrip(".")
 
     async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
         try:
-            response = await self._client.post(self.url, json=self._body(messages, False))
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.post(self.url, json=self._body(messages, False))
+        except TimeoutError:
+            raise self._timeout_error() from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
         if response.status_code >= 400:
@@ -234,7 +276,7 @@ class OpenAIProvider:
             content = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise LLMError(
-                f"The LLM server at {self.url} sent an answer that is not a chat completion.",
+                f"The LLM server at {self.shown_url} sent an answer that is not a chat completion.",
                 status=response.status_code,
                 provider=self.name,
             ) from None
@@ -247,47 +289,153 @@ class OpenAIProvider:
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[StreamDelta]:
         received: list[str] = []
-        finished = False
+        finished = False  # [DONE] or a finish_reason arrived
+        finish_reason_seen = False
+        loop = asyncio.get_running_loop()
+        # The answer must start, and each event follow the previous one, within the timeout
+        # (a server trickling bytes cannot keep the call open forever).
+        deadline = loop.time() + self.timeout
+        request = self._client.build_request("POST", self.url, json=self._body(messages, True))
         try:
-            async with self._client.stream(
-                "POST", self.url, json=self._body(messages, True)
-            ) as response:
-                if response.status_code >= 400:
-                    raise self._status_error(response, await response.aread())
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # SSE comments, event names and blank separators
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        finished = True
-                        break
-                    try:
-                        data = json.loads(payload)
-                    except ValueError:
-                        continue
-                    if not isinstance(data, dict):
-                        continue
-                    choices = data.get("choices") or []
-                    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-                    delta = StreamDelta(
-                        content=str((choice.get("delta") or {}).get("content") or ""),
-                        model=data.get("model"),
-                        usage=_usage(data.get("usage")),
-                        finish_reason=choice.get("finish_reason"),
-                    )
-                    if delta.finish_reason:
-                        finished = True
-                    if delta.content:
-                        received.append(delta.content)
-                    yield delta
+            async with asyncio.timeout_at(deadline):
+                response = await self._client.send(request, stream=True)
+        except TimeoutError:
+            raise self._timeout_error() from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        try:
+            if response.status_code >= 400:
+                async with asyncio.timeout_at(deadline):
+                    body = await response.aread()
+                raise self._status_error(response, body)
+            lines = response.aiter_lines()
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        line = await anext(lines)
+                except StopAsyncIteration:
+                    break
+                if not line.startswith("data:"):
+                    continue  # SSE comments, event names and blank separators
+                deadline = loop.time() + self.timeout
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    finished = True
+                    break
+                try:
+                    data = json.loads(payload)
+                except ValueError:
+                    continue
+                if not isinstance(data, dict):
+                    continue
+                if data.get("error") and not data.get("choices"):
+                    raise self._stream_error(data["error"], "".join(received))
+                choices = data.get("choices") or []
+                choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+                delta = StreamDelta(
+                    content=str((choice.get("delta") or {}).get("content") or ""),
+                    model=data.get("model"),
+                    usage=_usage(data.get("usage")),
+                    finish_reason=choice.get("finish_reason"),
+                )
+                if delta.finish_reason:
+                    finished = finish_reason_seen = True
+                if delta.content:
+                    received.append(delta.content)
+                yield delta
+        except TimeoutError:
+            raise self._timeout_error("".join(received)) from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, "".join(received)) from exc
+        finally:
+            await response.aclose()
         if not finished:
             raise LLMError(
-                f"The LLM stream from {self.url} ended before the reply was finished.",
+                f"The LLM stream from {self.shown_url} ended before the reply was finished.",
                 provider=self.name,
                 partial="".join(received),
             )
+        if not received and not finish_reason_seen:
+            # The same as a non-streamed answer without choices: nothing says it is a reply.
+            raise LLMError(
+                f"The LLM server at {self.shown_url} sent a stream that is not a chat "
+                "completion (no text and no finish reason).",
+                provider=self.name,
+            )
+
+    def _stream_error(self, error: object, partial: str) -> LLMError:
+        """The LLMError for an ``{"error": …}`` event in the middle of a stream."""
+        detail = error.get("message") if isinstance(error, dict) else error
+        text = self._detail(str(detail or ""))
+        message = (
+            f"The LLM server reported an error in the middle of the stream from {self.shown_url}"
+        )
+        message += f": {text}." if text else "."
+        return LLMError(message, provider=self.name, partial=partial)
+
+
+def _checked_api_key(api_key: str | None) -> str | None:
+    """The key without surrounding whitespace (a YAML ``|`` block or a secret file's newline);
+    a key that could never be sent as a header is refused without being shown."""
+    if api_key is None:
+        return None
+    key = str(api_key).strip()
+    if not key:
+        return None
+    if not key.isascii() or not key.isprintable():
+        raise AgentError(
+            "The API key contains a control or non-ASCII character, so it cannot be sent; "
+            "check how it was copied (the key is not shown)."
+        )
+    return key
+
+
+def _checked_base_url(base_url: str) -> str:
+    """``base_url`` without a trailing slash, refused unless it is an http(s) URL with a host
+    and a valid port."""
+    text = str(base_url).strip().rstrip("/")
+    shown = mask_url(text)
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise AgentError(
+            f"The LLM base URL {shown!r} is not a valid URL; use for example "
+            "http://localhost:11434/v1."
+        ) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise AgentError(
+            f"The LLM base URL {shown!r} must start with http:// or https:// and name a host; "
+            "use for example http://localhost:11434/v1."
+        )
+    if url.port is not None and not 0 < url.port < 65536:
+        raise AgentError(
+            f"The LLM base URL {shown!r} has an invalid port ({url.port}); "
+            "use a port from 1 to 65535."
+        )
+    return text
+
+
+def _url_password(url: str) -> str | None:
+    password = httpx.URL(url).password
+    return password or None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number of seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, round(seconds, 3))
 
 
 class OfflineProvider:
