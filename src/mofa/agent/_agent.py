@@ -446,12 +446,9 @@ class LLMAgent:
         session, current = await self._session_for_call(session_id)
         user_message = await self.plugin.record_user_message(session.session_id, text)
         # The window ends at this turn's own message: a message another turn (or process)
-        # appends meanwhile belongs to that turn's prompt, not this one's. Seqs are 1, 2, 3…
-        # per session, so this is one range read on the (session_id, seq) index.
-        history = await self.plugin.store.list_messages(
-            session.session_id,
-            after_seq=max(0, user_message.seq - self.history_limit),
-            limit=self.history_limit,
+        # appends meanwhile belongs to that turn's prompt, not this one's.
+        history = await self.plugin.load_history(
+            session.session_id, limit=self.history_limit, up_to_seq=user_message.seq
         )
         return _OpenTurn(session, current, user_message, history)
 

@@ -249,9 +249,19 @@ class PersistencePlugin:
 
     # -------------------------------------------------------------- messages
 
-    async def load_history(self, session_id: str, *, limit: int) -> list[Message]:
-        """The last ``limit`` messages of the session, oldest first."""
-        return await self.store.list_recent_messages(session_id, limit=limit)
+    async def load_history(
+        self, session_id: str, *, limit: int, up_to_seq: int | None = None
+    ) -> list[Message]:
+        """The last ``limit`` messages of the session (up to and including ``up_to_seq``
+        when given), oldest first.
+
+        ``up_to_seq`` is one range read on the message key: seqs are 1, 2, 3… per session.
+        """
+        if up_to_seq is None:
+            return await self.store.list_recent_messages(session_id, limit=limit)
+        return await self.store.list_messages(
+            session_id, after_seq=max(0, up_to_seq - limit), limit=min(limit, up_to_seq)
+        )
 
     async def record_user_message(
         self, session_id: str, content: str, metadata: Mapping[str, Any] | None = None
