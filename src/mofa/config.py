@@ -65,17 +65,6 @@ _VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _DATABASE_TYPES = ("postgres", "postgresql", "mysql", "mariadb", "sqlite", "memory", "file")
-#: The backend each ``type`` (and each URL scheme) names, to catch a type that contradicts the url.
-_BACKEND_OF = {
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "sqlite": "sqlite",
-    "sqlite3": "sqlite",
-    "memory": "memory",
-    "file": "file",
-}
 #: The keys each section knows; anything else is a typing mistake.
 _KNOWN_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
     (): ("agent", "persistence", "session", "llm"),
@@ -216,8 +205,10 @@ class DatabaseSection:
         if self.type is None:
             return
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-        backend = _BACKEND_OF.get(scheme)
-        if backend is not None and backend != _BACKEND_OF[self.type]:
+        from mofa.persistence._url import scheme_backend
+
+        backend = scheme_backend(scheme)
+        if backend is not None and backend != scheme_backend(self.type):
             raise ConfigError(
                 f"{where}persistence.database.type is {self.type} but its url is a {scheme}: "
                 "URL; make them agree, or leave type out."

@@ -38,6 +38,12 @@ _SCHEMES = {
     "file": "files",
 }
 
+
+def scheme_backend(scheme: str) -> str | None:
+    """The backend a URL scheme (or agent.yml's ``type``) names, ``None`` for an unknown one."""
+    return _SCHEMES.get(scheme.lower())
+
+
 _MASK = "****"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _SCHEME_SLASHES_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/+")
