@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -256,15 +257,27 @@ async def test_unknown_role_is_an_authentication_error(database_url: str) -> Non
         await open_store(with_credentials(database_url, role, None))
 
 
+@asynccontextmanager
+async def login_role(database_url: str, *grants: str) -> AsyncIterator[str]:
+    """A new login role that may connect to the test database, with ``grants`` (each a
+    privilege clause, ``… ON …``) given to it; its privileges and itself dropped afterwards."""
+    role = f"mofa_app_{secrets.token_hex(3)}"
+    await postgres_rows(database_url, f'CREATE ROLE "{role}" LOGIN')
+    try:
+        database = database_name(database_url)
+        await postgres_rows(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+        for grant in grants:
+            await postgres_rows(database_url, f'GRANT {grant} TO "{role}"')
+        yield role
+    finally:
+        await postgres_rows(database_url, f'DROP OWNED BY "{role}"')
+        await postgres_rows(database_url, f'DROP ROLE "{role}"')
+
+
 async def test_permission_denied_names_the_table_and_the_fix(database_url: str) -> None:
     async with await open_store(database_url):
         pass  # the schema exists, owned by the admin user
-    role = f"mofa_ro_{secrets.token_hex(3)}"
-    database = database_name(database_url)
-    await postgres_rows(database_url, f'CREATE ROLE "{role}" LOGIN')
-    try:
-        await postgres_rows(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
-        await postgres_rows(database_url, f'GRANT SELECT ON mofa_schema_migrations TO "{role}"')
+    async with login_role(database_url, "SELECT ON mofa_schema_migrations") as role:
         async with await open_store(with_credentials(database_url, role, None)) as store:
             with pytest.raises(PermissionDeniedError) as raised:
                 await store.upsert_agent("a")
@@ -274,9 +287,6 @@ async def test_permission_denied_names_the_table_and_the_fix(database_url: str) 
         assert f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}" in (
             str(raised.value)
         )
-    finally:
-        await postgres_rows(database_url, f'DROP OWNED BY "{role}"')
-        await postgres_rows(database_url, f'DROP ROLE "{role}"')
 
 
 async def test_a_missing_sequence_grant_is_named_with_the_grant_that_fixes_it(
@@ -286,15 +296,8 @@ async def test_a_missing_sequence_grant_is_named_with_the_grant_that_fixes_it(
     # the tables hint alone would leave them: appending fails on the sequence.
     async with await open_store(database_url) as store:
         await store.create_session("s")
-    role = f"mofa_app_{secrets.token_hex(3)}"
-    database = database_name(database_url)
-    await postgres_rows(database_url, f'CREATE ROLE "{role}" LOGIN')
-    try:
-        await postgres_rows(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
-        await postgres_rows(
-            database_url,
-            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"',
-        )
+    tables = "SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
+    async with login_role(database_url, tables) as role:
         async with await open_store(with_credentials(database_url, role, None)) as store:
             with pytest.raises(PermissionDeniedError) as raised:
                 await store.append_message("s", "user", "hello")
@@ -309,9 +312,6 @@ async def test_a_missing_sequence_grant_is_named_with_the_grant_that_fixes_it(
         )
         async with await open_store(with_credentials(database_url, role, None)) as store:
             assert (await store.append_message("s", "user", "hello")).seq == 1
-    finally:
-        await postgres_rows(database_url, f'DROP OWNED BY "{role}"')
-        await postgres_rows(database_url, f'DROP ROLE "{role}"')
 
 
 async def test_broken_connection_mid_call_then_recovers(database_url: str) -> None:
