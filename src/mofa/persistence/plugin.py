@@ -207,29 +207,26 @@ class PersistencePlugin:
 
     async def list_sessions(self, *, limit: int | None = None) -> list[Session]:
         """This agent's sessions of this tenant and user, newest first."""
+
         # The store treats a None filter as "any", so ownership is also checked row by row:
         # a plugin without a tenant must not see other tenants' sessions. The rows are read
         # a page at a time until ``limit`` of ours are found, so the cost follows ``limit``
         # and not how many sessions the user has.
-        exact = self.user_id is not None and self.tenant_id is not None
-        if exact or limit is None:
-            sessions = await self.store.list_sessions(
+        async def read(count: int | None, offset: int = 0) -> list[Session]:
+            return await self.store.list_sessions(
                 agent_id=self.agent_id,
                 user_id=self.user_id,
                 tenant_id=self.tenant_id,
-                limit=limit,
+                limit=count,
+                offset=offset,
             )
-            return [session for session in sessions if self.owns(session)]
+
+        if limit is None or (self.user_id is not None and self.tenant_id is not None):
+            return [session for session in await read(limit) if self.owns(session)]
         mine: dict[str, Session] = {}  # keyed by id: a session created meanwhile shifts pages
         page, offset = max(limit, _FIRST_PAGE), 0
         while True:
-            sessions = await self.store.list_sessions(
-                agent_id=self.agent_id,
-                user_id=self.user_id,
-                tenant_id=self.tenant_id,
-                limit=page,
-                offset=offset,
-            )
+            sessions = await read(page, offset)
             for session in sessions:
                 if self.owns(session):
                     mine.setdefault(session.session_id, session)
