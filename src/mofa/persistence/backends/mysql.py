@@ -118,7 +118,6 @@ _DENIED: Final = frozenset(
 )
 # "INSERT command denied to user 'u'@'h' for table `db`.`agents`" (MariaDB) / "… 'agents'"
 _TABLE_IN_MESSAGE = re.compile(r"for table (?:[`'\"]?[^`'\"\s.]+[`'\"]?\.)?[`'\"]?([^`'\"\s.]+)")
-_ACCOUNT_IN_MESSAGE = re.compile(r"to user ('[^']*'@'[^']*')")
 _COMMAND_IN_MESSAGE = re.compile(r"^(\w+) command denied")
 
 # ------------------------------------------------------------------------------ statements
@@ -1061,10 +1060,9 @@ def _connect_reason(cause: BaseException, target: _Target) -> str:
 
 
 def _denied_message(code: int, message: str, target: _Target) -> str:
-    account = _ACCOUNT_IN_MESSAGE.search(message)
-    grant = f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO " + (
-        target.account or (account.group(1) if account else f"'{target.user}'@'%'")
-    )
+    # The account is known once connected, which every table or command denial follows.
+    account = target.account or f"'{target.user}'@'%'"
+    grant = f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO {account}"
     table = _TABLE_IN_MESSAGE.search(message)
     command = _COMMAND_IN_MESSAGE.search(message)
     if command and command.group(1).upper() in ("CREATE", "ALTER", "INDEX", "REFERENCES", "DROP"):
