@@ -142,10 +142,7 @@ def encode_json(value: Mapping[str, Any] | None, what: str = "metadata") -> str:
         _check_depth(value, what)
     # json.dumps writes a number, True or None used as a key as a string, so {1: "a", "1": "b"}
     # would come back as {"1": "b"}: keys must be strings already. One "{" is the top level.
-    if objects == 1 and text[0] == "{":
-        if not all(isinstance(key, str) for key in value):
-            _check_keys(value, what)
-    elif objects:
+    if objects > 1 or not all(isinstance(key, str) for key in value):
         _check_keys(value, what)
     if "\\u0000" in text:
         _walk_strings(value, what)

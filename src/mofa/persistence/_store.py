@@ -173,8 +173,8 @@ class Store(Protocol):
     ) -> list[AgentState]: ...
 
 
-#: How messages name each backend.
-_DISPLAY_NAMES: Final = {
+#: How messages name each backend (a MariaDB URL's store says MariaDB: see MySqlStore).
+DISPLAY_NAMES: Final = {
     "memory": "in-memory",
     "files": "file",
     "sqlite": "SQLite",
@@ -204,9 +204,16 @@ class InFlight:
         if not self._count:
             self._idle.set()
 
-    async def drained(self) -> None:
-        """Wait until no call is under way."""
-        await self._idle.wait()
+    async def drained(self, seconds: float) -> None:
+        """Wait until no call is under way, or ``seconds`` at most."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), seconds)
+
+
+#: How long a pooled store's call keeps retrying a conflict (a deadlock, a lock-wait timeout,
+#: two saves that picked the same state version): every retry means another call got
+#: through, so this bounds a pathological pile-up, not ordinary contention.
+RETRY_SECONDS: Final = 30.0
 
 
 def backoff(attempt: int) -> float:
@@ -359,9 +366,7 @@ class BaseStore(abc.ABC):
 
     @property
     def _name(self) -> str:
-        if self._url.scheme == "mariadb":
-            return "MariaDB"
-        return _DISPLAY_NAMES.get(self.backend, self.backend)
+        return DISPLAY_NAMES.get(self.backend, self.backend)
 
     def _closed_meanwhile(self, waiting_for: str = "a connection") -> StoreClosedError:
         """For a call that was still waiting (for a connection, its turn…) when ``close()``

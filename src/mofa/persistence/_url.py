@@ -79,7 +79,7 @@ def mask_url(url: str) -> str:
         if first_colon < 0:
             return masked
         return f"{masked[: first_colon + 1]}{_MASK}{masked[at:]}"
-    if at < 0 or at < start:
+    if at < 0:
         return masked
     user, colon, _password = masked[start:at].partition(":")
     if not colon or any(c in user for c in "/?#"):
@@ -126,7 +126,7 @@ def parse_url(url: str) -> DatabaseURL:
             f"The database URL {shown!r} has no scheme; use one of: {ACCEPTED_FORMS}."
         )
     scheme = match.group(1).lower()
-    backend = _SCHEMES.get(scheme)
+    backend = scheme_backend(scheme)
     if backend is None:
         raise InvalidURLError(
             f"Unsupported database URL scheme {scheme!r} in {shown!r}; "

@@ -34,7 +34,6 @@ How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import re
@@ -48,6 +47,7 @@ from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 from mofa.persistence._store import (
+    RETRY_SECONDS,
     BaseStore,
     EncodedMessage,
     InFlight,
@@ -80,8 +80,6 @@ _DEFAULT_PORT: Final = 3306
 _SSL_MODES: Final = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
 _QUERY_PARAMETERS: Final = ("socket", "password", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key")
 _NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
-#: How long a write keeps retrying deadlocks and lock-wait timeouts (see postgres.py).
-_RETRY_SECONDS: Final = 30.0
 _FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
 _PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
 _ESCAPED: Final = ("\\", "'", '"', "\n", "\r", "\x1a")  # each sent as two bytes
@@ -127,8 +125,10 @@ _SESSION_COLUMNS = (
     "created_at, updated_at, expires_at"
 )
 
-# Statements are plain literals (every value a %s parameter); the column lists are spelled
-# out so each statement reads whole.
+_AGENT_COLUMNS = "id, name, state, started_at, provider, model, description, created_at, updated_at"
+
+# Every value is a %s parameter; the column lists come from the constants above, in the
+# order the row readers unpack them.
 _UPSERT_AGENT = (
     "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
     "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -137,14 +137,8 @@ _UPSERT_AGENT = (
     "description = VALUES(description), updated_at = VALUES(updated_at);\n"
     "SELECT created_at FROM agents WHERE id = %s"
 )
-_GET_AGENT = (
-    "SELECT id, name, state, started_at, provider, model, description, created_at, "
-    "updated_at FROM agents WHERE id = %s"
-)
-_LIST_AGENTS = (
-    "SELECT id, name, state, started_at, provider, model, description, created_at, "
-    "updated_at FROM agents ORDER BY updated_at DESC, id DESC LIMIT %s"
-)
+_GET_AGENT = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s"  # noqa: S608
+_LIST_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY updated_at DESC, id DESC LIMIT %s"  # noqa: S608
 
 _INSERT_SESSION = (
     "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
@@ -159,16 +153,11 @@ _CREATE_SESSION_WITH_AGENT = (
     + _INSERT_SESSION
     + ";\nCOMMIT"
 )
-_GET_SESSION = (
-    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at FROM sessions WHERE session_id = %s"
-)
+_GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = %s"  # noqa: S608
 _UPDATE_SESSION = (
-    "UPDATE sessions SET updated_at = %s, status = COALESCE(%s, status), "
+    "UPDATE sessions SET updated_at = %s, status = COALESCE(%s, status), "  # noqa: S608
     "metadata = COALESCE(%s, metadata), expires_at = IF(%s, %s, expires_at) "
-    "WHERE session_id = %s;\n"
-    "SELECT session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at FROM sessions WHERE session_id = %s"
+    "WHERE session_id = %s;\n" + _GET_SESSION
 )
 _DELETE_SESSION = "DELETE FROM sessions WHERE session_id = %s"
 #: (agent?, user?, tenant?) -> statement.
@@ -523,6 +512,10 @@ class MySqlStore(BaseStore):
         #: The server's max_allowed_packet, read on connect (16 MiB is MariaDB's default).
         self._max_packet = 16 * 1024 * 1024
 
+    @property
+    def _name(self) -> str:
+        return self._target.label  # MySQL, or MariaDB for a mariadb:// URL
+
     # ------------------------------------------------------------------ connecting
 
     @classmethod
@@ -673,8 +666,7 @@ class MySqlStore(BaseStore):
         return applied
 
     async def _close(self) -> None:
-        with contextlib.suppress(TimeoutError):  # calls already made finish first
-            await asyncio.wait_for(self._in_flight.drained(), timeout=10)
+        await self._in_flight.drained(seconds=10)  # calls already made finish first
         self._pool.close()
         await self._pool.wait_closed()
 
@@ -729,7 +721,7 @@ class MySqlStore(BaseStore):
         ``creates_session``, a duplicate key raises :class:`SessionExistsError`.
         """
         with self._in_flight:
-            deadline = time.monotonic() + _RETRY_SECONDS
+            deadline = time.monotonic() + RETRY_SECONDS
             attempt = 0
             while True:
                 attempt += 1
@@ -886,17 +878,17 @@ class MySqlStore(BaseStore):
         self, session_id: str, message: EncodedMessage, now: datetime
     ) -> Message:
         self._check_packet(message.content, message.metadata_json)
-
+        wired_now = _wire(now)
         results = await self._write(
             _APPEND_ONE,
             (
-                _wire(now),
+                wired_now,
                 session_id,
                 session_id,
                 message.role.value,
                 message.content,
                 message.metadata_json,
-                _wire(message.timestamp),
+                wired_now if message.timestamp is now else _wire(message.timestamp),
             ),
             session_id=session_id,
         )
@@ -909,14 +901,15 @@ class MySqlStore(BaseStore):
         count = len(messages)
         self._check_packet(*(text for m in messages for text in (m.content, m.metadata_json)))
         statement = _append_many_statement(count)
-        args: list[Any] = [count, _wire(now), session_id]
+        wired_now = _wire(now)
+        args: list[Any] = [count, wired_now, session_id]
         for message in messages:
             args += (
                 session_id,
                 message.role.value,
                 message.content,
                 message.metadata_json,
-                _wire(message.timestamp),
+                wired_now if message.timestamp is now else _wire(message.timestamp),
             )
 
         results = await self._write(statement, args, session_id=session_id)
@@ -1012,7 +1005,7 @@ def _translate(
         )
     if code in _DENIED:
         return PermissionDeniedError(_denied_message(code, message, target))
-    if code in _LOST_ERRORS or _is_connection_loss(exc):
+    if _is_connection_loss(exc):
         return StoreConnectionError(
             f"Lost the connection to {label} at {where} during the call (the server may have "
             "restarted); "
@@ -1041,7 +1034,7 @@ def _translate(
         )
     if code in _RETRYABLE:
         return QueryError(
-            f"{label} kept reporting lock conflicts ({message}) for {_RETRY_SECONDS:g} seconds; "
+            f"{label} kept reporting lock conflicts ({message}) for {RETRY_SECONDS:g} seconds; "
             "retry later."
         )
     return QueryError(f"SQL error ({label} error {code}): {message}.")

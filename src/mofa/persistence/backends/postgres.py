@@ -47,6 +47,7 @@ from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 from mofa.persistence._store import (
+    RETRY_SECONDS,
     BaseStore,
     EncodedMessage,
     InFlight,
@@ -111,10 +112,6 @@ _OPTIONS: Final = (
 _RETRY_STATES: Final = frozenset({"40001", "40P01"})
 _UNIQUE_VIOLATION: Final = "23505"
 _FOREIGN_KEY_VIOLATION: Final = "23503"
-#: How long a call keeps retrying a conflict (a deadlock, or two saves that picked the same
-#: state version): every retry means another call got through, so this bounds a pathological
-#: pile-up, not ordinary contention.
-_RETRY_SECONDS: Final = 30.0
 #: SQLSTATEs that mean the connection, not the statement, failed.
 _CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
 
@@ -127,6 +124,10 @@ _SESSION_COLUMNS: Final = (
     "created_at, updated_at, expires_at"
 )
 
+_AGENT_COLUMNS: Final = (
+    "id, name, state, started_at, provider, model, description, created_at, updated_at"
+)
+
 _UPSERT_AGENT: Final = (
     "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
     "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
@@ -135,13 +136,9 @@ _UPSERT_AGENT: Final = (
     "description = EXCLUDED.description, updated_at = EXCLUDED.updated_at "
     "RETURNING created_at"
 )
-_GET_AGENT: Final = (
-    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at"
-    " FROM agents WHERE id = $1"
-)
+_GET_AGENT: Final = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1"  # noqa: S608
 _LIST_AGENTS: Final = (
-    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at"
-    " FROM agents ORDER BY updated_at DESC, id DESC LIMIT $1"
+    f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY updated_at DESC, id DESC LIMIT $1"  # noqa: S608
 )
 
 # One statement: the agent row (when the session names an agent that has none and the
@@ -161,11 +158,10 @@ _CREATE_SESSION: Final = (
 )
 _GET_SESSION: Final = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1"  # noqa: S608
 _UPDATE_SESSION: Final = (
-    "UPDATE sessions SET status = COALESCE($2::varchar, status), "
+    "UPDATE sessions SET status = COALESCE($2::varchar, status), "  # noqa: S608
     "metadata = COALESCE($3::jsonb, metadata), "
     "expires_at = CASE WHEN $4::boolean THEN $5::timestamptz ELSE expires_at END, "
-    "updated_at = $6 WHERE session_id = $1 RETURNING session_id, agent_id, user_id, tenant_id,"
-    " status, metadata::text, message_count, created_at, updated_at, expires_at"
+    f"updated_at = $6 WHERE session_id = $1 RETURNING {_SESSION_COLUMNS}"
 )
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1 RETURNING 1"
 
@@ -721,8 +717,7 @@ class PostgresStore(BaseStore):
         self.applied_migrations = applied
 
     async def _close(self) -> None:
-        with contextlib.suppress(TimeoutError):  # calls already made finish first
-            await asyncio.wait_for(self._in_flight.drained(), timeout=10)
+        await self._in_flight.drained(seconds=10)  # calls already made finish first
         try:
             await asyncio.wait_for(self._pool.close(), timeout=10)
         except Exception:
@@ -752,7 +747,7 @@ class PostgresStore(BaseStore):
         """
         with self._in_flight:
             attempt = 1
-            deadline = time.monotonic() + _RETRY_SECONDS
+            deadline = time.monotonic() + RETRY_SECONDS
             while True:
                 try:
                     connection = await self._pool.acquire()
@@ -863,7 +858,7 @@ class PostgresStore(BaseStore):
             status,
             metadata_json,
             change_expiry,
-            None if isinstance(expires_at, Unset) else expires_at,
+            expires_at if change_expiry else None,
             now,
             write=True,
         )
