@@ -1013,7 +1013,7 @@ class FileStore(BaseStore):
                 if record is not None:
                     agents.append(_agent(record))
         agents.sort(key=lambda a: (a.updated_at, a.id), reverse=True)
-        return agents if limit is None else agents[:limit]
+        return agents[:limit]
 
     async def _list_agents(self, limit: int | None) -> list[Agent]:
         return await self._run(self._list_agents_sync, limit)
@@ -1289,12 +1289,12 @@ class FileStore(BaseStore):
                 if not queue:  # nothing new arrived during the last write
                     return
                 try:
-                    async with self._lock_for(session_id):
-                        results = await self._run(
-                            self._append_groups_sync,
-                            session_id,
-                            [(item.messages, item.now) for item in queue],
-                        )
+                    results = await self._run_locked(
+                        session_id,
+                        self._append_groups_sync,
+                        session_id,
+                        [(item.messages, item.now) for item in queue],
+                    )
                 except Exception as exc:
                     for item in queue:
                         if not item.future.done():

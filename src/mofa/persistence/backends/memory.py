@@ -117,7 +117,7 @@ class InMemoryStore(BaseStore):
     @_yields_first
     async def _list_agents(self, limit: int | None) -> list[Agent]:
         agents = sorted(self._agents.values(), key=lambda a: (a.updated_at, a.id), reverse=True)
-        return agents if limit is None else agents[:limit]
+        return agents[:limit]
 
     @_yields_first
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
@@ -254,5 +254,5 @@ class InMemoryStore(BaseStore):
         row = self._sessions.get(session_id)
         if row is None:
             return []
-        newest_first = row.states[::-1] if limit is None else row.states[::-1][:limit]
+        newest_first = row.states[::-1][:limit]
         return [dataclasses.replace(s, state=decode_json(j)) for s, j in newest_first]

@@ -650,7 +650,7 @@ class MySqlStore(BaseStore):
             return ()
         applied = schema.check_version("mysql", version, where)
         if version == 0:
-            tables = list(schema.table_columns("mysql"))
+            tables = schema.table_names("mysql")
             await cursor.execute(
                 _EXISTING_COLUMNS.format(marks=", ".join(["%s"] * len(tables))), tables
             )

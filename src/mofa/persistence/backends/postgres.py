@@ -692,9 +692,7 @@ class PostgresStore(BaseStore):
                 if current == 0:
                     schema.check_existing_tables(
                         _DIALECT,
-                        await connection.fetch(
-                            _EXISTING_COLUMNS, list(schema.table_columns(_DIALECT))
-                        ),
+                        await connection.fetch(_EXISTING_COLUMNS, schema.table_names(_DIALECT)),
                         where,
                         await connection.fetch(
                             _EXISTING_INDEXES, list(schema.index_tables(_DIALECT))

@@ -489,18 +489,17 @@ class _Worker:
         )
         try:
             self.connection = connection
-            if not create_schema:  # before the pragmas: WAL mode is written into the file
-                schema.check_ready(
-                    "sqlite",
-                    self._retry_busy(lambda: _schema_version(connection)),
-                    f"SQLite database {self.path!r}",
-                )
+            where = _place(self.path)
+            # Versions only go up, so a current schema needs no write lock: connecting then
+            # does not wait for another process's long transaction.
+            current = self._retry_busy(lambda: _schema_version(connection))
+            if not create_schema:  # checked before the pragmas: WAL mode is written to the file
+                schema.check_ready("sqlite", current, where)
+            pending = schema.check_version("sqlite", current, where)
             self._retry_busy(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
-            # Versions only go up, so a current schema needs no write lock: connecting then
-            # does not wait for another process's long transaction.
-            if not self._retry_busy(lambda: _pending_versions(connection, self.path)):
+            if not pending:
                 return ()
             return self.transaction(_migrate, self.path)
         except BaseException:
@@ -559,19 +558,19 @@ def _schema_version(connection: sqlite3.Connection) -> int:
     return int(connection.execute(_SCHEMA_VERSION).fetchone()[0]) if exists else 0
 
 
-def _pending_versions(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
-    """The migrations the database still needs; refuses one newer than ours."""
-    return schema.check_version("sqlite", _schema_version(connection), f"SQLite database {path!r}")
+def _place(path: str) -> str:
+    """The database as schema errors name it."""
+    return f"SQLite database {path!r}"
 
 
 def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
     """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE, so of
     several processes connecting at once one upgrades and the others then see it done)."""
     current = _schema_version(connection)
-    where = f"SQLite database {path!r}"
+    where = _place(path)
     applied = schema.check_version("sqlite", current, where)
     if current == 0:
-        tables = list(schema.table_columns("sqlite"))
+        tables = schema.table_names("sqlite")
         indexes = list(schema.index_tables("sqlite"))
         schema.check_existing_tables(
             "sqlite",

@@ -173,7 +173,7 @@ def script(dialect: str) -> str:
 
 def table_names(dialect: str) -> list[str]:
     """The tables the migrations create, in creation order (the bookkeeping table excluded)."""
-    return list(table_columns(dialect))
+    return list(column_types(dialect))
 
 
 def check_version(dialect: str, current: int, where: str) -> tuple[int, ...]:
@@ -193,17 +193,16 @@ def check_version(dialect: str, current: int, where: str) -> tuple[int, ...]:
 def check_ready(dialect: str, current: int, where: str) -> None:
     """Refuse, for a store opened with ``create_schema=False``, a database that has no mofa
     schema or an older one: such a store reads and deletes, it never creates or upgrades."""
-    latest = latest_version(dialect)
-    check_version(dialect, current, where)
+    pending = check_version(dialect, current, where)
     if current == 0:
         raise SchemaError(
             f"The {where} has no mofa-sdk schema; check the URL, or create the schema with "
             "'mofa db init'."
         )
-    if current < latest:
+    if pending:
         raise SchemaError(
             f"The {where} has schema version {current}, older than this mofa-sdk's "
-            f"({latest}); upgrade it with 'mofa db init'."
+            f"({latest_version(dialect)}); upgrade it with 'mofa db init'."
         )
 
 
