@@ -279,8 +279,6 @@ def unset_variable_error(path: Path | None, where: str, names: tuple[str, ...]) 
 
 
 def _mask_text(text: str) -> str:
-    if "@" not in text and "password" not in text.lower() and "pass=" not in text.lower():
-        return text
     from mofa.persistence._url import mask_url
 
     return mask_url(text)

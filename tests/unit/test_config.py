@@ -213,3 +213,10 @@ def test_repr_masks_passwords_and_api_keys(tmp_path: Path) -> None:
         assert secret not in shown
     assert "postgres://mofa:****@localhost/mofa" in shown
     assert "http://u:****@h/v1" in shown
+
+
+def test_repr_masks_a_password_given_as_a_url_parameter(tmp_path: Path) -> None:
+    text = "persistence:\n  database:\n    url: mysql://localhost/mofa?pwd=param-pass-7\n"
+    shown = repr(load_config(write(tmp_path, text), environ={}))
+    assert "param-pass-7" not in shown
+    assert "mysql://localhost/mofa?pwd=****" in shown
