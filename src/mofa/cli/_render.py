@@ -17,7 +17,7 @@ import json
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -132,11 +132,10 @@ def shown_id(text: str) -> str:
     return quote + "".join(out) + quote
 
 
-def _char_widths(text: str) -> list[int]:
+def _char_widths(text: str) -> Iterator[int]:
     """Columns each character of ``text`` takes in a terminal: CJK characters two, combining
     marks and format characters none, and an emoji joined to the one before it none (the
     sequence is one picture, as wide as its first emoji)."""
-    widths = []
     joined = False
     for char in text:
         if (
@@ -148,8 +147,7 @@ def _char_widths(text: str) -> list[int]:
         else:
             width = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
         joined = char == _ZWJ
-        widths.append(width)
-    return widths
+        yield width
 
 
 def display_width(text: str) -> int:
@@ -187,16 +185,18 @@ def _cell_text(value: object, *, identifier: bool = False) -> str:
 
 def truncate(text: str, width: int) -> str:
     """``text`` cut to ``width`` columns, ending in "…" when something was cut."""
-    if display_width(text) <= width:
-        return text
-    kept: list[str] = []
-    used = 0
-    for char, char_width in zip(text, _char_widths(text), strict=True):
-        if used + char_width > width - 1:
-            break
-        kept.append(char)
+    if text.isascii():
+        return text if len(text) <= width else text[: max(width - 1, 0)].rstrip() + _ELLIPSIS
+    # One pass, stopping at the first character past the width: a long cell is not measured
+    # whole. ``kept`` is the longest start that leaves a column for the ellipsis.
+    used = kept = 0
+    for index, char_width in enumerate(_char_widths(text)):
         used += char_width
-    return "".join(kept).rstrip() + _ELLIPSIS
+        if used > width:
+            return text[:kept].rstrip() + _ELLIPSIS
+        if used < width:
+            kept = index + 1
+    return text
 
 
 def _pad(text: str, width: int) -> str:
