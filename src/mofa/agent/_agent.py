@@ -214,12 +214,18 @@ class LLMAgent:
             return
         session = await self.plugin.open_session(session_id, ttl_seconds=self.ttl_seconds)
         if session.effective_status == SessionStatus.EXPIRED:
-            await self._expire(session)
-            self.expired_session_id = session.session_id
-            await self._activate(await self._new_session(), new=True)
+            await self._replace_expired(session)
         else:
             self.resumed = session.message_count > 0
             await self._activate(session)
+
+    async def _replace_expired(self, expired: Session) -> Session:
+        """Record ``expired`` as such and make a new session current in its place."""
+        await self._expire(expired)
+        self.expired_session_id = expired.session_id
+        fresh = await self._new_session()
+        await self._activate(fresh, new=True)
+        return fresh
 
     async def close(self) -> None:
         """Record the agent as stopped and release the provider (and an owned store)."""
@@ -306,10 +312,7 @@ class LLMAgent:
             SessionExpiredError: its ttl has passed.
         """
         self._check_open()
-        session = await self.plugin.require_session(session_id)
-        if session.effective_status == SessionStatus.EXPIRED:
-            await self._expire(session)
-            raise SessionExpiredError(session.session_id)
+        session = await self._require_live(session_id)
         async with self._switch_lock:
             await self._activate(session)
         return session
@@ -508,25 +511,24 @@ class LLMAgent:
                     fresh = await self.plugin.require_session(session.session_id)
                     if fresh.effective_status == SessionStatus.EXPIRED:
                         # The current session ran out while idle: continue in a new one.
-                        await self._expire(fresh)
-                        self.expired_session_id = fresh.session_id
-                        fresh = await self._new_session()
-                        await self._activate(fresh, new=True)
+                        fresh = await self._replace_expired(fresh)
                     self._session = session = fresh
                 return session, True
+        return await self._require_live(session_id), False
+
+    async def _require_live(self, session_id: str) -> Session:
+        """The session, recorded as expired and refused when its ttl has passed."""
         session = await self.plugin.require_session(session_id)
         if session.effective_status == SessionStatus.EXPIRED:
             await self._expire(session)
             raise SessionExpiredError(session.session_id)
-        return session, False
+        return session
 
     def _prompt(self, turn: _OpenTurn) -> list[ChatMessage]:
         """The system prompt, then the turn's history as conversation (see the module doc)."""
         own = turn.user_message.seq
         conversation = [
-            m
-            for m in turn.history
-            if m.seq <= own and m.role in _PROMPT_ROLES and not is_error_record(m)
+            m for m in turn.history if m.role in _PROMPT_ROLES and not is_error_record(m)
         ]
         questions = {m.seq for m in conversation if m.role == Role.USER}
         answers: dict[int, list[Message]] = {}

@@ -56,6 +56,7 @@ from mofa.agent.providers import (
     LLMProvider,
     OfflineProvider,
     OpenAIProvider,
+    check_timeout,
 )
 from mofa.config import ConfigError, MofaConfig, _optional_str, load_config
 from mofa.persistence._registry import open_store
@@ -227,10 +228,7 @@ class LLMAgentBuilder:
 
     def with_timeout(self, seconds: float) -> Self:
         """The deadline of a model call (see :class:`~mofa.agent.OpenAIProvider`)."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-            raise AgentError(
-                f"The LLM timeout must be a positive number of seconds, not {seconds!r}."
-            )
+        check_timeout(seconds)
         self._timeout = seconds
         return self
 

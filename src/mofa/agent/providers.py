@@ -118,6 +118,13 @@ def _usage(data: object) -> Usage | None:
     return Usage(prompt, completion, number("total_tokens") or prompt + completion)
 
 
+def check_timeout(seconds: object) -> float:
+    """``seconds`` as the deadline of a model call, refused unless a positive number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise AgentError(f"The LLM timeout must be a positive number of seconds, not {seconds!r}.")
+    return float(seconds)
+
+
 class OpenAIProvider:
     """Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, LM Studio…).
 
@@ -154,11 +161,7 @@ class OpenAIProvider:
         self._model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise AgentError(
-                f"The LLM timeout must be a positive number of seconds, not {timeout!r}."
-            )
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
