@@ -50,7 +50,7 @@ def describe(agent: LLMAgent) -> str:
             f"offline ({agent.model}); set OPENAI_API_KEY or OPENAI_BASE_URL "
             "to talk to a real model"
         )
-    base_url = getattr(agent.provider, "base_url", "")
+    base_url = getattr(agent.provider, "shown_base_url", "")  # a password in it masked
     return f"{agent.provider.name} ({agent.model} at {base_url})"
 
 

@@ -400,17 +400,10 @@ def _build(
     path: Path, document: dict[str, Any], missing: dict[tuple[str, ...], tuple[str, ...]]
 ) -> MofaConfig:
     _check_keys(document, (), path)
-    agent = _section(document, "agent", path)
-    persistence = _section(document, "persistence", path)
-    session = _section(document, "session", path)
-    llm = _section(document, "llm", path)
-    for name, section in (
-        ("agent", agent),
-        ("persistence", persistence),
-        ("session", session),
-        ("llm", llm),
-    ):
+    sections = {name: _section(document, name, path) for name in _KNOWN_KEYS[()]}
+    for name, section in sections.items():
         _check_keys(section, (name,), path)
+    agent, persistence, session, llm = sections.values()
 
     database: DatabaseSection | None = None
     raw_database = persistence.get("database")

@@ -58,9 +58,15 @@ from mofa.agent.providers import (
     OpenAIProvider,
     check_timeout,
 )
-from mofa.config import ConfigError, MofaConfig, _optional_str, load_config
+from mofa.config import (
+    DEFAULT_CONFIG_NAME,
+    ConfigError,
+    MofaConfig,
+    _optional_str,
+    load_config,
+)
 from mofa.persistence._registry import open_store
-from mofa.persistence.backends.files import default_data_dir, directory_url
+from mofa.persistence.backends.files import default_store_url
 from mofa.persistence.backends.memory import InMemoryStore
 from mofa.persistence.plugin import PersistencePlugin
 
@@ -105,7 +111,7 @@ class LLMAgentBuilder:
 
     @classmethod
     def from_config(
-        cls, path: str | Path = "agent.yml", *, environ: Mapping[str, str] | None = None
+        cls, path: str | Path = DEFAULT_CONFIG_NAME, *, environ: Mapping[str, str] | None = None
     ) -> Self:
         """Everything ``agent.yml`` describes (see the module docstring); env fills the gaps."""
         env = os.environ if environ is None else environ
@@ -118,9 +124,7 @@ class LLMAgentBuilder:
         builder._description = config.agent.description
         if config.session.persist and config.persistence.enabled:
             # No database named: the local file store, which the CLI reads by default.
-            builder._database_url = config.persistence.database_url() or directory_url(
-                default_data_dir()
-            )
+            builder._database_url = config.persistence.database_url() or default_store_url()
         builder._ttl_seconds = config.session.ttl_seconds
         builder._read_llm_section(config)
         return builder

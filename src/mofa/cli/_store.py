@@ -23,7 +23,7 @@ from pathlib import Path
 from mofa.cli._errors import CommandError
 from mofa.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
 from mofa.persistence import BaseStore, mask_url, open_store, parse_url
-from mofa.persistence.backends.files import STORE_MARKER
+from mofa.persistence.backends.files import STORE_MARKER, default_store_url
 
 __all__ = [
     "DATABASE_URL_VARIABLE",
@@ -46,13 +46,6 @@ class StoreChoice:
     @property
     def masked(self) -> str:
         return mask_url(self.url)
-
-
-def default_store_url() -> str:
-    """``file://`` URL of the local file store's default data directory."""
-    from mofa.persistence.backends.files import default_data_dir, directory_url
-
-    return directory_url(default_data_dir().absolute())
 
 
 def resolve_store(

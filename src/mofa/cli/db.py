@@ -25,7 +25,7 @@ from mofa.persistence._store import DISPLAY_NAMES
 
 __all__ = ["db", "init", "schema"]
 
-DB_TYPES = ("postgres", "mysql", "sqlite")
+DB_TYPES = schema_data.DIALECTS
 
 #: The URL scheme to suggest for a type, in the "URL and -t disagree" error.
 _SCHEME_FOR_TYPE = {"postgres": "postgresql://", "mysql": "mysql://", "sqlite": "sqlite://"}

@@ -101,7 +101,14 @@ from mofa.persistence.errors import (
     StoreConnectionError,
 )
 
-__all__ = ["STORE_MARKER", "FileStore", "default_data_dir", "directory_url", "encode_name"]
+__all__ = [
+    "STORE_MARKER",
+    "FileStore",
+    "default_data_dir",
+    "default_store_url",
+    "directory_url",
+    "encode_name",
+]
 
 _T = TypeVar("_T")
 
@@ -133,6 +140,12 @@ def directory_url(directory: os.PathLike[str] | str) -> str:
     """The ``file://`` URL of a directory (percent-encoded: a ``?`` or ``%`` in a name stays
     part of the path)."""
     return "file://" + quote(os.fspath(directory), safe="/")
+
+
+def default_store_url() -> str:
+    """``file://`` URL of :func:`default_data_dir`: the store ``mofa session`` reads when no
+    other is named, and the one an agent.yml with persistence but no database writes."""
+    return directory_url(default_data_dir().absolute())
 
 
 def default_data_dir() -> Path:
