@@ -112,10 +112,8 @@ class Raw:
             (len(rows), now, session_id),
         ).fetchall()[0][0]
         first = last - len(rows) + 1
-        connection.executemany(
-            "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
-            "VALUES (?, ?, ?, ?, '{}', ?)",
-            [(session_id, first + n, role, content, now) for n, (role, content) in enumerate(rows)],
+        self._insert_messages(
+            [(session_id, first + n, role, content, now) for n, (role, content) in enumerate(rows)]
         )
         connection.execute("COMMIT")
 

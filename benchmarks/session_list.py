@@ -36,6 +36,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from benchmarks._runner import probe
 from mofa.persistence import open_store
 
 MOFA = Path(sys.executable).with_name("mofa")
@@ -144,15 +145,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for name in names:
-        try:
-            result = asyncio.run(
-                run_backend(name, options.sessions, options.messages, options.repeat)
-            )
-        except (OSError, ImportError) as exc:
-            if explicit:
-                raise
-            print(f"# {name}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
-            continue
+        if not explicit:
+            available, reason = asyncio.run(probe(name))
+            if available is None:
+                print(f"# {name}: skipped ({reason})", file=sys.stderr)
+                continue
+        result = asyncio.run(run_backend(name, options.sessions, options.messages, options.repeat))
         rows.append(result)
         print(f"# {name}: filled in {result['fill_s']:.1f} s", file=sys.stderr)
 

@@ -166,8 +166,13 @@ def _run(kind: str, coroutine_factory: Callable[[], Coroutine[Any, Any, object]]
         server_unavailable(kind, _unreachable[kind])
     try:
         _blocking(coroutine_factory)
-    except (OSError, ConnectionError, TimeoutError) as exc:
-        _unreachable[kind] = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:
+        # asyncpg raises the socket's OSError itself; asyncmy wraps it (OperationalError
+        # 2003, the OSError as its cause). Anything else is a real failure.
+        reason = exc if isinstance(exc, OSError) else exc.__cause__
+        if not isinstance(reason, OSError):
+            raise
+        _unreachable[kind] = f"{type(reason).__name__}: {reason}"
         server_unavailable(kind, _unreachable[kind])
 
 

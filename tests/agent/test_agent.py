@@ -28,6 +28,7 @@ from mofa.persistence import (
     open_store,
 )
 from tests.agent.llm_server import LLMServer
+from tests.conftest import _params
 
 
 async def collect(chunks: AsyncIterator[str], into: list[str]) -> None:
@@ -374,7 +375,7 @@ async def test_a_reply_no_database_can_store_is_cleaned_and_stored(
     await agent.close()
 
 
-@pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.mark.parametrize("backend", _params(["mysql"]))
 async def test_a_reply_the_store_refuses_is_an_error_record_and_an_llm_error(
     store: BaseStore, llm: LLMServer
 ) -> None:

@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from mofa.persistence import BaseStore, StoreClosedError, open_store
+from tests.conftest import _params
 
 
 def test_a_store_used_from_another_event_loop(backend: str, empty_url: str) -> None:
@@ -43,13 +44,7 @@ def test_a_store_used_from_another_event_loop(backend: str, empty_url: str) -> N
         asyncio.run(store.close())
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ],
-)
+@pytest.mark.parametrize("backend", _params(["postgres", "mysql"]))
 def test_close_from_another_loop_closes_on_the_owning_one(backend: str, empty_url: str) -> None:
     owner = asyncio.new_event_loop()
     thread = threading.Thread(target=owner.run_forever, daemon=True)

@@ -480,22 +480,25 @@ async def test_schema_created_once_and_recorded(database_url: str) -> None:
     assert set(table_names("postgres")) <= {row[0] for row in tables}
 
 
+async def _plan(database_url: str, statement: str, *args: object) -> str:
+    """PostgreSQL's plan for ``statement``, sequential scans off (the test tables are tiny,
+    so the planner would otherwise scan them whatever the indexes)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("SET enable_seqscan = off")
+        return "\n".join(row[0] for row in await connection.fetch(f"EXPLAIN {statement}", *args))
+    finally:
+        await connection.close()
+
+
 async def test_recent_messages_read_backwards_through_the_index(database_url: str) -> None:
     async with await open_store(database_url) as store:
         await store.create_session("s")
         await store.append_messages("s", [NewMessage("user", str(n)) for n in range(50)])
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute("SET enable_seqscan = off")  # tiny table: force the choice
-        plan = "\n".join(
-            row[0]
-            for row in await connection.fetch(
-                "EXPLAIN SELECT id, seq FROM messages WHERE session_id = 's' "
-                "ORDER BY seq DESC LIMIT 20"
-            )
-        )
-    finally:
-        await connection.close()
+    plan = await _plan(
+        database_url,
+        "SELECT id, seq FROM messages WHERE session_id = 's' ORDER BY seq DESC LIMIT 20",
+    )
     assert "Index Scan Backward using idx_messages_session" in plan
 
 
@@ -508,17 +511,7 @@ async def test_save_state_finds_the_last_version_in_one_step_back_on_the_key(
         await store.create_session("s")
         for n in range(3):
             await store.save_state("s", {"n": n})
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute("SET enable_seqscan = off")  # tiny table: force the choice
-        plan = "\n".join(
-            row[0]
-            for row in await connection.fetch(
-                f"EXPLAIN {postgres._SAVE_STATE}", "s", "{}", datetime.now(UTC)
-            )
-        )
-    finally:
-        await connection.close()
+    plan = await _plan(database_url, postgres._SAVE_STATE, "s", "{}", datetime.now(UTC))
     assert "Index Only Scan Backward using agent_state_pkey" in plan, plan
     assert "Join" not in plan, plan
     assert "GroupAggregate" not in plan, plan

@@ -31,6 +31,7 @@ from tests.cli.test_db import (
     run_mofa,
 )
 from tests.cli.test_session import one_error_line
+from tests.conftest import _params
 from tests.servers import (
     MYSQL_ADMIN_URL,
     MYSQL_SERVER_URL,
@@ -46,10 +47,7 @@ from tests.servers import (
     with_database,
 )
 
-SERVER_TYPES = [
-    pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
-    pytest.param("mysql", marks=pytest.mark.mysql, id="mysql"),
-]
+SERVER_TYPES = _params(["postgres", "mysql"])
 
 
 @contextmanager
@@ -645,7 +643,7 @@ def _two_inits_at_once(db_type: str, url: str, cwd: Path) -> list[str]:
     return sorted(outcomes)
 
 
-@pytest.mark.parametrize("db_type", [*SERVER_TYPES, pytest.param("sqlite", id="sqlite")])
+@pytest.mark.parametrize("db_type", _params(["postgres", "mysql", "sqlite"]))
 def test_two_inits_at_once_create_the_schema_once(db_type: str, tmp_path: Path) -> None:
     if db_type == "sqlite":
         url = f"sqlite://{tmp_path / 'mofa.db'}"

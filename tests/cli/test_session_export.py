@@ -146,9 +146,7 @@ def test_a_write_that_fails_part_way_keeps_the_old_file(big_url: str, tmp_path: 
         check=False,
     )
     assert process.returncode == 1, process.stderr
-    assert "Traceback" not in process.stderr
     assert process.stderr == f"Error: Cannot write the export to {target}: File too large.\n"
-    assert len(process.stderr.splitlines()) == 1
     assert target.read_text(encoding="utf-8") == "previous export\n"
     assert [path.name for path in target.parent.iterdir()] == ["big.json"]
 

@@ -253,13 +253,7 @@ def test_session_commands_create_no_schema_in_a_server_database(db_type: str) ->
         assert table_set(db_type, url) == set()
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("files", id="files"),
-    ],
-)
+@pytest.mark.parametrize("url", _params(["sqlite", "files"]))
 def test_the_library_opens_without_creating_when_asked(tmp_path: Path, url: str) -> None:
     location = tmp_path / "store"
     address = f"sqlite://{location}" if url == "sqlite" else directory_url(location)

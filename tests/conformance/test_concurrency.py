@@ -77,8 +77,6 @@ async def test_a_loop_of_calls_lets_other_tasks_run(store: BaseStore) -> None:
 
 
 async def test_concurrent_batches_and_singles(store: BaseStore) -> None:
-    from mofa.persistence import NewMessage
-
     await store.create_session("s")
 
     async def batches(task: int) -> None:
