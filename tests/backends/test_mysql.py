@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,18 +76,25 @@ async def _admin(sql: str, *args: object) -> list[tuple[Any, ...]]:
     return await mysql_rows(MYSQL_SERVER_URL, sql, *args)
 
 
+@asynccontextmanager
+async def account(database: str, privileges: str, password: str) -> AsyncIterator[str]:
+    """A new user ``name@'%'`` with ``privileges`` on the test database; dropped afterwards."""
+    name = f"mofa_u_{secrets.token_hex(3)}"
+    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
+    try:
+        await _admin(f"GRANT {privileges} ON `{database}`.* TO '{name}'@'%'")
+        yield name
+    finally:
+        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
+
+
 @pytest.fixture
 async def user(database: str) -> AsyncIterator[tuple[str, str]]:
     """A database user with a password full of URL-special characters, and all privileges
     on the test database."""
-    name = f"mofa_u_{secrets.token_hex(3)}"
     password = f"p@ss:w/rd#?&{secrets.token_hex(3)}%"
-    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
-    await _admin(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{name}'@'%'")
-    try:
+    async with account(database, "ALL PRIVILEGES", password) as name:
         yield name, password
-    finally:
-        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
 
 
 async def _round_trip(url: str) -> None:
@@ -294,14 +302,9 @@ async def test_unknown_database() -> None:
 @pytest.fixture
 async def reader(database: str) -> AsyncIterator[tuple[str, str]]:
     """A user that may only read the test database."""
-    name = f"mofa_r_{secrets.token_hex(3)}"
     password = secrets.token_hex(8)
-    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
-    await _admin(f"GRANT SELECT ON `{database}`.* TO '{name}'@'%'")
-    try:
+    async with account(database, "SELECT", password) as name:
         yield name, password
-    finally:
-        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
 
 
 async def test_permission_denied_for_a_table(
@@ -335,24 +338,21 @@ async def test_minimal_privilege_user_runs_the_store(fresh_url: str, database: s
     """The seeds' "Database User Permissions": SELECT, INSERT, UPDATE, DELETE only."""
     async with await open_store(fresh_url) as store:
         assert store.applied_migrations == (1,)
-    name = f"mofa_app_{secrets.token_hex(3)}"
     password = "secure_password"
-    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
-    try:
-        await _admin(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO '{name}'@'%'")
-        async with await open_store(with_credentials(fresh_url, name, password)) as store:
-            assert store.applied_migrations == ()
-            session = await store.create_session(agent_id="my-agent", user_id="u1")
-            await store.append_message(session.session_id, "user", "Hello")
-            await store.save_state(session.session_id, {"step": 1})
-            assert [m.content for m in await store.list_messages(session.session_id)] == ["Hello"]
-            assert [s.session_id for s in await store.list_sessions(user_id="u1")] == [
-                session.session_id
-            ]
-            assert await store.delete_session(session.session_id)
-            assert await store.get_session(session.session_id) is None
-    finally:
-        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
+    async with (
+        account(database, "SELECT, INSERT, UPDATE, DELETE", password) as name,
+        await open_store(with_credentials(fresh_url, name, password)) as store,
+    ):
+        assert store.applied_migrations == ()
+        session = await store.create_session(agent_id="my-agent", user_id="u1")
+        await store.append_message(session.session_id, "user", "Hello")
+        await store.save_state(session.session_id, {"step": 1})
+        assert [m.content for m in await store.list_messages(session.session_id)] == ["Hello"]
+        assert [s.session_id for s in await store.list_sessions(user_id="u1")] == [
+            session.session_id
+        ]
+        assert await store.delete_session(session.session_id)
+        assert await store.get_session(session.session_id) is None
 
 
 async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:
