@@ -12,13 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from mofa.persistence import BaseStore, open_store
+from mofa.persistence import BaseStore, open_store, schema
 from tests.servers import drop_mofa_tables, mysql_database, postgres_database
 
 #: Every backend; the conformance suite runs on each one.
 BACKENDS = ["memory", "sqlite", "files", "postgres", "mysql"]
 #: Backends whose data outlives a process (several processes can share one).
 DURABLE_BACKENDS = [name for name in BACKENDS if name != "memory"]
+
+
+def all_versions(dialect: str) -> tuple[int, ...]:
+    """What opening a store applies to an empty database of ``dialect``: every migration."""
+    return tuple(migration.version for migration in schema.migrations(dialect))
+
+
+def recorded_versions(dialect: str) -> list[tuple[int, str]]:
+    """The (version, name) rows of mofa_schema_migrations once every migration ran."""
+    return [(migration.version, migration.name) for migration in schema.migrations(dialect)]
 
 
 def _params(names: list[str]) -> list[object]:

@@ -480,6 +480,32 @@ async def test_schema_created_once_and_recorded(database_url: str) -> None:
     assert set(table_names("postgres")) <= {row[0] for row in tables}
 
 
+async def test_ids_too_long_together_for_an_index_entry_get_one_clear_error(
+    database_url: str,
+) -> None:
+    # 255 CJK characters are 765 bytes; four of them pass the 2,704 bytes of a btree entry
+    # (the agent, tenant, user index), which MySQL and SQLite do not limit.
+    def cjk(offset: int) -> str:
+        return "".join(chr(0x4E00 + (n * 7919 + offset) % 20000) for n in range(255))
+
+    async with await open_store(database_url) as store:
+        await store.upsert_agent(cjk(1))
+        with pytest.raises(InvalidInputError) as raised:
+            await store.create_session(cjk(2), agent_id=cjk(1), user_id=cjk(3), tenant_id=cjk(4))
+        assert await store.get_session(cjk(2)) is None
+        ascii_ids = ["x" * 255, "y" * 255, "z" * 255]  # 255 characters each, one byte apiece
+        await store.upsert_agent(ascii_ids[0])
+        await store.create_session(
+            "w" * 255, agent_id=ascii_ids[0], user_id=ascii_ids[1], tenant_id=ascii_ids[2]
+        )
+    message = str(raised.value)
+    assert message.startswith("The ids are too long together for PostgreSQL (index row size ")
+    assert message.endswith(
+        "use shorter ids (the agent, tenant, user and session ids of a session share index "
+        "entries)."
+    )
+
+
 async def _plan(database_url: str, statement: str, *args: object) -> str:
     """PostgreSQL's plan for ``statement``, sequential scans off (the test tables are tiny,
     so the planner would otherwise scan them whatever the indexes)."""

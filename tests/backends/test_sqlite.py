@@ -24,6 +24,7 @@ from mofa.persistence import (
     open_store,
 )
 from mofa.persistence.schema import latest_version
+from tests.conftest import all_versions
 
 pytestmark = pytest.mark.sqlite
 
@@ -88,7 +89,7 @@ async def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 async def test_memory_database() -> None:
     async with await open_store("sqlite::memory:") as store:
         assert isinstance(store, SqliteStore)
-        assert store.applied_migrations == (latest_version("sqlite"),)
+        assert store.applied_migrations == all_versions("sqlite")
         await store.create_session("s", agent_id="a")
         await store.append_message("s", "user", "one")
         await store.append_message("s", "assistant", "two")

@@ -204,15 +204,14 @@ def _initialize(db_type: str, url: DatabaseURL, *, progress_to_stderr: bool) -> 
     if not applied:
         say(f"✓ Database schema is already up to date (version {latest}); nothing changed.")
         return
-    for migration in schema_data.migrations(db_type):
-        if migration.version not in applied:
-            continue
-        if migration.version == 1:
-            for table in schema_data.table_names(db_type):
-                say(f"  ✓ Created table: {table}")
-            say("  ✓ Created indexes")
-        else:
-            say(f"  ✓ Applied migration {migration.version:04d}_{migration.name}")
+    if 1 in applied:  # a new database: the seeds' lines, whatever the number of migrations
+        for table in schema_data.table_names(db_type):
+            say(f"  ✓ Created table: {table}")
+        say("  ✓ Created indexes")
+    else:  # an upgrade: what changed
+        for migration in schema_data.migrations(db_type):
+            if migration.version in applied:
+                say(f"  ✓ Applied migration {migration.version:04d}_{migration.name}")
     say("✓ Database tables initialized successfully!")
     if url.backend == "sqlite" and url.path == ":memory:":
         say("  Note: an in-memory SQLite database is gone when mofa exits; nothing was saved.")

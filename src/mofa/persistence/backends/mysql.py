@@ -660,7 +660,8 @@ class MySqlStore(BaseStore):
                 where,
             )
         # DDL commits implicitly in MySQL, so each statement is written to be safe to re-run
-        # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE) should a run be interrupted.
+        # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE, an index created only when missing)
+        # should a run be interrupted.
         for statement in schema.pending_statements("mysql", version):
             await cursor.execute(statement)
         return applied

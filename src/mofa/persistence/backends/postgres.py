@@ -485,6 +485,13 @@ def _translate(
             f"Failed to connect to PostgreSQL at {target.address}: {detail} — check the "
             "user name in the URL and the server's pg_hba.conf."
         )
+    if state == "54000" and "index row size" in detail:
+        # A btree entry holds at most 2,704 bytes: ids of 255 characters are allowed, but
+        # three or four of them in multi-byte characters can pass that in one index entry.
+        return InvalidInputError(
+            f"The ids are too long together for PostgreSQL ({detail}); use shorter ids "
+            "(the agent, tenant, user and session ids of a session share index entries)."
+        )
     if state == "3D000":
         database = target.database or "mofa"
         # createdb's own defaults reach a local server on the default port; name any other.

@@ -1,0 +1,279 @@
+"""Schema upgrades in place, and the indexes they add, on SQLite and the real servers.
+
+A database created by version 1 of the schema (before the session-listing indexes) is
+upgraded by ``mofa db init -u`` or by opening a store on it, keeps its rows, and ends with
+exactly the catalog of a database created new. Then every combination of the
+session-listing filters is checked to be served by one index: all its filters in the index
+condition, and no sort (a listing reads only the rows it returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mofa.persistence import open_store, schema
+from mofa.persistence.backends import mysql, postgres, sqlite
+from tests.cli.test_db import _open_and_close, run, sqlite_catalog
+from tests.cli.test_db_servers import catalog, server_database
+from tests.conftest import _params
+from tests.servers import mysql_connection
+
+DIALECTS = _params(["sqlite", "postgres", "mysql"])
+
+#: A session written by hand into a version-1 database: the upgrade must keep it.
+_OLD_SESSION = (
+    "INSERT INTO sessions (session_id, user_id, status, metadata, message_count, created_at, "
+    "updated_at) VALUES ('from-v1', 'old-user', 'active', '{}', 0, "
+    "'2026-01-02 03:04:05.000000', '2026-01-02 03:04:05.000000')"
+)
+
+
+@contextmanager
+def empty_database(dialect: str, tmp_path: Path) -> Iterator[str]:
+    if dialect == "sqlite":
+        yield f"sqlite://{tmp_path / f'{secrets.token_hex(4)}.db'}"
+    else:
+        with server_database(dialect, "mofa_upgrade") as url:
+            yield url
+
+
+async def _execute(dialect: str, url: str, statements: list[str]) -> None:
+    """Run ``statements`` in order on one connection (MySQL's user variables need that)."""
+    if dialect == "sqlite":
+        connection = sqlite3.connect(url.removeprefix("sqlite://"), isolation_level=None)
+        try:
+            for statement in statements:
+                connection.execute(statement)
+        finally:
+            connection.close()
+    elif dialect == "postgres":
+        import asyncpg
+
+        pg = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                await pg.execute(statement)
+        finally:
+            await pg.close()
+    else:
+        async with mysql_connection(url) as connection, connection.cursor() as cursor:
+            for statement in statements:
+                await cursor.execute(statement)
+
+
+def version_1(dialect: str) -> list[str]:
+    """The statements that made a database before version 2 existed, as that release ran them."""
+    first = schema.migrations(dialect)[0]
+    return [
+        *first.statements,
+        schema.bootstrap_statement(dialect),
+        schema.record_statement(dialect, first),
+    ]
+
+
+def schema_catalog(dialect: str, url: str) -> dict[str, Any]:
+    if dialect == "sqlite":
+        return sqlite_catalog(Path(url.removeprefix("sqlite://")))
+    return catalog(dialect, url)
+
+
+async def _session_ids(url: str) -> list[str]:
+    async with await open_store(url) as store:
+        return [session.session_id for session in await store.list_sessions()]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: Path) -> None:
+    with empty_database(dialect, tmp_path) as old, empty_database(dialect, tmp_path) as new:
+        asyncio.run(_execute(dialect, old, [*version_1(dialect), _OLD_SESSION]))
+
+        result = run("db", "init", "-t", dialect, "-u", old)
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[2:] == [
+            "  ✓ Applied migration 0002_session_listing_indexes",
+            "✓ Database tables initialized successfully!",
+        ]
+        assert asyncio.run(_open_and_close(new)) == (1, 2)
+        assert schema_catalog(dialect, old) == schema_catalog(dialect, new)
+        assert asyncio.run(_session_ids(old)) == ["from-v1"]
+        again = run("db", "init", "-t", dialect, "-u", old)
+        assert again.stdout.splitlines()[-1] == (
+            "✓ Database schema is already up to date (version 2); nothing changed."
+        )
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
+    dialect: str, tmp_path: Path
+) -> None:
+    """MySQL commits each CREATE INDEX on its own: a process killed after the first one left
+    the index without the version row. The next open must finish the job, not fail on it."""
+    second = schema.migrations(dialect)[1]
+    first_index = 3 if dialect == "mysql" else 1  # MySQL: SET, PREPARE, EXECUTE
+    with empty_database(dialect, tmp_path) as old, empty_database(dialect, tmp_path) as new:
+        asyncio.run(_execute(dialect, old, [*version_1(dialect), *second.statements[:first_index]]))
+
+        assert asyncio.run(_open_and_close(old)) == (2,)
+        asyncio.run(_open_and_close(new))
+        assert schema_catalog(dialect, old) == schema_catalog(dialect, new)
+
+
+# ------------------------------------------------------------------ the listing plans
+
+_FILTERS = ("agent_id", "user_id", "tenant_id")
+_COMBINATIONS = list(itertools.product((False, True), repeat=3))
+
+
+def _sessions(count: int) -> list[tuple[str, str, str, str, str]]:
+    """Sessions one second apart, spread over 5 agents, 37 users and 3 tenants (so no one of
+    them decides another)."""
+    return [
+        (
+            f"s{n:05d}",
+            f"a{n % 5}",
+            f"u{n % 37}",
+            f"t{n % 3}",
+            f"2026-01-01 {n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}.000000",
+        )
+        for n in range(count)
+    ]
+
+
+def _fill(dialect: str) -> list[str]:
+    agents = [
+        "INSERT INTO agents (id, name, state, started_at, created_at, updated_at) VALUES "
+        + ", ".join(
+            f"('a{n}', 'a{n}', 'running', '2026-01-01 00:00:00.000000', "
+            "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
+            for n in range(5)
+        )
+    ]
+    rows = _sessions(3000)
+    inserts = [
+        "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
+        "message_count, created_at, updated_at) VALUES "
+        + ", ".join(
+            f"('{s}', '{a}', '{u}', '{t}', 'active', '{{}}', 0, '{c}', '{c}')"
+            for s, a, u, t, c in rows[start : start + 500]
+        )
+        for start in range(0, len(rows), 500)
+    ]
+    analyze = {
+        "sqlite": "ANALYZE",
+        "postgres": "ANALYZE sessions",
+        "mysql": "ANALYZE TABLE sessions",
+    }
+    return [*agents, *inserts, analyze[dialect]]
+
+
+def _values(key: tuple[bool, bool, bool]) -> list[str]:
+    chosen = dict(zip(_FILTERS, ("a1", "u11", "t2"), strict=True))
+    return [chosen[name] for name, given in zip(_FILTERS, key, strict=True) if given]
+
+
+async def _plans(dialect: str, url: str) -> dict[tuple[bool, bool, bool], str]:
+    """The plan of the store's own listing statement for each filter combination, LIMIT 10."""
+    plans: dict[tuple[bool, bool, bool], str] = {}
+    if dialect == "sqlite":
+        connection = sqlite3.connect(url.removeprefix("sqlite://"))
+        try:
+            for key in _COMBINATIONS:
+                rows = connection.execute(
+                    f"EXPLAIN QUERY PLAN {sqlite._LIST_SESSIONS[key]}", (*_values(key), 10, 0)
+                ).fetchall()
+                plans[key] = "\n".join(row[-1] for row in rows)
+        finally:
+            connection.close()
+    elif dialect == "postgres":
+        import asyncpg
+
+        connection = await asyncpg.connect(url)
+        try:
+            # The store's statements are prepared, and PostgreSQL may switch a prepared
+            # statement to one plan for all values: check that plan.
+            await connection.execute("SET plan_cache_mode = force_generic_plan")
+            for n, key in enumerate(_COMBINATIONS):
+                await connection.execute(f"PREPARE listing{n} AS {postgres._LIST_SESSIONS[key]}")
+                arguments = ", ".join(f"'{value}'" for value in _values(key))
+                call = f"listing{n}({arguments}{', ' if arguments else ''}10, 0)"
+                rows = await connection.fetch(f"EXPLAIN EXECUTE {call}")
+                plans[key] = "\n".join(row[0] for row in rows)
+        finally:
+            await connection.close()
+    else:
+        async with mysql_connection(url) as connection, connection.cursor() as cursor:
+            for key in _COMBINATIONS:
+                await cursor.execute(f"EXPLAIN {mysql._LIST_SESSIONS[key]}", (*_values(key), 10, 0))
+                columns = [column[0] for column in cursor.description]
+                rows = await cursor.fetchall()
+                plans[key] = "\n".join(str(dict(zip(columns, row, strict=True))) for row in rows)
+    return plans
+
+
+def _index_for(key: tuple[bool, bool, bool]) -> str:
+    """The index made for a filter combination: idx_sessions_ + its filters, in index order."""
+    agent, user, tenant = key
+    parts = [
+        name for name, given in (("agent", agent), ("tenant", tenant), ("user", user)) if given
+    ]
+    return "idx_sessions_" + ("_".join(parts) or "created")
+
+
+def _served_by_its_index(dialect: str, key: tuple[bool, bool, bool], plan: str) -> bool:
+    """Read through the combination's own index, every filter in the index condition and the
+    order taken from the index (no sort), so the listing reads the rows it returns."""
+    index = _index_for(key)
+    filters = [name for name, given in zip(_FILTERS, key, strict=True) if given]
+    if dialect == "sqlite":
+        return (
+            plan.startswith(("SEARCH", "SCAN"))
+            and f"USING INDEX {index} " in f"{plan} "
+            and "TEMP B-TREE" not in plan
+            and all(f"{name}=?" in plan for name in filters)
+        )
+    if dialect == "postgres":
+        return (
+            f"Index Scan Backward using {index} on" in plan
+            and "Sort" not in plan
+            and "Filter" not in plan
+            and all(name in plan.partition("Index Cond")[2] for name in filters)
+        )
+    # MySQL: InnoDB's 3,072-byte key limit leaves session_id out of the agent, tenant and user
+    # index, and MariaDB sorts the rows of that exact (agent, tenant, user) to break ties.
+    sorted_here = "filesort" in plan
+    return (
+        len(plan.splitlines()) == 1
+        and f"'key': '{index}'" in plan
+        and (not sorted_here or key == (True, True, True))
+    )
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_session_listing_is_served_by_one_index(dialect: str, tmp_path: Path) -> None:
+    with empty_database(dialect, tmp_path) as url:
+        asyncio.run(_open_and_close(url))
+        asyncio.run(_execute(dialect, url, _fill(dialect)))
+        plans = asyncio.run(_plans(dialect, url))
+    unserved = {
+        key: plan for key, plan in plans.items() if not _served_by_its_index(dialect, key, plan)
+    }
+    assert not unserved, unserved
+
+
+def test_version_1_left_the_agent_with_a_user_to_a_filter(tmp_path: Path) -> None:
+    """The check above fails on a version-1 database: it can tell."""
+    url = f"sqlite://{tmp_path / 'v1.db'}"
+    asyncio.run(_execute("sqlite", url, [*version_1("sqlite"), *_fill("sqlite")]))
+    plans = asyncio.run(_plans("sqlite", url))
+    assert not _served_by_its_index("sqlite", (True, True, False), plans[True, True, False])
+    assert not _served_by_its_index("sqlite", (True, True, True), plans[True, True, True])
