@@ -494,6 +494,38 @@ async def test_credentials_in_the_base_url_stay_out_of_the_error_record(store: B
     await agent.close()
 
 
+async def test_closing_right_after_a_plain_break_still_stores_the_partial_reply(
+    tmp_path: Path, llm: LLMServer
+) -> None:
+    """The dropped stream is finalized in a task of its own; an agent that owns its store
+    used to close the store under it, losing the partial reply (StoreClosedError)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    url = f"sqlite://{tmp_path / 'agent.db'}"
+    try:
+        agent = await (
+            LLMAgentBuilder.from_env({"OPENAI_BASE_URL": llm.base_url})
+            .with_database_url(url)
+            .build_async()
+        )
+        session_id = agent.session_id
+        async for _chunk in agent.chat_stream("Hello there"):
+            break  # no aclose(), no async with
+        await agent.close()
+        gc.collect()
+        await asyncio.sleep(0.05)
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
+    async with await open_store(url) as store:
+        messages = await store.list_messages(session_id)
+    assert [(m.role, m.content, m.metadata.get("partial")) for m in messages] == [
+        (Role.USER, "Hello there", None),
+        (Role.ASSISTANT, "Reply", True),
+    ]
+
+
 async def test_a_plain_break_stores_the_partial_reply_quietly(
     store: BaseStore, llm: LLMServer
 ) -> None:

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import re
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -129,7 +130,8 @@ class ChatStream:
     ``async for chunk in stream`` yields text; afterwards :attr:`turn` holds the stored turn.
     Stopping early stores what arrived, marked partial: at once with ``async with`` or
     ``await stream.aclose()``; after a plain ``break``, when asyncio finalizes the dropped
-    stream (soon, in a task of its own; ``reply_to`` keeps it paired with its question).
+    stream (soon, in a task of its own; ``reply_to`` keeps it paired with its question), and
+    at the latest when the agent closes: ``close()`` ends open streams and waits for them.
     """
 
     def __init__(self, agent: LLMAgent, text: str, session_id: str | None) -> None:
@@ -191,6 +193,14 @@ class LLMAgent:
         #: a ``break`` is finalized alone: it closes its provider stream itself (storing the
         #: partial reply) instead of racing asyncio's finalizer closing both at once.
         self._provider_streams: set[AsyncIterator[Any]] = set()
+        #: The reply streams handed out and not yet collected, and how many have started
+        #: and not yet finished (stored their reply): ``close()`` ends the first and waits
+        #: for the second, so a stream dropped after a ``break`` stores its partial reply
+        #: before an owned store closes under it.
+        self._streams: weakref.WeakSet[ChatStream] = weakref.WeakSet()
+        self._streams_open = 0
+        self._streams_finished = asyncio.Event()
+        self._streams_finished.set()
         self._closed = False
         #: True when the agent continued an existing session at build time.
         self.resumed = False
@@ -232,6 +242,11 @@ class LLMAgent:
         if self._closed:
             return
         self._closed = True
+        for stream in list(self._streams):
+            # RuntimeError: another task is inside the stream right now; it finishes below.
+            with contextlib.suppress(RuntimeError):
+                await stream.aclose()
+        await self._streams_finished.wait()
         try:
             with contextlib.suppress(StoreClosedError):  # closed first: nowhere to record it
                 await self._register("stopped")
@@ -396,52 +411,67 @@ class LLMAgent:
     def chat_stream(self, text: str, *, session_id: str | None = None) -> ChatStream:
         """Send ``text`` and stream the reply: ``async for chunk in agent.chat_stream(…)``."""
         self._check_open()
-        return ChatStream(self, text, session_id)
+        stream = ChatStream(self, text, session_id)
+        self._streams.add(stream)
+        return stream
 
     async def _stream_turn(
         self, text: str, session_id: str | None, stream: ChatStream
     ) -> AsyncGenerator[str, None]:
-        turn = await self._begin_turn(text, session_id)
-        parts: list[str] = []
-        cleaner = _StreamCleaner()
-        model, usage, finish_reason = self.provider.model, None, None
-        started = time.perf_counter()
-        deltas = self.provider.stream(self._prompt(turn))
-        self._provider_streams.add(deltas)
+        self._streams_open += 1
+        self._streams_finished.clear()
         try:
-            async for delta in deltas:
-                model = delta.model or model
-                usage = delta.usage or usage
-                finish_reason = delta.finish_reason or finish_reason
-                piece = cleaner.feed(delta.content) if delta.content else ""
+            turn = await self._begin_turn(text, session_id)
+            parts: list[str] = []
+            cleaner = _StreamCleaner()
+            model, usage, finish_reason = self.provider.model, None, None
+            started = time.perf_counter()
+            deltas = self.provider.stream(self._prompt(turn))
+            self._provider_streams.add(deltas)
+            try:
+                async for delta in deltas:
+                    model = delta.model or model
+                    usage = delta.usage or usage
+                    finish_reason = delta.finish_reason or finish_reason
+                    piece = cleaner.feed(delta.content) if delta.content else ""
+                    if piece:
+                        parts.append(piece)
+                        yield piece
+                piece = cleaner.flush()
                 if piece:
                     parts.append(piece)
                     yield piece
-            piece = cleaner.flush()
-            if piece:
-                parts.append(piece)
-                yield piece
-        except BaseException as exc:
-            # Cut off (LLMError), abandoned by the consumer (GeneratorExit) or cancelled:
-            # keep what arrived, or at least a record that the call failed.
-            await _aclose(deltas)
-            arrived = "".join(parts) + cleaner.flush()
-            if arrived:
-                metadata = self._reply_metadata(
-                    turn.user_message, model, usage, _elapsed_ms(started), finish_reason
-                )
-                metadata.update(partial=True, status="partial", error=_describe(exc))
-                if cleaner.replaced:
-                    metadata["replaced_characters"] = cleaner.replaced
-                await self._store_reply(turn, arrived, metadata, started)
-            else:
-                await self._record_failure(turn, exc, started)
-            raise
+            except BaseException as exc:
+                # Cut off (LLMError), abandoned by the consumer (GeneratorExit) or cancelled:
+                # keep what arrived, or at least a record that the call failed.
+                await _aclose(deltas)
+                arrived = "".join(parts) + cleaner.flush()
+                if arrived:
+                    metadata = self._reply_metadata(
+                        turn.user_message, model, usage, _elapsed_ms(started), finish_reason
+                    )
+                    metadata.update(partial=True, status="partial", error=_describe(exc))
+                    if cleaner.replaced:
+                        metadata["replaced_characters"] = cleaner.replaced
+                    await self._store_reply(turn, arrived, metadata, started)
+                else:
+                    await self._record_failure(turn, exc, started)
+                raise
+            finally:
+                self._provider_streams.discard(deltas)
+            stream.turn = await self._finish_turn(
+                turn,
+                "".join(parts),
+                model,
+                usage,
+                finish_reason,
+                started,
+                replaced=cleaner.replaced,
+            )
         finally:
-            self._provider_streams.discard(deltas)
-        stream.turn = await self._finish_turn(
-            turn, "".join(parts), model, usage, finish_reason, started, replaced=cleaner.replaced
-        )
+            self._streams_open -= 1
+            if not self._streams_open:
+                self._streams_finished.set()
 
     async def _begin_turn(self, text: str, session_id: str | None) -> _OpenTurn:
         """Store the user's message and read the history the prompt is made of."""
