@@ -8,6 +8,7 @@ anything is changed (MySQL cannot roll DDL back), with one sentence naming the t
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,33 +21,54 @@ from mofa.persistence import SchemaError, open_store, schema
 from tests.cli.test_db import exercise_store, run, sqlite_tables
 from tests.cli.test_db_servers import assert_one_error_line, server_database, table_set
 from tests.conftest import _params, all_versions
-from tests.servers import server_rows
+from tests.servers import mysql_connection, server_rows
 
 ALL_TYPES = _params(["sqlite", "postgres", "mysql"])
+#: A session row written by another program, in SQL every dialect accepts.
+BY_HAND_SESSION = (
+    "INSERT INTO sessions (session_id, status, metadata, message_count, created_at, "
+    "updated_at) VALUES ('by-hand', 'active', '{}', 0, "
+    "'2026-01-02 03:04:05.000000', '2026-01-02 03:04:05.000000')"
+)
 
 
 @contextmanager
 def empty_database(db_type: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of ``db_type`` (a new SQLite file each call); dropped after."""
     if db_type == "sqlite":
-        yield f"sqlite://{tmp_path / 'existing.db'}"
+        yield f"sqlite://{tmp_path / f'{secrets.token_hex(4)}.db'}"
     else:
         with server_database(db_type, "mofa_existing") as url:
             yield url
 
 
 def execute(db_type: str, url: str, statements: list[str]) -> None:
-    """Run SQL as another program would, outside mofa."""
+    """Run SQL as another program would, outside mofa, in order on one connection (MySQL's
+    user variables last only as long as their connection)."""
+    asyncio.run(_execute(db_type, url, statements))
+
+
+async def _execute(db_type: str, url: str, statements: list[str]) -> None:
     if db_type == "sqlite":
-        connection = sqlite3.connect(url.removeprefix("sqlite://"))
+        connection = sqlite3.connect(url.removeprefix("sqlite://"), isolation_level=None)
         try:
             for statement in statements:
                 connection.execute(statement)
-            connection.commit()
         finally:
             connection.close()
+    elif db_type == "postgres":
+        import asyncpg
+
+        pg = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                await pg.execute(statement)
+        finally:
+            await pg.close()
     else:
-        for statement in statements:
-            asyncio.run(server_rows(db_type, url, statement))
+        async with mysql_connection(url) as connection, connection.cursor() as cursor:
+            for statement in statements:
+                await cursor.execute(statement)
 
 
 def rows(db_type: str, url: str, query: str) -> list[tuple[Any, ...]]:
@@ -129,11 +151,7 @@ def test_the_documented_schema_made_by_hand_is_adopted(db_type: str, tmp_path: P
         execute(
             db_type,
             url,
-            [
-                "INSERT INTO sessions (session_id, status, metadata, message_count, created_at, "
-                "updated_at) VALUES ('by-hand', 'active', '{}', 0, "
-                "'2026-01-02 03:04:05.000000', '2026-01-02 03:04:05.000000')"
-            ],
+            [BY_HAND_SESSION],
         )
 
         assert asyncio.run(exercise_store(url)) == all_versions(db_type)

@@ -10,11 +10,7 @@ condition, and no sort (a listing reads only the rows it returns).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,52 +18,16 @@ import pytest
 
 from mofa.persistence import open_store, schema
 from mofa.persistence.backends import mysql, postgres, sqlite
+from mofa.persistence.backends._sql import _FILTER_COLUMNS, FilterKey, session_filters
 from tests.cli.test_db import _open_and_close, run, sqlite_catalog
-from tests.cli.test_db_servers import catalog, server_database
-from tests.conftest import _params
-from tests.servers import mysql_connection
-
-DIALECTS = _params(["sqlite", "postgres", "mysql"])
-
-#: A session written by hand into a version-1 database: the upgrade must keep it.
-_OLD_SESSION = (
-    "INSERT INTO sessions (session_id, user_id, status, metadata, message_count, created_at, "
-    "updated_at) VALUES ('from-v1', 'old-user', 'active', '{}', 0, "
-    "'2026-01-02 03:04:05.000000', '2026-01-02 03:04:05.000000')"
+from tests.cli.test_db_existing_tables import (
+    ALL_TYPES,
+    BY_HAND_SESSION,
+    empty_database,
+    execute,
 )
-
-
-@contextmanager
-def empty_database(dialect: str, tmp_path: Path) -> Iterator[str]:
-    if dialect == "sqlite":
-        yield f"sqlite://{tmp_path / f'{secrets.token_hex(4)}.db'}"
-    else:
-        with server_database(dialect, "mofa_upgrade") as url:
-            yield url
-
-
-async def _execute(dialect: str, url: str, statements: list[str]) -> None:
-    """Run ``statements`` in order on one connection (MySQL's user variables need that)."""
-    if dialect == "sqlite":
-        connection = sqlite3.connect(url.removeprefix("sqlite://"), isolation_level=None)
-        try:
-            for statement in statements:
-                connection.execute(statement)
-        finally:
-            connection.close()
-    elif dialect == "postgres":
-        import asyncpg
-
-        pg = await asyncpg.connect(url)
-        try:
-            for statement in statements:
-                await pg.execute(statement)
-        finally:
-            await pg.close()
-    else:
-        async with mysql_connection(url) as connection, connection.cursor() as cursor:
-            for statement in statements:
-                await cursor.execute(statement)
+from tests.cli.test_db_servers import catalog
+from tests.servers import mysql_connection
 
 
 def version_1(dialect: str) -> list[str]:
@@ -91,10 +51,10 @@ async def _session_ids(url: str) -> list[str]:
         return [session.session_id for session in await store.list_sessions()]
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", ALL_TYPES)
 def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: Path) -> None:
     with empty_database(dialect, tmp_path) as old, empty_database(dialect, tmp_path) as new:
-        asyncio.run(_execute(dialect, old, [*version_1(dialect), _OLD_SESSION]))
+        execute(dialect, old, [*version_1(dialect), BY_HAND_SESSION])
 
         result = run("db", "init", "-t", dialect, "-u", old)
 
@@ -105,14 +65,14 @@ def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: 
         ]
         assert asyncio.run(_open_and_close(new)) == (1, 2)
         assert schema_catalog(dialect, old) == schema_catalog(dialect, new)
-        assert asyncio.run(_session_ids(old)) == ["from-v1"]
+        assert asyncio.run(_session_ids(old)) == ["by-hand"]
         again = run("db", "init", "-t", dialect, "-u", old)
         assert again.stdout.splitlines()[-1] == (
             "✓ Database schema is already up to date (version 2); nothing changed."
         )
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", ALL_TYPES)
 def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
     dialect: str, tmp_path: Path
 ) -> None:
@@ -121,7 +81,7 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
     second = schema.migrations(dialect)[1]
     first_index = 3 if dialect == "mysql" else 1  # MySQL: SET, PREPARE, EXECUTE
     with empty_database(dialect, tmp_path) as old, empty_database(dialect, tmp_path) as new:
-        asyncio.run(_execute(dialect, old, [*version_1(dialect), *second.statements[:first_index]]))
+        execute(dialect, old, [*version_1(dialect), *second.statements[:first_index]])
 
         assert asyncio.run(_open_and_close(old)) == (2,)
         asyncio.run(_open_and_close(new))
@@ -130,8 +90,8 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
 
 # ------------------------------------------------------------------ the listing plans
 
-_FILTERS = ("agent_id", "user_id", "tenant_id")
-_COMBINATIONS = list(itertools.product((False, True), repeat=3))
+#: Each filter combination, as the stores key their listing statements.
+_COMBINATIONS = list(sqlite._LIST_SESSIONS)
 
 
 def _sessions(count: int) -> list[tuple[str, str, str, str, str]]:
@@ -176,14 +136,17 @@ def _fill(dialect: str) -> list[str]:
     return [*agents, *inserts, analyze[dialect]]
 
 
-def _values(key: tuple[bool, bool, bool]) -> list[str]:
-    chosen = dict(zip(_FILTERS, ("a1", "u11", "t2"), strict=True))
-    return [chosen[name] for name, given in zip(_FILTERS, key, strict=True) if given]
+def _values(key: FilterKey) -> list[str]:
+    """The listing's filter values for ``key``, as the stores bind them."""
+    chosen = [
+        value if given else None for value, given in zip(("a1", "u11", "t2"), key, strict=True)
+    ]
+    return session_filters(*chosen)[1]
 
 
-async def _plans(dialect: str, url: str) -> dict[tuple[bool, bool, bool], str]:
+async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
     """The plan of the store's own listing statement for each filter combination, LIMIT 10."""
-    plans: dict[tuple[bool, bool, bool], str] = {}
+    plans: dict[FilterKey, str] = {}
     if dialect == "sqlite":
         connection = sqlite3.connect(url.removeprefix("sqlite://"))
         try:
@@ -220,7 +183,7 @@ async def _plans(dialect: str, url: str) -> dict[tuple[bool, bool, bool], str]:
     return plans
 
 
-def _index_for(key: tuple[bool, bool, bool]) -> str:
+def _index_for(key: FilterKey) -> str:
     """The index made for a filter combination: idx_sessions_ + its filters, in index order."""
     agent, user, tenant = key
     parts = [
@@ -229,11 +192,11 @@ def _index_for(key: tuple[bool, bool, bool]) -> str:
     return "idx_sessions_" + ("_".join(parts) or "created")
 
 
-def _served_by_its_index(dialect: str, key: tuple[bool, bool, bool], plan: str) -> bool:
+def _served_by_its_index(dialect: str, key: FilterKey, plan: str) -> bool:
     """Read through the combination's own index, every filter in the index condition and the
     order taken from the index (no sort), so the listing reads the rows it returns."""
     index = _index_for(key)
-    filters = [name for name, given in zip(_FILTERS, key, strict=True) if given]
+    filters = [name for name, given in zip(_FILTER_COLUMNS, key, strict=True) if given]
     if dialect == "sqlite":
         return (
             plan.startswith(("SEARCH", "SCAN"))
@@ -250,19 +213,18 @@ def _served_by_its_index(dialect: str, key: tuple[bool, bool, bool], plan: str) 
         )
     # MySQL: InnoDB's 3,072-byte key limit leaves session_id out of the agent, tenant and user
     # index, and MariaDB sorts the rows of that exact (agent, tenant, user) to break ties.
-    sorted_here = "filesort" in plan
     return (
         len(plan.splitlines()) == 1
         and f"'key': '{index}'" in plan
-        and (not sorted_here or key == (True, True, True))
+        and ("filesort" not in plan or key == (True, True, True))
     )
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("dialect", ALL_TYPES)
 def test_every_session_listing_is_served_by_one_index(dialect: str, tmp_path: Path) -> None:
     with empty_database(dialect, tmp_path) as url:
         asyncio.run(_open_and_close(url))
-        asyncio.run(_execute(dialect, url, _fill(dialect)))
+        execute(dialect, url, _fill(dialect))
         plans = asyncio.run(_plans(dialect, url))
     unserved = {
         key: plan for key, plan in plans.items() if not _served_by_its_index(dialect, key, plan)
@@ -273,7 +235,7 @@ def test_every_session_listing_is_served_by_one_index(dialect: str, tmp_path: Pa
 def test_version_1_left_the_agent_with_a_user_to_a_filter(tmp_path: Path) -> None:
     """The check above fails on a version-1 database: it can tell."""
     url = f"sqlite://{tmp_path / 'v1.db'}"
-    asyncio.run(_execute("sqlite", url, [*version_1("sqlite"), *_fill("sqlite")]))
+    execute("sqlite", url, [*version_1("sqlite"), *_fill("sqlite")])
     plans = asyncio.run(_plans("sqlite", url))
     assert not _served_by_its_index("sqlite", (True, True, False), plans[True, True, False])
     assert not _served_by_its_index("sqlite", (True, True, True), plans[True, True, True])
