@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -442,6 +443,11 @@ async def w5(module: ModuleType, name: str, c: Counts) -> list[Row]:
     return rows
 
 
+def _as_run(work: Callable[[int], Awaitable[None]], run: int) -> Callable[[int], Awaitable[None]]:
+    """``work(run)``, whatever run number ``best_rate`` passes."""
+    return lambda _: work(run)
+
+
 async def interleave(
     runs: int,
     operations: int,
@@ -451,8 +457,8 @@ async def interleave(
     """Alternate whole raw and mofa runs (concurrent workloads), best rate of each."""
     mofa_best = raw_best = 0.0
     for run in range(runs):
-        raw_best = max(raw_best, await best_rate(1, operations, lambda _, r=run: raw_run(r)))
-        mofa_best = max(mofa_best, await best_rate(1, operations, lambda _, r=run: mofa_run(r)))
+        raw_best = max(raw_best, await best_rate(1, operations, _as_run(raw_run, run)))
+        mofa_best = max(mofa_best, await best_rate(1, operations, _as_run(mofa_run, run)))
     return mofa_best, raw_best
 
 
@@ -490,13 +496,11 @@ async def w6(module: ModuleType, name: str, quick: bool) -> list[ScaleRow]:
             newest = listed[0].session_id
             expect(len(await store.list_recent_messages(newest, limit=20)), 20, "W6 last 20")
             calls[label] = {
-                "list a user's 10 sessions": (
-                    lambda s=store: s.list_sessions(user_id="user-1", limit=10)
+                "list a user's 10 sessions": partial(
+                    store.list_sessions, user_id="user-1", limit=10
                 ),
-                "list the 10 most recent sessions": lambda s=store: s.list_sessions(limit=10),
-                "load the last 20 messages": (
-                    lambda s=store, n=newest: s.list_recent_messages(n, limit=20)
-                ),
+                "list the 10 most recent sessions": partial(store.list_sessions, limit=10),
+                "load the last 20 messages": partial(store.list_recent_messages, newest, limit=20),
             }
         # Alternating rounds (small, large, small, …), best median of each: noise hits both.
         best: dict[tuple[str, str], float] = {}

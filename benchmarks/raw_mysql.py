@@ -139,7 +139,7 @@ class Raw:
                 results.append((cursor.rowcount, cursor.lastrowid))
             return results
 
-    async def _fetch(self, sql: str, args: Any) -> list[tuple]:
+    async def _fetch(self, sql: str, args: Any) -> list[tuple[Any, ...]]:
         async with self._pool.acquire() as connection:
             cursor = connection.cursor()
             await cursor.execute(sql, args)
@@ -175,14 +175,14 @@ class Raw:
         if results[1][0] != 1:
             raise LookupError(session_id)
 
-    async def load_all(self, session_id: str) -> list[tuple]:
+    async def load_all(self, session_id: str) -> list[tuple[Any, ...]]:
         return await self._fetch(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (session_id, 0, 18446744073709551615),
         )
 
-    async def load_last(self, session_id: str, n: int) -> list[tuple]:
+    async def load_last(self, session_id: str, n: int) -> list[tuple[Any, ...]]:
         rows = await self._fetch(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
@@ -191,14 +191,14 @@ class Raw:
         rows.reverse()
         return rows
 
-    async def list_user_sessions(self, user_id: str, limit: int) -> list[tuple]:
+    async def list_user_sessions(self, user_id: str, limit: int) -> list[tuple[Any, ...]]:
         return await self._fetch(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = %s "
             "ORDER BY created_at DESC, session_id DESC LIMIT %s OFFSET %s",
             (user_id, limit, 0),
         )
 
-    async def list_recent_sessions(self, limit: int) -> list[tuple]:
+    async def list_recent_sessions(self, limit: int) -> list[tuple[Any, ...]]:
         return await self._fetch(
             f"SELECT {_SESSION_COLUMNS} FROM sessions "
             "ORDER BY created_at DESC, session_id DESC LIMIT %s OFFSET %s",
@@ -215,7 +215,7 @@ class Raw:
                 "ON DUPLICATE KEY UPDATE id = id",
                 (base, base, base),
             )
-            session_rows = []
+            session_rows: list[tuple[str, str, int, datetime, datetime]] = []
             message_rows: list[tuple[str, int, str, str, datetime]] = []
             for index in range(sessions):
                 session_id = f"bulk-{index:07d}"
@@ -245,7 +245,10 @@ class Raw:
 
     @staticmethod
     async def _flush(
-        cursor: Any, connection: Any, session_rows: list[tuple], message_rows: list[tuple]
+        cursor: Any,
+        connection: Any,
+        session_rows: list[tuple[str, str, int, datetime, datetime]],
+        message_rows: list[tuple[str, int, str, str, datetime]],
     ) -> None:
         await connection.begin()
         if session_rows:

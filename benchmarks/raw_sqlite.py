@@ -14,6 +14,7 @@ import sqlite3
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from mofa.persistence import schema
 
@@ -117,14 +118,14 @@ class Raw:
         )
         connection.execute("COMMIT")
 
-    async def load_all(self, session_id: str) -> list[tuple]:
+    async def load_all(self, session_id: str) -> list[tuple[Any, ...]]:
         return self._connection.execute(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = ? ORDER BY seq",
             (session_id,),
         ).fetchall()
 
-    async def load_last(self, session_id: str, n: int) -> list[tuple]:
+    async def load_last(self, session_id: str, n: int) -> list[tuple[Any, ...]]:
         rows = self._connection.execute(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
@@ -133,14 +134,14 @@ class Raw:
         rows.reverse()
         return rows
 
-    async def list_user_sessions(self, user_id: str, limit: int) -> list[tuple]:
+    async def list_user_sessions(self, user_id: str, limit: int) -> list[tuple[Any, ...]]:
         return self._connection.execute(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? "
             "ORDER BY created_at DESC, session_id DESC LIMIT ?",
             (user_id, limit),
         ).fetchall()
 
-    async def list_recent_sessions(self, limit: int) -> list[tuple]:
+    async def list_recent_sessions(self, limit: int) -> list[tuple[Any, ...]]:
         return self._connection.execute(
             f"SELECT {_SESSION_COLUMNS} FROM sessions "
             "ORDER BY created_at DESC, session_id DESC LIMIT ?",

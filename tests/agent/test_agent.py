@@ -174,7 +174,7 @@ async def test_a_cut_stream_stores_what_arrived_as_partial(
 ) -> None:
     agent = await build(store, base_url=llm.base_url)
     llm.cut_after_chunks = 4
-    received = []
+    received: list[str] = []
     with pytest.raises(LLMError, match="cut off"):
         await collect(agent.chat_stream("tell me a story"), received)
     messages = await store.list_messages(agent.session_id)
@@ -208,6 +208,7 @@ async def test_a_finished_stream_reports_its_turn(store: BaseStore) -> None:
     text = "".join([chunk async for chunk in stream])
     assert stream.turn is not None
     assert stream.turn.text == text
+    assert stream.turn.usage is not None
     assert stream.turn.reply_message.metadata["usage"] == stream.turn.usage.as_dict()
     assert "partial" not in stream.turn.reply_message.metadata
     await agent.close()
@@ -245,7 +246,8 @@ async def test_session_management_goes_through_the_store(store: BaseStore) -> No
 
     await agent.switch_session(created)
     assert agent.session_id == created
-    assert agent.history == ()
+    history = agent.history  # mypy narrows what `== ()` compares: this name, not agent.history
+    assert history == ()
     await agent.chat("in the second session")
     await agent.switch_session(first)
     assert next(m.content for m in agent.history) == "in the first session"
@@ -280,6 +282,7 @@ async def test_without_a_plugin_the_agent_keeps_history_in_memory() -> None:
     async with await LLMAgentBuilder.from_env({}).build_async() as agent:
         await agent.chat("one")
         assert "1 earlier turn" in await agent.chat("two")
+        assert isinstance(agent.plugin.store, BaseStore)
         assert agent.plugin.store.backend == "memory"
 
 

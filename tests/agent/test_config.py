@@ -13,7 +13,7 @@ import pytest
 
 from mofa.agent import LLMAgentBuilder, OfflineProvider, OpenAIProvider, SessionExpiredError
 from mofa.config import ConfigError
-from mofa.persistence import open_store
+from mofa.persistence import BaseStore, open_store
 from mofa.persistence._entities import utc_now
 from tests.agent.conftest import child_env
 from tests.agent.llm_server import LLMServer
@@ -82,6 +82,7 @@ async def test_the_seeds_agent_yml_builds_a_persistent_agent(tmp_path: Path, hom
     lifetime = session.expires_at - session.created_at
     assert timedelta(hours=23) < lifetime <= timedelta(hours=24)
     await agent.close()
+    assert isinstance(agent.plugin.store, BaseStore)
     assert agent.plugin.store.closed  # the builder opened it, the agent closed it
 
     again = await LLMAgentBuilder.from_config(config).with_session_id(session_id).build_async()
@@ -113,6 +114,7 @@ async def test_persistence_off_keeps_the_agent_in_memory(
 ) -> None:
     config = write_config(tmp_path, enabled=enabled, persist=persist)
     async with await LLMAgentBuilder.from_config(config).build_async() as agent:
+        assert isinstance(agent.plugin.store, BaseStore)
         assert agent.plugin.store.backend == "memory"
         await agent.chat("hi")
     assert not (home / ".local/share/mofa/mofa.db").exists()
@@ -256,6 +258,7 @@ async def test_persistence_without_a_database_uses_the_clis_default_store(
         "agent:\n  id: my-agent\npersistence:\n  enabled: true\nsession:\n  persist: true\n"
     )
     async with await LLMAgentBuilder.from_config(config).build_async() as agent:
+        assert isinstance(agent.plugin.store, BaseStore)
         assert agent.plugin.store.backend == "files"
         await agent.chat("Remember me")
         session_id = agent.session_id

@@ -37,7 +37,7 @@ async def test_a_plugin_without_tenant_lists_its_newest_sessions_reading_about_l
                 f"foreign-{n:03}", agent_id="a", user_id="u1", tenant_id="t2"
             )
     counting = CountingStore(store)
-    plugin = PersistencePlugin("persistence", counting, "u1", None, "a")  # type: ignore[arg-type]
+    plugin = PersistencePlugin("persistence", counting, "u1", None, "a")
 
     newest = [session.session_id for session in await plugin.list_sessions(limit=5)]
     assert newest == ours[::-1][:5]

@@ -12,13 +12,16 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mofa.persistence import (
+    Message,
     SchemaError,
+    Session,
     SqliteStore,
     StoreConnectionError,
     open_store,
@@ -44,7 +47,9 @@ async def test_pragmas_wal_full_sync_foreign_keys(tmp_path: Path) -> None:
         assert await _pragma(store, "journal_mode") == "wal"
         assert await _pragma(store, "synchronous") == 2  # FULL
         assert await _pragma(store, "foreign_keys") == 1
-        assert await _pragma(store, "busy_timeout") > 0
+        busy_timeout = await _pragma(store, "busy_timeout")
+        assert isinstance(busy_timeout, int)
+        assert busy_timeout > 0
     # WAL is a property of the file: another connection sees it too.
     with sqlite3.connect(tmp_path / "p.db") as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -265,8 +270,10 @@ async def test_sigkill_loses_no_acknowledged_append(tmp_path: Path, tasks: int) 
         stored = {m.seq: m.content for m in await store.list_messages("victim")}
         session = await store.get_session("victim")
     assert session is not None
-    for seq, content in acknowledged.items():
-        assert stored.get(seq) == content, f"acknowledged seq {seq} ({content}) was lost"
+    for acked_seq, acked_content in acknowledged.items():
+        assert stored.get(acked_seq) == acked_content, (
+            f"acknowledged seq {acked_seq} ({acked_content}) was lost"
+        )
     # Nothing half-written either: the count matches the rows, with no gap.
     assert sorted(stored) == list(range(1, len(stored) + 1))
     assert session.message_count == len(stored)
@@ -287,14 +294,18 @@ async def test_writes_committed_together_still_fail_alone(tmp_path: Path) -> Non
             run_writes(group)
 
         worker._run_writes = spy  # type: ignore[method-assign]
-        calls = [store.append_message("s", "user", f"m{n}") for n in range(20)]
+        calls: list[Awaitable[Message | Session]] = [
+            store.append_message("s", "user", f"m{n}") for n in range(20)
+        ]
         calls.insert(10, store.append_message("missing", "user", "lost"))
         calls.insert(5, store.create_session("s"))
         calls.append(store.create_session("t"))
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert isinstance(results[5], SessionExistsError)
         assert isinstance(results[11], SessionNotFoundError)
-        appended = [r for r in results if not isinstance(r, BaseException)][:-1]
+        succeeded = [r for r in results if not isinstance(r, BaseException)]
+        appended = [r for r in succeeded if isinstance(r, Message)]
+        assert appended == succeeded[:-1]  # all but create_session("t"), last
         assert [m.seq for m in appended] == list(range(1, 21))
         assert [m.content for m in await store.list_messages("s")] == [f"m{n}" for n in range(20)]
         assert await store.count_messages("s") == 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -134,7 +135,13 @@ async def test_keys_that_are_not_strings_are_refused_not_turned_into_strings(
 ) -> None:
     # json.dumps writes 1 as "1": {1: "a", "1": "b"} would come back as {"1": "b"}.
     await store.create_session("s")
-    for bad in ({1: "a", "1": "b"}, {"x": [{None: 1}]}, {"x": {"y": {1.5: 2}}}, {True: 1}):
+    bad_maps: list[dict[Any, object]] = [  # keys of any type: the store must refuse them
+        {1: "a", "1": "b"},
+        {"x": [{None: 1}]},
+        {"x": {"y": {1.5: 2}}},
+        {True: 1},
+    ]
+    for bad in bad_maps:
         with pytest.raises(InvalidInputError, match="which is not a string"):
             await store.append_message("s", "user", "x", metadata=bad)
         with pytest.raises(InvalidInputError, match="which is not a string"):
