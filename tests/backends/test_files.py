@@ -374,8 +374,8 @@ async def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
         seqs = [m.seq for m in history]
         assert seqs == list(range(1, len(history) + 1))
         by_seq = {m.seq: m.content for m in history}
-        for seq, content in acknowledged.items():
-            assert by_seq.get(seq) == content, seq
+        for stored_seq, content in acknowledged.items():
+            assert by_seq.get(stored_seq) == content, stored_seq
         assert await store.count_messages("s") == len(history)
         next_seq = (await store.append_message("s", "user", "after kill")).seq
         assert next_seq == len(history) + 1
@@ -515,7 +515,7 @@ async def test_connect_without_url_uses_the_default_dir(
     monkeypatch.setenv("MOFA_DATA_DIR", str(tmp_path / "mofa-data"))
     async with await FileStore.connect() as store:
         assert store.directory == tmp_path / "mofa-data"
-        assert store.applied_migrations == (1,)
+        assert store.applied_migrations == (1, 2)
         await store.create_session("s")
     assert stat.S_IMODE((tmp_path / "mofa-data").stat().st_mode) == 0o700
     async with await FileStore.connect(tmp_path / "mofa-data") as store:
@@ -726,7 +726,7 @@ async def test_a_directory_path_with_url_characters_opens_that_directory(tmp_pat
 WITHOUT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
 
 
-def _without_override(code: str) -> subprocess.CompletedProcess[str]:
+def run_without_override(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*WITHOUT_OVERRIDE, sys.executable, "-c", code],
         capture_output=True,
@@ -747,7 +747,7 @@ def test_a_read_only_store_opens_and_reads(tmp_path: Path) -> None:
     asyncio.run(seed())
     root.chmod(0o500)
     try:
-        read = _without_override(
+        read = run_without_override(
             textwrap.dedent(f"""
                 import asyncio
                 from mofa.persistence import open_store
@@ -773,7 +773,7 @@ def test_a_delete_that_cannot_tidy_the_lock_file_still_reports_success(tmp_path:
     asyncio.run(seed())
     (root / "locks").chmod(0o500)
     try:
-        deleted = _without_override(
+        deleted = run_without_override(
             textwrap.dedent(f"""
                 import asyncio
                 from mofa.persistence import open_store

@@ -16,7 +16,8 @@ for any other directory. No database and no driver: the standard library only.
 On-disk layout, every ``<agent>`` and ``<session>`` being an *encoded* id (see below)::
 
     <data dir>/
-      mofa-store.json                       format marker: {"format": 1}
+      mofa-store.json                       format marker: {"format": 2}
+      session-list.jsonl                    every session's keys in creation order (the listing)
       agents/<agent>.json                   one agent record (replaced atomically)
       sessions/<agent>/<session>.json       the session header: ids, status, metadata, times
       sessions/<agent>/<session>.messages.jsonl   the messages, one JSON line each, append-only
@@ -25,6 +26,7 @@ On-disk layout, every ``<agent>`` and ``<session>`` being an *encoded* id (see b
       sessions/@none/…                      sessions that have no agent
       index/<session>.json                  session id -> agent, so a lookup is one read
       locks/<session>.lock                  flock() target that serializes a session's writers
+      locks/@session-list.lock              serializes additions to the session list
 
 How it stays correct:
 
@@ -45,6 +47,16 @@ How it stays correct:
   first; a crash in between leaves files nobody sees, which the next creation of that id
   clears. ``message_count`` and ``updated_at`` come from the small summary file, which is
   trusted only when its checksum holds and it describes the log's current size.
+* **Listing reads only what it returns.** ``session-list.jsonl`` gets one line per created
+  session (its creation time and its agent, user and tenant ids, which never change), in
+  creation order: a session's ``created_at`` is taken no earlier than the last line's, under
+  the list's lock. Listing reads the list backwards from its end and opens the header (and
+  summary) of each session it returns, so the 10 newest sessions cost the same among 10 or
+  100,000; a filter is matched on the list's lines, not on headers. A line whose session has
+  no header, or a header of another creation time, is skipped: the session was deleted, is
+  being created, or was created again later (the newer line is the one that counts).
+  Format 1 stores (no list) are upgraded on their first writable open; opened read-only they
+  are listed by reading every header, as format 1 did.
 * **Ids cannot escape or collide.** Every character outside ``[a-z0-9_-]`` (upper case
   included, so ``Case`` and ``case`` differ on case-insensitive file systems) becomes
   ``%XX`` per UTF-8 byte; a Windows device name (``con``, ``nul``…) gets its first letter
@@ -113,7 +125,13 @@ __all__ = [
 _T = TypeVar("_T")
 
 #: The on-disk format this module writes; a directory marked with a newer one is refused.
-FORMAT_VERSION: Final = 1
+#: 2 added the session list (``session-list.jsonl``); the record files did not change.
+FORMAT_VERSION: Final = 2
+#: The format named inside headers and agent records (unchanged since format 1).
+_RECORD_FORMAT: Final = 1
+#: The session list, and its lock ('@' is always escaped in names: no session's lock).
+LISTING_FILE: Final = "session-list.jsonl"
+_LISTING_LOCK: Final = "@session-list.lock"
 #: The file that makes a directory a file store (it holds the format version).
 STORE_MARKER: Final = "mofa-store.json"
 #: The directory of sessions without an agent: '@' is always escaped, so no id encodes to it.
@@ -634,7 +652,7 @@ def _state(session_id: str, record: dict[str, Any]) -> AgentState:
 
 def _header_bytes(session: Session, metadata_json: str) -> bytes:
     return (
-        b'{"format":%d,"session_id":' % FORMAT_VERSION
+        b'{"format":%d,"session_id":' % _RECORD_FORMAT
         + orjson.dumps(session.session_id)
         + b',"agent_id":'
         + orjson.dumps(session.agent_id)
@@ -656,10 +674,125 @@ def _header_bytes(session: Session, metadata_json: str) -> bytes:
     )
 
 
+def _listing_line(
+    created_at: str,
+    session_id: str,
+    agent_id: str | None,
+    user_id: str | None,
+    tenant_id: str | None,
+) -> bytes:
+    """One line of the session list; keys in a fixed order, so a filter can be matched on
+    the bytes (see :func:`_listing_needle`) before the line is parsed."""
+    return orjson.dumps(
+        {
+            "created_at": created_at,
+            "session_id": session_id,
+            "agent_id": agent_id,
+            "user_id": user_id,
+            "tenant_id": tenant_id,
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
+
+
+def _listing_needle(key: str, value: str) -> bytes:
+    """Bytes every list line for ``key == value`` holds. A quote inside a value is escaped,
+    so other fields cannot hold them; a line that holds them is still checked once parsed."""
+    return b'"%s":%s' % (key.encode(), orjson.dumps(value))
+
+
+def _by_session_id(entry: dict[str, Any]) -> str:
+    return str(entry["session_id"])
+
+
+def _lines_holding_backward(fd: int, end: int, needle: bytes) -> Iterator[bytes]:
+    """The newline-terminated lines before ``end`` that hold ``needle``, last first.
+
+    Like :func:`_lines_backward`, but the search runs over whole blocks in C (``rfind``), so
+    lines without the needle cost no Python work: a filter that few sessions match is a fast
+    scan of the file rather than a parse of each line.
+    """
+    position = end
+    rest = b""  # the start of a line that began before the block just searched
+    torn = True  # until the last newline is found: bytes after it are a torn write
+    while position > 0:
+        size = min(4 * _BLOCK, position)
+        position -= size
+        data = os.pread(fd, size, position) + rest
+        if torn:
+            last = data.rfind(b"\n")
+            torn = last < 0
+            data = data[: last + 1]
+        first = data.find(b"\n") + 1 if position else 0
+        if position and not first:  # no line ends in this block: keep gathering
+            rest = data
+            continue
+        rest, region = data[:first], data[first:]
+        high = len(region)
+        while (found := region.rfind(needle, 0, high)) >= 0:
+            start = region.rfind(b"\n", 0, found) + 1
+            yield region[start : region.find(b"\n", found)]
+            high = start
+
+
+def _listed_newest_first(fd: int, size: int, needles: list[bytes]) -> Iterator[dict[str, Any]]:
+    """The session list's lines holding every needle, newest first (for one creation time,
+    greatest session id first, as the SQL stores order them).
+
+    The list is in creation-time order, so lines of one time are next to each other. With
+    needles, the first is searched for and the others are checked on the lines found.
+    """
+    if needles:
+        lines: Iterator[bytes] = _lines_holding_backward(fd, size, needles[0])
+    else:
+        lines = (line for _start, line in _lines_backward(fd, size))
+    group: list[dict[str, Any]] = []
+    for line in lines:
+        if not all(needle in line for needle in needles[1:]):
+            continue
+        entry = _parse_logged(line)
+        if group and entry["created_at"] != group[0]["created_at"]:
+            group.sort(key=_by_session_id, reverse=True)
+            yield from group
+            group = []
+        group.append(entry)
+    group.sort(key=_by_session_id, reverse=True)
+    yield from group
+
+
+def _add_to_listing(fd: int, session: Session) -> Session:
+    """Add ``session`` to the session list open on ``fd`` (its lock held) and fdatasync it.
+
+    The list stays in creation-time order: a session created no later than the last one
+    listed (a clock stepped back, or a creation that waited for the lock) takes that one's
+    time, and the session returned carries the time stored.
+    """
+    size = os.fstat(fd).st_size
+    good_end = 0
+    created_at = format_time(session.created_at)
+    for start, line in _lines_backward(fd, size):
+        good_end = start + len(line) + 1
+        last = _parse_logged(line)["created_at"]
+        if last > created_at:  # fixed-width UTC text: text order is time order
+            moment = parse_time(last)
+            created_at = format_time(moment)
+            session = dataclasses.replace(session, created_at=moment, updated_at=moment)
+        break
+    _append_durably(
+        fd,
+        _listing_line(
+            created_at, session.session_id, session.agent_id, session.user_id, session.tenant_id
+        ),
+        size,
+        good_end,
+    )
+    return session
+
+
 def _agent_bytes(agent: Agent) -> bytes:
     return orjson.dumps(
         {
-            "format": FORMAT_VERSION,
+            "format": _RECORD_FORMAT,
             "id": agent.id,
             "name": agent.name,
             "state": agent.state,
@@ -733,6 +866,10 @@ class FileStore(BaseStore):
         self._agents_root = directory / "agents"
         self._index_root = directory / "index"
         self._locks_root = directory / "locks"
+        self._listing_path = directory / LISTING_FILE
+        self._listing_lock = self._locks_root / _LISTING_LOCK
+        # True once the store is known to be in format 2: listings read the session list.
+        self._listed = False
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="mofa-files"
         )
@@ -782,11 +919,10 @@ class FileStore(BaseStore):
         directory = directory.expanduser().absolute()
         store = cls(parsed, directory, max_workers=max_workers)
         try:
-            created = await store._run(store._prepare, create)
+            store.applied_migrations = await store._run(store._prepare, create)
         except BaseException:
             store._executor.shutdown(wait=False)
             raise
-        store.applied_migrations = (FORMAT_VERSION,) if created else ()
         return store
 
     # ---------------------------------------------------------------- plumbing
@@ -841,8 +977,9 @@ class FileStore(BaseStore):
             await asyncio.gather(*self._flush_tasks, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, True)
 
-    def _prepare(self, create: bool = True) -> bool:
-        """Create the directory tree; True when this call created the store. With ``create``
+    def _prepare(self, create: bool = True) -> tuple[int, ...]:
+        """Create the directory tree, or check and upgrade the store in it; the formats this
+        call applied (``(1, 2)`` for a new store, ``(2,)`` for an upgrade). With ``create``
         False, a directory without the store's marker is refused and nothing is made."""
         root = self._root
         if not create and not (root / STORE_MARKER).is_file():
@@ -864,24 +1001,75 @@ class FileStore(BaseStore):
         ):
             _make_dir(directory)
         marker = root / STORE_MARKER
-        # An existing store is only read here, so a read-only one can still be opened.
-        created = not marker.exists() and _create_exclusively(
-            marker, b'{"format":%d}\n' % FORMAT_VERSION
-        )
-        if not created:
-            record = _read_record(marker)
-            version = record.get("format") if record else None
-            if not isinstance(version, int):
-                raise SchemaError(
-                    f"{marker} is not a MoFA file store marker; point file:// at a MoFA data "
-                    "directory or an empty one."
+        if not marker.exists():
+            # The list before the marker: a store that has a marker has its list. (No
+            # O_TRUNC: another process may be creating the same store and already using it.)
+            _open_and_fsync(self._listing_path, os.O_WRONLY | os.O_CREAT)
+            _fsync_dir(root)
+            if _create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION):
+                self._listed = True
+                return tuple(range(1, FORMAT_VERSION + 1))
+        # An existing store is only read here (unless it needs an upgrade), so a read-only one
+        # can still be opened.
+        version = self._format(marker)
+        if version >= 2 and self._listing_path.exists():
+            self._listed = True
+            return ()
+        if not create:
+            return ()  # listed by reading every header, as format 1 was
+        try:
+            upgraded = self._build_listing(marker)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            return ()  # a store this process may only read: listed as format 1 was
+        self._listed = True
+        return (FORMAT_VERSION,) if upgraded else ()
+
+    @staticmethod
+    def _format(marker: Path) -> int:
+        record = _read_record(marker)
+        version = record.get("format") if record else None
+        if not isinstance(version, int):
+            raise SchemaError(
+                f"{marker} is not a MoFA file store marker; point file:// at a MoFA data "
+                "directory or an empty one."
+            )
+        if version > FORMAT_VERSION:
+            raise SchemaError(
+                f"The file store in {marker.parent} uses format {version}, newer than this "
+                f"version of mofa-sdk understands ({FORMAT_VERSION}); upgrade mofa-sdk."
+            )
+        return version
+
+    def _build_listing(self, marker: Path) -> bool:
+        """Write the session list from the headers and mark the store format 2; False when
+        another process did it first. Lines already in a list (left by an upgrade cut short,
+        or added since by writers) are kept: a line whose session is gone is skipped anyway."""
+        with _flocked(self._listing_lock):
+            if self._format(marker) >= 2 and self._listing_path.exists():
+                return False
+            lines: dict[tuple[str, str], bytes] = {}
+            for line in (_read_file(self._listing_path) or b"").split(b"\n")[:-1]:
+                entry = _parse(line)
+                if entry is not None and isinstance(entry.get("created_at"), str):
+                    lines[(entry["created_at"], str(entry.get("session_id")))] = line + b"\n"
+            # While a store has no list, this module writes a session's header under the
+            # list's lock (see _create_session_sync): none is half made while they are read.
+            for created_at, session_id, header in self._scan_headers(None, None, None):
+                lines.setdefault(
+                    (created_at, session_id),
+                    _listing_line(
+                        created_at,
+                        session_id,
+                        header["agent_id"],
+                        header["user_id"],
+                        header["tenant_id"],
+                    ),
                 )
-            if version > FORMAT_VERSION:
-                raise SchemaError(
-                    f"The file store in {root} uses format {version}, newer than this version "
-                    f"of mofa-sdk understands ({FORMAT_VERSION}); upgrade mofa-sdk."
-                )
-        return created
+            _replace_atomically(self._listing_path, b"".join(lines[key] for key in sorted(lines)))
+            _replace_atomically(marker, b'{"format":%d}\n' % FORMAT_VERSION)
+        return True
 
     def _lock_path(self, session_id: str) -> Path:
         return self._locks_root / f"{_stem(session_id)}.lock"
@@ -1065,6 +1253,18 @@ class FileStore(BaseStore):
             _unlink_quietly(files.summary)
             _create_empty(files.messages)
             _create_empty(files.states)
+            with _flocked(self._listing_lock):
+                try:
+                    listing = os.open(self._listing_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    # A format-1 store: no list to add to. The header is written with the
+                    # list's lock held, so an upgrade reading the headers sees it whole.
+                    _replace_atomically(files.header, _header_bytes(session, metadata_json))
+                    return session
+                try:
+                    session = _add_to_listing(listing, session)
+                finally:
+                    os.close(listing)
             # The header is written last: once it exists, the session does.
             _replace_atomically(files.header, _header_bytes(session, metadata_json))
         return session
@@ -1092,6 +1292,73 @@ class FileStore(BaseStore):
         limit: int | None,
         offset: int,
     ) -> list[Session]:
+        if limit == 0:
+            return []
+        if self._listed:
+            try:
+                fd = os.open(self._listing_path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass  # removed by hand: the headers still tell (a writable open rebuilds it)
+            else:
+                try:
+                    return self._list_from_listing(fd, agent_id, user_id, tenant_id, limit, offset)
+                finally:
+                    os.close(fd)
+        found = self._scan_headers(agent_id, user_id, tenant_id)
+        found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        end = None if limit is None else offset + limit
+        page = found[offset:end]
+        # Counts are read for the page only, from each session's summary (a log is read only
+        # when its summary is stale after a crash).
+        return [
+            self._session(header, self._files(header["agent_id"], session_id))
+            for _created, session_id, header in page
+        ]
+
+    def _list_from_listing(
+        self,
+        fd: int,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[Session]:
+        """A page of sessions read from the session list: only the headers and summaries
+        of the sessions on the page (and of the ``offset`` ones before it) are opened."""
+        # The most selective filter first: it is the one searched for (see
+        # _listed_newest_first); the others are checked on the lines that hold it.
+        filters = {"user_id": user_id, "tenant_id": tenant_id, "agent_id": agent_id}
+        wanted = {key: value for key, value in filters.items() if value is not None}
+        needles = [_listing_needle(key, value) for key, value in wanted.items()]
+        page: list[Session] = []
+        seen: set[str] = set()
+        for entry in _listed_newest_first(fd, os.fstat(fd).st_size, needles):
+            session_id = entry["session_id"]
+            if session_id in seen or any(entry[key] != value for key, value in wanted.items()):
+                continue
+            files = self._files(entry["agent_id"], session_id)
+            header = _read_record(files.header)
+            if (
+                header is None
+                or header.get("session_id") != session_id
+                or header.get("created_at") != entry["created_at"]
+            ):
+                continue  # deleted, still being created, or created again since
+            seen.add(session_id)
+            if offset:
+                offset -= 1
+                continue
+            page.append(self._session(header, files))
+            if len(page) == limit:
+                break
+        return page
+
+    def _scan_headers(
+        self, agent_id: str | None, user_id: str | None, tenant_id: str | None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(created_at, session_id, header)`` of every session matching the filters, read
+        from every header (format 1's listing, and how the session list is first built)."""
         if agent_id is not None:
             directories = [self._sessions_root / _stem(agent_id)]
         else:
@@ -1119,15 +1386,7 @@ class FileStore(BaseStore):
                 ):
                     continue
                 found.append((header["created_at"], header["session_id"], header))
-        found.sort(key=lambda item: (item[0], item[1]), reverse=True)
-        end = None if limit is None else offset + limit
-        page = found[offset:end]
-        # Counts are read for the page only, from each session's summary (a log is read only
-        # when its summary is stale after a crash).
-        return [
-            self._session(header, self._files(header["agent_id"], session_id))
-            for _created, session_id, header in page
-        ]
+        return found
 
     async def _list_sessions(
         self,
