@@ -1,4 +1,4 @@
-"""Throwaway databases on the real PostgreSQL and MariaDB/MySQL servers.
+"""Throwaway databases and accounts on the real PostgreSQL and MariaDB/MySQL servers.
 
 URLs come from ``MOFA_TEST_POSTGRES_URL`` / ``MOFA_TEST_MYSQL_URL`` (an admin connection),
 defaulting to the local servers. When a server does not answer, its tests skip with the reason,
@@ -206,3 +206,79 @@ def mysql_database(prefix: str = "mofa_test") -> Iterator[str]:
         yield with_database(MYSQL_ADMIN_URL, name)
     finally:
         _blocking(lambda: mysql_rows(MYSQL_SERVER_URL, f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+@contextmanager
+def server_database(kind: str, prefix: str = "mofa_test") -> Iterator[str]:
+    """``postgres_database`` or ``mysql_database``, by ``kind``."""
+    factory = postgres_database if kind == "postgres" else mysql_database
+    with factory(prefix) as url:
+        yield url
+
+
+# ------------------------------------------------------------------- throwaway accounts
+
+
+def _new_account(password: str | None) -> tuple[str, str]:
+    """A fresh account name, and ``password`` or a random one."""
+    return f"mofa_user_{secrets.token_hex(4)}", password or f"pw_{secrets.token_hex(8)}"
+
+
+@contextmanager
+def postgres_account(
+    *grants: str, url: str = POSTGRES_ADMIN_URL, password: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """A new PostgreSQL login role with a random name and ``password`` (random if not given),
+    granted each of ``grants`` (a ``PRIVILEGES ON OBJECTS`` clause) in the database of
+    ``url``; yields (name, password).
+
+    Afterwards what it owns or was granted in that database, then the role, are dropped. Grants
+    a test gives it in another database must be gone by then: enter the account BEFORE that
+    database, so the database is dropped first.
+    """
+    role, password = _new_account(password)
+    secret = password.replace("'", "''")
+
+    async def grant() -> None:
+        for clause in grants:
+            await postgres_rows(url, f'GRANT {clause} TO "{role}"')
+
+    async def drop() -> None:
+        await postgres_rows(url, f'DROP OWNED BY "{role}"')
+        await postgres_rows(url, f'DROP ROLE "{role}"')
+
+    _run(
+        "postgres", lambda: postgres_rows(url, f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{secret}'")
+    )
+    try:
+        _blocking(grant)
+        yield role, password
+    finally:
+        _blocking(drop)
+
+
+@contextmanager
+def mysql_account(
+    *grants: str, host: str = "%", password: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """A new MariaDB/MySQL account ``name@host`` with a random name and ``password`` (random if
+    not given), granted each of ``grants`` (a ``PRIVILEGES ON db.*`` clause; none: USAGE
+    only); yields (name, password) and drops the account afterwards."""
+    user, password = _new_account(password)
+    account = f"'{user}'@'{host}'"
+
+    async def create() -> None:
+        # With arguments, a literal % in the statement is %%.
+        escaped = account.replace("%", "%%")
+        await mysql_rows(MYSQL_SERVER_URL, f"CREATE USER {escaped} IDENTIFIED BY %s", password)
+
+    async def grant() -> None:
+        for clause in grants:
+            await mysql_rows(MYSQL_SERVER_URL, f"GRANT {clause} TO {account}")
+
+    _run("mysql", create)
+    try:
+        _blocking(grant)
+        yield user, password
+    finally:
+        _blocking(lambda: mysql_rows(MYSQL_SERVER_URL, f"DROP USER IF EXISTS {account}"))

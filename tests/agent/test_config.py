@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from mofa.agent import LLMAgentBuilder, OfflineProvider, OpenAIProvider, Session
 from mofa.config import ConfigError
 from mofa.persistence import BaseStore, open_store
 from mofa.persistence._entities import utc_now
+from tests._cli import run_mofa
 from tests.agent.conftest import child_env
 from tests.agent.llm_server import LLMServer
 
@@ -180,21 +179,8 @@ async def test_an_expired_session_is_not_resumed(tmp_path: Path, home: Path) -> 
         assert expired.status == "expired"
         assert expired.message_count == 2  # kept for reading, never continued
 
-    listed = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "mofa"),
-            "--database-url",
-            url,
-            "session",
-            "list",
-            "--output-format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        check=False,
-        timeout=60,
+    listed = run_mofa(
+        "--database-url", url, "session", "list", "--output-format", "json", env=child_env()
     )
     assert listed.returncode == 0, listed.stderr
     statuses = {row["session_id"]: row["status"] for row in json.loads(listed.stdout)}
@@ -263,14 +249,6 @@ async def test_persistence_without_a_database_uses_the_clis_default_store(
         await agent.chat("Remember me")
         session_id = agent.session_id
     env = {**child_env(), "MOFA_DATA_DIR": str(data)}
-    listed = subprocess.run(
-        [str(Path(sys.executable).parent / "mofa"), "session", "list", "--output-format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-        timeout=60,
-    )
+    listed = run_mofa("session", "list", "--output-format", "json", env=env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert [row["session_id"] for row in json.loads(listed.stdout)] == [session_id]

@@ -12,8 +12,7 @@ import secrets
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from tests.servers import (
     MYSQL_SERVER_URL,
     database_name,
     drop_mofa_tables,
+    mysql_account,
     mysql_connection,
     mysql_database,
     mysql_rows,
@@ -77,25 +77,13 @@ async def _admin(sql: str, *args: object) -> list[tuple[Any, ...]]:
     return await mysql_rows(MYSQL_SERVER_URL, sql, *args)
 
 
-@asynccontextmanager
-async def account(database: str, privileges: str, password: str) -> AsyncIterator[str]:
-    """A new user ``name@'%'`` with ``privileges`` on the test database; dropped afterwards."""
-    name = f"mofa_u_{secrets.token_hex(3)}"
-    await _admin(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", password)
-    try:
-        await _admin(f"GRANT {privileges} ON `{database}`.* TO '{name}'@'%'")
-        yield name
-    finally:
-        await _admin(f"DROP USER IF EXISTS '{name}'@'%'")
-
-
 @pytest.fixture
-async def user(database: str) -> AsyncIterator[tuple[str, str]]:
+def user(database: str) -> Iterator[tuple[str, str]]:
     """A database user with a password full of URL-special characters, and all privileges
     on the test database."""
     password = f"p@ss:w/rd#?&{secrets.token_hex(3)}%"
-    async with account(database, "ALL PRIVILEGES", password) as name:
-        yield name, password
+    with mysql_account(f"ALL PRIVILEGES ON `{database}`.*", password=password) as account:
+        yield account
 
 
 async def _round_trip(url: str) -> None:
@@ -301,11 +289,10 @@ async def test_unknown_database() -> None:
 
 
 @pytest.fixture
-async def reader(database: str) -> AsyncIterator[tuple[str, str]]:
+def reader(database: str) -> Iterator[tuple[str, str]]:
     """A user that may only read the test database."""
-    password = secrets.token_hex(8)
-    async with account(database, "SELECT", password) as name:
-        yield name, password
+    with mysql_account(f"SELECT ON `{database}`.*", password=secrets.token_hex(8)) as account:
+        yield account
 
 
 async def test_permission_denied_for_a_table(
@@ -339,21 +326,19 @@ async def test_minimal_privilege_user_runs_the_store(fresh_url: str, database: s
     """The seeds' "Database User Permissions": SELECT, INSERT, UPDATE, DELETE only."""
     async with await open_store(fresh_url) as store:
         assert store.applied_migrations == all_versions("mysql")
-    password = "secure_password"
-    async with (
-        account(database, "SELECT, INSERT, UPDATE, DELETE", password) as name,
-        await open_store(with_credentials(fresh_url, name, password)) as store,
-    ):
-        assert store.applied_migrations == ()
-        session = await store.create_session(agent_id="my-agent", user_id="u1")
-        await store.append_message(session.session_id, "user", "Hello")
-        await store.save_state(session.session_id, {"step": 1})
-        assert [m.content for m in await store.list_messages(session.session_id)] == ["Hello"]
-        assert [s.session_id for s in await store.list_sessions(user_id="u1")] == [
-            session.session_id
-        ]
-        assert await store.delete_session(session.session_id)
-        assert await store.get_session(session.session_id) is None
+    privileges = f"SELECT, INSERT, UPDATE, DELETE ON `{database}`.*"
+    with mysql_account(privileges, password="secure_password") as (name, password):
+        async with await open_store(with_credentials(fresh_url, name, password)) as store:
+            assert store.applied_migrations == ()
+            session = await store.create_session(agent_id="my-agent", user_id="u1")
+            await store.append_message(session.session_id, "user", "Hello")
+            await store.save_state(session.session_id, {"step": 1})
+            assert [m.content for m in await store.list_messages(session.session_id)] == ["Hello"]
+            assert [s.session_id for s in await store.list_sessions(user_id="u1")] == [
+                session.session_id
+            ]
+            assert await store.delete_session(session.session_id)
+            assert await store.get_session(session.session_id) is None
 
 
 async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:

@@ -12,7 +12,6 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -41,6 +40,7 @@ from tests.reliability.pgserver import PrivatePostgres, private_postgres
 from tests.servers import (
     POSTGRES_ADMIN_URL,
     database_name,
+    postgres_account,
     postgres_database,
     postgres_rows,
     server_unavailable,
@@ -257,28 +257,13 @@ async def test_unknown_role_is_an_authentication_error(database_url: str) -> Non
         await open_store(with_credentials(database_url, role, None))
 
 
-@asynccontextmanager
-async def login_role(database_url: str, *grants: str) -> AsyncIterator[str]:
-    """A new login role that may connect to the test database, with ``grants`` (each a
-    privilege clause, ``… ON …``) given to it; its privileges and itself dropped afterwards."""
-    role = f"mofa_app_{secrets.token_hex(3)}"
-    await postgres_rows(database_url, f'CREATE ROLE "{role}" LOGIN')
-    try:
-        database = database_name(database_url)
-        await postgres_rows(database_url, f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
-        for grant in grants:
-            await postgres_rows(database_url, f'GRANT {grant} TO "{role}"')
-        yield role
-    finally:
-        await postgres_rows(database_url, f'DROP OWNED BY "{role}"')
-        await postgres_rows(database_url, f'DROP ROLE "{role}"')
-
-
 async def test_permission_denied_names_the_table_and_the_fix(database_url: str) -> None:
     async with await open_store(database_url):
         pass  # the schema exists, owned by the admin user
-    async with login_role(database_url, "SELECT ON mofa_schema_migrations") as role:
-        async with await open_store(with_credentials(database_url, role, None)) as store:
+    connect = f'CONNECT ON DATABASE "{database_name(database_url)}"'
+    grants = (connect, "SELECT ON mofa_schema_migrations")
+    with postgres_account(*grants, url=database_url) as (role, password):
+        async with await open_store(with_credentials(database_url, role, password)) as store:
             with pytest.raises(PermissionDeniedError) as raised:
                 await store.upsert_agent("a")
         assert str(raised.value).startswith(
@@ -297,8 +282,9 @@ async def test_a_missing_sequence_grant_is_named_with_the_grant_that_fixes_it(
     async with await open_store(database_url) as store:
         await store.create_session("s")
     tables = "SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
-    async with login_role(database_url, tables) as role:
-        async with await open_store(with_credentials(database_url, role, None)) as store:
+    connect = f'CONNECT ON DATABASE "{database_name(database_url)}"'
+    with postgres_account(connect, tables, url=database_url) as (role, password):
+        async with await open_store(with_credentials(database_url, role, password)) as store:
             with pytest.raises(PermissionDeniedError) as raised:
                 await store.append_message("s", "user", "hello")
         assert str(raised.value).startswith(
@@ -310,7 +296,7 @@ async def test_a_missing_sequence_grant_is_named_with_the_grant_that_fixes_it(
         await postgres_rows(
             database_url, f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"'
         )
-        async with await open_store(with_credentials(database_url, role, None)) as store:
+        async with await open_store(with_credentials(database_url, role, password)) as store:
             assert (await store.append_message("s", "user", "hello")).seq == 1
 
 

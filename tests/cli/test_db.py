@@ -12,18 +12,14 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from mofa.cli import cli
 from mofa.persistence import open_store, schema
+from tests._cli import assert_one_error_line, mofa, run_mofa
 from tests.conftest import recorded_versions
-
-MOFA = Path(sys.executable).with_name("mofa")
 
 #: What `mofa db init -u` prints after its URL line, as in the seeds.
 SEED_LINES_AFTER_URL = [
@@ -44,19 +40,8 @@ DB_TYPES = ["postgres", "mysql", "sqlite"]
 ALL_TABLES = {*schema.table_names("sqlite"), schema.MIGRATIONS_TABLE}
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), prog_name="mofa")
-
-
 def header(title: str) -> str:
     return f"-- MoFA {title} Schema\n-- Copy and execute this SQL to initialize your database\n\n"
-
-
-def run_mofa(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real installed console script, as a user runs it."""
-    return subprocess.run(
-        [str(MOFA), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 # ------------------------------------------------------------------ SQLite catalog
@@ -129,7 +114,7 @@ async def exercise_store(url: str) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("db_type", DB_TYPES)
 def test_schema_prints_upper_case_header_then_the_exact_store_script(db_type: str) -> None:
-    result = run("db", "schema", "-t", db_type)
+    result = mofa("db", "schema", "-t", db_type)
     assert result.exit_code == 0, result.output
     assert result.stdout == header(db_type.upper()) + schema.script(db_type)
     assert result.stderr == ""
@@ -137,7 +122,7 @@ def test_schema_prints_upper_case_header_then_the_exact_store_script(db_type: st
 
 @pytest.mark.parametrize("db_type", DB_TYPES)
 def test_init_without_output_prints_the_seed_header_then_the_script(db_type: str) -> None:
-    result = run("db", "init", "-t", db_type)
+    result = mofa("db", "init", "-t", db_type)
     assert result.exit_code == 0, result.output
     assert result.stdout == header(INIT_TITLES[db_type]) + schema.script(db_type)
     assert result.stderr == ""
@@ -145,14 +130,14 @@ def test_init_without_output_prints_the_seed_header_then_the_script(db_type: str
 
 @pytest.mark.parametrize("db_type", DB_TYPES)
 def test_printed_statements_are_the_statements_a_store_runs(db_type: str) -> None:
-    result = run("db", "schema", "-t", db_type)
+    result = mofa("db", "schema", "-t", db_type)
     assert schema.split_statements(result.stdout) == schema.script_statements(db_type)
     for table in ["agents", "sessions", "messages", "agent_state", schema.MIGRATIONS_TABLE]:
         assert f"CREATE TABLE IF NOT EXISTS {table} (" in result.stdout
 
 
 def test_sqlite_agents_table_is_the_seeds_one() -> None:
-    result = run("db", "schema", "-t", "sqlite")
+    result = mofa("db", "schema", "-t", "sqlite")
     assert (
         "CREATE TABLE IF NOT EXISTS agents (\n"
         "    id TEXT PRIMARY KEY,\n"
@@ -169,14 +154,14 @@ def test_sqlite_agents_table_is_the_seeds_one() -> None:
 
 
 def test_db_type_is_case_insensitive() -> None:
-    result = run("db", "schema", "-t", "PostgreS")
+    result = mofa("db", "schema", "-t", "PostgreS")
     assert result.exit_code == 0
     assert result.stdout.startswith("-- MoFA POSTGRES Schema\n")
 
 
 @pytest.mark.parametrize("command", ["schema", "init"])
 def test_unknown_db_type_lists_the_accepted_ones(command: str) -> None:
-    result = run("db", command, "-t", "oracle")
+    result = mofa("db", command, "-t", "oracle")
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "'oracle' is not one of 'postgres', 'mysql', 'sqlite'" in result.stderr
@@ -184,7 +169,7 @@ def test_unknown_db_type_lists_the_accepted_ones(command: str) -> None:
 
 @pytest.mark.parametrize("command", ["schema", "init"])
 def test_db_type_is_required(command: str) -> None:
-    result = run("db", command)
+    result = mofa("db", command)
     assert result.exit_code == 2
     assert "Missing option '-t' / '--db-type'" in result.stderr
 
@@ -197,7 +182,7 @@ def test_output_saves_the_script_and_prints_the_seeds_lines(
     db_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = run("db", "init", "-t", db_type, "-o", "migration.sql")
+    result = mofa("db", "init", "-t", db_type, "-o", "migration.sql")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"→ Generating {db_type} migration script...",
@@ -214,7 +199,7 @@ def test_output_saves_the_script_and_prints_the_seeds_lines(
 def test_output_hint_quotes_a_path_with_spaces(tmp_path: Path) -> None:
     target = tmp_path / "my scripts" / "init db.sql"
     target.parent.mkdir()
-    result = run("db", "init", "-t", "sqlite", "-o", str(target))
+    result = mofa("db", "init", "-t", "sqlite", "-o", str(target))
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == f"sqlite3 mofa.db < '{target}'"
     assert target.read_text("utf-8").startswith("-- MoFA SQLite Schema\n")
@@ -224,7 +209,7 @@ def test_output_replaces_an_existing_file_and_keeps_its_mode(tmp_path: Path) -> 
     target = tmp_path / "migration.sql"
     target.write_text("old content that is much longer than nothing " * 1000)
     target.chmod(0o640)
-    result = run("db", "init", "-t", "postgres", "-o", str(target))
+    result = mofa("db", "init", "-t", "postgres", "-o", str(target))
     assert result.exit_code == 0, result.output
     assert target.read_text("utf-8") == header("PostgreSQL") + schema.script("postgres")
     assert target.stat().st_mode & 0o777 == 0o640
@@ -237,7 +222,7 @@ def test_output_writes_through_a_symbolic_link_and_into_a_fifo(tmp_path: Path) -
     target.chmod(0o640)
     link = tmp_path / "link.sql"
     link.symlink_to(target)
-    result = run("db", "init", "-t", "sqlite", "-o", str(link))
+    result = mofa("db", "init", "-t", "sqlite", "-o", str(link))
     assert result.exit_code == 0, result.output
     assert link.is_symlink()
     assert target.read_text("utf-8") == header("SQLite") + schema.script("sqlite")
@@ -245,7 +230,7 @@ def test_output_writes_through_a_symbolic_link_and_into_a_fifo(tmp_path: Path) -
     fifo = tmp_path / "pipe.sql"
     os.mkfifo(fifo)
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
-    result = run("db", "init", "-t", "sqlite", "-o", str(fifo))
+    result = mofa("db", "init", "-t", "sqlite", "-o", str(fifo))
     received, _ = reader.communicate(timeout=30)
     assert result.exit_code == 0, result.output
     assert received == header("SQLite") + schema.script("sqlite")
@@ -262,7 +247,7 @@ def test_a_failed_write_leaves_the_old_file_whole(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    result = run("db", "init", "-t", "postgres", "-o", str(target))
+    result = mofa("db", "init", "-t", "postgres", "-o", str(target))
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: Cannot write the migration script to {target}: No space left on device.\n"
@@ -275,7 +260,7 @@ def test_output_into_missing_directories_creates_them_as_export_does(tmp_path: P
     # As `session export -o exports/x.json` does (the seeds' export loop relies on it); the
     # success line names the whole path, so a mistyped directory shows.
     target = tmp_path / "sub" / "dir" / "m.sql"
-    result = run("db", "init", "-t", "mysql", "-o", str(target))
+    result = mofa("db", "init", "-t", "mysql", "-o", str(target))
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[:2] == [
         "→ Generating mysql migration script...",
@@ -289,7 +274,7 @@ def test_output_into_missing_directories_creates_them_as_export_does(tmp_path: P
 def test_output_under_a_file_is_one_error_line(tmp_path: Path, where: str) -> None:
     (tmp_path / "file").write_text("not a directory")
     target = tmp_path / where
-    result = run("db", "init", "-t", "mysql", "-o", str(target))
+    result = mofa("db", "init", "-t", "mysql", "-o", str(target))
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: Cannot write the migration script to {target}: one of its parent "
@@ -299,14 +284,14 @@ def test_output_under_a_file_is_one_error_line(tmp_path: Path, where: str) -> No
 
 
 def test_output_onto_a_directory_is_a_usage_error(tmp_path: Path) -> None:
-    result = run("db", "init", "-t", "mysql", "-o", str(tmp_path))
+    result = mofa("db", "init", "-t", "mysql", "-o", str(tmp_path))
     assert result.exit_code == 2
     assert "is a directory" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_output_dash_means_stdout() -> None:
-    result = run("db", "init", "-t", "sqlite", "-o", "-")
+    result = mofa("db", "init", "-t", "sqlite", "-o", "-")
     assert result.exit_code == 0
     assert result.stdout == header("SQLite") + schema.script("sqlite")
 
@@ -316,7 +301,7 @@ def test_output_dash_means_stdout() -> None:
 
 def test_url_initializes_sqlite_with_the_seeds_lines(tmp_path: Path) -> None:
     database = tmp_path / "mofa.db"
-    result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
+    result = mofa("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "→ Initializing sqlite database...",
@@ -328,7 +313,7 @@ def test_url_initializes_sqlite_with_the_seeds_lines(tmp_path: Path) -> None:
 
 
 def test_in_memory_sqlite_says_nothing_was_saved() -> None:
-    result = run("db", "init", "-t", "sqlite", "-u", "sqlite::memory:")
+    result = mofa("db", "init", "-t", "sqlite", "-u", "sqlite::memory:")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-2:] == [
         "✓ Database tables initialized successfully!",
@@ -340,7 +325,7 @@ def test_relative_sqlite_url_as_in_the_seeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = run("db", "init", "-t", "sqlite", "-u", "sqlite://./mofa.db")
+    result = mofa("db", "init", "-t", "sqlite", "-u", "sqlite://./mofa.db")
     assert result.exit_code == 0, result.output
     assert "  URL: sqlite://./mofa.db" in result.stdout.splitlines()
     assert sqlite_tables(tmp_path / "mofa.db") == ALL_TABLES
@@ -349,7 +334,7 @@ def test_relative_sqlite_url_as_in_the_seeds(
 def test_running_init_twice_changes_nothing_and_says_so(tmp_path: Path) -> None:
     database = tmp_path / "mofa.db"
     url = f"sqlite://{database}"
-    assert run("db", "init", "-t", "sqlite", "-u", url).exit_code == 0
+    assert mofa("db", "init", "-t", "sqlite", "-u", url).exit_code == 0
     connection = sqlite3.connect(database)
     with connection:
         connection.execute(
@@ -358,7 +343,7 @@ def test_running_init_twice_changes_nothing_and_says_so(tmp_path: Path) -> None:
     connection.close()
     before = sqlite_catalog(database)
 
-    result = run("db", "init", "-t", "sqlite", "-u", url)
+    result = mofa("db", "init", "-t", "sqlite", "-u", url)
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
@@ -383,14 +368,9 @@ def test_a_failing_statement_leaves_no_half_made_schema_on_sqlite(tmp_path: Path
         connection.execute("CREATE TABLE mofa_schema_migrations (version INTEGER PRIMARY KEY)")
     connection.close()
 
-    result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
+    result = mofa("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
 
-    assert result.exit_code == 1
-    assert "Traceback" not in result.output
-    error_lines = result.stderr.splitlines()
-    assert len(error_lines) == 1
-    assert error_lines[0].startswith("Error: ")
-    assert "has no column named name" in error_lines[0]
+    assert "has no column named name" in assert_one_error_line(result)
     assert "✓" not in result.stdout
     assert sqlite_tables(database) == {"mofa_schema_migrations"}
     connection = sqlite3.connect(database)
@@ -408,7 +388,7 @@ def test_a_table_named_like_an_index_is_refused_before_anything_changes(tmp_path
         connection.execute("INSERT INTO idx_messages_session (body) VALUES ('theirs')")
     connection.close()
 
-    result = run("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
+    result = mofa("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
 
     assert result.exit_code == 1
     error_lines = result.stderr.splitlines()
@@ -427,9 +407,9 @@ def test_sqlite_catalog_is_the_same_from_init_open_store_and_the_sqlite3_client(
     tmp_path: Path,
 ) -> None:
     by_init, by_store, by_client = (tmp_path / name for name in ("a.db", "b.db", "c.db"))
-    assert run("db", "init", "-t", "sqlite", "-u", f"sqlite://{by_init}").exit_code == 0
+    assert mofa("db", "init", "-t", "sqlite", "-u", f"sqlite://{by_init}").exit_code == 0
     asyncio.run(_open_and_close(f"sqlite://{by_store}"))
-    assert run("db", "init", "-t", "sqlite", "-o", str(tmp_path / "migration.sql")).exit_code == 0
+    assert mofa("db", "init", "-t", "sqlite", "-o", str(tmp_path / "migration.sql")).exit_code == 0
     with (tmp_path / "migration.sql").open("rb") as script:
         subprocess.run(["sqlite3", str(by_client)], stdin=script, check=True, timeout=60)
 
@@ -486,7 +466,7 @@ def test_printed_sql_piped_into_sqlite3(tmp_path: Path) -> None:
 def test_output_and_url_together_save_then_initialize(tmp_path: Path) -> None:
     database = tmp_path / "mofa.db"
     script = tmp_path / "migration.sql"
-    result = run("db", "init", "-t", "sqlite", "-o", str(script), "-u", f"sqlite://{database}")
+    result = mofa("db", "init", "-t", "sqlite", "-o", str(script), "-u", f"sqlite://{database}")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[:2] == [
@@ -501,7 +481,7 @@ def test_output_and_url_together_save_then_initialize(tmp_path: Path) -> None:
 
 def test_output_dash_with_url_keeps_progress_off_stdout(tmp_path: Path) -> None:
     database = tmp_path / "mofa.db"
-    result = run("db", "init", "-t", "sqlite", "-o", "-", "-u", f"sqlite://{database}")
+    result = mofa("db", "init", "-t", "sqlite", "-o", "-", "-u", f"sqlite://{database}")
     assert result.exit_code == 0, result.output
     assert result.stdout == header("SQLite") + schema.script("sqlite")
     assert result.stderr.splitlines()[-1] == "✓ Database tables initialized successfully!"
@@ -558,7 +538,7 @@ def test_output_dash_with_url_keeps_progress_off_stdout(tmp_path: Path) -> None:
     ],
 )
 def test_db_type_and_url_scheme_must_agree(db_type: str, url: str, message: str) -> None:
-    result = run("db", "init", "-t", db_type, "-u", url)
+    result = mofa("db", "init", "-t", db_type, "-u", url)
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1] == message
@@ -580,7 +560,7 @@ def test_db_type_and_url_scheme_must_agree(db_type: str, url: str, message: str)
     ],
 )
 def test_a_malformed_url_is_a_usage_error_without_the_password(url: str) -> None:
-    result = run("db", "init", "-t", "postgres", "-u", url)
+    result = mofa("db", "init", "-t", "postgres", "-u", url)
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1].startswith("Error: ")
@@ -592,7 +572,7 @@ def test_a_malformed_url_is_a_usage_error_without_the_password(url: str) -> None
 
 
 def test_db_help_explains_the_commands_with_the_seeds_examples() -> None:
-    result = run("db", "--help")
+    result = mofa("db", "--help")
     assert result.exit_code == 0
     text = result.stdout
     assert "Database setup and migration tools" in text
@@ -604,7 +584,7 @@ def test_db_help_explains_the_commands_with_the_seeds_examples() -> None:
 
 
 def test_db_help_lists_each_subcommand_once_with_the_seeds_description() -> None:
-    text = run("db", "--help").stdout
+    text = mofa("db", "--help").stdout
     assert text.count("Commands:") == 1
     listed = text.split("Commands:\n")[1].splitlines()
     assert listed == [
@@ -616,7 +596,7 @@ def test_db_help_lists_each_subcommand_once_with_the_seeds_description() -> None
 
 
 def test_db_init_help_explains_every_option() -> None:
-    result = run("db", "init", "--help")
+    result = mofa("db", "init", "--help")
     assert result.exit_code == 0
     text = result.stdout
     assert "Usage: mofa db init [OPTIONS]" in text
@@ -635,7 +615,7 @@ def test_db_init_help_explains_every_option() -> None:
 
 
 def test_db_schema_help_explains_the_option() -> None:
-    result = run("db", "schema", "-h")
+    result = mofa("db", "schema", "-h")
     assert result.exit_code == 0
     text = result.stdout
     assert "Usage: mofa db schema [OPTIONS]" in text
@@ -655,6 +635,6 @@ def test_help_of_every_db_command_through_the_installed_script(
 
 
 def test_root_help_lists_the_db_group() -> None:
-    result = run("--help")
+    result = mofa("--help")
     assert result.exit_code == 0
     assert "db " in result.stdout

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from mofa.persistence import SchemaError, open_store, schema
-from tests.cli.test_db import exercise_store, run, sqlite_tables
-from tests.cli.test_db_servers import assert_one_error_line, server_database, table_set
+from tests._cli import assert_one_error_line, mofa
+from tests.cli.test_db import exercise_store, sqlite_tables
+from tests.cli.test_db_servers import table_set
 from tests.conftest import _params, all_versions
-from tests.servers import mysql_connection, server_rows
+from tests.servers import mysql_connection, server_database, server_rows
 
 ALL_TYPES = _params(["sqlite", "postgres", "mysql"])
 #: A session row written by another program, in SQL every dialect accepts.
@@ -130,7 +131,7 @@ def test_another_programs_table_is_refused_and_nothing_is_changed(
             ],
         )
 
-        result = run("db", "init", "-t", db_type, "-u", url)
+        result = mofa("db", "init", "-t", db_type, "-u", url)
         line = assert_one_error_line(result)
         assert "already has a table named sessions that mofa-sdk did not create" in line
         assert "session_id" in line  # the columns it lacks
@@ -187,7 +188,7 @@ def test_mofas_column_names_with_other_types_are_refused(db_type: str, tmp_path:
     with empty_database(db_type, tmp_path) as url:
         execute(db_type, url, [create_agents.replace(f"started_at {ours}", f"started_at {theirs}")])
 
-        result = run("db", "init", "-t", db_type, "-u", url)
+        result = mofa("db", "init", "-t", db_type, "-u", url)
         line = assert_one_error_line(result)
         assert "already has a table named agents that mofa-sdk did not create (its column " in line
         assert f"started_at is {shown}, not {ours}" in line
@@ -203,7 +204,7 @@ def test_an_index_name_kept_by_a_renamed_table_is_refused(db_type: str, tmp_path
         execute(db_type, url, ["ALTER TABLE messages RENAME TO old_messages"])
         execute(db_type, url, ["ALTER TABLE sessions RENAME TO old_sessions"])
 
-        result = run("db", "init", "-t", db_type, "-u", url)
+        result = mofa("db", "init", "-t", db_type, "-u", url)
         line = assert_one_error_line(result)
         assert (
             "already has a relation named idx_sessions_agent (on table old_sessions)" in (line)

@@ -11,36 +11,31 @@ import asyncio
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from click.testing import Result
 
 from mofa.persistence import open_store, schema
+from tests._cli import MOFA, assert_one_error_line, mofa, run_mofa
 from tests.cli.test_db import (
     ALL_TABLES,
-    MOFA,
     SEED_LINES_AFTER_URL,
     _open_and_close,
     exercise_store,
-    run,
-    run_mofa,
 )
-from tests.cli.test_session import one_error_line
 from tests.conftest import _params, all_versions, recorded_versions
 from tests.servers import (
     MYSQL_ADMIN_URL,
     MYSQL_SERVER_URL,
     POSTGRES_ADMIN_URL,
     database_name,
-    mysql_database,
+    mysql_account,
     mysql_rows,
-    postgres_database,
+    postgres_account,
     postgres_rows,
+    server_database,
     server_rows,
     server_unavailable,
     with_credentials,
@@ -48,19 +43,6 @@ from tests.servers import (
 )
 
 SERVER_TYPES = _params(["postgres", "mysql"])
-
-
-@contextmanager
-def server_database(db_type: str, prefix: str = "mofa_cli") -> Iterator[str]:
-    factory = postgres_database if db_type == "postgres" else mysql_database
-    with factory(prefix) as url:
-        yield url
-
-
-def assert_one_error_line(result: Result) -> str:
-    """A command that failed with exit code 1 and one ``Error: …`` line."""
-    assert result.exit_code == 1, result.output
-    return one_error_line(result)
 
 
 # ------------------------------------------------------------------ catalogs
@@ -157,7 +139,7 @@ def test_init_url_catalog_equals_open_store_and_a_second_run_changes_nothing(
     db_type: str,
 ) -> None:
     with server_database(db_type) as by_init, server_database(db_type) as by_store:
-        result = run("db", "init", "-t", db_type, "-u", by_init)
+        result = mofa("db", "init", "-t", db_type, "-u", by_init)
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines() == [
             f"→ Initializing {db_type} database...",
@@ -172,7 +154,7 @@ def test_init_url_catalog_equals_open_store_and_a_second_run_changes_nothing(
         assert expected["versions"] == recorded_versions(db_type)
         assert catalog(db_type, by_init) == expected
 
-        again = run("db", "init", "-t", db_type, "-u", by_init)
+        again = mofa("db", "init", "-t", db_type, "-u", by_init)
         assert again.exit_code == 0, again.output
         assert again.stdout.splitlines()[2:] == [
             f"✓ Database schema is already up to date (version {schema.latest_version(db_type)}); "
@@ -274,7 +256,7 @@ def test_a_failing_statement_leaves_no_half_made_schema_on_postgres() -> None:
         asyncio.run(
             postgres_rows(url, "CREATE TABLE mofa_schema_migrations (version INTEGER PRIMARY KEY)")
         )
-        result = run("db", "init", "-t", "postgres", "-u", url)
+        result = mofa("db", "init", "-t", "postgres", "-u", url)
         line = assert_one_error_line(result)
         assert 'column "name" of relation "mofa_schema_migrations" does not exist' in line
         assert "✓" not in result.stdout
@@ -285,7 +267,7 @@ def test_a_failing_statement_leaves_no_half_made_schema_on_postgres() -> None:
 def test_a_type_named_like_a_table_is_refused_before_anything_changes() -> None:
     with server_database("postgres") as url:
         asyncio.run(postgres_rows(url, "CREATE TYPE messages AS (body TEXT)"))
-        result = run("db", "init", "-t", "postgres", "-u", url)
+        result = mofa("db", "init", "-t", "postgres", "-u", url)
         line = assert_one_error_line(result)
         assert "already has a table named messages that mofa-sdk did not create" in line
         assert table_set("postgres", url) == set()
@@ -297,9 +279,9 @@ def test_a_type_named_like_a_table_is_refused_before_anything_changes() -> None:
 @pytest.mark.postgres
 def test_a_user_without_create_privilege_leaves_nothing_behind() -> None:
     """A user who may create nothing in the database: the first CREATE fails, nothing is left."""
-    with pg_user() as (user, password), server_database("postgres") as url:
+    with postgres_account() as (user, password), server_database("postgres") as url:
         asyncio.run(postgres_rows(url, f"GRANT CONNECT ON DATABASE {database_name(url)} TO {user}"))
-        result = run("db", "init", "-t", "postgres", "-u", with_credentials(url, user, password))
+        result = mofa("db", "init", "-t", "postgres", "-u", with_credentials(url, user, password))
         line = assert_one_error_line(result)
         assert line.startswith("Error: SQL error: permission denied for schema public — grant")
         assert table_set("postgres", url) == set()
@@ -310,7 +292,7 @@ def test_a_user_without_create_privilege_leaves_nothing_behind() -> None:
 
 @pytest.mark.postgres
 def test_postgres_connection_refused_names_pg_isready() -> None:
-    result = run(
+    result = mofa(
         "db", "init", "-t", "postgres", "-u", "postgresql://user:S3cr3tPw@127.0.0.1:1/mofa"
     )
     assert assert_one_error_line(result) == (
@@ -328,7 +310,7 @@ def test_postgres_connection_refused_names_pg_isready() -> None:
 def test_postgres_unknown_user_is_an_authentication_error() -> None:
     user = f"mofa_nobody_{secrets.token_hex(3)}"
     url = with_credentials(POSTGRES_ADMIN_URL, user, "S3cr3tPw")
-    result = run("db", "init", "-t", "postgres", "-u", url)
+    result = mofa("db", "init", "-t", "postgres", "-u", url)
     line = assert_one_error_line(result)
     assert line.startswith("Error: Failed to connect to PostgreSQL at ")
     assert f'role "{user}" does not exist' in line
@@ -339,7 +321,7 @@ def test_postgres_unknown_user_is_an_authentication_error() -> None:
 @pytest.mark.postgres
 def test_postgres_missing_database_names_createdb() -> None:
     name = f"mofa_missing_{secrets.token_hex(3)}"
-    result = run("db", "init", "-t", "postgres", "-u", with_database(POSTGRES_ADMIN_URL, name))
+    result = mofa("db", "init", "-t", "postgres", "-u", with_database(POSTGRES_ADMIN_URL, name))
     line = assert_one_error_line(result)
     assert f'database "{name}" does not exist — create it with: createdb {name}' in line
 
@@ -347,10 +329,10 @@ def test_postgres_missing_database_names_createdb() -> None:
 @pytest.mark.postgres
 def test_postgres_permission_denied_on_a_table_names_the_grant() -> None:
     """A user with only CONNECT runs db init on a database an owner initialized."""
-    with pg_user() as (user, password), server_database("postgres") as url:
-        assert run("db", "init", "-t", "postgres", "-u", url).exit_code == 0
+    with postgres_account() as (user, password), server_database("postgres") as url:
+        assert mofa("db", "init", "-t", "postgres", "-u", url).exit_code == 0
         asyncio.run(postgres_rows(url, f"GRANT CONNECT ON DATABASE {database_name(url)} TO {user}"))
-        result = run("db", "init", "-t", "postgres", "-u", with_credentials(url, user, password))
+        result = mofa("db", "init", "-t", "postgres", "-u", with_credentials(url, user, password))
         line = assert_one_error_line(result)
         assert line.startswith(
             f"Error: SQL error: permission denied for table {schema.MIGRATIONS_TABLE} — grant "
@@ -363,7 +345,7 @@ def test_postgres_permission_denied_on_a_table_names_the_grant() -> None:
 
 @pytest.mark.mysql
 def test_mysql_connection_refused() -> None:
-    result = run("db", "init", "-t", "mysql", "-u", "mysql://user:S3cr3tPw@127.0.0.1:1/mofa")
+    result = mofa("db", "init", "-t", "mysql", "-u", "mysql://user:S3cr3tPw@127.0.0.1:1/mofa")
     line = assert_one_error_line(result)
     assert line.startswith("Error: Failed to connect to MySQL at 127.0.0.1:1: connection refused")
     assert "is the server running?" in line
@@ -372,9 +354,9 @@ def test_mysql_connection_refused() -> None:
 
 @pytest.mark.mysql
 def test_mysql_wrong_password_is_an_authentication_error() -> None:
-    with mysql_user("%") as (user, password), server_database("mysql") as url:
+    with mysql_account() as (user, password), server_database("mysql") as url:
         wrong = with_credentials(url, user, password + "x")
-        result = run("db", "init", "-t", "mysql", "-u", wrong)
+        result = mofa("db", "init", "-t", "mysql", "-u", wrong)
         line = assert_one_error_line(result)
         assert f"refused user {user!r}: access denied" in line
         assert password not in result.output
@@ -383,17 +365,17 @@ def test_mysql_wrong_password_is_an_authentication_error() -> None:
 @pytest.mark.mysql
 def test_mysql_missing_database_says_how_to_create_it() -> None:
     name = f"mofa_missing_{secrets.token_hex(3)}"
-    result = run("db", "init", "-t", "mysql", "-u", with_database(MYSQL_ADMIN_URL, name))
+    result = mofa("db", "init", "-t", "mysql", "-u", with_database(MYSQL_ADMIN_URL, name))
     line = assert_one_error_line(result)
     assert f"database {name!r} does not exist — create it with: CREATE DATABASE {name}" in line
 
 
 @pytest.mark.mysql
 def test_mysql_permission_denied_names_the_grant() -> None:
-    with mysql_user("%") as (user, password), server_database("mysql") as url:
-        assert run("db", "init", "-t", "mysql", "-u", url).exit_code == 0
+    with mysql_account() as (user, password), server_database("mysql") as url:
+        assert mofa("db", "init", "-t", "mysql", "-u", url).exit_code == 0
         # USAGE only: the user may log in, but not read the database's tables.
-        result = run("db", "init", "-t", "mysql", "-u", with_credentials(url, user, password))
+        result = mofa("db", "init", "-t", "mysql", "-u", with_credentials(url, user, password))
         line = assert_one_error_line(result)
         assert "denied" in line
         assert "GRANT SELECT, INSERT, UPDATE, DELETE ON" in line
@@ -466,7 +448,7 @@ MASKING_CASES = [
 
 @pytest.mark.parametrize(("db_type", "url", "shown"), MASKING_CASES)
 def test_failing_runs_never_show_the_password(db_type: str, url: str, shown: str) -> None:
-    result = run("db", "init", "-t", db_type, "-u", url)
+    result = mofa("db", "init", "-t", db_type, "-u", url)
     assert result.exit_code == 1, result.output
     assert result.stdout.splitlines()[1] == f"  URL: {shown}"
     assert _secrets_in(result.stdout + result.stderr) == []
@@ -498,7 +480,7 @@ def test_a_succeeding_postgres_run_never_shows_the_password() -> None:
 
 @pytest.mark.mysql
 def test_a_succeeding_mysql_run_never_shows_the_password() -> None:
-    with mysql_user("%", password=SECRET) as (user, password), server_database("mysql") as url:
+    with mysql_account(password=SECRET) as (user, password), server_database("mysql") as url:
         name = database_name(url)
         asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"GRANT ALL ON `{name}`.* TO '{user}'@'%'"))
         with_secret = with_credentials(url, user, password)
@@ -509,35 +491,6 @@ def test_a_succeeding_mysql_run_never_shows_the_password() -> None:
 
 
 # ------------------------------------------------------------------ the seeds' app user
-
-
-@contextmanager
-def pg_user(password: str | None = None) -> Iterator[tuple[str, str]]:
-    """A new PostgreSQL login role (no privileges); dropped afterwards.
-
-    Enter it BEFORE the database it gets grants on, so the database is dropped first.
-    """
-    user = f"mofa_app_{secrets.token_hex(4)}"
-    password = password or f"pw_{secrets.token_hex(8)}"
-    asyncio.run(postgres_rows(POSTGRES_ADMIN_URL, f"CREATE USER {user} WITH PASSWORD '{password}'"))
-    try:
-        yield user, password
-    finally:
-        asyncio.run(postgres_rows(POSTGRES_ADMIN_URL, f"DROP USER IF EXISTS {user}"))
-
-
-@contextmanager
-def mysql_user(host: str, password: str | None = None) -> Iterator[tuple[str, str]]:
-    """A new MariaDB account user@host with only USAGE; dropped afterwards."""
-    user = f"mofa_app_{secrets.token_hex(4)}"
-    password = password or f"pw_{secrets.token_hex(8)}"
-    asyncio.run(
-        mysql_rows(MYSQL_SERVER_URL, f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
-    )
-    try:
-        yield user, password
-    finally:
-        asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"DROP USER IF EXISTS '{user}'@'{host}'"))
 
 
 async def _run_the_whole_store(url: str) -> None:
@@ -566,10 +519,10 @@ async def _run_the_whole_store(url: str) -> None:
 
 @pytest.mark.postgres
 def test_the_seeds_postgres_app_user_runs_the_whole_store() -> None:
-    with pg_user() as (user, password), server_database("postgres") as url:
+    with postgres_account() as (user, password), server_database("postgres") as url:
         name = database_name(url)
         # An owner (the admin) creates the tables first.
-        assert run("db", "init", "-t", "postgres", "-u", url).exit_code == 0
+        assert mofa("db", "init", "-t", "postgres", "-u", url).exit_code == 0
         # The seeds' statements, exactly (with this run's user and database names).
         for statement in [
             f"GRANT CONNECT ON DATABASE {name} TO {user}",
@@ -587,7 +540,7 @@ def test_the_seeds_postgres_app_user_runs_the_whole_store() -> None:
         with pytest.raises(Exception, match="permission denied for schema public"):
             asyncio.run(postgres_rows(app_url, "CREATE TABLE not_allowed (id INT)"))
 
-        again = run("db", "init", "-t", "postgres", "-u", app_url)
+        again = mofa("db", "init", "-t", "postgres", "-u", app_url)
         assert again.exit_code == 0, again.output
         assert "already up to date" in again.stdout
         asyncio.run(_run_the_whole_store(app_url))
@@ -595,12 +548,13 @@ def test_the_seeds_postgres_app_user_runs_the_whole_store() -> None:
 
 @pytest.mark.mysql
 def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
-    socket = asyncio.run(mysql_rows(MYSQL_SERVER_URL, "SELECT @@socket"))[0][0]
-    if not socket or not Path(socket).exists():
-        server_unavailable("mysql", f"its socket {socket!r} is not on this machine")
-    with mysql_user("localhost") as (user, password), server_database("mysql") as url:
+    # The account first: it skips the test (or fails it in CI) when the server is down.
+    with mysql_account(host="localhost") as (user, password), server_database("mysql") as url:
+        socket = asyncio.run(mysql_rows(MYSQL_SERVER_URL, "SELECT @@socket"))[0][0]
+        if not socket or not Path(socket).exists():
+            server_unavailable("mysql", f"its socket {socket!r} is not on this machine")
         name = database_name(url)
-        assert run("db", "init", "-t", "mysql", "-u", url).exit_code == 0
+        assert mofa("db", "init", "-t", "mysql", "-u", url).exit_code == 0
         # The seeds' statements, exactly (with this run's user and database names).
         for statement in [
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name}.* TO '{user}'@'localhost'",
@@ -611,10 +565,10 @@ def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
         # through the socket, so the account, its password and its grants are all exercised.
         app_url = f"mysql://{user}:{password}@localhost/{name}?socket={socket}"
 
-        wrong = run("db", "init", "-t", "mysql", "-u", app_url.replace(password, password + "x"))
+        wrong = mofa("db", "init", "-t", "mysql", "-u", app_url.replace(password, password + "x"))
         assert "access denied" in assert_one_error_line(wrong)
 
-        again = run("db", "init", "-t", "mysql", "-u", app_url)
+        again = mofa("db", "init", "-t", "mysql", "-u", app_url)
         assert again.exit_code == 0, again.output
         assert "already up to date" in again.stdout
         asyncio.run(_run_the_whole_store(app_url))

@@ -19,7 +19,8 @@ import pytest
 from mofa.persistence import open_store, schema
 from mofa.persistence.backends import mysql, postgres, sqlite
 from mofa.persistence.backends._sql import _FILTER_COLUMNS, FilterKey, session_filters
-from tests.cli.test_db import _open_and_close, run, sqlite_catalog
+from tests._cli import mofa
+from tests.cli.test_db import _open_and_close, sqlite_catalog
 from tests.cli.test_db_existing_tables import (
     ALL_TYPES,
     BY_HAND_SESSION,
@@ -56,7 +57,7 @@ def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: 
     with empty_database(dialect, tmp_path) as old, empty_database(dialect, tmp_path) as new:
         execute(dialect, old, [*version_1(dialect), BY_HAND_SESSION])
 
-        result = run("db", "init", "-t", dialect, "-u", old)
+        result = mofa("db", "init", "-t", dialect, "-u", old)
 
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines()[2:] == [
@@ -66,7 +67,7 @@ def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: 
         assert asyncio.run(_open_and_close(new)) == (1, 2)
         assert schema_catalog(dialect, old) == schema_catalog(dialect, new)
         assert asyncio.run(_session_ids(old)) == ["by-hand"]
-        again = run("db", "init", "-t", dialect, "-u", old)
+        again = mofa("db", "init", "-t", dialect, "-u", old)
         assert again.stdout.splitlines()[-1] == (
             "✓ Database schema is already up to date (version 2); nothing changed."
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mofa.persistence import open_store
-from tests.cli.test_db import MOFA
+from tests._cli import MOFA
 
 
 @pytest.mark.parametrize(

@@ -23,12 +23,10 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from mofa.cli import cli
 from mofa.cli._render import display_width
 from mofa.persistence import NewMessage, Session, open_store
-from tests.cli.test_db import MOFA
+from tests._cli import MOFA, mofa, one_error_line
 from tests.conftest import _params
 
 #: Every backend the CLI reads (memory does not outlive the command).
@@ -52,21 +50,6 @@ MAIN = "agent-001:session-123"
 def backend(request: pytest.FixtureRequest) -> str:
     """Overrides the conftest fixture, so ``empty_url`` covers the CLI's backends."""
     return str(request.param)
-
-
-def mofa(*args: str, url: str | None = None, input: str | None = None) -> Result:
-    """Run ``mofa [--database-url URL] ARGS`` in-process."""
-    prefix = ["--database-url", url] if url is not None else []
-    return CliRunner().invoke(cli, [*prefix, *args], prog_name="mofa", input=input)
-
-
-def one_error_line(result: Result) -> str:
-    """The single ``Error: …`` line a failed command printed (and nothing on stdout after it)."""
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: "), lines
-    return lines[0]
 
 
 def _take_the_terminal() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,16 +18,10 @@ import pytest
 from click.testing import Result
 
 from mofa.persistence import NewMessage, open_store
-from tests.cli.test_db import MOFA
-from tests.cli.test_session import MAIN, mofa, on_terminal, one_error_line, seed
+from tests._cli import MOFA, mofa, one_error_line
+from tests.cli.test_session import MAIN, on_terminal, seed
 from tests.conftest import _params
-from tests.servers import (
-    MYSQL_SERVER_URL,
-    database_name,
-    mysql_rows,
-    postgres_rows,
-    with_credentials,
-)
+from tests.servers import database_name, mysql_account, postgres_account, with_credentials
 
 SUBCOMMANDS = ["list", "show", "export", "delete"]
 
@@ -230,26 +223,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 def read_only_url(backend: str, empty_url: str) -> Iterator[str]:
     """A user that may read the (seeded) database of ``empty_url`` but not delete from it."""
     asyncio.run(seed(empty_url))
-    user = f"mofa_ro_{secrets.token_hex(4)}"
-    url = with_credentials(empty_url, user, None)
     if backend == "postgres":
-        asyncio.run(postgres_rows(empty_url, f"CREATE ROLE {user} LOGIN"))
-        asyncio.run(
-            postgres_rows(empty_url, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}")
-        )
-        try:
-            yield url
-        finally:
-            asyncio.run(postgres_rows(empty_url, f"DROP OWNED BY {user}"))
-            asyncio.run(postgres_rows(empty_url, f"DROP ROLE {user}"))
+        account = postgres_account("SELECT ON ALL TABLES IN SCHEMA public", url=empty_url)
     else:
-        database = database_name(empty_url)
-        asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"CREATE USER '{user}'@'%'"))
-        asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'"))
-        try:
-            yield url
-        finally:
-            asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"DROP USER '{user}'@'%'"))
+        account = mysql_account(f"SELECT ON `{database_name(empty_url)}`.*")
+    with account as (user, password):
+        yield with_credentials(empty_url, user, password)
 
 
 def test_delete_without_the_privilege_exits_2(read_only_url: str, empty_url: str) -> None:

@@ -22,8 +22,7 @@ import pytest
 import yaml
 
 from mofa.persistence import NewMessage, open_store
-from tests.cli.test_db import MOFA
-from tests.cli.test_session import mofa, one_error_line
+from tests._cli import MOFA, mofa, one_error_line
 
 BIG = "big-session"
 BIG_COUNT = 100_000

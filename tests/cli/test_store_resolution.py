@@ -16,9 +16,10 @@ import pytest
 from mofa.cli._store import resolve_store
 from mofa.persistence import InvalidInputError, SchemaError, open_store
 from mofa.persistence.backends.files import directory_url
-from tests.cli.test_db_servers import server_database, table_set
-from tests.cli.test_session import mofa, one_error_line
+from tests._cli import mofa, one_error_line
+from tests.cli.test_db_servers import table_set
 from tests.conftest import _params
+from tests.servers import server_database
 
 VARIABLES = ("MOFA_DATABASE_URL", "MOFA_DATA_DIR", "XDG_DATA_HOME", "DATABASE_URL")
 
