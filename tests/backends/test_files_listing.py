@@ -11,12 +11,13 @@ import random
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from mofa.persistence import FileStore, Session
+from mofa.persistence import FileStore, QueryError, Session
 from mofa.persistence import _store as store_module
 from mofa.persistence.backends import files as files_module
 from mofa.persistence.backends.files import LISTING_FILE, STORE_MARKER
@@ -234,6 +235,89 @@ async def test_deleted_half_created_and_recreated_sessions_are_listed_once(
         assert ghost.created_at == datetime(2999, 1, 1, tzinfo=UTC)
         listed = await store.list_sessions(user_id="u")
         assert [s.session_id for s in listed] == ["ghost", "again", "kept"]
+
+
+async def test_a_recreation_given_the_old_lines_time_is_not_listed_under_the_old_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock steps back between a deletion and the creation of the same id for another
+    # user: the creation takes the last listed time, the deleted session's own line's.
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    times = iter(base + timedelta(seconds=s) for s in [1, 10, 5])
+    monkeypatch.setattr(store_module, "utc_now", lambda: next(times))
+    async with await FileStore.connect(tmp_path / "data") as store:
+        await store.create_session("older", user_id="alice")
+        await store.create_session("x", user_id="alice")
+        assert await store.delete_session("x")
+        await store.create_session("x", user_id="bob")
+        listed = await store.list_sessions(user_id="alice")
+        assert [(s.session_id, s.user_id) for s in listed] == [("older", "alice")]
+        assert [s.session_id for s in await store.list_sessions(user_id="bob")] == ["x"]
+
+
+_CREATE_AND_DELETE_X = textwrap.dedent(
+    """
+    import asyncio, sys
+    from mofa.persistence import open_store
+
+    async def main(url):
+        async with await open_store(url) as store:
+            await store.create_session("x", user_id="alice")
+            await store.delete_session("x")
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+async def test_a_creation_overtaken_by_another_process_is_listed_under_its_own_user(
+    tmp_path: Path,
+) -> None:
+    # No clock change: this process takes its creation time, then waits for its only worker
+    # while another process creates and deletes the same id for another user; the late
+    # creation takes that line's time.
+    directory = tmp_path / "data"
+    async with await FileStore.connect(directory, max_workers=1) as store:
+        await store.create_session("older", user_id="alice")
+        release = threading.Event()
+        busy = asyncio.ensure_future(store._run(release.wait))
+        creating = asyncio.ensure_future(store.create_session("x", user_id="bob"))
+        await asyncio.sleep(0.05)  # create_session has taken its time and waits for a worker
+        other = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", _CREATE_AND_DELETE_X, f"file://{directory}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert other.returncode == 0, other.stderr
+        release.set()
+        await busy
+        created = await creating
+        listed = await store.list_sessions(user_id="alice")
+        assert [(s.session_id, s.user_id) for s in listed] == [("older", "alice")]
+        [bob] = await store.list_sessions(user_id="bob")
+        assert (bob.session_id, bob.created_at) == ("x", created.created_at)
+
+
+async def test_a_damaged_list_says_how_to_rebuild_it(tmp_path: Path) -> None:
+    directory = tmp_path / "data"
+    async with await FileStore.connect(directory) as store:
+        created = await fill(store, 12)
+    lines = (directory / LISTING_FILE).read_bytes().splitlines(keepends=True)
+    lines[4] = b"#" * (len(lines[4]) - 1) + b"\n"
+    (directory / LISTING_FILE).write_bytes(b"".join(lines))
+    async with await FileStore.connect(directory) as store:
+        assert keys(await store.list_sessions(limit=3)) == expected(created, 3)  # not reached
+        with pytest.raises(
+            QueryError,
+            match=r"session list \(session-list\.jsonl\) has a damaged line; delete the file",
+        ):
+            await store.list_sessions()
+    (directory / LISTING_FILE).unlink()
+    async with await FileStore.connect(directory) as store:
+        assert store.applied_migrations == (2,)
+        assert keys(await store.list_sessions()) == expected(created)
 
 
 async def test_a_torn_last_line_is_cut_by_the_next_creation(tmp_path: Path) -> None:

@@ -701,6 +701,22 @@ def _listing_needle(key: str, value: str) -> bytes:
     return b'"%s":%s' % (key.encode(), orjson.dumps(value))
 
 
+#: What a list line holds; a line counts only while the session's header says the same.
+_LISTED_KEYS: Final = ("created_at", "session_id", "agent_id", "user_id", "tenant_id")
+
+
+def _listed(line: bytes) -> dict[str, Any]:
+    """A line of the session list (complete lines only: a torn last write is never passed)."""
+    entry = _parse(line)
+    if entry is None or any(key not in entry for key in _LISTED_KEYS):
+        raise QueryError(
+            f"The file store's session list ({LISTING_FILE}) has a damaged line; delete the "
+            "file: the next program that opens the store with open_store() rebuilds it from "
+            "the sessions."
+        )
+    return entry
+
+
 def _by_session_id(entry: dict[str, Any]) -> str:
     return str(entry["session_id"])
 
@@ -750,7 +766,7 @@ def _listed_newest_first(fd: int, size: int, needles: list[bytes]) -> Iterator[d
     for line in lines:
         if not all(needle in line for needle in needles[1:]):
             continue
-        entry = _parse_logged(line)
+        entry = _listed(line)
         if group and entry["created_at"] != group[0]["created_at"]:
             group.sort(key=_by_session_id, reverse=True)
             yield from group
@@ -772,7 +788,7 @@ def _add_to_listing(fd: int, session: Session) -> Session:
     created_at = format_time(session.created_at)
     for start, line in _lines_backward(fd, size):
         good_end = start + len(line) + 1
-        last = _parse_logged(line)["created_at"]
+        last = _listed(line)["created_at"]
         if last > created_at:  # fixed-width UTC text: text order is time order
             moment = parse_time(last)
             created_at = format_time(moment)
@@ -1052,20 +1068,21 @@ class FileStore(BaseStore):
             lines: dict[tuple[str, str], bytes] = {}
             for line in (_read_file(self._listing_path) or b"").split(b"\n")[:-1]:
                 entry = _parse(line)
-                if entry is not None and isinstance(entry.get("created_at"), str):
-                    lines[(entry["created_at"], str(entry.get("session_id")))] = line + b"\n"
+                if entry is not None and all(
+                    isinstance(entry.get(key), str) for key in ("created_at", "session_id")
+                ):
+                    lines[(entry["created_at"], entry["session_id"])] = line + b"\n"
             # While a store has no list, this module writes a session's header under the
             # list's lock (see _create_session_sync): none is half made while they are read.
             for created_at, session_id, header in self._scan_headers(None, None, None):
-                lines.setdefault(
-                    (created_at, session_id),
-                    _listing_line(
-                        created_at,
-                        session_id,
-                        header["agent_id"],
-                        header["user_id"],
-                        header["tenant_id"],
-                    ),
+                # A live session's line comes from its header (the header wins over a stale
+                # line of the same time and id).
+                lines[(created_at, session_id)] = _listing_line(
+                    created_at,
+                    session_id,
+                    header["agent_id"],
+                    header["user_id"],
+                    header["tenant_id"],
                 )
             _replace_atomically(self._listing_path, b"".join(lines[key] for key in sorted(lines)))
             _replace_atomically(marker, b'{"format":%d}\n' % FORMAT_VERSION)
@@ -1339,12 +1356,10 @@ class FileStore(BaseStore):
                 continue
             files = self._files(entry["agent_id"], session_id)
             header = _read_record(files.header)
-            if (
-                header is None
-                or header.get("session_id") != session_id
-                or header.get("created_at") != entry["created_at"]
-            ):
-                continue  # deleted, still being created, or created again since
+            if header is None or any(header.get(key) != entry[key] for key in _LISTED_KEYS):
+                # Deleted, still being created, or created again since (perhaps for another
+                # user at the same time: a late creation takes the last listed time).
+                continue
             seen.add(session_id)
             if offset:
                 offset -= 1
