@@ -20,7 +20,7 @@ import pytest
 from mofa.persistence import FileStore, QueryError, Session
 from mofa.persistence import _store as store_module
 from mofa.persistence.backends import files as files_module
-from mofa.persistence.backends.files import LISTING_FILE, STORE_MARKER
+from mofa.persistence.backends.files import COMPACT_AFTER, LISTING_FILE, STORE_MARKER
 from tests.backends.test_files import run_without_override
 
 pytestmark = pytest.mark.files
@@ -318,6 +318,37 @@ async def test_a_damaged_list_says_how_to_rebuild_it(tmp_path: Path) -> None:
     async with await FileStore.connect(directory) as store:
         assert store.applied_migrations == (2,)
         assert keys(await store.list_sessions()) == expected(created)
+
+
+async def test_lines_of_deleted_sessions_are_compacted_away(
+    tmp_path: Path, header_reads: list[str]
+) -> None:
+    directory = tmp_path / "data"
+    gone = COMPACT_AFTER + 20
+    async with await FileStore.connect(directory) as store:
+        kept = [await store.create_session(f"kept-{n}", user_id="u") for n in range(5)]
+        for n in range(gone):
+            await store.create_session(f"gone-{n}", user_id="u")
+            await store.delete_session(f"gone-{n}")
+        # A creation under way in another process: its line and index entry, no header yet.
+        with (directory / LISTING_FILE).open("ab") as listing:
+            listing.write(
+                b'{"created_at":"2999-01-01 00:00:00.000000","session_id":"pending",'
+                b'"agent_id":null,"user_id":"u","tenant_id":null}\n'
+            )
+        (directory / "index" / "pending.json").write_text(
+            '{"session_id":"pending","agent_id":null}\n'
+        )
+        header_reads.clear()
+        assert keys(await store.list_sessions(user_id="u", limit=3)) == expected(kept, 3)
+        assert len(header_reads) >= gone  # this listing met every deleted line ...
+    # ... so the list was rewritten without them (close() waited for it).
+    lines = [json.loads(line) for line in (directory / LISTING_FILE).read_bytes().splitlines()]
+    assert [e["session_id"] for e in lines] == [s.session_id for s in kept] + ["pending"]
+    async with await FileStore.connect(directory) as store:
+        header_reads.clear()
+        assert keys(await store.list_sessions(user_id="u", limit=3)) == expected(kept, 3)
+        assert len(header_reads) == 4  # the pending line (no header yet) and 3 sessions
 
 
 async def test_a_torn_last_line_is_cut_by_the_next_creation(tmp_path: Path) -> None:

@@ -54,7 +54,8 @@ How it stays correct:
   summary) of each session it returns, so the 10 newest sessions cost the same among 10 or
   100,000; a filter is matched on the list's lines, not on headers. A line whose session has
   no header, or a header of another creation time, is skipped: the session was deleted, is
-  being created, or was created again later (the newer line is the one that counts).
+  being created, or was created again later (the newer line is the one that counts). A
+  listing that passes 1,000 such lines has the list rewritten without them, in the background.
   Format 1 stores (no list) are upgraded on their first writable open; opened read-only they
   are listed by reading every header, as format 1 did.
 * **Ids cannot escape or collide.** Every character outside ``[a-z0-9_-]`` (upper case
@@ -77,6 +78,7 @@ import functools
 import hashlib
 import os
 import secrets
+import threading
 import weakref
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -701,6 +703,8 @@ def _listing_needle(key: str, value: str) -> bytes:
     return b'"%s":%s' % (key.encode(), orjson.dumps(value))
 
 
+#: A listing that passes this many lines of sessions that are gone compacts the list.
+COMPACT_AFTER: Final = 1000
 #: What a list line holds; a line counts only while the session's header says the same.
 _LISTED_KEYS: Final = ("created_at", "session_id", "agent_id", "user_id", "tenant_id")
 
@@ -886,6 +890,7 @@ class FileStore(BaseStore):
         self._listing_lock = self._locks_root / _LISTING_LOCK
         # True once the store is known to be in format 2: listings read the session list.
         self._listed = False
+        self._compacting = threading.Lock()  # held while a compaction is queued or running
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="mofa-files"
         )
@@ -1350,6 +1355,7 @@ class FileStore(BaseStore):
         needles = [_listing_needle(key, value) for key, value in wanted.items()]
         page: list[Session] = []
         seen: set[str] = set()
+        stale = 0
         for entry in _listed_newest_first(fd, os.fstat(fd).st_size, needles):
             session_id = entry["session_id"]
             if session_id in seen or any(entry[key] != value for key, value in wanted.items()):
@@ -1359,6 +1365,7 @@ class FileStore(BaseStore):
             if header is None or any(header.get(key) != entry[key] for key in _LISTED_KEYS):
                 # Deleted, still being created, or created again since (perhaps for another
                 # user at the same time: a late creation takes the last listed time).
+                stale += 1
                 continue
             seen.add(session_id)
             if offset:
@@ -1367,7 +1374,47 @@ class FileStore(BaseStore):
             page.append(self._session(header, files))
             if len(page) == limit:
                 break
+        if stale >= COMPACT_AFTER and self._compacting.acquire(blocking=False):
+            # Deleted sessions' lines would cost every later listing an open() each: drop
+            # them, in the background (close() waits for it).
+            try:
+                self._executor.submit(self._compact_listing)
+            except RuntimeError:  # the store is closing: the next store will do it
+                self._compacting.release()
         return page
+
+    def _compact_listing(self) -> None:
+        """Rewrite the session list without the lines of sessions that are gone. Best effort:
+        skipped when another process holds the list's lock or the directory is read-only."""
+        try:
+            fd = os.open(self._listing_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        except OSError:
+            self._compacting.release()
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            data = _read_file(self._listing_path)
+            if data is None:
+                return
+            kept: list[bytes] = []
+            for line in data.split(b"\n")[:-1]:  # (a torn last write is not a line)
+                entry = _listed(line)
+                session_id = entry["session_id"]
+                header = _read_record(self._files(entry["agent_id"], session_id).header)
+                if header is None:
+                    # Kept while its index entry exists: the session may be being created
+                    # (its header is written after its line, without the list's lock).
+                    live = self._index_path(session_id).exists()
+                else:
+                    live = all(header.get(key) == entry[key] for key in _LISTED_KEYS)
+                if live:
+                    kept.append(line + b"\n")
+            _replace_atomically(self._listing_path, b"".join(kept))
+        except (OSError, PersistenceError):
+            pass  # busy, read-only, or damaged (the listing itself reports damage)
+        finally:
+            os.close(fd)
+            self._compacting.release()
 
     def _scan_headers(
         self, agent_id: str | None, user_id: str | None, tenant_id: str | None
