@@ -2,13 +2,14 @@
 
 ::
 
-    .venv/bin/python -m benchmarks.session_list           # sqlite + every server that answers
+    .venv/bin/python -m benchmarks.session_list     # files, sqlite, every server that answers
     .venv/bin/python -m benchmarks.session_list --backends sqlite --sessions 20000
 
 For each backend it fills a fresh database with N sessions of M messages each (default 100,000
 × 5 = 500,000 messages) through the benchmarks' raw drivers (``raw_<name>.Raw.bulk_load``: the
 store's own schema, bulk-inserted with the raw driver — executemany on SQLite, COPY on
-PostgreSQL, multi-row INSERT on MariaDB), then times:
+PostgreSQL, multi-row INSERT on MariaDB; the file store's files written directly by
+``benchmarks/fill_files.py``), then times:
 
 * ``cli``: the installed ``mofa --database-url URL session list --limit 10`` end to end
   (a new process: interpreter start, imports, connect, query, render);
@@ -44,7 +45,10 @@ TARGET_SECONDS = 1.0
 
 
 def _load(name: str) -> ModuleType:
-    return importlib.import_module(f"benchmarks.raw_{name}")
+    # The file store has no driver to compare with: its files are written directly.
+    return importlib.import_module(
+        "benchmarks.fill_files" if name == "files" else f"benchmarks.raw_{name}"
+    )
 
 
 def _time_process(args: list[str], repeat: int) -> list[float]:
@@ -133,19 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backends",
         default=None,
-        help="comma-separated: sqlite,postgres,mysql (default: sqlite plus every "
-        "server that answers)",
+        help="comma-separated: files,sqlite,postgres,mysql (default: files, sqlite and "
+        "every server that answers)",
     )
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=5, help="messages per session")
     parser.add_argument("--repeat", type=int, default=5, help="CLI runs per backend")
     options = parser.parse_args(argv)
     explicit = options.backends is not None
-    names = options.backends.split(",") if explicit else ["sqlite", "postgres", "mysql"]
+    names = options.backends.split(",") if explicit else ["files", "sqlite", "postgres", "mysql"]
 
     rows = []
     for name in names:
-        if not explicit:
+        if not explicit and name != "files":
             available, reason = asyncio.run(probe(name))
             if available is None:
                 print(f"# {name}: skipped ({reason})", file=sys.stderr)
