@@ -14,8 +14,6 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
-
 from mofa.persistence import Role, Session
 from mofa.persistence._codec import format_time
 from mofa.persistence._store import EncodedMessage
@@ -63,10 +61,7 @@ class Raw:
             paths = files._SessionFiles.at(root / "sessions", "bulk-agent", session.session_id)
             paths.header.write_bytes(files._header_bytes(session, "{}"))
             (root / "index" / f"{files.encode_name(session.session_id)}.json").write_bytes(
-                orjson.dumps(
-                    {"session_id": session.session_id, "agent_id": "bulk-agent"},
-                    option=orjson.OPT_APPEND_NEWLINE,
-                )
+                files._index_bytes(session.session_id, "bulk-agent")
             )
             log = b"".join(
                 files._message_line(

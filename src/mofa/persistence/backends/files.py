@@ -721,6 +721,12 @@ def _listed(line: bytes) -> dict[str, Any]:
     return entry
 
 
+def _header_matches(header: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Whether a session's header is that of the creation a list line was written for (not of
+    a creation of the same id since)."""
+    return all(header.get(key) == entry[key] for key in _LISTED_KEYS)
+
+
 def _by_session_id(entry: dict[str, Any]) -> str:
     return str(entry["session_id"])
 
@@ -807,6 +813,13 @@ def _add_to_listing(fd: int, session: Session) -> Session:
         good_end,
     )
     return session
+
+
+def _index_bytes(session_id: str, agent_id: str | None) -> bytes:
+    """A session's index entry: which agent's directory holds its files."""
+    return orjson.dumps(
+        {"session_id": session_id, "agent_id": agent_id}, option=orjson.OPT_APPEND_NEWLINE
+    )
 
 
 def _agent_bytes(agent: Agent) -> bytes:
@@ -1266,11 +1279,7 @@ class FileStore(BaseStore):
                 )
             _make_dir(files.directory)
             _replace_atomically(
-                self._index_path(session_id),
-                orjson.dumps(
-                    {"session_id": session_id, "agent_id": session.agent_id},
-                    option=orjson.OPT_APPEND_NEWLINE,
-                ),
+                self._index_path(session_id), _index_bytes(session_id, session.agent_id)
             )
             _unlink_quietly(files.summary)
             _create_empty(files.messages)
@@ -1362,7 +1371,7 @@ class FileStore(BaseStore):
                 continue
             files = self._files(entry["agent_id"], session_id)
             header = _read_record(files.header)
-            if header is None or any(header.get(key) != entry[key] for key in _LISTED_KEYS):
+            if header is None or not _header_matches(header, entry):
                 # Deleted, still being created, or created again since (perhaps for another
                 # user at the same time: a late creation takes the last listed time).
                 stale += 1
@@ -1388,32 +1397,30 @@ class FileStore(BaseStore):
         skipped when another process holds the list's lock or the directory is read-only."""
         try:
             fd = os.open(self._listing_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
-        except OSError:
-            self._compacting.release()
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            data = _read_file(self._listing_path)
-            if data is None:
-                return
-            kept: list[bytes] = []
-            for line in data.split(b"\n")[:-1]:  # (a torn last write is not a line)
-                entry = _listed(line)
-                session_id = entry["session_id"]
-                header = _read_record(self._files(entry["agent_id"], session_id).header)
-                if header is None:
-                    # Kept while its index entry exists: the session may be being created
-                    # (its header is written after its line, without the list's lock).
-                    live = self._index_path(session_id).exists()
-                else:
-                    live = all(header.get(key) == entry[key] for key in _LISTED_KEYS)
-                if live:
-                    kept.append(line + b"\n")
-            _replace_atomically(self._listing_path, b"".join(kept))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                data = _read_file(self._listing_path)
+                if data is None:
+                    return  # removed meanwhile: the next writable open rebuilds it
+                kept: list[bytes] = []
+                for line in data.split(b"\n")[:-1]:
+                    entry = _listed(line)  # (a torn last write is not a line: dropped)
+                    session_id = entry["session_id"]
+                    header = _read_record(self._files(entry["agent_id"], session_id).header)
+                    # Without a header, kept while its index entry exists: the session may be
+                    # being created (its header is written after its line, without the lock).
+                    if (
+                        self._index_path(session_id).exists()
+                        if header is None
+                        else _header_matches(header, entry)
+                    ):
+                        kept.append(line + b"\n")
+                _replace_atomically(self._listing_path, b"".join(kept))
+            finally:
+                os.close(fd)
         except (OSError, PersistenceError):
             pass  # busy, read-only, or damaged (the listing itself reports damage)
         finally:
-            os.close(fd)
             self._compacting.release()
 
     def _scan_headers(
