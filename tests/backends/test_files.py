@@ -726,14 +726,30 @@ async def test_a_directory_path_with_url_characters_opens_that_directory(tmp_pat
 WITHOUT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
 
 
-def run_without_override(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*WITHOUT_OVERRIDE, sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def print_without_write_access(
+    read_only: Path, root: Path, expression: str
+) -> subprocess.CompletedProcess[str]:
+    """Print ``expression`` (it may await calls on ``store``, the file store in ``root``) from
+    a process that may not write ``read_only`` (made 0500 meanwhile, even for root)."""
+    code = textwrap.dedent(f"""
+        import asyncio
+        from mofa.persistence import open_store
+        async def main():
+            async with await open_store("file://{root}") as store:
+                print({expression})
+        asyncio.run(main())
+    """)
+    read_only.chmod(0o500)
+    try:
+        return subprocess.run(
+            [*WITHOUT_OVERRIDE, sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        read_only.chmod(0o700)
 
 
 def test_a_read_only_store_opens_and_reads(tmp_path: Path) -> None:
@@ -745,20 +761,9 @@ def test_a_read_only_store_opens_and_reads(tmp_path: Path) -> None:
             await store.append_message("x", "user", "hi")
 
     asyncio.run(seed())
-    root.chmod(0o500)
-    try:
-        read = run_without_override(
-            textwrap.dedent(f"""
-                import asyncio
-                from mofa.persistence import open_store
-                async def main():
-                    async with await open_store("file://{root}") as store:
-                        print([m.content for m in await store.list_messages("x")])
-                asyncio.run(main())
-            """)
-        )
-    finally:
-        root.chmod(0o700)
+    read = print_without_write_access(
+        root, root, '[m.content for m in await store.list_messages("x")]'
+    )
     assert read.returncode == 0, read.stderr
     assert read.stdout == "['hi']\n"
 
@@ -771,19 +776,8 @@ def test_a_delete_that_cannot_tidy_the_lock_file_still_reports_success(tmp_path:
             await store.create_session("x")
 
     asyncio.run(seed())
-    (root / "locks").chmod(0o500)
-    try:
-        deleted = run_without_override(
-            textwrap.dedent(f"""
-                import asyncio
-                from mofa.persistence import open_store
-                async def main():
-                    async with await open_store("file://{root}") as store:
-                        print(await store.delete_session("x"), await store.get_session("x"))
-                asyncio.run(main())
-            """)
-        )
-    finally:
-        (root / "locks").chmod(0o700)
+    deleted = print_without_write_access(
+        root / "locks", root, 'await store.delete_session("x"), await store.get_session("x")'
+    )
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == "True None\n"

@@ -21,7 +21,7 @@ from mofa.persistence import FileStore, QueryError, Session
 from mofa.persistence import _store as store_module
 from mofa.persistence.backends import files as files_module
 from mofa.persistence.backends.files import COMPACT_AFTER, LISTING_FILE, STORE_MARKER
-from tests.backends.test_files import run_without_override
+from tests.backends.test_files import print_without_write_access
 
 pytestmark = pytest.mark.files
 
@@ -123,20 +123,9 @@ def test_a_format_1_store_this_user_may_only_read_is_listed_without_upgrading(
 
     asyncio.run(seed())
     to_format_1(directory)
-    directory.chmod(0o500)
-    try:
-        listed = run_without_override(
-            textwrap.dedent(f"""
-                import asyncio
-                from mofa.persistence import open_store
-                async def main():
-                    async with await open_store("file://{directory}") as store:
-                        print([s.session_id for s in await store.list_sessions()])
-                asyncio.run(main())
-            """)
-        )
-    finally:
-        directory.chmod(0o700)
+    listed = print_without_write_access(
+        directory, directory, "[s.session_id for s in await store.list_sessions()]"
+    )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout == "['s2', 's1', 's0']\n"
     assert not (directory / LISTING_FILE).exists()
