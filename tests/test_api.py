@@ -22,6 +22,7 @@ def test_persistence_all_is_pinned_and_sorted() -> None:
     assert set(mofa.persistence.__all__) == {
         "UNSET",
         "Agent",
+        "AgentExistsError",
         "AgentState",
         "AuthenticationError",
         "BaseStore",
@@ -37,6 +38,7 @@ def test_persistence_all_is_pinned_and_sorted() -> None:
         "MySqlStore",
         "NewMessage",
         "NotFoundError",
+        "Owner",
         "PermissionDeniedError",
         "PersistenceError",
         "PersistencePlugin",

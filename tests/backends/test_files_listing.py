@@ -14,6 +14,7 @@ import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,7 +194,7 @@ async def test_order_ties_and_every_filter_match_the_other_backends(
         )
         for names in combinations:
             values = {"agent_id": "a1", "user_id": "u2", "tenant_id": "t0"}
-            filters = {name: values[name] for name in names}
+            filters: dict[str, Any] = {name: values[name] for name in names}
             for limit, offset in [(None, 0), (3, 0), (4, 2), (50, 7)]:
                 got = await store.list_sessions(limit=limit, offset=offset, **filters)
                 assert keys(got) == expected(created, limit, offset, **filters), (filters, limit)

@@ -322,8 +322,8 @@ class LLMAgent:
         """Make ``session_id`` current: its history and state are loaded from the store.
 
         Raises:
-            SessionNotFoundError: there is no such session.
-            SessionAccessError: it belongs to another tenant or user.
+            SessionNotFoundError: there is no such session (or it is another tenant's, user's
+                or agent's: through the plugin those look missing).
             SessionExpiredError: its ttl has passed.
         """
         self._check_open()
@@ -382,8 +382,8 @@ class LLMAgent:
         """Send ``text`` and return the reply (in the current session unless one is named).
 
         Naming a ``session_id`` writes to that session without switching to it; it must exist
-        and belong to the plugin's tenant and user (:class:`SessionNotFoundError`,
-        :class:`SessionAccessError`) and must not have expired (:class:`SessionExpiredError`).
+        and belong to the plugin's tenant, user and agent (else :class:`SessionNotFoundError`)
+        and must not have expired (:class:`SessionExpiredError`).
         A failed call raises :class:`LLMError` after storing an error record.
         """
         return (await self.chat_turn(text, session_id=session_id)).text

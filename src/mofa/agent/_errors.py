@@ -7,8 +7,8 @@
     ├── SessionExpiredError    the session's ttl has passed; it is not resumed
     └── AgentClosedError       the agent was used after ``close()``
 
-Store failures stay :class:`mofa.persistence.PersistenceError`; a session of another tenant
-or user is refused with :class:`mofa.persistence.plugin.SessionAccessError`.
+Store failures stay :class:`mofa.persistence.PersistenceError`; a session of another tenant,
+user or agent reads as missing (:class:`mofa.persistence.SessionNotFoundError`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from mofa.persistence._entities import (
     AgentState,
     Message,
     NewMessage,
+    Owner,
     Role,
     Session,
     SessionStatus,
@@ -31,6 +32,7 @@ from mofa.persistence._registry import BACKENDS, backend_class, open_store
 from mofa.persistence._store import UNSET, BaseStore, Store
 from mofa.persistence._url import DatabaseURL, mask_url, parse_url
 from mofa.persistence.errors import (
+    AgentExistsError,
     AuthenticationError,
     ConflictError,
     DatabaseNotFoundError,
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNSET",
     "Agent",
+    "AgentExistsError",
     "AgentState",
     "AuthenticationError",
     "BaseStore",
@@ -74,6 +77,7 @@ __all__ = [
     "MySqlStore",
     "NewMessage",
     "NotFoundError",
+    "Owner",
     "PermissionDeniedError",
     "PersistenceError",
     "PersistencePlugin",

@@ -20,6 +20,7 @@ __all__ = [
     "AgentState",
     "Message",
     "NewMessage",
+    "Owner",
     "Role",
     "Session",
     "SessionStatus",
@@ -74,6 +75,32 @@ class Agent:
     description: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
+    #: The tenant that registered the agent (``None``: none). Through an owner scope only
+    #: that tenant can change the record; agent ids are global, like session ids.
+    tenant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose sessions a call may touch: the scope a :class:`PersistencePlugin` passes.
+
+    Every session-addressed store method takes ``owner=``; the backend puts it into the
+    statement it runs, so through a scope another owner's session looks exactly like a
+    missing one. Each field must equal the session's, ``None`` matching only a session
+    without that value (a scope without a tenant never sees a tenant's sessions).
+    """
+
+    tenant_id: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+
+    def owns(self, session: Session) -> bool:
+        """Whether ``session`` is inside this scope."""
+        return (
+            session.tenant_id == self.tenant_id
+            and session.user_id == self.user_id
+            and session.agent_id == self.agent_id
+        )
 
 
 @dataclass(frozen=True, slots=True, init=False)

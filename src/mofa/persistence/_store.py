@@ -35,6 +35,7 @@ from mofa.persistence._entities import (
     AgentState,
     Message,
     NewMessage,
+    Owner,
     Role,
     Session,
     new_session_id,
@@ -67,6 +68,11 @@ class Store(Protocol):
     Conventions: ``get_*`` returns the record or ``None``; ``delete_*`` returns whether
     something was deleted; ``list_*`` takes a keyword-only ``limit``. Lists of sessions and
     states are newest first; lists of messages are in ``seq`` (chronological) order.
+
+    Every method that addresses a session takes ``owner=`` (an :class:`Owner`): the backend
+    puts it into the statement it runs, so through a scope another owner's session reads
+    and writes exactly like a missing one. ``upsert_agent(owner=…)`` records the owner's
+    tenant on a new agent and refuses to change another tenant's (:class:`AgentExistsError`).
     """
 
     @property
@@ -94,6 +100,7 @@ class Store(Protocol):
         model: str | None = None,
         description: str | None = None,
         started_at: datetime | None = None,
+        owner: Owner | None = None,
     ) -> Agent: ...
 
     async def get_agent(self, agent_id: str) -> Agent | None: ...
@@ -113,7 +120,9 @@ class Store(Protocol):
         expires_at: datetime | None = None,
     ) -> Session: ...
 
-    async def get_session(self, session_id: str) -> Session | None: ...
+    async def get_session(
+        self, session_id: str, *, owner: Owner | None = None
+    ) -> Session | None: ...
 
     async def list_sessions(
         self,
@@ -123,6 +132,7 @@ class Store(Protocol):
         tenant_id: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        owner: Owner | None = None,
     ) -> list[Session]: ...
 
     async def update_session(
@@ -132,9 +142,10 @@ class Store(Protocol):
         status: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         expires_at: datetime | Unset | None = UNSET,
+        owner: Owner | None = None,
     ) -> Session: ...
 
-    async def delete_session(self, session_id: str) -> bool: ...
+    async def delete_session(self, session_id: str, *, owner: Owner | None = None) -> bool: ...
 
     # Messages
     async def append_message(
@@ -145,31 +156,43 @@ class Store(Protocol):
         *,
         metadata: Mapping[str, Any] | None = None,
         timestamp: datetime | None = None,
+        owner: Owner | None = None,
     ) -> Message: ...
 
     async def append_messages(
-        self, session_id: str, messages: Sequence[NewMessage]
+        self, session_id: str, messages: Sequence[NewMessage], *, owner: Owner | None = None
     ) -> list[Message]: ...
 
     async def list_messages(
-        self, session_id: str, *, limit: int | None = None, after_seq: int = 0
+        self,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        after_seq: int = 0,
+        owner: Owner | None = None,
     ) -> list[Message]: ...
 
-    async def list_recent_messages(self, session_id: str, *, limit: int) -> list[Message]: ...
+    async def list_recent_messages(
+        self, session_id: str, *, limit: int, owner: Owner | None = None
+    ) -> list[Message]: ...
 
     def iter_messages(
-        self, session_id: str, *, batch_size: int = 1000
+        self, session_id: str, *, batch_size: int = 1000, owner: Owner | None = None
     ) -> AsyncIterator[Message]: ...
 
-    async def count_messages(self, session_id: str) -> int: ...
+    async def count_messages(self, session_id: str, *, owner: Owner | None = None) -> int: ...
 
     # Agent state
-    async def save_state(self, session_id: str, state: Mapping[str, Any]) -> AgentState: ...
+    async def save_state(
+        self, session_id: str, state: Mapping[str, Any], *, owner: Owner | None = None
+    ) -> AgentState: ...
 
-    async def get_state(self, session_id: str, version: int | None = None) -> AgentState | None: ...
+    async def get_state(
+        self, session_id: str, version: int | None = None, *, owner: Owner | None = None
+    ) -> AgentState | None: ...
 
     async def list_states(
-        self, session_id: str, *, limit: int | None = None
+        self, session_id: str, *, limit: int | None = None, owner: Owner | None = None
     ) -> list[AgentState]: ...
 
 
@@ -257,11 +280,19 @@ def check_option(name: str, value: object, *, integer: bool = False, minimum: fl
         raise InvalidInputError(f"{name} must be {what} >= {minimum:g}{unit}, not {value!r}.")
 
 
-def placeholder_agent(agent_id: str, at: datetime) -> Agent:
+def placeholder_agent(session: Session) -> Agent:
     """The agent record a store creates when a session names an agent nobody registered
-    (the foreign key needs one); the SQL backends' ``INSERT … agents`` writes the same."""
+    (the foreign key needs one), belonging to the session's tenant; the SQL backends'
+    ``INSERT … agents`` writes the same."""
+    agent_id, at = session.agent_id or "", session.created_at
     return Agent(
-        id=agent_id, name=agent_id, state="unknown", started_at=at, created_at=at, updated_at=at
+        id=agent_id,
+        name=agent_id,
+        state="unknown",
+        started_at=at,
+        created_at=at,
+        updated_at=at,
+        tenant_id=session.tenant_id,
     )
 
 
@@ -306,6 +337,21 @@ def _encode_message(
     # Hand back what a read will return (a JSON round trip), not the caller's object.
     return EncodedMessage(
         checked_role, checked_content, decode_json(metadata_json), metadata_json, when
+    )
+
+
+def _check_owner(owner: object) -> Owner | None:
+    """An owner scope with checked ids (``None``: no scope)."""
+    if owner is None:
+        return None
+    if not isinstance(owner, Owner):
+        raise InvalidInputError(
+            f"owner must be a mofa.persistence.Owner, not {type(owner).__name__}."
+        )
+    return Owner(
+        tenant_id=check_optional_id(owner.tenant_id, "tenant id"),
+        user_id=check_optional_id(owner.user_id, "user id"),
+        agent_id=check_optional_id(owner.agent_id, "agent id"),
     )
 
 
@@ -398,12 +444,17 @@ class BaseStore(abc.ABC):
         model: str | None = None,
         description: str | None = None,
         started_at: datetime | None = None,
+        owner: Owner | None = None,
     ) -> Agent:
         """Create the agent record, or update every field of an existing one.
 
-        ``created_at`` of an existing agent is kept; ``name`` defaults to the id.
+        ``created_at`` of an existing agent is kept; ``name`` defaults to the id. With an
+        ``owner`` a new record belongs to the owner's tenant, and a record another tenant
+        registered is left as it is (:class:`AgentExistsError`); without one the tenant of an
+        existing record is kept.
         """
         self._check_open()
+        scope = _check_owner(owner)
         now = utc_now()
         agent = Agent(
             id=check_id(agent_id, "agent id"),
@@ -419,8 +470,9 @@ class BaseStore(abc.ABC):
             description=None if description is None else check_text(description, "description"),
             created_at=now,
             updated_at=now,
+            tenant_id=None if scope is None else scope.tenant_id,
         )
-        return await self._upsert_agent(agent)
+        return await self._upsert_agent(agent, scope)
 
     async def get_agent(self, agent_id: str) -> Agent | None:
         self._check_open()
@@ -466,9 +518,11 @@ class BaseStore(abc.ABC):
         )
         return await self._create_session(session, metadata_json)
 
-    async def get_session(self, session_id: str) -> Session | None:
+    async def get_session(self, session_id: str, *, owner: Owner | None = None) -> Session | None:
+        """The session, ``None`` when missing (or, through ``owner``, not the owner's)."""
         self._check_open()
-        return await self._get_session(check_id(session_id))
+        scope = _check_owner(owner)
+        return await self._get_session(check_id(session_id), scope)
 
     async def list_sessions(
         self,
@@ -478,19 +532,32 @@ class BaseStore(abc.ABC):
         tenant_id: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        owner: Owner | None = None,
     ) -> list[Session]:
         """Sessions matching every filter given, newest (by ``created_at``) first.
 
-        Reads no messages: ``message_count`` is kept on write.
+        A filter left ``None`` matches any value; through ``owner`` only the owner's sessions
+        are listed (its ``None`` fields match sessions without that value), so a filter
+        that names another value lists nothing. Reads no messages: ``message_count`` is
+        kept on write.
         """
         self._check_open()
-        return await self._list_sessions(
+        filters = (
             check_optional_id(agent_id, "agent id"),
             check_optional_id(user_id, "user id"),
             check_optional_id(tenant_id, "tenant id"),
-            check_limit(limit),
-            check_limit(offset, "offset") or 0,
         )
+        checked_limit = check_limit(limit)
+        checked_offset = check_limit(offset, "offset") or 0
+        scope = _check_owner(owner)
+        if scope is not None:
+            own = (scope.agent_id, scope.user_id, scope.tenant_id)
+            if any(
+                given is not None and given != mine
+                for given, mine in zip(filters, own, strict=True)
+            ):
+                return []  # a filter outside the scope: nothing of the owner's matches
+        return await self._list_sessions(*filters, checked_limit, checked_offset, scope)
 
     async def update_session(
         self,
@@ -499,6 +566,7 @@ class BaseStore(abc.ABC):
         status: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         expires_at: datetime | Unset | None = UNSET,
+        owner: Owner | None = None,
     ) -> Session:
         """Change status, replace metadata and/or set or clear ``expires_at``.
 
@@ -506,6 +574,7 @@ class BaseStore(abc.ABC):
         """
         self._check_open()
         checked_id = check_id(session_id)
+        scope = _check_owner(owner)
         checked_status = (
             None if status is None else check_short_text(status, "session status", _MAX_STATUS)
         )
@@ -516,13 +585,14 @@ class BaseStore(abc.ABC):
         elif expires_at is not None and expires_at is not UNSET:
             raise InvalidInputError("expires_at must be a datetime or None.")
         return await self._update_session(
-            checked_id, checked_status, metadata_json, checked_expiry, utc_now()
+            checked_id, checked_status, metadata_json, checked_expiry, utc_now(), scope
         )
 
-    async def delete_session(self, session_id: str) -> bool:
+    async def delete_session(self, session_id: str, *, owner: Owner | None = None) -> bool:
         """Delete a session with its messages and state; False if there was none."""
         self._check_open()
-        return await self._delete_session(check_id(session_id))
+        scope = _check_owner(owner)
+        return await self._delete_session(check_id(session_id), scope)
 
     # -------------------------------------------------------------- messages
 
@@ -534,6 +604,7 @@ class BaseStore(abc.ABC):
         *,
         metadata: Mapping[str, Any] | None = None,
         timestamp: datetime | None = None,
+        owner: Owner | None = None,
     ) -> Message:
         """Append one message; it gets the session's next ``seq``.
 
@@ -541,16 +612,18 @@ class BaseStore(abc.ABC):
         """
         self._check_open()
         checked_id = check_id(session_id)
+        scope = _check_owner(owner)
         now = utc_now()
         message = _encode_message(role, content, metadata, timestamp, now)
-        return await self._append_message(checked_id, message, now)
+        return await self._append_message(checked_id, message, now, scope)
 
     async def append_messages(
-        self, session_id: str, messages: Sequence[NewMessage]
+        self, session_id: str, messages: Sequence[NewMessage], *, owner: Owner | None = None
     ) -> list[Message]:
         """Append several messages atomically and in order (all or none)."""
         self._check_open()
         checked_id = check_id(session_id)
+        scope = _check_owner(owner)
         now = utc_now()
         encoded = []
         for position, item in enumerate(messages):
@@ -563,86 +636,110 @@ class BaseStore(abc.ABC):
                 _encode_message(item.role, item.content, item.metadata, item.timestamp, now)
             )
         if not encoded:
-            if await self._get_session(checked_id) is None:
+            if await self._get_session(checked_id, scope) is None:
                 raise SessionNotFoundError(checked_id)
             return []
-        return await self._append_messages(checked_id, encoded, now)
+        return await self._append_messages(checked_id, encoded, now, scope)
 
     async def list_messages(
-        self, session_id: str, *, limit: int | None = None, after_seq: int = 0
+        self,
+        session_id: str,
+        *,
+        limit: int | None = None,
+        after_seq: int = 0,
+        owner: Owner | None = None,
     ) -> list[Message]:
         """Messages in ``seq`` order; page with ``after_seq`` (the last ``seq`` you saw)."""
         self._check_open()
         checked_id = check_id(session_id)
         checked_limit = check_limit(limit)
         after = check_limit(after_seq, "after_seq") or 0
+        scope = _check_owner(owner)
         if after >= MAX_SEQ:
             return []  # no seq is larger (and PostgreSQL could not even compare with it)
-        return await self._list_messages(checked_id, checked_limit, after)
+        return await self._list_messages(checked_id, checked_limit, after, scope)
 
-    async def list_recent_messages(self, session_id: str, *, limit: int) -> list[Message]:
+    async def list_recent_messages(
+        self, session_id: str, *, limit: int, owner: Owner | None = None
+    ) -> list[Message]:
         """The newest ``limit`` messages, returned in chronological order."""
         self._check_open()
         checked_limit = check_limit(limit)
         if checked_limit is None:
             raise InvalidInputError("list_recent_messages needs a limit.")
         checked_id = check_id(session_id)
+        scope = _check_owner(owner)
         if checked_limit == 0:
             return []  # nothing to read (backends are called with limit >= 1)
-        return await self._list_recent_messages(checked_id, checked_limit)
+        return await self._list_recent_messages(checked_id, checked_limit, scope)
 
     async def iter_messages(
-        self, session_id: str, *, batch_size: int = 1000
+        self, session_id: str, *, batch_size: int = 1000, owner: Owner | None = None
     ) -> AsyncIterator[Message]:
         """Every message of the session in order, read ``batch_size`` at a time."""
         self._check_open()
         checked_id = check_id(session_id)
+        scope = _check_owner(owner)
         size = check_limit(batch_size, "batch_size")
         if not size:
             raise InvalidInputError("batch_size must be a positive integer.")
         after = 0
         while True:
             self._check_open()  # the store may be closed between two batches
-            batch = await self._list_messages(checked_id, size, after)
+            # The scope is in every batch's statement: a session deleted and re-created by
+            # another owner between two batches yields nothing more.
+            batch = await self._list_messages(checked_id, size, after, scope)
             for message in batch:
                 yield message
             if len(batch) < size:
                 return
             after = batch[-1].seq
 
-    async def count_messages(self, session_id: str) -> int:
+    async def count_messages(self, session_id: str, *, owner: Owner | None = None) -> int:
         """How many messages the session holds (0 for a missing session)."""
         self._check_open()
-        session = await self._get_session(check_id(session_id))
+        scope = _check_owner(owner)
+        session = await self._get_session(check_id(session_id), scope)
         return 0 if session is None else session.message_count
 
     # ----------------------------------------------------------------- state
 
-    async def save_state(self, session_id: str, state: Mapping[str, Any]) -> AgentState:
+    async def save_state(
+        self, session_id: str, state: Mapping[str, Any], *, owner: Owner | None = None
+    ) -> AgentState:
         """Save a new snapshot; versions count 1, 2, 3… per session."""
         self._check_open()
         checked_id = check_id(session_id)
+        scope = _check_owner(owner)
         if not isinstance(state, Mapping):
             raise InvalidInputError(
                 f"The agent state must be a JSON object (a dict), not {type(state).__name__}."
             )
         state_json = encode_json(state, "agent state")
-        return await self._save_state(checked_id, decode_json(state_json), state_json, utc_now())
+        return await self._save_state(
+            checked_id, decode_json(state_json), state_json, utc_now(), scope
+        )
 
-    async def get_state(self, session_id: str, version: int | None = None) -> AgentState | None:
+    async def get_state(
+        self, session_id: str, version: int | None = None, *, owner: Owner | None = None
+    ) -> AgentState | None:
         """The latest snapshot, or the given version; ``None`` when there is none."""
         self._check_open()
         checked_id = check_id(session_id)
+        scope = _check_owner(owner)
         if version is not None:
             check_limit(version, "version")
             if version > MAX_SEQ:
                 return None  # no store holds such a version
-        return await self._get_state(checked_id, version)
+        return await self._get_state(checked_id, version, scope)
 
-    async def list_states(self, session_id: str, *, limit: int | None = None) -> list[AgentState]:
+    async def list_states(
+        self, session_id: str, *, limit: int | None = None, owner: Owner | None = None
+    ) -> list[AgentState]:
         """Snapshots, newest version first."""
         self._check_open()
-        return await self._list_states(check_id(session_id), check_limit(limit))
+        scope = _check_owner(owner)
+        return await self._list_states(check_id(session_id), check_limit(limit), scope)
 
     # ------------------------------------------------------------ to implement
 
@@ -650,7 +747,10 @@ class BaseStore(abc.ABC):
     async def _close(self) -> None: ...
 
     @abc.abstractmethod
-    async def _upsert_agent(self, agent: Agent) -> Agent: ...
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
+        """Insert ``agent`` (its ``tenant_id`` is the owner's), or update the stored record:
+        with an ``owner`` only one of the owner's tenant (else :class:`AgentExistsError`),
+        without one keeping the stored tenant. Returns the record as stored."""
 
     @abc.abstractmethod
     async def _get_agent(self, agent_id: str) -> Agent | None: ...
@@ -662,7 +762,7 @@ class BaseStore(abc.ABC):
     async def _create_session(self, session: Session, metadata_json: str) -> Session: ...
 
     @abc.abstractmethod
-    async def _get_session(self, session_id: str) -> Session | None: ...
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None: ...
 
     @abc.abstractmethod
     async def _list_sessions(
@@ -672,7 +772,9 @@ class BaseStore(abc.ABC):
         tenant_id: str | None,
         limit: int | None,
         offset: int,
-    ) -> list[Session]: ...
+        owner: Owner | None,
+    ) -> list[Session]:
+        """With an ``owner`` the filters are the owner's (``None``: the column is NULL)."""
 
     @abc.abstractmethod
     async def _update_session(
@@ -682,37 +784,53 @@ class BaseStore(abc.ABC):
         metadata_json: str | None,
         expires_at: datetime | Unset | None,
         now: datetime,
+        owner: Owner | None,
     ) -> Session: ...
 
     @abc.abstractmethod
-    async def _delete_session(self, session_id: str) -> bool: ...
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool: ...
 
     async def _append_message(
-        self, session_id: str, message: EncodedMessage, now: datetime
+        self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
     ) -> Message:
         """One message; backends override this with a faster single-row path."""
-        return (await self._append_messages(session_id, [message], now))[0]
+        return (await self._append_messages(session_id, [message], now, owner))[0]
 
     @abc.abstractmethod
     async def _append_messages(
-        self, session_id: str, messages: list[EncodedMessage], now: datetime
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
     ) -> list[Message]: ...
 
     @abc.abstractmethod
     async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]: ...
 
     @abc.abstractmethod
-    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]: ...
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]: ...
 
     @abc.abstractmethod
     async def _save_state(
-        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
     ) -> AgentState: ...
 
     @abc.abstractmethod
-    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None: ...
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None: ...
 
     @abc.abstractmethod
-    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]: ...
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]: ...

@@ -10,7 +10,8 @@ caller never needs to import a database driver to handle an error::
     ├── NotFoundError
     │   └── SessionNotFoundError
     ├── ConflictError
-    │   └── SessionExistsError
+    │   ├── SessionExistsError
+    │   └── AgentExistsError         the agent id is registered by another tenant
     ├── StoreConnectionError         the database cannot be reached (or the link broke)
     │   ├── AuthenticationError      wrong user or password
     │   └── DatabaseNotFoundError    the server answered, the database does not exist
@@ -27,6 +28,7 @@ They never contain a password.
 from __future__ import annotations
 
 __all__ = [
+    "AgentExistsError",
     "AuthenticationError",
     "ConflictError",
     "DatabaseNotFoundError",
@@ -79,6 +81,18 @@ class SessionExistsError(ConflictError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"A session with id {session_id!r} already exists.")
         self.session_id = session_id
+
+
+class AgentExistsError(ConflictError):
+    """The agent id is registered by another tenant, whose record a scoped call cannot change."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(
+            f"The agent id {agent_id!r} is registered by another tenant; agent ids are global "
+            "(like session ids), so give this agent an id of its own, for example one that "
+            "starts with the tenant's id."
+        )
+        self.agent_id = agent_id
 
 
 class StoreConnectionError(PersistenceError, ConnectionError):

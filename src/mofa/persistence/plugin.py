@@ -18,14 +18,23 @@ The plugin holds no conversation in memory: every read and write goes to the sto
 another process with the same session id continues the same conversation. It holds no
 per-call state either, so one plugin serves concurrent chats in different sessions.
 
-Scoping: sessions the plugin creates carry its agent, user and tenant; it lists only
-sessions of its own tenant and user (and agent), and refuses to open or delete a session
-that belongs to another tenant or user with :class:`SessionAccessError`.
+Scoping: sessions the plugin creates carry its agent, user and tenant, and every call it
+makes passes that :class:`~mofa.persistence.Owner` to the store, which puts it into the
+statement it runs. Through the plugin another owner's session behaves exactly like a
+missing one (:class:`SessionNotFoundError`, nothing read, nothing changed); only creating
+an id another owner holds fails, with :class:`SessionExistsError`, since session ids are
+global. Agent records belong to the tenant that registered them: another tenant's plugin
+cannot change them (:class:`AgentExistsError`).
+
+The plugin is a scope, not a security boundary: code that holds the store itself (or the
+plugin's ``store`` attribute) can read and change everything. To give untrusted code a
+scoped handle, give it only an object that exposes the plugin's methods, or an agent
+built with the plugin, and keep the store out of its reach (another process, for code
+that is truly hostile).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,36 +44,24 @@ from mofa.persistence._entities import (
     AgentState,
     Message,
     NewMessage,
+    Owner,
     Role,
     Session,
     SessionStatus,
     utc_now,
 )
 from mofa.persistence._store import Store
-from mofa.persistence.errors import (
-    PermissionDeniedError,
-    SessionExistsError,
-    SessionNotFoundError,
-)
+from mofa.persistence.errors import SessionExistsError, SessionNotFoundError
 
 __all__ = ["ERROR_STATUS", "PersistencePlugin", "SessionAccessError", "is_error_record"]
 
 #: ``metadata["status"]`` of the record a failed model call leaves in the history.
 ERROR_STATUS = "failed"
-#: Sessions read per query when the store's filters cannot pick exactly ours (no tenant or no
-#: user): the first page, and the most a later, doubled, page reads.
-_FIRST_PAGE, _MAX_PAGE = 20, 1000
 
-
-class SessionAccessError(PermissionDeniedError):
-    """The session belongs to another tenant or user than the plugin's."""
-
-    def __init__(self, session_id: str) -> None:
-        super().__init__(
-            f"Session {session_id!r} belongs to another tenant or user; "
-            "open it with a PersistencePlugin for that tenant and user."
-        )
-        self.session_id = session_id
+#: Kept as a name for code written against earlier versions, which raised it for another
+#: owner's session. Such a session now looks missing (telling the two apart would tell a
+#: caller which ids other tenants hold), so this is :class:`SessionNotFoundError` itself.
+SessionAccessError = SessionNotFoundError
 
 
 def is_error_record(message: Message) -> bool:
@@ -121,6 +118,11 @@ class PersistencePlugin:
         if self.owns_store:
             await self.store.close()
 
+    @property
+    def owner(self) -> Owner:
+        """The scope every call passes to the store: this tenant, user and agent."""
+        return Owner(tenant_id=self.tenant_id, user_id=self.user_id, agent_id=self.agent_id)
+
     # ----------------------------------------------------------------- agent
 
     async def register_agent(
@@ -134,7 +136,10 @@ class PersistencePlugin:
         description: str | None,
         started_at: datetime | None = None,
     ) -> Agent:
-        """Create or update the ``agents`` row (state ``running`` / ``stopped``)."""
+        """Create or update the ``agents`` row (state ``running`` / ``stopped``).
+
+        Raises :class:`AgentExistsError` when another tenant registered this agent id.
+        """
         if self.agent_id is None:
             self.agent_id = agent_id
         return await self.store.upsert_agent(
@@ -145,20 +150,18 @@ class PersistencePlugin:
             model=model,
             description=description,
             started_at=started_at,
+            owner=self.owner,
         )
 
     # -------------------------------------------------------------- sessions
 
     def owns(self, session: Session) -> bool:
-        """Whether ``session`` belongs to this plugin's tenant and user."""
-        return session.tenant_id == self.tenant_id and session.user_id == self.user_id
+        """Whether ``session`` belongs to this plugin's tenant, user and agent."""
+        return self.owner.owns(session)
 
     async def get_session(self, session_id: str) -> Session | None:
-        """The session, ``None`` when missing; :class:`SessionAccessError` if not ours."""
-        session = await self.store.get_session(str(session_id))
-        if session is not None and not self.owns(session):
-            raise SessionAccessError(str(session_id))
-        return session
+        """The session, ``None`` when missing or another owner's."""
+        return await self.store.get_session(str(session_id), owner=self.owner)
 
     async def require_session(self, session_id: str) -> Session:
         """Like :meth:`get_session`, raising :class:`SessionNotFoundError` when missing."""
@@ -186,63 +189,41 @@ class PersistencePlugin:
         )
 
     async def open_session(self, session_id: str, *, ttl_seconds: int | None = None) -> Session:
-        """The session with this id, created when missing (two racing creators both win)."""
+        """The session with this id, created when missing (two racing creators both win).
+
+        Raises :class:`SessionExistsError` when another owner holds the id.
+        """
         session = await self.get_session(session_id)
         if session is not None:
             return session
         try:
             return await self.create_session(session_id, ttl_seconds=ttl_seconds)
         except SessionExistsError:
-            return await self.require_session(session_id)
+            # Created meanwhile: by a racing creator of ours (read it), or by another owner.
+            session = await self.get_session(session_id)
+            if session is None:
+                raise
+            return session
 
     async def mark_expired(self, session_id: str) -> Session:
         """Record that the session expired (``mofa session list`` then shows it so)."""
-        return await self.store.update_session(session_id, status=SessionStatus.EXPIRED.value)
+        return await self.store.update_session(
+            session_id, status=SessionStatus.EXPIRED.value, owner=self.owner
+        )
 
     async def extend_session(self, session_id: str, ttl_seconds: int) -> Session:
         """Push the session's expiry to ``ttl_seconds`` from now."""
         return await self.store.update_session(
-            session_id, expires_at=utc_now() + timedelta(seconds=ttl_seconds)
+            session_id, expires_at=utc_now() + timedelta(seconds=ttl_seconds), owner=self.owner
         )
 
     async def list_sessions(self, *, limit: int | None = None) -> list[Session]:
         """This agent's sessions of this tenant and user, newest first."""
-
-        # The store treats a None filter as "any", so ownership is also checked row by row:
-        # a plugin without a tenant must not see other tenants' sessions. The rows are read
-        # a page at a time until ``limit`` of ours are found, so the cost follows ``limit``
-        # and not how many sessions the user has.
-        async def read(count: int | None, offset: int = 0) -> list[Session]:
-            return await self.store.list_sessions(
-                agent_id=self.agent_id,
-                user_id=self.user_id,
-                tenant_id=self.tenant_id,
-                limit=count,
-                offset=offset,
-            )
-
-        if limit is None or (self.user_id is not None and self.tenant_id is not None):
-            return [session for session in await read(limit) if self.owns(session)]
-        mine: dict[str, Session] = {}  # keyed by id: a session created meanwhile shifts pages
-        page, offset = max(limit, _FIRST_PAGE), 0
-        while True:
-            sessions = await read(page, offset)
-            for session in sessions:
-                if self.owns(session):
-                    mine.setdefault(session.session_id, session)
-            offset += len(sessions)
-            if len(mine) >= limit or len(sessions) < page:
-                return list(mine.values())[:limit]
-            # The next page: what is still missing, at the share of ours seen so far.
-            share = len(mine) / offset
-            wanted = (limit - len(mine)) / share * 1.25 if share else _MAX_PAGE
-            page = min(_MAX_PAGE, max(_FIRST_PAGE, math.ceil(wanted)))
+        return await self.store.list_sessions(limit=limit, owner=self.owner)
 
     async def delete_session(self, session_id: str) -> bool:
         """Delete one of our sessions with its history; False when there was none."""
-        if await self.get_session(session_id) is None:
-            return False
-        return await self.store.delete_session(str(session_id))
+        return await self.store.delete_session(str(session_id), owner=self.owner)
 
     # -------------------------------------------------------------- messages
 
@@ -255,23 +236,28 @@ class PersistencePlugin:
         ``up_to_seq`` is one range read on the message key: seqs are 1, 2, 3… per session.
         """
         if up_to_seq is None:
-            return await self.store.list_recent_messages(session_id, limit=limit)
+            return await self.store.list_recent_messages(session_id, limit=limit, owner=self.owner)
         return await self.store.list_messages(
-            session_id, after_seq=max(0, up_to_seq - limit), limit=min(limit, up_to_seq)
+            session_id,
+            after_seq=max(0, up_to_seq - limit),
+            limit=min(limit, up_to_seq),
+            owner=self.owner,
         )
 
     async def record_user_message(
         self, session_id: str, content: str, metadata: Mapping[str, Any] | None = None
     ) -> Message:
         """Store the user's message (before the model is called)."""
-        return await self.store.append_message(session_id, Role.USER, content, metadata=metadata)
+        return await self.store.append_message(
+            session_id, Role.USER, content, metadata=metadata, owner=self.owner
+        )
 
     async def record_reply(
         self, session_id: str, content: str, metadata: Mapping[str, Any]
     ) -> Message:
         """Store the model's reply (after the call) with model, usage and latency."""
         return await self.store.append_message(
-            session_id, Role.ASSISTANT, content, metadata=metadata
+            session_id, Role.ASSISTANT, content, metadata=metadata, owner=self.owner
         )
 
     async def record_error(
@@ -283,16 +269,17 @@ class PersistencePlugin:
             Role.SYSTEM,
             f"The model call failed: {error}",
             metadata={**metadata, "error": error, "status": ERROR_STATUS},
+            owner=self.owner,
         )
 
     async def record_messages(self, session_id: str, messages: list[NewMessage]) -> list[Message]:
         """Store several messages atomically, in order."""
-        return await self.store.append_messages(session_id, messages)
+        return await self.store.append_messages(session_id, messages, owner=self.owner)
 
     # ----------------------------------------------------------------- state
 
     async def save_state(self, session_id: str, state: Mapping[str, Any]) -> AgentState:
-        return await self.store.save_state(session_id, state)
+        return await self.store.save_state(session_id, state, owner=self.owner)
 
     async def load_state(self, session_id: str) -> AgentState | None:
-        return await self.store.get_state(session_id)
+        return await self.store.get_state(session_id, owner=self.owner)

@@ -4,41 +4,98 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Final
 
-__all__ = ["FilterKey", "list_sessions_statements", "session_filters"]
+from mofa.persistence._entities import Owner
 
-#: Which of (agent_id, user_id, tenant_id) a session listing filters on.
-FilterKey = tuple[bool, bool, bool]
+__all__ = [
+    "ANY",
+    "EQUAL",
+    "IS_NULL",
+    "FilterKey",
+    "list_sessions_statements",
+    "owner_condition",
+    "owner_params",
+    "session_filters",
+]
+
+#: How a session listing filters one of its columns: not at all, ``= value``, ``IS NULL``.
+ANY: Final = 0
+EQUAL: Final = 1
+IS_NULL: Final = 2
+#: How a session listing filters (agent_id, user_id, tenant_id).
+FilterKey = tuple[int, int, int]
 _FILTER_COLUMNS = ("agent_id", "user_id", "tenant_id")
+#: The owner scope's columns, in the order of :func:`owner_params`.
+_OWNER_COLUMNS = ("tenant_id", "user_id", "agent_id")
 
 
 def list_sessions_statements(columns: str, mark: Callable[[int], str]) -> dict[FilterKey, str]:
     """The session-listing statement for each combination of filters.
 
-    One statement per combination, so each gets a plan that uses its index. Its parameters
-    are the values :func:`session_filters` returns, then LIMIT and OFFSET; ``mark(n)`` writes
-    the dialect's n-th placeholder (counting from 1).
+    One statement per combination, so each gets a plan that uses its index (``IS NULL`` is
+    an index condition too). Its parameters are the values :func:`session_filters` returns,
+    then LIMIT and OFFSET; ``mark(n)`` writes the dialect's n-th placeholder (from 1).
     """
     statements: dict[FilterKey, str] = {}
-    for agent, user, tenant in itertools.product((False, True), repeat=3):
-        names = [
-            name
-            for name, given in zip(_FILTER_COLUMNS, (agent, user, tenant), strict=True)
-            if given
-        ]
-        conditions = " AND ".join(f"{name} = {mark(n)}" for n, name in enumerate(names, 1))
-        where = f" WHERE {conditions}" if conditions else ""
-        statements[agent, user, tenant] = (
+    for agent, user, tenant in itertools.product((ANY, EQUAL, IS_NULL), repeat=3):
+        key = (agent, user, tenant)
+        conditions, count = [], 0
+        for name, how in zip(_FILTER_COLUMNS, key, strict=True):
+            if how == EQUAL:
+                count += 1
+                conditions.append(f"{name} = {mark(count)}")
+            elif how == IS_NULL:
+                conditions.append(f"{name} IS NULL")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        statements[key] = (
             f"SELECT {columns} FROM sessions{where} "  # noqa: S608 - constant fragments
             "ORDER BY created_at DESC, session_id DESC "
-            f"LIMIT {mark(len(names) + 1)} OFFSET {mark(len(names) + 2)}"
+            f"LIMIT {mark(count + 1)} OFFSET {mark(count + 2)}"
         )
     return statements
 
 
 def session_filters(
-    agent_id: str | None, user_id: str | None, tenant_id: str | None
+    agent_id: str | None, user_id: str | None, tenant_id: str | None, owner: Owner | None
 ) -> tuple[FilterKey, list[str]]:
-    """The key of the listing statement for these filters, and its filter parameters."""
-    key = (agent_id is not None, user_id is not None, tenant_id is not None)
-    return key, [value for value in (agent_id, user_id, tenant_id) if value is not None]
+    """The key of the listing statement for these filters, and its filter parameters.
+
+    Through an ``owner`` the filters are the owner's, and its ``None`` fields are ``IS
+    NULL`` (the store has already answered a filter that contradicts the scope).
+    """
+    if owner is None:
+        values = (agent_id, user_id, tenant_id)
+        key = (
+            EQUAL if agent_id is not None else ANY,
+            EQUAL if user_id is not None else ANY,
+            EQUAL if tenant_id is not None else ANY,
+        )
+    else:
+        values = (owner.agent_id, owner.user_id, owner.tenant_id)
+        key = (
+            EQUAL if owner.agent_id is not None else IS_NULL,
+            EQUAL if owner.user_id is not None else IS_NULL,
+            EQUAL if owner.tenant_id is not None else IS_NULL,
+        )
+    return key, [value for value in values if value is not None]
+
+
+def owner_condition(
+    equal: str, mark: Callable[[int], str], first: int, table: str = "sessions"
+) -> str:
+    """``AND``-ed conditions that ``table``'s row is inside an owner scope.
+
+    ``equal`` is the dialect's NULL-safe equality (``IS NOT DISTINCT FROM``, ``<=>``,
+    ``IS``), since a scope's ``None`` must match a NULL column and nothing else; the
+    parameters are :func:`owner_params`, the first of them numbered ``first``.
+    """
+    return " AND ".join(
+        f"{table}.{name} {equal} {mark(first + offset)}"
+        for offset, name in enumerate(_OWNER_COLUMNS)
+    )
+
+
+def owner_params(owner: Owner) -> tuple[str | None, str | None, str | None]:
+    """The parameters of :func:`owner_condition`, in its order."""
+    return owner.tenant_id, owner.user_id, owner.agent_id

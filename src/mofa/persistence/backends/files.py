@@ -18,7 +18,7 @@ On-disk layout, every ``<agent>`` and ``<session>`` being an *encoded* id (see b
     <data dir>/
       mofa-store.json                       format marker: {"format": 2}
       session-list.jsonl                    every session's keys in creation order (the listing)
-      agents/<agent>.json                   one agent record (replaced atomically)
+      agents/<agent>.json                   one agent record, with its tenant (replaced atomically)
       sessions/<agent>/<session>.json       the session header: ids, status, metadata, times
       sessions/<agent>/<session>.messages.jsonl   the messages, one JSON line each, append-only
       sessions/<agent>/<session>.states.jsonl     agent-state snapshots, append-only
@@ -58,6 +58,16 @@ How it stays correct:
   listing that passes 1,000 such lines has the list rewritten without them, in the background.
   Format 1 stores (no list) are upgraded on their first writable open; opened read-only they
   are listed by reading every header, as format 1 did.
+* **An owner scope is checked on the read the call already does** (``owner=``, see
+  :class:`~mofa.persistence.Owner`): on the session header read under the session's lock
+  by a write (update, delete, save_state, and each batch of a group-committed append,
+  which reads the header instead of only checking that it exists), so a session deleted and
+  created again by another owner between two calls never gets the first owner's writes; on
+  the header a read opens after opening the log (then the log must still be linked); on the
+  list's lines for a listing (an owner's ``None`` id matches a line holding ``null``).
+  Without an owner nothing more is read. An agent record keeps the tenant that registered
+  it (a record without one has none); an upsert through an owner of another tenant is
+  refused under the record's lock, one without an owner keeps the recorded tenant.
 * **Ids cannot escape or collide.** Every character outside ``[a-z0-9_-]`` (upper case
   included, so ``Case`` and ``case`` differ on case-insensitive file systems) becomes
   ``%XX`` per UTF-8 byte; a Windows device name (``con``, ``nul``…) gets its first letter
@@ -92,7 +102,7 @@ from urllib.parse import quote
 import orjson
 
 from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     BaseStore,
     EncodedMessage,
@@ -104,6 +114,7 @@ from mofa.persistence._store import (
 )
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
+    AgentExistsError,
     ConflictError,
     InvalidInputError,
     PermissionDeniedError,
@@ -727,6 +738,16 @@ def _header_matches(header: dict[str, Any], entry: dict[str, Any]) -> bool:
     return all(header.get(key) == entry[key] for key in _LISTED_KEYS)
 
 
+def _owned(header: dict[str, Any], owner: Owner) -> bool:
+    """Whether the session of a header (or list line) is inside ``owner``'s scope: each id
+    equal, a ``None`` one matching only a session without that id (as :meth:`Owner.owns`)."""
+    return bool(
+        header["tenant_id"] == owner.tenant_id
+        and header["user_id"] == owner.user_id
+        and header["agent_id"] == owner.agent_id
+    )
+
+
 def _by_session_id(entry: dict[str, Any]) -> str:
     return str(entry["session_id"])
 
@@ -835,6 +856,7 @@ def _agent_bytes(agent: Agent) -> bytes:
             "description": agent.description,
             "created_at": format_time(agent.created_at),
             "updated_at": format_time(agent.updated_at),
+            "tenant_id": agent.tenant_id,
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )
@@ -851,6 +873,8 @@ def _agent(record: dict[str, Any]) -> Agent:
         description=record["description"],
         created_at=parse_time(record["created_at"]),
         updated_at=parse_time(record["updated_at"]),
+        # Records written before tenants were recorded have no such key: no tenant.
+        tenant_id=record.get("tenant_id"),
     )
 
 
@@ -884,6 +908,7 @@ class _PendingAppend:
 
     messages: list[EncodedMessage]
     now: datetime
+    owner: Owner | None
     future: asyncio.Future[list[Message]]
 
 
@@ -1092,7 +1117,7 @@ class FileStore(BaseStore):
                     lines[(entry["created_at"], entry["session_id"])] = line + b"\n"
             # While a store has no list, this module writes a session's header under the
             # list's lock (see _create_session_sync): none is half made while they are read.
-            for created_at, session_id, header in self._scan_headers(None, None, None):
+            for created_at, session_id, header in self._scan_headers({}):
                 # A live session's line comes from its header (the header wins over a stale
                 # line of the same time and id).
                 lines[(created_at, session_id)] = _listing_line(
@@ -1145,15 +1170,21 @@ class FileStore(BaseStore):
         _unlink_quietly(self._lock_path(session_id))
         return SessionNotFoundError(session_id)
 
-    def _locate(self, session_id: str) -> tuple[_SessionFiles, dict[str, Any]]:
-        """The live session's files and header, or raise :class:`SessionNotFoundError`.
+    def _locate(
+        self, session_id: str, owner: Owner | None = None
+    ) -> tuple[_SessionFiles, dict[str, Any]]:
+        """The live session's files and header, or raise :class:`SessionNotFoundError` (also
+        for a session outside ``owner``'s scope, checked on this same header read).
 
-        Called with the session's lock held.
+        Called with the session's lock held: the header cannot change until it is released.
         """
         files = self._indexed_files(session_id)
         header = None if files is None else self._read_header(files, session_id)
         if files is None or header is None:
             raise self._not_found(session_id)
+        if owner is not None and not _owned(header, owner):
+            # Another owner's session: it exists, so its lock file stays.
+            raise SessionNotFoundError(session_id)
         return files, header
 
     def _require_live(self, session_id: str) -> _SessionFiles:
@@ -1224,17 +1255,24 @@ class FileStore(BaseStore):
             return None
         return _agent(record)
 
-    def _upsert_agent_sync(self, agent: Agent) -> Agent:
+    def _upsert_agent_sync(self, agent: Agent, owner: Owner | None) -> Agent:
         path = self._agent_path(agent.id)
         with _flocked(self._locks_root / f"{_stem(agent.id)}.agent.lock"):
+            # The tenant is checked on the record this lock-holding read returns, so no other
+            # upsert can change it in between; a refused upsert writes nothing.
             existing = self._read_agent(agent.id)
             if existing is not None:
-                agent = dataclasses.replace(agent, created_at=existing.created_at)
+                if owner is not None and existing.tenant_id != owner.tenant_id:
+                    raise AgentExistsError(agent.id)
+                # An update keeps who registered the agent, and when.
+                agent = dataclasses.replace(
+                    agent, created_at=existing.created_at, tenant_id=existing.tenant_id
+                )
             _replace_atomically(path, _agent_bytes(agent))
         return agent
 
-    async def _upsert_agent(self, agent: Agent) -> Agent:
-        return await self._run(self._upsert_agent_sync, agent)
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
+        return await self._run(self._upsert_agent_sync, agent, owner)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
         return await self._run(self._read_agent, agent_id)
@@ -1275,7 +1313,7 @@ class FileStore(BaseStore):
                 # The foreign key: a minimal agent record, unless an upsert got there first.
                 _create_exclusively(
                     self._agent_path(session.agent_id),
-                    _agent_bytes(placeholder_agent(session.agent_id, session.created_at)),
+                    _agent_bytes(placeholder_agent(session)),
                 )
             _make_dir(files.directory)
             _replace_atomically(
@@ -1305,15 +1343,17 @@ class FileStore(BaseStore):
             session.session_id, self._create_session_sync, session, metadata_json
         )
 
-    def _get_session_sync(self, session_id: str) -> Session | None:
+    def _get_session_sync(self, session_id: str, owner: Owner | None) -> Session | None:
         files = self._indexed_files(session_id)
         if files is None:
             return None
         header = self._read_header(files, session_id)
-        return None if header is None else self._session(header, files)
+        if header is None or (owner is not None and not _owned(header, owner)):
+            return None
+        return self._session(header, files)
 
-    async def _get_session(self, session_id: str) -> Session | None:
-        return await self._run(self._get_session_sync, session_id)
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
+        return await self._run(self._get_session_sync, session_id, owner)
 
     def _list_sessions_sync(
         self,
@@ -1322,9 +1362,24 @@ class FileStore(BaseStore):
         tenant_id: str | None,
         limit: int | None,
         offset: int,
+        owner: Owner | None,
     ) -> list[Session]:
         if limit == 0:
             return []
+        # What a session's ids must equal. The most selective first: it is the one the list
+        # is searched for (see _listed_newest_first). A filter left None matches anything;
+        # through an owner every id is the owner's (the caller dropped filters outside it),
+        # None meaning "the session has no such id".
+        wanted: dict[str, str | None]
+        if owner is None:
+            filters = {"user_id": user_id, "tenant_id": tenant_id, "agent_id": agent_id}
+            wanted = {key: value for key, value in filters.items() if value is not None}
+        else:
+            wanted = {
+                "user_id": owner.user_id,
+                "tenant_id": owner.tenant_id,
+                "agent_id": owner.agent_id,
+            }
         if self._listed:
             try:
                 fd = os.open(self._listing_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -1332,10 +1387,10 @@ class FileStore(BaseStore):
                 pass  # removed by hand: the headers still tell (a writable open rebuilds it)
             else:
                 try:
-                    return self._list_from_listing(fd, agent_id, user_id, tenant_id, limit, offset)
+                    return self._list_from_listing(fd, wanted, limit, offset)
                 finally:
                     os.close(fd)
-        found = self._scan_headers(agent_id, user_id, tenant_id)
+        found = self._scan_headers(wanted)
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         end = None if limit is None else offset + limit
         page = found[offset:end]
@@ -1347,21 +1402,19 @@ class FileStore(BaseStore):
         ]
 
     def _list_from_listing(
-        self,
-        fd: int,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
+        self, fd: int, wanted: dict[str, str | None], limit: int | None, offset: int
     ) -> list[Session]:
         """A page of sessions read from the session list: only the headers and summaries
-        of the sessions on the page (and of the ``offset`` ones before it) are opened."""
-        # The most selective filter first: it is the one searched for (see
-        # _listed_newest_first); the others are checked on the lines that hold it.
-        filters = {"user_id": user_id, "tenant_id": tenant_id, "agent_id": agent_id}
-        wanted = {key: value for key, value in filters.items() if value is not None}
-        needles = [_listing_needle(key, value) for key, value in wanted.items()]
+        of the sessions on the page (and of the ``offset`` ones before it) are opened.
+
+        ``wanted``: the ids a session must have (see :meth:`_list_sessions_sync`). A value is
+        searched for as bytes (the first) or checked as bytes on the lines holding it; a
+        ``None`` one (an owner's "no such id") is checked on the parsed lines only, so it
+        adds no read: the listing still reads only the lines it passes.
+        """
+        needles = [
+            _listing_needle(key, value) for key, value in wanted.items() if value is not None
+        ]
         page: list[Session] = []
         seen: set[str] = set()
         stale = 0
@@ -1423,13 +1476,13 @@ class FileStore(BaseStore):
         finally:
             self._compacting.release()
 
-    def _scan_headers(
-        self, agent_id: str | None, user_id: str | None, tenant_id: str | None
-    ) -> list[tuple[str, str, dict[str, Any]]]:
-        """``(created_at, session_id, header)`` of every session matching the filters, read
-        from every header (format 1's listing, and how the session list is first built)."""
-        if agent_id is not None:
-            directories = [self._sessions_root / _stem(agent_id)]
+    def _scan_headers(self, wanted: dict[str, str | None]) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(created_at, session_id, header)`` of every session whose ids equal ``wanted``
+        (``None``: the session has no such id), read from every header (format 1's listing,
+        and how the session list is first built, with nothing wanted)."""
+        if "agent_id" in wanted:
+            # One agent's directory (sessions without an agent: the @none one).
+            directories = [self._sessions_root / _agent_dir_name(wanted["agent_id"])]
         else:
             with os.scandir(self._sessions_root) as entries:
                 directories = [
@@ -1448,11 +1501,7 @@ class FileStore(BaseStore):
                 if name.startswith(".") or not name.endswith(".json") or name.count(".") != 1:
                     continue
                 header = _read_record(Path(entry.path))
-                if header is None or (
-                    (agent_id is not None and header.get("agent_id") != agent_id)
-                    or (user_id is not None and header.get("user_id") != user_id)
-                    or (tenant_id is not None and header.get("tenant_id") != tenant_id)
-                ):
+                if header is None or any(header.get(key) != value for key, value in wanted.items()):
                     continue
                 found.append((header["created_at"], header["session_id"], header))
         return found
@@ -1464,9 +1513,10 @@ class FileStore(BaseStore):
         tenant_id: str | None,
         limit: int | None,
         offset: int,
+        owner: Owner | None,
     ) -> list[Session]:
         return await self._run(
-            self._list_sessions_sync, agent_id, user_id, tenant_id, limit, offset
+            self._list_sessions_sync, agent_id, user_id, tenant_id, limit, offset, owner
         )
 
     def _update_session_sync(
@@ -1476,9 +1526,10 @@ class FileStore(BaseStore):
         metadata_json: str | None,
         expires_at: datetime | Unset | None,
         now: datetime,
+        owner: Owner | None,
     ) -> Session:
         with _flocked(self._lock_path(session_id)):
-            files, header = self._locate(session_id)
+            files, header = self._locate(session_id, owner)
             if status is not None:
                 header["status"] = status
             if not isinstance(expires_at, Unset):
@@ -1497,6 +1548,7 @@ class FileStore(BaseStore):
         metadata_json: str | None,
         expires_at: datetime | Unset | None,
         now: datetime,
+        owner: Owner | None,
     ) -> Session:
         return await self._run_locked(
             session_id,
@@ -1506,13 +1558,16 @@ class FileStore(BaseStore):
             metadata_json,
             expires_at,
             now,
+            owner,
         )
 
-    def _delete_session_sync(self, session_id: str) -> bool:
+    def _delete_session_sync(self, session_id: str, owner: Owner | None) -> bool:
         lock_path = self._lock_path(session_id)
         with _flocked(lock_path):
             files = self._indexed_files(session_id)
             header = None if files is None else self._read_header(files, session_id)
+            if header is not None and owner is not None and not _owned(header, owner):
+                return False  # another owner's session: left exactly as it is, lock file too
             if files is not None:
                 if header is not None:
                     # The header goes first and durably: from then on the session is gone for
@@ -1529,27 +1584,39 @@ class FileStore(BaseStore):
                 os.unlink(lock_path)
         return header is not None
 
-    async def _delete_session(self, session_id: str) -> bool:
-        return await self._run_locked(session_id, self._delete_session_sync, session_id)
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
+        return await self._run_locked(session_id, self._delete_session_sync, session_id, owner)
 
     # ---------------------------------------------------------------- messages
 
     def _append_groups_sync(
-        self, session_id: str, groups: Sequence[tuple[Sequence[EncodedMessage], datetime]]
-    ) -> list[list[Message]]:
+        self,
+        session_id: str,
+        groups: Sequence[tuple[Sequence[EncodedMessage], datetime, Owner | None]],
+    ) -> list[list[Message] | SessionNotFoundError]:
         """Append several callers' batches with one write and one fdatasync.
 
         Each batch keeps its own ``end`` marker, so a crash mid-write can cut between
-        batches but never inside one.
+        batches but never inside one. A batch sent through an owner that the session's
+        header (read here, under the lock) is not inside gets :class:`SessionNotFoundError`
+        and writes nothing; the others are written.
         """
-        with self._log_for_append(session_id, states=False) as (files, fd):
+        scoped = any(owner is not None for _messages, _now, owner in groups)
+        with self._log_for_append(session_id, states=False, scoped=scoped) as (
+            files,
+            header,
+            fd,
+        ):
             size = os.fstat(fd).st_size
             tail = self._message_tail(fd, files, size, writer=True)
             lines: list[bytes] = []
-            results: list[list[Message]] = []
+            results: list[list[Message] | SessionNotFoundError] = []
             last = tail.last
             at = ""
-            for messages, now in groups:
+            for messages, now, owner in groups:
+                if owner is not None and (header is None or not _owned(header, owner)):
+                    results.append(SessionNotFoundError(session_id))
+                    continue
                 stamp = format_time(now)  # most messages carry the call's own time
                 at = max(at, stamp)
                 first, last = last + 1, last + len(messages)
@@ -1569,17 +1636,30 @@ class FileStore(BaseStore):
                         for offset, message in enumerate(messages)
                     ]
                 )
+            if not lines:
+                return results  # every batch refused: nothing is written, not even a repair
             data = b"".join(lines)
             _append_durably(fd, data, size, tail.end)
             self._write_summary(files.summary, last, tail.end + len(data), at)
         return results
 
     @contextlib.contextmanager
-    def _log_for_append(self, session_id: str, states: bool) -> Iterator[tuple[_SessionFiles, int]]:
+    def _log_for_append(
+        self, session_id: str, states: bool, *, scoped: bool = False
+    ) -> Iterator[tuple[_SessionFiles, dict[str, Any] | None, int]]:
         """The session's message (or state) log, opened for appending under the session's
-        lock, so no other process writes it meanwhile."""
+        lock, so no other process writes it meanwhile.
+
+        ``scoped``: the header is read (instead of only checked to exist) and yielded, for
+        the caller to check the owner on it while the lock is held: a session deleted and
+        created again by another owner cannot slip in between the check and the write.
+        """
         with _flocked(self._lock_path(session_id)):
-            files = self._require_live(session_id)
+            header: dict[str, Any] | None = None
+            if scoped:
+                files, header = self._locate(session_id)
+            else:
+                files = self._require_live(session_id)
             try:
                 fd = os.open(
                     files.states if states else files.messages,
@@ -1588,7 +1668,7 @@ class FileStore(BaseStore):
             except FileNotFoundError:
                 raise SessionNotFoundError(session_id) from None
             try:
-                yield files, fd
+                yield files, header, fd
             finally:
                 os.close(fd)
 
@@ -1603,13 +1683,17 @@ class FileStore(BaseStore):
             os.close(fd)
 
     async def _append_messages(
-        self, session_id: str, messages: list[EncodedMessage], now: datetime
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
     ) -> list[Message]:
         # Group commit: appends that arrive while a write for this session is in flight are
         # written together by the next one (one write, one fdatasync); each still returns
-        # only after its own bytes are on disk.
+        # only after its own bytes are on disk. Each keeps its owner: the write checks it.
         loop = asyncio.get_running_loop()
-        pending = _PendingAppend(messages, now, loop.create_future())
+        pending = _PendingAppend(messages, now, owner, loop.create_future())
         self._pending.setdefault(session_id, []).append(pending)
         if session_id not in self._flushing:
             self._flushing.add(session_id)
@@ -1634,7 +1718,7 @@ class FileStore(BaseStore):
                         session_id,
                         self._append_groups_sync,
                         session_id,
-                        [(item.messages, item.now) for item in queue],
+                        [(item.messages, item.now, item.owner) for item in queue],
                     )
                 except Exception as exc:
                     for item in queue:
@@ -1642,7 +1726,11 @@ class FileStore(BaseStore):
                             item.future.set_exception(exc)
                     continue
                 for item, result in zip(queue, results, strict=True):
-                    if not item.future.done():
+                    if item.future.done():
+                        continue
+                    if isinstance(result, SessionNotFoundError):  # refused by its owner scope
+                        item.future.set_exception(result)
+                    else:
                         item.future.set_result(result)
                 queue = []
         finally:
@@ -1651,56 +1739,104 @@ class FileStore(BaseStore):
             for item in [*queue, *self._pending.pop(session_id, [])]:
                 item.future.cancel()
 
-    def _open_log(self, session_id: str, states: bool) -> tuple[int, _SessionFiles] | None:
-        files = self._live_files(session_id)
+    def _open_log(
+        self, session_id: str, states: bool, owner: Owner | None
+    ) -> tuple[int, _SessionFiles, int] | None:
+        """The session's message (or state) log opened for reading, with its files and
+        size; ``None`` when the session is missing or, through ``owner``, not the owner's.
+
+        Reads take no lock, so with an owner the order matters: the log is opened first,
+        then the header is read (instead of only checked to exist) and the owner checked on
+        it, then the open log is checked to still be linked (``st_nlink``, from the fstat
+        that gives the size anyway). A deletion unlinks the header and then the logs, and a
+        creation makes new logs before its header; so a log still linked after the header
+        read belongs to the session that header describes: one deleted and created again
+        by another owner meanwhile is never read as the first owner's, nor the other way.
+        """
+        # (Without an owner the header is only checked to exist, before the open.)
+        files = self._live_files(session_id) if owner is None else self._indexed_files(session_id)
         if files is None:
             return None
         try:
             fd = os.open(files.states if states else files.messages, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        return fd, files
+        try:
+            if owner is not None:
+                header = self._read_header(files, session_id)
+                if header is None or not _owned(header, owner):
+                    os.close(fd)
+                    return None
+            status = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if owner is not None and status.st_nlink == 0:
+            os.close(fd)
+            return None  # deleted since it was opened
+        return fd, files, status.st_size
 
     def _read_messages(
-        self, session_id: str, read: Callable[[int, _Tail], list[dict[str, Any]]]
+        self,
+        session_id: str,
+        owner: Owner | None,
+        read: Callable[[int, _Tail], list[dict[str, Any]]],
     ) -> list[Message]:
-        """The messages ``read(fd, tail)`` picks from the session's log (none if it is gone)."""
-        opened = self._open_log(session_id, states=False)
+        """The messages ``read(fd, tail)`` picks from the session's log (none if it is gone,
+        or not ``owner``'s)."""
+        opened = self._open_log(session_id, False, owner)
         if opened is None:
             return []
-        fd, files = opened
+        fd, files, size = opened
         try:
-            records = read(fd, self._message_tail(fd, files))
+            records = read(fd, self._message_tail(fd, files, size))
         finally:
             os.close(fd)
         return [_message(session_id, record) for record in records]
 
     def _list_messages_sync(
-        self, session_id: str, limit: int | None, after_seq: int
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
         return self._read_messages(
-            session_id, lambda fd, tail: _read_after(fd, tail, _SEQ_PREFIX, after_seq, limit)
+            session_id,
+            owner,
+            lambda fd, tail: _read_after(fd, tail, _SEQ_PREFIX, after_seq, limit),
         )
 
     async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
-        return await self._run(self._list_messages_sync, session_id, limit, after_seq)
+        return await self._run(self._list_messages_sync, session_id, limit, after_seq, owner)
 
-    def _list_recent_messages_sync(self, session_id: str, limit: int) -> list[Message]:
-        messages = self._read_messages(session_id, lambda fd, tail: _read_last(fd, tail, limit))
+    def _list_recent_messages_sync(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        messages = self._read_messages(
+            session_id, owner, lambda fd, tail: _read_last(fd, tail, limit)
+        )
         messages.reverse()  # read newest first, returned oldest first
         return messages
 
-    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        return await self._run(self._list_recent_messages_sync, session_id, limit)
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        return await self._run(self._list_recent_messages_sync, session_id, limit, owner)
 
     # ---------------------------------------------------------------- agent state
 
-    def _save_state_sync(self, session_id: str, state_json: str, now: datetime) -> int:
+    def _save_state_sync(
+        self, session_id: str, state_json: str, now: datetime, owner: Owner | None
+    ) -> int:
         """Append one snapshot (one line, one write, fdatasync); return its version."""
         at = format_time(now)
-        with self._log_for_append(session_id, states=True) as (_files, fd):
+        with self._log_for_append(session_id, states=True, scoped=owner is not None) as (
+            _files,
+            header,
+            fd,
+        ):
+            # The owner is checked on the header read under the lock the write holds.
+            if owner is not None and (header is None or not _owned(header, owner)):
+                raise SessionNotFoundError(session_id)
             size = os.fstat(fd).st_size
             tail = _scan_tail(fd, size, "version")
             version = tail.last + 1
@@ -1714,22 +1850,27 @@ class FileStore(BaseStore):
         return version
 
     async def _save_state(
-        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
     ) -> AgentState:
         version = await self._run_locked(
-            session_id, self._save_state_sync, session_id, state_json, now
+            session_id, self._save_state_sync, session_id, state_json, now, owner
         )
         return AgentState(session_id, version, state, now)
 
     def _states_sync(
-        self, session_id: str, version: int | None, limit: int | None
+        self, session_id: str, version: int | None, limit: int | None, owner: Owner | None
     ) -> list[AgentState]:
-        opened = self._open_log(session_id, states=True)
+        opened = self._open_log(session_id, True, owner)
         if opened is None:
             return []
-        fd, _files = opened
+        fd, _files, size = opened
         try:
-            tail = _scan_tail(fd, os.fstat(fd).st_size, "version")
+            tail = _scan_tail(fd, size, "version")
             if version is not None:
                 if not 1 <= version <= tail.last:
                     return []
@@ -1740,9 +1881,13 @@ class FileStore(BaseStore):
             os.close(fd)
         return [_state(session_id, record) for record in records]
 
-    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
-        states = await self._run(self._states_sync, session_id, version, 1)
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None:
+        states = await self._run(self._states_sync, session_id, version, 1, owner)
         return states[0] if states else None
 
-    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
-        return await self._run(self._states_sync, session_id, None, limit)
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]:
+        return await self._run(self._states_sync, session_id, None, limit, owner)

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from mofa.persistence._codec import decode_json
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     BaseStore,
     EncodedMessage,
@@ -34,6 +34,7 @@ from mofa.persistence._store import (
 )
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.errors import (
+    AgentExistsError,
     InvalidURLError,
     SessionExistsError,
     SessionNotFoundError,
@@ -103,10 +104,14 @@ class InMemoryStore(BaseStore):
     # its work is atomic on the event loop.
 
     @_yields_first
-    async def _upsert_agent(self, agent: Agent) -> Agent:
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
         existing = self._agents.get(agent.id)
         if existing is not None:
-            agent = dataclasses.replace(agent, created_at=existing.created_at)
+            if owner is not None and existing.tenant_id != owner.tenant_id:
+                raise AgentExistsError(agent.id)
+            agent = dataclasses.replace(
+                agent, created_at=existing.created_at, tenant_id=existing.tenant_id
+            )
         self._agents[agent.id] = agent
         return agent
 
@@ -124,14 +129,21 @@ class InMemoryStore(BaseStore):
         if session.session_id in self._sessions:
             raise SessionExistsError(session.session_id)
         if session.agent_id is not None and session.agent_id not in self._agents:
-            self._agents[session.agent_id] = placeholder_agent(session.agent_id, session.created_at)
+            self._agents[session.agent_id] = placeholder_agent(session)
         self._sessions[session.session_id] = _SessionRow(session, metadata_json)
         return session
 
     @_yields_first
-    async def _get_session(self, session_id: str) -> Session | None:
-        row = self._sessions.get(session_id)
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
+        row = self._row(session_id, owner)
         return None if row is None else self._fresh(row)
+
+    def _row(self, session_id: str, owner: Owner | None) -> _SessionRow | None:
+        """The session's row; ``None`` when missing or outside ``owner``'s scope."""
+        row = self._sessions.get(session_id)
+        if row is None or (owner is not None and not owner.owns(row.session)):
+            return None
+        return row
 
     @staticmethod
     def _fresh(row: _SessionRow) -> Session:
@@ -145,6 +157,7 @@ class InMemoryStore(BaseStore):
         tenant_id: str | None,
         limit: int | None,
         offset: int,
+        owner: Owner | None,
     ) -> list[Session]:
         rows = [
             row
@@ -152,6 +165,7 @@ class InMemoryStore(BaseStore):
             if (agent_id is None or row.session.agent_id == agent_id)
             and (user_id is None or row.session.user_id == user_id)
             and (tenant_id is None or row.session.tenant_id == tenant_id)
+            and (owner is None or owner.owns(row.session))
         ]
         rows.sort(key=lambda r: (r.session.created_at, r.session.session_id), reverse=True)
         end = None if limit is None else offset + limit
@@ -165,8 +179,9 @@ class InMemoryStore(BaseStore):
         metadata_json: str | None,
         expires_at: datetime | Unset | None,
         now: datetime,
+        owner: Owner | None,
     ) -> Session:
-        row = self._require(session_id)
+        row = self._require(session_id, owner)
         changes: dict[str, Any] = {"updated_at": now}
         if status is not None:
             changes["status"] = status
@@ -177,21 +192,28 @@ class InMemoryStore(BaseStore):
         row.session = dataclasses.replace(row.session, **changes)
         return self._fresh(row)
 
-    def _require(self, session_id: str) -> _SessionRow:
-        row = self._sessions.get(session_id)
+    def _require(self, session_id: str, owner: Owner | None) -> _SessionRow:
+        row = self._row(session_id, owner)
         if row is None:
             raise SessionNotFoundError(session_id)
         return row
 
     @_yields_first
-    async def _delete_session(self, session_id: str) -> bool:
-        return self._sessions.pop(session_id, None) is not None
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
+        if self._row(session_id, owner) is None:
+            return False
+        del self._sessions[session_id]
+        return True
 
     @_yields_first
     async def _append_messages(
-        self, session_id: str, messages: list[EncodedMessage], now: datetime
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
     ) -> list[Message]:
-        row = self._require(session_id)
+        row = self._require(session_id, owner)
         first_seq = row.session.message_count + 1
         stored = []
         for offset, message in enumerate(messages):
@@ -211,9 +233,9 @@ class InMemoryStore(BaseStore):
 
     @_yields_first
     async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
-        row = self._sessions.get(session_id)
+        row = self._row(session_id, owner)
         if row is None:
             return []
         start = bisect.bisect_right(row.messages, after_seq, key=lambda entry: entry[0].seq)
@@ -221,24 +243,33 @@ class InMemoryStore(BaseStore):
         return [self._decoded(entry) for entry in row.messages[start:end]]
 
     @_yields_first
-    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        row = self._sessions.get(session_id)
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        row = self._row(session_id, owner)
         if row is None:
             return []
         return [self._decoded(entry) for entry in row.messages[-limit:]]
 
     @_yields_first
     async def _save_state(
-        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
     ) -> AgentState:
-        row = self._require(session_id)
+        row = self._require(session_id, owner)
         snapshot = AgentState(session_id, len(row.states) + 1, state, now)
         row.states.append((snapshot, state_json))
         return snapshot
 
     @_yields_first
-    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
-        row = self._sessions.get(session_id)
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None:
+        row = self._row(session_id, owner)
         if row is None or not row.states:
             return None
         if version is None:
@@ -250,8 +281,10 @@ class InMemoryStore(BaseStore):
         return dataclasses.replace(snapshot, state=decode_json(state_json))
 
     @_yields_first
-    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
-        row = self._sessions.get(session_id)
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]:
+        row = self._row(session_id, owner)
         if row is None:
             return []
         newest_first = row.states[::-1][:limit]

@@ -45,7 +45,7 @@ from typing import Any, Final, Self
 
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     RETRY_SECONDS,
     BaseStore,
@@ -58,8 +58,14 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._sql import list_sessions_statements, session_filters
+from mofa.persistence.backends._sql import (
+    list_sessions_statements,
+    owner_condition,
+    owner_params,
+    session_filters,
+)
 from mofa.persistence.errors import (
+    AgentExistsError,
     AuthenticationError,
     DatabaseNotFoundError,
     InvalidInputError,
@@ -87,6 +93,7 @@ _ESCAPED: Final = ("\\", "'", '"', "\n", "\r", "\x1a")  # each sent as two bytes
 # MySQL / MariaDB error numbers this module reacts to.
 _ER_DBACCESS_DENIED: Final = 1044
 _ER_ACCESS_DENIED: Final = 1045
+_ER_BAD_NULL: Final = 1048
 _ER_BAD_DB: Final = 1049
 _ER_DUP_ENTRY: Final = 1062
 _ER_TABLEACCESS_DENIED: Final = 1142
@@ -106,6 +113,10 @@ _CR_SERVER_LOST_EXTENDED: Final = 2055
 _CONNECT_ERRORS: Final = frozenset({_CR_CONNECTION_ERROR, _CR_CONN_HOST_ERROR})
 _LOST_ERRORS: Final = frozenset({_CR_SERVER_GONE, _CR_SERVER_LOST, _CR_SERVER_LOST_EXTENDED})
 _RETRYABLE: Final = frozenset({_ER_LOCK_DEADLOCK, _ER_LOCK_WAIT_TIMEOUT})
+# A write naming a missing session fails its foreign key; a scoped append naming a session
+# outside the scope writes NULL as the session id (strict mode: 1048; otherwise '', which
+# fails the foreign key).
+_NO_SESSION: Final = frozenset({_ER_NO_REFERENCED_ROW, _ER_BAD_NULL})
 _DENIED: Final = frozenset(
     {
         _ER_DBACCESS_DENIED,
@@ -125,7 +136,17 @@ _SESSION_COLUMNS = (
     "created_at, updated_at, expires_at"
 )
 
-_AGENT_COLUMNS = "id, name, state, started_at, provider, model, description, created_at, updated_at"
+_AGENT_COLUMNS = (
+    "id, name, state, started_at, provider, model, description, created_at, updated_at, tenant_id"
+)
+
+# An owner scope (mofa.persistence.Owner) inside the statement that addresses the session:
+# NULL-safe equality (<=>), since a scope's None matches only a NULL column. Its parameters
+# are owner_params(owner). Through a scope another owner's session is exactly a missing one.
+_OWNED = owner_condition("<=>", lambda _: "%s", 1)
+#: Reads of messages and states: the one statement reads nothing unless the session is in
+#: scope (uncorrelated, so evaluated once; parameters: session_id, then the owner's).
+_IN_SCOPE = f"EXISTS (SELECT 1 FROM sessions WHERE sessions.session_id = %s AND {_OWNED})"  # noqa: S608
 
 # Every value is a %s parameter; the column lists come from the constants above, in the
 # order the row readers unpack them.
@@ -135,7 +156,25 @@ _UPSERT_AGENT = (
     "ON DUPLICATE KEY UPDATE name = VALUES(name), state = VALUES(state), "
     "started_at = VALUES(started_at), provider = VALUES(provider), model = VALUES(model), "
     "description = VALUES(description), updated_at = VALUES(updated_at);\n"
-    "SELECT created_at FROM agents WHERE id = %s"
+    "SELECT created_at, tenant_id FROM agents WHERE id = %s"
+)
+# Through an owner: a new agent is the owner's tenant's; an existing one is changed only when
+# it is that tenant's (NULL-safe, tenant_id itself is never assigned, so every IF sees the
+# stored one), else nothing changes (not even updated_at: an unchanged row is not updated)
+# and the SELECT's tenant_id tells the refusal. One transaction: the INSERT's row lock
+# holds until the SELECT has read the row it decided on.
+_OWNED_FIELDS = ("name", "state", "started_at", "provider", "model", "description", "updated_at")
+_UPSERT_OWNED_AGENT = (
+    "START TRANSACTION;\n"  # noqa: S608 - constant fragments
+    "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
+    "created_at, updated_at, tenant_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON DUPLICATE KEY UPDATE "
+    + ", ".join(
+        f"{name} = IF(tenant_id <=> VALUES(tenant_id), VALUES({name}), {name})"
+        for name in _OWNED_FIELDS
+    )
+    + ";\nSELECT created_at, tenant_id FROM agents WHERE id = %s;\n"
+    "COMMIT"
 )
 _GET_AGENT = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s"  # noqa: S608
 _LIST_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY updated_at DESC, id DESC LIMIT %s"  # noqa: S608
@@ -146,20 +185,25 @@ _INSERT_SESSION = (
     "VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s)"
 )
 # The agent row must exist for the foreign key; both inserts commit together or not at all.
+# A placeholder agent belongs to the session's tenant (placeholder_agent()).
 _CREATE_SESSION_WITH_AGENT = (
     "START TRANSACTION;\n"
-    "INSERT INTO agents (id, name, state, started_at, created_at, updated_at) "
-    "VALUES (%s, %s, 'unknown', %s, %s, %s) ON DUPLICATE KEY UPDATE id = id;\n"
+    "INSERT INTO agents (id, name, state, started_at, created_at, updated_at, tenant_id) "
+    "VALUES (%s, %s, 'unknown', %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id;\n"
     + _INSERT_SESSION
     + ";\nCOMMIT"
 )
 _GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = %s"  # noqa: S608
-_UPDATE_SESSION = (
-    "UPDATE sessions SET updated_at = %s, status = COALESCE(%s, status), "  # noqa: S608
+_GET_OWNED_SESSION = f"{_GET_SESSION} AND {_OWNED}"
+_SET_SESSION = (
+    "UPDATE sessions SET updated_at = %s, status = COALESCE(%s, status), "
     "metadata = COALESCE(%s, metadata), expires_at = IF(%s, %s, expires_at) "
-    "WHERE session_id = %s;\n" + _GET_SESSION
+    "WHERE session_id = %s"
 )
+_UPDATE_SESSION = f"{_SET_SESSION};\n{_GET_SESSION}"
+_UPDATE_OWNED_SESSION = f"{_SET_SESSION} AND {_OWNED};\n{_GET_OWNED_SESSION}"
 _DELETE_SESSION = "DELETE FROM sessions WHERE session_id = %s"
+_DELETE_OWNED_SESSION = f"{_DELETE_SESSION} AND {_OWNED}"
 #: (agent?, user?, tenant?) -> statement.
 _LIST_SESSIONS = list_sessions_statements(_SESSION_COLUMNS, lambda _: "%s")
 
@@ -171,13 +215,35 @@ _APPEND_ONE = (
     "VALUES (%s, LAST_INSERT_ID(), %s, %s, %s, %s);\n"
     "COMMIT"
 )
+# Through an owner the scope is in the UPDATE, which takes the session row's lock for the
+# whole transaction (so the session cannot change hands before the INSERT). A session out of
+# scope (or missing) matches no row, and the INSERT's session id is then NULL
+# (ROW_COUNT() is still the UPDATE's): the INSERT fails and the transaction is rolled back,
+# as for a missing session, so nothing changes. The foreign key alone cannot tell: another
+# owner's session exists.
+_APPEND_OWNED_ONE = (
+    "START TRANSACTION;\n"
+    "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + 1), updated_at = %s "
+    f"WHERE session_id = %s AND {_OWNED};\n"
+    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
+    "VALUES (IF(ROW_COUNT() = 1, %s, NULL), LAST_INSERT_ID(), %s, %s, %s, %s);\n"
+    "COMMIT"
+)
 _LIST_MESSAGES = (
     "SELECT id, seq, role, content, metadata, timestamp FROM messages "
     "WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
 )
+_LIST_OWNED_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
+    f"WHERE session_id = %s AND seq > %s AND {_IN_SCOPE} ORDER BY seq LIMIT %s"
+)
 _RECENT_MESSAGES = (
     "SELECT id, seq, role, content, metadata, timestamp FROM messages "
     "WHERE session_id = %s ORDER BY seq DESC LIMIT %s"
+)
+_RECENT_OWNED_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
+    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY seq DESC LIMIT %s"
 )
 
 # The new version comes back in the OK packet through LAST_INSERT_ID(expr); a concurrent
@@ -187,16 +253,30 @@ _SAVE_STATE = (
     "SELECT %s, LAST_INSERT_ID(COALESCE(MAX(version), 0) + 1), %s, %s "
     "FROM agent_state WHERE session_id = %s"
 )
+# Through an owner: the aggregate's one row is kept only when the session is in scope (a
+# WHERE would still leave MAX()'s row), so out of scope nothing is inserted (0 rows). The
+# scope check and the insert are one statement; INSERT … SELECT reads sessions with a shared
+# lock (REPEATABLE READ, the default) and the foreign key check locks it too, until commit.
+_SAVE_OWNED_STATE = f"{_SAVE_STATE} HAVING {_IN_SCOPE}"
 _LATEST_STATE = (
     "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
     "ORDER BY version DESC LIMIT 1"
 )
+_LATEST_OWNED_STATE = (
+    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
+    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY version DESC LIMIT 1"
+)
 _STATE_VERSION = (
     "SELECT version, state, created_at FROM agent_state WHERE session_id = %s AND version = %s"
 )
+_OWNED_STATE_VERSION = f"{_STATE_VERSION} AND {_IN_SCOPE}"
 _LIST_STATES = (
     "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
     "ORDER BY version DESC LIMIT %s"
+)
+_LIST_OWNED_STATES = (
+    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
+    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY version DESC LIMIT %s"
 )
 
 _MIGRATIONS_TABLE_EXISTS = (
@@ -212,19 +292,23 @@ _EXISTING_COLUMNS = (
 
 
 @functools.lru_cache(maxsize=64)  # batch sizes repeat; a one-off huge batch is not kept forever
-def _append_many_statement(count: int) -> str:
+def _append_many_statement(count: int, owned: bool = False) -> str:
     # Row i of n gets seq = new_count - (n - 1 - i); LAST_INSERT_ID() is the new count. When
     # the session is missing, the UPDATE sets nothing and LAST_INSERT_ID() is whatever this
     # connection had (0 when fresh): signed arithmetic lets the INSERT reach the foreign key,
     # which reports the missing session, instead of failing on an unsigned underflow.
+    # ``owned``: the owner scope is in the UPDATE, and the first row's session id is NULL
+    # unless the UPDATE matched the session (see _APPEND_OWNED_ONE): one failing row fails
+    # the whole INSERT.
     rows = ", ".join(
-        f"(%s, CAST(LAST_INSERT_ID() AS SIGNED) - {count - 1 - index}, %s, %s, %s, %s)"
+        f"({'IF(ROW_COUNT() = 1, %s, NULL)' if owned and index == 0 else '%s'}, "
+        f"CAST(LAST_INSERT_ID() AS SIGNED) - {count - 1 - index}, %s, %s, %s, %s)"
         for index in range(count)
     )
     return (
         "START TRANSACTION;\n"
         "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + %s), "
-        "updated_at = %s WHERE session_id = %s;\n"
+        f"updated_at = %s WHERE session_id = %s{f' AND {_OWNED}' if owned else ''};\n"
         f"INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
         f"VALUES {rows};\n"
         "COMMIT"
@@ -307,6 +391,7 @@ def _agent(row: Sequence[Any]) -> Agent:
         description=row[6],
         created_at=_aware(row[7]),
         updated_at=_aware(row[8]),
+        tenant_id=None if row[9] is None else row[9].decode(),
     )
 
 
@@ -753,7 +838,7 @@ class MySqlStore(BaseStore):
                     if session_id is not None:
                         if creates_session and code == _ER_DUP_ENTRY:
                             raise SessionExistsError(session_id) from exc
-                        if not creates_session and code == _ER_NO_REFERENCED_ROW:
+                        if not creates_session and code in _NO_SESSION:
                             raise SessionNotFoundError(session_id) from exc
                     raise self._error(exc, write=True) from exc
 
@@ -775,26 +860,32 @@ class MySqlStore(BaseStore):
 
     # ------------------------------------------------------------------ agents
 
-    async def _upsert_agent(self, agent: Agent) -> Agent:
-        results = await self._write(
-            _UPSERT_AGENT,
-            (
-                agent.id,
-                agent.name,
-                agent.state,
-                _wire(agent.started_at),
-                agent.provider,
-                agent.model,
-                agent.description,
-                _wire(agent.created_at),
-                _wire(agent.updated_at),
-                agent.id,
-            ),
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
+        values = (
+            agent.id,
+            agent.name,
+            agent.state,
+            _wire(agent.started_at),
+            agent.provider,
+            agent.model,
+            agent.description,
+            _wire(agent.created_at),
+            _wire(agent.updated_at),
         )
-        created_at = _aware(results[1][2][0][0])
-        if created_at == agent.created_at:
+        if owner is None:  # a new agent has no tenant (agent.tenant_id is None): the default
+            results = await self._write(_UPSERT_AGENT, (*values, agent.id))
+            stored = results[1][2][0]
+        else:
+            # [START TRANSACTION, INSERT, SELECT (created_at, tenant_id), COMMIT]
+            results = await self._write(_UPSERT_OWNED_AGENT, (*values, agent.tenant_id, agent.id))
+            stored = results[2][2][0]
+        created_at = _aware(stored[0])
+        tenant_id = None if stored[1] is None else stored[1].decode()
+        if owner is not None and tenant_id != owner.tenant_id:
+            raise AgentExistsError(agent.id)  # another tenant's: the statement changed nothing
+        if created_at == agent.created_at and tenant_id == agent.tenant_id:
             return agent
-        return dataclasses.replace(agent, created_at=created_at)
+        return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
         rows = await self._fetch(_GET_AGENT, (agent_id,))
@@ -823,12 +914,23 @@ class MySqlStore(BaseStore):
         args: tuple[Any, ...] = session_values
         if session.agent_id is not None:  # the foreign key: a placeholder agent if none yet
             statement = _CREATE_SESSION_WITH_AGENT
-            args = (session.agent_id, session.agent_id, created, created, created, *args)
+            args = (
+                session.agent_id,
+                session.agent_id,
+                created,
+                created,
+                created,
+                session.tenant_id,
+                *args,
+            )
         await self._write(statement, args, session_id=session.session_id, creates_session=True)
         return session
 
-    async def _get_session(self, session_id: str) -> Session | None:
-        rows = await self._fetch(_GET_SESSION, (session_id,))
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
+        if owner is None:
+            rows = await self._fetch(_GET_SESSION, (session_id,))
+        else:
+            rows = await self._fetch(_GET_OWNED_SESSION, (session_id, *owner_params(owner)))
         return _session(rows[0]) if rows else None
 
     async def _list_sessions(
@@ -838,8 +940,9 @@ class MySqlStore(BaseStore):
         tenant_id: str | None,
         limit: int | None,
         offset: int,
+        owner: Owner | None,
     ) -> list[Session]:
-        key, filters = session_filters(agent_id, user_id, tenant_id)
+        key, filters = session_filters(agent_id, user_id, tenant_id, owner)
         args = (*filters, _NO_LIMIT if limit is None else limit, offset)
         return [_session(row) for row in await self._fetch(_LIST_SESSIONS[key], args)]
 
@@ -850,60 +953,74 @@ class MySqlStore(BaseStore):
         metadata_json: str | None,
         expires_at: datetime | Unset | None,
         now: datetime,
+        owner: Owner | None,
     ) -> Session:
         set_expiry = not isinstance(expires_at, Unset)
-        results = await self._write(
-            _UPDATE_SESSION,
-            (
-                _wire(now),
-                status,
-                metadata_json,
-                set_expiry,
-                _wire(expires_at) if isinstance(expires_at, datetime) else None,
-                session_id,
-                session_id,
-            ),
+        values = (
+            _wire(now),
+            status,
+            metadata_json,
+            set_expiry,
+            _wire(expires_at) if isinstance(expires_at, datetime) else None,
+            session_id,
         )
+        if owner is None:
+            results = await self._write(_UPDATE_SESSION, (*values, session_id))
+        else:
+            scope = owner_params(owner)
+            results = await self._write(
+                _UPDATE_OWNED_SESSION, (*values, *scope, session_id, *scope)
+            )
         rows = results[1][2]
-        if not rows:
+        # [UPDATE (matched rows: CLIENT_FOUND_ROWS), SELECT]: the UPDATE must have found it.
+        if not results[0][0] or not rows:
             raise SessionNotFoundError(session_id)
         return _session(rows[0])
 
-    async def _delete_session(self, session_id: str) -> bool:
-        results = await self._write(_DELETE_SESSION, (session_id,))
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
+        if owner is None:
+            results = await self._write(_DELETE_SESSION, (session_id,))
+        else:
+            results = await self._write(_DELETE_OWNED_SESSION, (session_id, *owner_params(owner)))
         return results[0][0] > 0
 
     # ------------------------------------------------------------------ messages
 
     async def _append_message(
-        self, session_id: str, message: EncodedMessage, now: datetime
+        self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
     ) -> Message:
         self._check_packet(message.content, message.metadata_json)
         wired_now = _wire(now)
-        results = await self._write(
-            _APPEND_ONE,
-            (
-                wired_now,
-                session_id,
-                session_id,
-                message.role.value,
-                message.content,
-                message.metadata_json,
-                wired_now if message.timestamp is now else _wire(message.timestamp),
-            ),
-            session_id=session_id,
+        args: tuple[Any, ...] = (
+            wired_now,
+            session_id,
+            session_id,
+            message.role.value,
+            message.content,
+            message.metadata_json,
+            wired_now if message.timestamp is now else _wire(message.timestamp),
         )
+        statement = _APPEND_ONE
+        if owner is not None:  # the owner's three after the UPDATE's session id
+            statement, args = _APPEND_OWNED_ONE, (*args[:2], *owner_params(owner), *args[2:])
+        results = await self._write(statement, args, session_id=session_id)
         # [START TRANSACTION, UPDATE (insert id = new count = seq), INSERT (id), COMMIT]
         return message.stored(session_id, results[1][1], results[2][1])
 
     async def _append_messages(
-        self, session_id: str, messages: list[EncodedMessage], now: datetime
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
     ) -> list[Message]:
         count = len(messages)
         self._check_packet(*(text for m in messages for text in (m.content, m.metadata_json)))
-        statement = _append_many_statement(count)
+        statement = _append_many_statement(count, owner is not None)
         wired_now = _wire(now)
         args: list[Any] = [count, wired_now, session_id]
+        if owner is not None:
+            args += owner_params(owner)
         for message in messages:
             args += (
                 session_id,
@@ -922,41 +1039,79 @@ class MySqlStore(BaseStore):
         ]
 
     async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
-        rows = await self._fetch(
-            _LIST_MESSAGES, (session_id, after_seq, _NO_LIMIT if limit is None else limit)
-        )
+        count = _NO_LIMIT if limit is None else limit
+        if owner is None:
+            rows = await self._fetch(_LIST_MESSAGES, (session_id, after_seq, count))
+        else:
+            rows = await self._fetch(
+                _LIST_OWNED_MESSAGES,
+                (session_id, after_seq, session_id, *owner_params(owner), count),
+            )
         return _messages(session_id, rows)
 
-    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        rows = await self._fetch(_RECENT_MESSAGES, (session_id, limit))
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        if owner is None:
+            rows = await self._fetch(_RECENT_MESSAGES, (session_id, limit))
+        else:
+            rows = await self._fetch(
+                _RECENT_OWNED_MESSAGES, (session_id, session_id, *owner_params(owner), limit)
+            )
         return _messages(session_id, rows[::-1])
 
     # ------------------------------------------------------------------ agent state
 
     async def _save_state(
-        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
     ) -> AgentState:
         self._check_packet(state_json)
 
-        results = await self._write(
-            _SAVE_STATE,
-            (session_id, state_json, _wire(now), session_id),
-            session_id=session_id,
-            retry_duplicates=True,
-        )
+        args: tuple[Any, ...] = (session_id, state_json, _wire(now), session_id)
+        if owner is None:
+            statement = _SAVE_STATE
+        else:
+            statement, args = _SAVE_OWNED_STATE, (*args, session_id, *owner_params(owner))
+        results = await self._write(statement, args, session_id=session_id, retry_duplicates=True)
+        if not results[0][0]:  # out of scope (or missing): nothing was inserted
+            raise SessionNotFoundError(session_id)
         return AgentState(session_id, results[0][1], state, now)
 
-    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
-        if version is None:
-            rows = await self._fetch(_LATEST_STATE, (session_id,))
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None:
+        if owner is None:
+            if version is None:
+                rows = await self._fetch(_LATEST_STATE, (session_id,))
+            else:
+                rows = await self._fetch(_STATE_VERSION, (session_id, version))
+        elif version is None:
+            rows = await self._fetch(
+                _LATEST_OWNED_STATE, (session_id, session_id, *owner_params(owner))
+            )
         else:
-            rows = await self._fetch(_STATE_VERSION, (session_id, version))
+            rows = await self._fetch(
+                _OWNED_STATE_VERSION, (session_id, version, session_id, *owner_params(owner))
+            )
         return _state(session_id, rows[0]) if rows else None
 
-    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
-        rows = await self._fetch(_LIST_STATES, (session_id, _NO_LIMIT if limit is None else limit))
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]:
+        count = _NO_LIMIT if limit is None else limit
+        if owner is None:
+            rows = await self._fetch(_LIST_STATES, (session_id, count))
+        else:
+            rows = await self._fetch(
+                _LIST_OWNED_STATES, (session_id, session_id, *owner_params(owner), count)
+            )
         return [_state(session_id, row) for row in rows]
 
 

@@ -24,7 +24,10 @@ How it stays close to the raw driver:
   row), a batch is ONE statement over ``unnest()`` arrays; the session row lock the ``UPDATE``
   takes serializes concurrent appends, so ``seq`` is gap-free;
 * JSON travels as text and is decoded once with orjson; nothing checks the schema per call
-  (the schema is created or upgraded once, on connect, under an advisory lock).
+  (the schema is created or upgraded once, on connect, under an advisory lock);
+* an owner scope (``owner=``) is a condition inside the call's one statement, never a
+  separate check: each scoped statement is a constant of its own, and a call without an
+  owner runs the unscoped statement unchanged.
 
 Needs the ``postgres`` extra: ``pip install 'mofa-sdk[postgres]'``.
 """
@@ -45,7 +48,7 @@ from urllib.parse import quote, unquote_plus, urlsplit
 
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     RETRY_SECONDS,
     BaseStore,
@@ -58,8 +61,14 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._sql import list_sessions_statements, session_filters
+from mofa.persistence.backends._sql import (
+    list_sessions_statements,
+    owner_condition,
+    owner_params,
+    session_filters,
+)
 from mofa.persistence.errors import (
+    AgentExistsError,
     AuthenticationError,
     DatabaseNotFoundError,
     InvalidInputError,
@@ -124,17 +133,51 @@ _SESSION_COLUMNS: Final = (
     "created_at, updated_at, expires_at"
 )
 
+
+def _owned(first: int, table: str = "sessions") -> str:
+    """`` AND `` the owner scope on ``table``'s row, its three parameters from ``$first``.
+
+    A scoped statement is a constant of its own (asyncpg prepares and caches each text once
+    per connection), the unscoped text unchanged: a call without an owner runs exactly the
+    statement it ran before scopes existed. ``IS NOT DISTINCT FROM``, since a scope's
+    ``None`` must match a NULL column and nothing else; the row is always found by its key
+    first, so the condition only filters that one row (it needs no index).
+    """
+    return " AND " + owner_condition("IS NOT DISTINCT FROM", "${}".format, first, table)
+
+
+def _owned_session(first: int) -> str:
+    """`` AND `` the session named by ``$1`` exists inside the owner scope (``$first``…).
+
+    For reads of messages and states: uncorrelated, so PostgreSQL evaluates it once, as a
+    one-time filter before the index scan, in the statement's own snapshot (a session of
+    another owner reads as an empty one, in the same round trip).
+    """
+    return (
+        " AND EXISTS (SELECT 1 FROM sessions"  # noqa: S608 - constant fragments
+        f" WHERE sessions.session_id = $1{_owned(first)})"
+    )
+
+
 _AGENT_COLUMNS: Final = (
-    "id, name, state, started_at, provider, model, description, created_at, updated_at"
+    "id, name, state, started_at, provider, model, description, created_at, updated_at, tenant_id"
 )
 
+# Without an owner an existing agent keeps its tenant (tenant_id is not in the SET list);
+# RETURNING gives the stored created_at and tenant_id.
 _UPSERT_AGENT: Final = (
     "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
-    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "created_at, updated_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
     "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, state = EXCLUDED.state, "
     "started_at = EXCLUDED.started_at, provider = EXCLUDED.provider, model = EXCLUDED.model, "
     "description = EXCLUDED.description, updated_at = EXCLUDED.updated_at "
-    "RETURNING created_at"
+    "RETURNING created_at, tenant_id"
+)
+# With an owner ($10 is its tenant): the conflict updates only a record of that tenant. The
+# conflicting row is locked and its WHERE checked on its latest version; a refused update
+# returns no row and changes nothing (-> AgentExistsError), still one statement.
+_UPSERT_AGENT_OWNED: Final = _UPSERT_AGENT.replace(
+    " RETURNING", " WHERE agents.tenant_id IS NOT DISTINCT FROM EXCLUDED.tenant_id RETURNING"
 )
 _GET_AGENT: Final = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1"  # noqa: S608
 _LIST_AGENTS: Final = (
@@ -142,12 +185,12 @@ _LIST_AGENTS: Final = (
 )
 
 # One statement: the agent row (when the session names an agent that has none and the
-# session id is free) and the session. The foreign key is checked at the end of the
-# statement, so it sees the agent the CTE inserted.
+# session id is free; it belongs to the session's tenant) and the session. The foreign key
+# is checked at the end of the statement, so it sees the agent the CTE inserted.
 _CREATE_SESSION: Final = (
     "WITH new_agent AS ("
-    " INSERT INTO agents (id, name, state, started_at, created_at, updated_at)"
-    " SELECT $2::varchar, $2::varchar, 'unknown', $7, $7, $7"
+    " INSERT INTO agents (id, name, state, started_at, created_at, updated_at, tenant_id)"
+    " SELECT $2::varchar, $2::varchar, 'unknown', $7, $7, $7, $4::varchar"
     " WHERE $2::varchar IS NOT NULL"
     " AND NOT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1)"
     " ON CONFLICT (id) DO NOTHING) "
@@ -157,30 +200,48 @@ _CREATE_SESSION: Final = (
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
 _GET_SESSION: Final = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1"  # noqa: S608
-_UPDATE_SESSION: Final = (
-    "UPDATE sessions SET status = COALESCE($2::varchar, status), "  # noqa: S608
-    "metadata = COALESCE($3::jsonb, metadata), "
-    "expires_at = CASE WHEN $4::boolean THEN $5::timestamptz ELSE expires_at END, "
-    f"updated_at = $6 WHERE session_id = $1 RETURNING {_SESSION_COLUMNS}"
-)
+_GET_SESSION_OWNED: Final = _GET_SESSION + _owned(2)
+
+
+def _update_session_query(scope: str) -> str:
+    return (
+        "UPDATE sessions SET status = COALESCE($2::varchar, status), "  # noqa: S608
+        "metadata = COALESCE($3::jsonb, metadata), "
+        "expires_at = CASE WHEN $4::boolean THEN $5::timestamptz ELSE expires_at END, "
+        f"updated_at = $6 WHERE session_id = $1{scope} RETURNING {_SESSION_COLUMNS}"
+    )
+
+
+_UPDATE_SESSION: Final = _update_session_query("")
+_UPDATE_SESSION_OWNED: Final = _update_session_query(_owned(7))
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1 RETURNING 1"
+_DELETE_SESSION_OWNED: Final = f"DELETE FROM sessions WHERE session_id = $1{_owned(2)} RETURNING 1"  # noqa: S608
+
 
 # An append is one statement and so one round trip: the UPDATE locks the session row (a
 # concurrent append waits, then re-reads the new count), the INSERT takes the new count as
-# its seq. No session row -> no rows -> SessionNotFoundError.
-_APPEND_ONE: Final = (
-    "WITH s AS (UPDATE sessions SET message_count = message_count + 1, updated_at = $6"
-    " WHERE session_id = $1 RETURNING message_count) "
-    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
-    "SELECT $1, s.message_count, $2, $3, $4::jsonb, $5 FROM s RETURNING id, seq"
-)
+# its seq. No session row -> no rows -> SessionNotFoundError. The owner scope goes into the
+# UPDATE's WHERE: a row of another owner is not touched, so nothing is inserted either, and
+# a session deleted (and re-created by someone else) meanwhile is skipped, never written.
+def _append_one_query(scope: str) -> str:
+    return (
+        "WITH s AS (UPDATE sessions SET message_count = message_count + 1, updated_at = $6"  # noqa: S608
+        f" WHERE session_id = $1{scope} RETURNING message_count) "
+        "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
+        "SELECT $1, s.message_count, $2, $3, $4::jsonb, $5 FROM s RETURNING id, seq"
+    )
 
 
-def _append_batch_query(shared_metadata: bool, shared_timestamp: bool) -> str:
+_APPEND_ONE: Final = _append_one_query("")
+_APPEND_ONE_OWNED: Final = _append_one_query(_owned(7))
+
+
+def _append_batch_query(shared_metadata: bool, shared_timestamp: bool, scope: str) -> str:
     """The batch statement; a value every message shares is bound once, not as an array.
 
     Each array parameter costs encoding and an unnest column: binding the common cases (no
     metadata, the default timestamp) as single values makes a 50-message batch ~10% faster.
+    ``scope`` is empty or the owner condition on the UPDATE (parameters $8…$10).
     """
     arrays = ["$3::varchar[]", "$4::text[]"]
     columns = ["role", "content"]
@@ -199,7 +260,7 @@ def _append_batch_query(shared_metadata: bool, shared_timestamp: bool) -> str:
     # Only the fixed fragments above go into the text; every value is a bound parameter.
     return (
         "WITH s AS (UPDATE sessions SET message_count = message_count + $2, updated_at = $7"  # noqa: S608
-        " WHERE session_id = $1 RETURNING message_count - $2 AS base) "
+        f" WHERE session_id = $1{scope} RETURNING message_count - $2 AS base) "
         "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
         f"SELECT $1, s.base + m.position, m.role, m.content, {metadata}, {stamp} "
         f"FROM s, unnest({', '.join(arrays)}) "
@@ -210,20 +271,39 @@ def _append_batch_query(shared_metadata: bool, shared_timestamp: bool) -> str:
 
 #: (metadata shared by all, timestamp shared by all) -> statement.
 _APPEND_BATCH: Final = {
-    (metadata, timestamp): _append_batch_query(metadata, timestamp)
+    (metadata, timestamp): _append_batch_query(metadata, timestamp, "")
     for metadata in (False, True)
     for timestamp in (False, True)
 }
-_LIST_MESSAGES: Final = (
-    "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"
-    " WHERE session_id = $1 AND seq > $2 "
-    "ORDER BY seq LIMIT $3"
-)
+_APPEND_BATCH_OWNED: Final = {
+    (metadata, timestamp): _append_batch_query(metadata, timestamp, _owned(8))
+    for metadata in (False, True)
+    for timestamp in (False, True)
+}
+
+
+def _list_messages_query(scope: str) -> str:
+    return (
+        "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"  # noqa: S608
+        f" WHERE session_id = $1 AND seq > $2{scope} "
+        "ORDER BY seq LIMIT $3"
+    )
+
+
+_LIST_MESSAGES: Final = _list_messages_query("")
+_LIST_MESSAGES_OWNED: Final = _list_messages_query(_owned_session(4))
+
+
 # Backwards through the unique (session_id, seq) index: cost depends on n, not history size.
-_RECENT_MESSAGES: Final = (
-    "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"
-    " WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
-)
+def _recent_messages_query(scope: str) -> str:
+    return (
+        "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"  # noqa: S608
+        f" WHERE session_id = $1{scope} ORDER BY seq DESC LIMIT $2"
+    )
+
+
+_RECENT_MESSAGES: Final = _recent_messages_query("")
+_RECENT_MESSAGES_OWNED: Final = _recent_messages_query(_owned_session(3))
 
 _SAVE_STATE: Final = (
     "INSERT INTO agent_state (session_id, version, state, created_at) "
@@ -231,18 +311,30 @@ _SAVE_STATE: Final = (
     "WHERE a.session_id = $1), 0) + 1, $2::jsonb, $3 "
     "FROM sessions s WHERE s.session_id = $1 RETURNING version"
 )  # MAX() in a subquery is one backward step on the primary key, however many versions exist
+# With an owner the session row is also key-share locked as it is read: the scope is then
+# checked on the row the foreign key will see. Without the lock a session deleted and
+# re-created by another owner after this statement's snapshot would pass the scope (on the
+# old row) and the foreign key (on the new one), and receive this owner's state; locked, the
+# deleted row is skipped (SessionNotFoundError). KEY SHARE does not wait for appends (their
+# UPDATE takes NO KEY UPDATE), and the foreign-key check takes the same lock anyway.
+_SAVE_STATE_OWNED: Final = _SAVE_STATE.replace(
+    " RETURNING", f"{_owned(4, 's')} FOR KEY SHARE OF s RETURNING"
+)
 _LATEST_STATE: Final = (
     "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
     "ORDER BY version DESC LIMIT 1"
 )
+_LATEST_STATE_OWNED: Final = _LATEST_STATE.replace(" ORDER BY", f"{_owned_session(2)} ORDER BY")
 _STATE_VERSION: Final = (
     "SELECT version, state::text, created_at FROM agent_state "
     "WHERE session_id = $1 AND version = $2"
 )
+_STATE_VERSION_OWNED: Final = _STATE_VERSION + _owned_session(3)
 _LIST_STATES: Final = (
     "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
     "ORDER BY version DESC LIMIT $2"
 )
+_LIST_STATES_OWNED: Final = _LIST_STATES.replace(" ORDER BY", f"{_owned_session(3)} ORDER BY")
 
 
 _LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)
@@ -311,7 +403,7 @@ def _row_message(session_id: str, row: Any) -> Message:
 
 
 def _row_agent(row: Any) -> Agent:
-    return Agent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
+    return Agent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
 
 
 def _row_state(session_id: str, row: Any) -> AgentState:
@@ -787,9 +879,9 @@ class PostgresStore(BaseStore):
 
     # ---------------------------------------------------------------- agents
 
-    async def _upsert_agent(self, agent: Agent) -> Agent:
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
         rows = await self._fetch(
-            _UPSERT_AGENT,
+            _UPSERT_AGENT if owner is None else _UPSERT_AGENT_OWNED,
             agent.id,
             agent.name,
             agent.state,
@@ -799,11 +891,14 @@ class PostgresStore(BaseStore):
             agent.description,
             agent.created_at,
             agent.updated_at,
+            agent.tenant_id,
             write=True,
         )
-        created_at = rows[0][0]
-        if created_at != agent.created_at:
-            return dataclasses.replace(agent, created_at=created_at)
+        if not rows:  # only the scoped statement returns none: another tenant's record
+            raise AgentExistsError(agent.id)
+        created_at, tenant_id = rows[0]
+        if created_at != agent.created_at or tenant_id != agent.tenant_id:
+            return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
         return agent
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
@@ -832,8 +927,13 @@ class PostgresStore(BaseStore):
             raise SessionExistsError(session.session_id)
         return session
 
-    async def _get_session(self, session_id: str) -> Session | None:
-        rows = await self._fetch(_GET_SESSION, session_id, write=False)
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
+        if owner is None:
+            rows = await self._fetch(_GET_SESSION, session_id, write=False)
+        else:
+            rows = await self._fetch(
+                _GET_SESSION_OWNED, session_id, *owner_params(owner), write=False
+            )
         return _row_session(rows[0]) if rows else None
 
     async def _list_sessions(
@@ -843,8 +943,9 @@ class PostgresStore(BaseStore):
         tenant_id: str | None,
         limit: int | None,
         offset: int,
+        owner: Owner | None,
     ) -> list[Session]:
-        key, args = session_filters(agent_id, user_id, tenant_id)
+        key, args = session_filters(agent_id, user_id, tenant_id, owner)
         rows = await self._fetch(_LIST_SESSIONS[key], *args, limit, offset, write=False)
         return [_row_session(row) for row in rows]
 
@@ -855,54 +956,66 @@ class PostgresStore(BaseStore):
         metadata_json: str | None,
         expires_at: datetime | Unset | None,
         now: datetime,
+        owner: Owner | None,
     ) -> Session:
         change_expiry = not isinstance(expires_at, Unset)
-        rows = await self._fetch(
-            _UPDATE_SESSION,
+        args = (
             session_id,
             status,
             metadata_json,
             change_expiry,
             expires_at if change_expiry else None,
             now,
-            write=True,
         )
+        if owner is None:
+            rows = await self._fetch(_UPDATE_SESSION, *args, write=True)
+        else:
+            rows = await self._fetch(_UPDATE_SESSION_OWNED, *args, *owner_params(owner), write=True)
         if not rows:
             raise SessionNotFoundError(session_id)
         return _row_session(rows[0])
 
-    async def _delete_session(self, session_id: str) -> bool:
-        return bool(await self._fetch(_DELETE_SESSION, session_id, write=True))
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
+        if owner is None:
+            return bool(await self._fetch(_DELETE_SESSION, session_id, write=True))
+        return bool(
+            await self._fetch(_DELETE_SESSION_OWNED, session_id, *owner_params(owner), write=True)
+        )
 
     # -------------------------------------------------------------- messages
 
     async def _append_message(
-        self, session_id: str, message: EncodedMessage, now: datetime
+        self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
     ) -> Message:
-        rows = await self._fetch(
-            _APPEND_ONE,
+        args = (
             session_id,
             message.role.value,
             message.content,
             message.metadata_json,
             message.timestamp,
             now,
-            write=True,
         )
+        if owner is None:
+            rows = await self._fetch(_APPEND_ONE, *args, write=True)
+        else:
+            rows = await self._fetch(_APPEND_ONE_OWNED, *args, *owner_params(owner), write=True)
         if not rows:
             raise SessionNotFoundError(session_id)
         message_id, seq = rows[0]  # RETURNING id, seq
         return message.stored(session_id, seq, message_id)
 
     async def _append_messages(
-        self, session_id: str, messages: list[EncodedMessage], now: datetime
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
     ) -> list[Message]:
         metadata = messages[0].metadata_json
         timestamp = messages[0].timestamp
         shared_metadata = all(message.metadata_json == metadata for message in messages)
         shared_timestamp = all(message.timestamp == timestamp for message in messages)
-        rows = await self._fetch(
-            _APPEND_BATCH[shared_metadata, shared_timestamp],
+        args = (
             session_id,
             len(messages),
             [message.role.value for message in messages],
@@ -910,8 +1023,18 @@ class PostgresStore(BaseStore):
             metadata if shared_metadata else [message.metadata_json for message in messages],
             timestamp if shared_timestamp else [message.timestamp for message in messages],
             now,
-            write=True,
         )
+        if owner is None:
+            rows = await self._fetch(
+                _APPEND_BATCH[shared_metadata, shared_timestamp], *args, write=True
+            )
+        else:
+            rows = await self._fetch(
+                _APPEND_BATCH_OWNED[shared_metadata, shared_timestamp],
+                *args,
+                *owner_params(owner),
+                write=True,
+            )
         if not rows:
             raise SessionNotFoundError(session_id)
         # Rows come back in insert order in practice; sorting by seq makes it certain.
@@ -922,28 +1045,51 @@ class PostgresStore(BaseStore):
         ]
 
     async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
-        rows = await self._fetch(_LIST_MESSAGES, session_id, after_seq, limit, write=False)
+        if owner is None:
+            rows = await self._fetch(_LIST_MESSAGES, session_id, after_seq, limit, write=False)
+        else:
+            rows = await self._fetch(
+                _LIST_MESSAGES_OWNED,
+                session_id,
+                after_seq,
+                limit,
+                *owner_params(owner),
+                write=False,
+            )
         return [_row_message(session_id, row) for row in rows]
 
-    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        rows = await self._fetch(_RECENT_MESSAGES, session_id, limit, write=False)
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        if owner is None:
+            rows = await self._fetch(_RECENT_MESSAGES, session_id, limit, write=False)
+        else:
+            rows = await self._fetch(
+                _RECENT_MESSAGES_OWNED, session_id, limit, *owner_params(owner), write=False
+            )
         return [_row_message(session_id, row) for row in reversed(rows)]
 
     # ----------------------------------------------------------------- state
 
     async def _save_state(
-        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
     ) -> AgentState:
         # Two concurrent saves can compute the same next version; the primary key rejects
         # the second, which then simply tries again with the new maximum. A session deleted
         # meanwhile fails the foreign key.
         rows = await self._fetch(
-            _SAVE_STATE,
+            _SAVE_STATE if owner is None else _SAVE_STATE_OWNED,
             session_id,
             state_json,
             now,
+            *(() if owner is None else owner_params(owner)),
             write=True,
             retry_duplicates=True,
             session_id=session_id,
@@ -952,13 +1098,31 @@ class PostgresStore(BaseStore):
             raise SessionNotFoundError(session_id)
         return AgentState(session_id, rows[0][0], state, now)
 
-    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
-        if version is None:
-            rows = await self._fetch(_LATEST_STATE, session_id, write=False)
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None:
+        if owner is None:
+            if version is None:
+                rows = await self._fetch(_LATEST_STATE, session_id, write=False)
+            else:
+                rows = await self._fetch(_STATE_VERSION, session_id, version, write=False)
+        elif version is None:
+            rows = await self._fetch(
+                _LATEST_STATE_OWNED, session_id, *owner_params(owner), write=False
+            )
         else:
-            rows = await self._fetch(_STATE_VERSION, session_id, version, write=False)
+            rows = await self._fetch(
+                _STATE_VERSION_OWNED, session_id, version, *owner_params(owner), write=False
+            )
         return _row_state(session_id, rows[0]) if rows else None
 
-    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
-        rows = await self._fetch(_LIST_STATES, session_id, limit, write=False)
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]:
+        if owner is None:
+            rows = await self._fetch(_LIST_STATES, session_id, limit, write=False)
+        else:
+            rows = await self._fetch(
+                _LIST_STATES_OWNED, session_id, limit, *owner_params(owner), write=False
+            )
         return [_row_state(session_id, row) for row in rows]

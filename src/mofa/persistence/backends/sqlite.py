@@ -42,7 +42,7 @@ from typing import Any, Final, Self, TypeVar
 
 from mofa.persistence import schema
 from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     BaseStore,
     EncodedMessage,
@@ -52,8 +52,14 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._sql import list_sessions_statements, session_filters
+from mofa.persistence.backends._sql import (
+    list_sessions_statements,
+    owner_condition,
+    owner_params,
+    session_filters,
+)
 from mofa.persistence.errors import (
+    AgentExistsError,
     InvalidURLError,
     PermissionDeniedError,
     PersistenceError,
@@ -75,24 +81,43 @@ _HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 # ------------------------------------------------------------------ statements
 
+#: Placeholders of an owner scope (see _sql.owner_condition): SQLite's NULL-safe equality is
+#: IS, so a scope's None matches a NULL column and nothing else. Its parameters are
+#: owner_params(owner).
+_OWNER = owner_condition("IS", lambda _: "?", 1)
+_OWNER_OF_S = owner_condition("IS", lambda _: "?", 1, "s")  # the same, of `sessions AS s`
+#: The session is inside the scope: added to a read of messages or states, so a foreign
+#: session reads as empty in the same statement (the subquery is not correlated: SQLite
+#: evaluates it once, by the primary key). Parameters: session_id, *owner_params(owner).
+_IN_SCOPE = (
+    "EXISTS (SELECT 1 FROM sessions "  # noqa: S608 - constant fragments
+    f"WHERE sessions.session_id = ? AND {_OWNER})"
+)
+
+_AGENT_COLUMNS = (
+    "id, name, state, started_at, provider, model, description, created_at, updated_at, tenant_id"
+)
+#: Without an owner a conflict updates every field but tenant_id: the stored tenant stays.
 _UPSERT_AGENT = (
     "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
-    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "created_at, updated_at, tenant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = excluded.state, "
     "started_at = excluded.started_at, provider = excluded.provider, model = excluded.model, "
     "description = excluded.description, updated_at = excluded.updated_at"
 )
-_SELECT_AGENT = (
-    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at "
-    "FROM agents WHERE id = ?"
-)
+#: With an owner (whose tenant the inserted row carries) a conflict updates only an agent of
+#: the same tenant; another tenant's row is left as it is and the statement changes no row,
+#: which the same transaction turns into AgentExistsError.
+_UPSERT_OWNED_AGENT = _UPSERT_AGENT + " WHERE agents.tenant_id IS excluded.tenant_id"
+_SELECT_AGENT = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = ?"  # noqa: S608
 _SELECT_AGENTS = (
-    "SELECT id, name, state, started_at, provider, model, description, created_at, updated_at "
-    "FROM agents ORDER BY updated_at DESC, id DESC LIMIT ?"
+    f"SELECT {_AGENT_COLUMNS} FROM agents "  # noqa: S608
+    "ORDER BY updated_at DESC, id DESC LIMIT ?"
 )
+#: The placeholder agent a session names (see _store.placeholder_agent): the session's tenant.
 _ENSURE_AGENT = (
-    "INSERT OR IGNORE INTO agents (id, name, state, started_at, created_at, updated_at) "
-    "VALUES (?, ?, 'unknown', ?, ?, ?)"
+    "INSERT OR IGNORE INTO agents (id, name, state, started_at, created_at, updated_at, "
+    "tenant_id) VALUES (?, ?, 'unknown', ?, ?, ?, ?)"
 )
 _INSERT_SESSION = (
     "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
@@ -103,15 +128,22 @@ _SESSION_COLUMNS = (
     "created_at, updated_at, expires_at"
 )
 _SELECT_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?"  # noqa: S608
+_SELECT_OWNED_SESSION = f"{_SELECT_SESSION} AND {_OWNER}"
 _UPDATE_SESSION = (
     "UPDATE sessions SET status = coalesce(?, status), metadata = coalesce(?, metadata), "
     "expires_at = CASE WHEN ? THEN ? ELSE expires_at END, updated_at = ? WHERE session_id = ?"
 )
+_UPDATE_OWNED_SESSION = f"{_UPDATE_SESSION} AND {_OWNER}"
 _DELETE_SESSION = "DELETE FROM sessions WHERE session_id = ?"
+_DELETE_OWNED_SESSION = f"{_DELETE_SESSION} AND {_OWNER}"
 _BUMP_COUNT = (
     "UPDATE sessions SET message_count = message_count + ?, updated_at = ? WHERE session_id = ?"
 )
+# The owner check is in the UPDATE that takes the session's next seqs, inside the write
+# transaction that then inserts the messages: a foreign session gets nothing.
+_BUMP_OWNED_COUNT = f"{_BUMP_COUNT} AND {_OWNER}"
 _BUMP_COUNT_RETURNING = _BUMP_COUNT + " RETURNING message_count"
+_BUMP_OWNED_COUNT_RETURNING = _BUMP_OWNED_COUNT + " RETURNING message_count"
 _SELECT_COUNT = "SELECT message_count FROM sessions WHERE session_id = ?"
 _INSERT_MESSAGE = (
     "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
@@ -122,26 +154,53 @@ _SELECT_MESSAGES = (
     "WHERE session_id = ? AND seq > ? "
     "ORDER BY seq LIMIT ?"
 )
+_SELECT_OWNED_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
+    f"WHERE session_id = ? AND seq > ? AND {_IN_SCOPE} "
+    "ORDER BY seq LIMIT ?"
+)
 _SELECT_RECENT_MESSAGES = (
     "SELECT id, seq, role, content, metadata, timestamp FROM messages "
     "WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
+)
+_SELECT_OWNED_RECENT_MESSAGES = (
+    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
+    f"WHERE session_id = ? AND {_IN_SCOPE} ORDER BY seq DESC LIMIT ?"
 )
 _INSERT_STATE = (
     "INSERT INTO agent_state (session_id, version, state, created_at) "
     "SELECT ?, coalesce(max(version), 0) + 1, ?, ? FROM agent_state WHERE session_id = ?"
 )
 _INSERT_STATE_RETURNING = _INSERT_STATE + " RETURNING version"
+#: With an owner the row comes from the session's own row inside the scope: a missing or
+#: foreign session inserts nothing (an aggregate alone would still give one row).
+_INSERT_OWNED_STATE = (
+    "INSERT INTO agent_state (session_id, version, state, created_at) "  # noqa: S608
+    "SELECT s.session_id, (SELECT coalesce(max(version), 0) + 1 FROM agent_state "
+    "WHERE agent_state.session_id = s.session_id), ?, ? "
+    f"FROM sessions AS s WHERE s.session_id = ? AND {_OWNER_OF_S}"
+)
+_INSERT_OWNED_STATE_RETURNING = _INSERT_OWNED_STATE + " RETURNING version"
 _SELECT_STATE_VERSION = "SELECT max(version) FROM agent_state WHERE session_id = ?"
 _SELECT_LATEST_STATE = (
     "SELECT version, state, created_at FROM agent_state WHERE session_id = ? "
     "ORDER BY version DESC LIMIT 1"
 )
+_SELECT_OWNED_LATEST_STATE = (
+    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
+    f"WHERE session_id = ? AND {_IN_SCOPE} ORDER BY version DESC LIMIT 1"
+)
 _SELECT_STATE = (
     "SELECT version, state, created_at FROM agent_state WHERE session_id = ? AND version = ?"
 )
+_SELECT_OWNED_STATE = f"{_SELECT_STATE} AND {_IN_SCOPE}"
 _SELECT_STATES = (
     "SELECT version, state, created_at FROM agent_state WHERE session_id = ? "
     "ORDER BY version DESC LIMIT ?"
+)
+_SELECT_OWNED_STATES = (
+    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
+    f"WHERE session_id = ? AND {_IN_SCOPE} ORDER BY version DESC LIMIT ?"
 )
 _MIGRATIONS_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 _SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM mofa_schema_migrations"
@@ -203,6 +262,7 @@ def _agent(row: tuple[Any, ...]) -> Agent:
         description=row[6],
         created_at=parse_time(row[7]),
         updated_at=parse_time(row[8]),
+        tenant_id=row[9],
     )
 
 
@@ -592,9 +652,11 @@ def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
 # Each runs on the worker thread, inside write() or read().
 
 
-def _upsert_agent_tx(connection: sqlite3.Connection, agent: Agent) -> Agent:
-    connection.execute(
-        _UPSERT_AGENT,
+def _upsert_agent_tx(connection: sqlite3.Connection, agent: Agent, owner: Owner | None) -> Agent:
+    # With an owner, agent.tenant_id is the owner's: the insert records it and the conflict
+    # clause compares the stored one with it (excluded.tenant_id).
+    cursor = connection.execute(
+        _UPSERT_AGENT if owner is None else _UPSERT_OWNED_AGENT,
         (
             agent.id,
             agent.name,
@@ -605,8 +667,11 @@ def _upsert_agent_tx(connection: sqlite3.Connection, agent: Agent) -> Agent:
             agent.description,
             format_time(agent.created_at),
             format_time(agent.updated_at),
+            agent.tenant_id,
         ),
     )
+    if cursor.rowcount == 0:  # only a scoped upsert can change no row: another tenant's agent
+        raise AgentExistsError(agent.id)
     row = connection.execute(_SELECT_AGENT, (agent.id,)).fetchone()
     return _agent(row)
 
@@ -617,7 +682,8 @@ def _create_session_tx(
     created = format_time(session.created_at)
     if session.agent_id is not None:
         connection.execute(
-            _ENSURE_AGENT, (session.agent_id, session.agent_id, created, created, created)
+            _ENSURE_AGENT,
+            (session.agent_id, session.agent_id, created, created, created, session.tenant_id),
         )
     connection.execute(
         _INSERT_SESSION,
@@ -643,36 +709,55 @@ def _update_session_tx(
     metadata_json: str | None,
     expires_at: datetime | Unset | None,
     now: datetime,
+    owner: Owner | None,
 ) -> Session:
     set_expiry = not isinstance(expires_at, Unset)
     expiry = format_time(expires_at) if isinstance(expires_at, datetime) else None
-    cursor = connection.execute(
-        _UPDATE_SESSION,
-        (status, metadata_json, set_expiry, expiry, format_time(now), session_id),
-    )
+    parameters = (status, metadata_json, set_expiry, expiry, format_time(now), session_id)
+    if owner is None:
+        cursor = connection.execute(_UPDATE_SESSION, parameters)
+    else:
+        cursor = connection.execute(_UPDATE_OWNED_SESSION, (*parameters, *owner_params(owner)))
     if cursor.rowcount == 0:
         raise SessionNotFoundError(session_id)
+    # The row was just updated under this transaction's write lock: it is the owner's.
     return _session(connection.execute(_SELECT_SESSION, (session_id,)).fetchone())
 
 
-def _bump_count(connection: sqlite3.Connection, session_id: str, added: int, now: str) -> int:
-    """Add ``added`` to the session's message_count; return the new count (the last seq)."""
+def _bump_count(
+    connection: sqlite3.Connection, session_id: str, added: int, now: str, owner: Owner | None
+) -> int:
+    """Add ``added`` to the session's message_count; return the new count (the last seq).
+
+    A session that is missing, or outside ``owner``'s scope, is not updated:
+    SessionNotFoundError, and the caller's transaction writes nothing.
+    """
+    if owner is None:
+        parameters: tuple[Any, ...] = (added, now, session_id)
+        returning, plain = _BUMP_COUNT_RETURNING, _BUMP_COUNT
+    else:
+        parameters = (added, now, session_id, *owner_params(owner))
+        returning, plain = _BUMP_OWNED_COUNT_RETURNING, _BUMP_OWNED_COUNT
     if _HAS_RETURNING:
-        rows = connection.execute(_BUMP_COUNT_RETURNING, (added, now, session_id)).fetchall()
+        rows = connection.execute(returning, parameters).fetchall()
         if not rows:
             raise SessionNotFoundError(session_id)
         return int(rows[0][0])
-    cursor = connection.execute(_BUMP_COUNT, (added, now, session_id))  # pragma: no cover
+    cursor = connection.execute(plain, parameters)  # pragma: no cover
     if cursor.rowcount == 0:  # pragma: no cover
         raise SessionNotFoundError(session_id)
     return int(connection.execute(_SELECT_COUNT, (session_id,)).fetchone()[0])  # pragma: no cover
 
 
 def _append_one_tx(
-    connection: sqlite3.Connection, session_id: str, message: EncodedMessage, now: datetime
+    connection: sqlite3.Connection,
+    session_id: str,
+    message: EncodedMessage,
+    now: datetime,
+    owner: Owner | None,
 ) -> Message:
     stamp = format_time(now)
-    seq = _bump_count(connection, session_id, 1, stamp)
+    seq = _bump_count(connection, session_id, 1, stamp, owner)
     when = message.timestamp
     cursor = connection.execute(
         _INSERT_MESSAGE,
@@ -693,10 +778,11 @@ def _append_many_tx(
     session_id: str,
     messages: list[EncodedMessage],
     now: datetime,
+    owner: Owner | None,
 ) -> list[Message]:
     count = len(messages)
     stamp = format_time(now)  # most messages carry the call's own time: format it once
-    first_seq = _bump_count(connection, session_id, count, stamp) - count + 1
+    first_seq = _bump_count(connection, session_id, count, stamp, owner) - count + 1
     connection.executemany(
         _INSERT_MESSAGE,
         [
@@ -727,13 +813,25 @@ def _save_state_tx(
     state: dict[str, Any],
     state_json: str,
     now: datetime,
+    owner: Owner | None,
 ) -> AgentState:
-    # A missing session fails the foreign key, which write() reports as SessionNotFoundError.
-    parameters = (session_id, state_json, format_time(now), session_id)
+    if owner is None:
+        # A missing session fails the foreign key, which write() reports as
+        # SessionNotFoundError.
+        parameters: tuple[Any, ...] = (session_id, state_json, format_time(now), session_id)
+        returning, plain = _INSERT_STATE_RETURNING, _INSERT_STATE
+    else:
+        # A missing or foreign session selects no row to insert.
+        parameters = (state_json, format_time(now), session_id, *owner_params(owner))
+        returning, plain = _INSERT_OWNED_STATE_RETURNING, _INSERT_OWNED_STATE
     if _HAS_RETURNING:
-        version = int(connection.execute(_INSERT_STATE_RETURNING, parameters).fetchall()[0][0])
+        rows = connection.execute(returning, parameters).fetchall()
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        version = int(rows[0][0])
     else:  # pragma: no cover - SQLite before 3.35
-        connection.execute(_INSERT_STATE, parameters)
+        if connection.execute(plain, parameters).rowcount == 0:
+            raise SessionNotFoundError(session_id)
         version = int(connection.execute(_SELECT_STATE_VERSION, (session_id,)).fetchone()[0])
     return AgentState(session_id, version, state, now)
 
@@ -747,8 +845,15 @@ def _list_agents_tx(connection: sqlite3.Connection, limit: int) -> list[Agent]:
     return [_agent(row) for row in connection.execute(_SELECT_AGENTS, (limit,))]
 
 
-def _get_session_tx(connection: sqlite3.Connection, session_id: str) -> Session | None:
-    row = connection.execute(_SELECT_SESSION, (session_id,)).fetchone()
+def _get_session_tx(
+    connection: sqlite3.Connection, session_id: str, owner: Owner | None
+) -> Session | None:
+    if owner is None:
+        row = connection.execute(_SELECT_SESSION, (session_id,)).fetchone()
+    else:
+        row = connection.execute(
+            _SELECT_OWNED_SESSION, (session_id, *owner_params(owner))
+        ).fetchone()
     return None if row is None else _session(row)
 
 
@@ -758,40 +863,69 @@ def _list_sessions_tx(
     return [_session(row) for row in connection.execute(sql, parameters)]
 
 
-def _delete_session_tx(connection: sqlite3.Connection, session_id: str) -> bool:
-    return connection.execute(_DELETE_SESSION, (session_id,)).rowcount > 0
+def _delete_session_tx(
+    connection: sqlite3.Connection, session_id: str, owner: Owner | None
+) -> bool:
+    if owner is None:
+        return connection.execute(_DELETE_SESSION, (session_id,)).rowcount > 0
+    parameters = (session_id, *owner_params(owner))
+    return connection.execute(_DELETE_OWNED_SESSION, parameters).rowcount > 0
 
 
 def _list_messages_tx(
-    connection: sqlite3.Connection, session_id: str, limit: int, after_seq: int
+    connection: sqlite3.Connection,
+    session_id: str,
+    limit: int,
+    after_seq: int,
+    owner: Owner | None,
 ) -> list[Message]:
-    rows = connection.execute(_SELECT_MESSAGES, (session_id, after_seq, limit)).fetchall()
+    if owner is None:
+        rows = connection.execute(_SELECT_MESSAGES, (session_id, after_seq, limit)).fetchall()
+    else:
+        parameters = (session_id, after_seq, session_id, *owner_params(owner), limit)
+        rows = connection.execute(_SELECT_OWNED_MESSAGES, parameters).fetchall()
     return [_message(session_id, row) for row in rows]
 
 
-def _list_recent_tx(connection: sqlite3.Connection, session_id: str, limit: int) -> list[Message]:
+def _list_recent_tx(
+    connection: sqlite3.Connection, session_id: str, limit: int, owner: Owner | None
+) -> list[Message]:
     # Backwards through the (session_id, seq) index: reads only the rows it returns.
-    rows = connection.execute(_SELECT_RECENT_MESSAGES, (session_id, limit)).fetchall()
+    if owner is None:
+        rows = connection.execute(_SELECT_RECENT_MESSAGES, (session_id, limit)).fetchall()
+    else:
+        parameters = (session_id, session_id, *owner_params(owner), limit)
+        rows = connection.execute(_SELECT_OWNED_RECENT_MESSAGES, parameters).fetchall()
     rows.reverse()
     return [_message(session_id, row) for row in rows]
 
 
 def _get_state_tx(
-    connection: sqlite3.Connection, session_id: str, version: int | None
+    connection: sqlite3.Connection, session_id: str, version: int | None, owner: Owner | None
 ) -> AgentState | None:
-    if version is None:
-        row = connection.execute(_SELECT_LATEST_STATE, (session_id,)).fetchone()
+    if owner is None:
+        if version is None:
+            row = connection.execute(_SELECT_LATEST_STATE, (session_id,)).fetchone()
+        else:
+            row = connection.execute(_SELECT_STATE, (session_id, version)).fetchone()
     else:
-        row = connection.execute(_SELECT_STATE, (session_id, version)).fetchone()
+        scope = (session_id, *owner_params(owner))
+        if version is None:
+            row = connection.execute(_SELECT_OWNED_LATEST_STATE, (session_id, *scope)).fetchone()
+        else:
+            row = connection.execute(_SELECT_OWNED_STATE, (session_id, version, *scope)).fetchone()
     return None if row is None else _state(session_id, row)
 
 
 def _list_states_tx(
-    connection: sqlite3.Connection, session_id: str, limit: int
+    connection: sqlite3.Connection, session_id: str, limit: int, owner: Owner | None
 ) -> list[AgentState]:
-    return [
-        _state(session_id, row) for row in connection.execute(_SELECT_STATES, (session_id, limit))
-    ]
+    if owner is None:
+        rows = connection.execute(_SELECT_STATES, (session_id, limit))
+    else:
+        parameters = (session_id, session_id, *owner_params(owner), limit)
+        rows = connection.execute(_SELECT_OWNED_STATES, parameters)
+    return [_state(session_id, row) for row in rows]
 
 
 def _no_limit(limit: int | None) -> int:
@@ -864,8 +998,8 @@ class SqliteStore(BaseStore):
 
     # ---------------------------------------------------------------- agents
 
-    async def _upsert_agent(self, agent: Agent) -> Agent:
-        return await self._worker.write(_upsert_agent_tx, agent)
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
+        return await self._worker.write(_upsert_agent_tx, agent, owner)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
         return await self._worker.read(_get_agent_tx, agent_id)
@@ -874,6 +1008,8 @@ class SqliteStore(BaseStore):
         return await self._worker.read(_list_agents_tx, _no_limit(limit))
 
     # -------------------------------------------------------------- sessions
+    # With an owner each call runs the same one hop: the scope is a condition of the
+    # statement that reads or writes the session's row (see the *_OWNED_* statements).
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         return await self._worker.write(
@@ -883,8 +1019,8 @@ class SqliteStore(BaseStore):
             session_id=session.session_id,
         )
 
-    async def _get_session(self, session_id: str) -> Session | None:
-        return await self._worker.read(_get_session_tx, session_id)
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
+        return await self._worker.read(_get_session_tx, session_id, owner)
 
     async def _list_sessions(
         self,
@@ -893,8 +1029,9 @@ class SqliteStore(BaseStore):
         tenant_id: str | None,
         limit: int | None,
         offset: int,
+        owner: Owner | None,
     ) -> list[Session]:
-        key, filters = session_filters(agent_id, user_id, tenant_id)
+        key, filters = session_filters(agent_id, user_id, tenant_id, owner)
         parameters = (*filters, _no_limit(limit), offset)
         return await self._worker.read(_list_sessions_tx, _LIST_SESSIONS[key], parameters)
 
@@ -905,6 +1042,7 @@ class SqliteStore(BaseStore):
         metadata_json: str | None,
         expires_at: datetime | Unset | None,
         now: datetime,
+        owner: Owner | None,
     ) -> Session:
         return await self._worker.write(
             _update_session_tx,
@@ -913,40 +1051,54 @@ class SqliteStore(BaseStore):
             metadata_json,
             expires_at,
             now,
+            owner,
             session_id=session_id,
         )
 
-    async def _delete_session(self, session_id: str) -> bool:
-        return await self._worker.write(_delete_session_tx, session_id)
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
+        return await self._worker.write(_delete_session_tx, session_id, owner)
 
     # -------------------------------------------------------------- messages
 
     async def _append_message(
-        self, session_id: str, message: EncodedMessage, now: datetime
+        self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
     ) -> Message:
         return await self._worker.write(
-            _append_one_tx, session_id, message, now, session_id=session_id
+            _append_one_tx, session_id, message, now, owner, session_id=session_id
         )
 
     async def _append_messages(
-        self, session_id: str, messages: list[EncodedMessage], now: datetime
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
     ) -> list[Message]:
         return await self._worker.write(
-            _append_many_tx, session_id, messages, now, session_id=session_id
+            _append_many_tx, session_id, messages, now, owner, session_id=session_id
         )
 
     async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
-        return await self._worker.read(_list_messages_tx, session_id, _no_limit(limit), after_seq)
+        return await self._worker.read(
+            _list_messages_tx, session_id, _no_limit(limit), after_seq, owner
+        )
 
-    async def _list_recent_messages(self, session_id: str, limit: int) -> list[Message]:
-        return await self._worker.read(_list_recent_tx, session_id, limit)
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        return await self._worker.read(_list_recent_tx, session_id, limit, owner)
 
     # ----------------------------------------------------------------- state
 
     async def _save_state(
-        self, session_id: str, state: dict[str, Any], state_json: str, now: datetime
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
     ) -> AgentState:
         return await self._worker.write(
             _save_state_tx,
@@ -954,11 +1106,16 @@ class SqliteStore(BaseStore):
             state,
             state_json,
             now,
+            owner,
             session_id=session_id,
         )
 
-    async def _get_state(self, session_id: str, version: int | None) -> AgentState | None:
-        return await self._worker.read(_get_state_tx, session_id, version)
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None:
+        return await self._worker.read(_get_state_tx, session_id, version, owner)
 
-    async def _list_states(self, session_id: str, limit: int | None) -> list[AgentState]:
-        return await self._worker.read(_list_states_tx, session_id, _no_limit(limit))
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]:
+        return await self._worker.read(_list_states_tx, session_id, _no_limit(limit), owner)

@@ -82,6 +82,11 @@ _INDEX_RE = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ON (\w+)",
 _TABLE_BODY_RE = re.compile(
     r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)", re.IGNORECASE | re.DOTALL
 )
+#: A column a later migration adds (on MySQL inside the text of a conditional statement).
+_ADD_COLUMN_RE = re.compile(
+    r"ALTER TABLE (\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+) ([A-Za-z]+(?:\(\d+\))?)",
+    re.IGNORECASE,
+)
 #: Lines of a CREATE TABLE body that declare a constraint or an index, not a column.
 _NOT_A_COLUMN = frozenset(
     {"PRIMARY", "FOREIGN", "UNIQUE", "INDEX", "KEY", "CONSTRAINT", "CHECK", "FULLTEXT"}
@@ -235,10 +240,18 @@ def check_existing_tables(
     existing: dict[str, dict[str, str]] = {}
     for table, column, declared in columns:
         existing.setdefault(table, {})[column.lower()] = _normal_type(dialect, declared)
-    for table, expected in column_types(dialect).items():
+    added = _added_columns(dialect)
+    for table, all_expected in column_types(dialect).items():
         have = existing.get(table)
         if have is None:
             continue
+        # A column a later migration adds need not be there yet (it will be added), but one
+        # that is there must have its type.
+        expected = {
+            column: kind
+            for column, kind in all_expected.items()
+            if column.lower() in have or (table, column) not in added
+        }
         missing = [column for column in expected if column.lower() not in have]
         if missing:
             problem = f"it has no column {', '.join(missing)}"
@@ -304,7 +317,8 @@ def _affinity(declared: str) -> str:
 
 @cache
 def column_types(dialect: str) -> dict[str, dict[str, str]]:
-    """Each table's columns with their types, as the migrations' CREATE TABLE lines write them."""
+    """Each table's columns with their types, as the migrations' CREATE TABLE lines and
+    ``ALTER TABLE … ADD COLUMN`` statements write them."""
     types: dict[str, dict[str, str]] = {}
     for migration in migrations(dialect):
         for name, body in _TABLE_BODY_RE.findall(migration.sql):
@@ -313,7 +327,19 @@ def column_types(dialect: str) -> dict[str, dict[str, str]]:
                 words = line.strip().rstrip(",").split()
                 if len(words) > 1 and words[0].upper() not in _NOT_A_COLUMN:
                     table[words[0]] = words[1].upper()
+        for name, column, kind in _ADD_COLUMN_RE.findall(migration.sql):
+            types.setdefault(name, {})[column] = kind.upper()
     return types
+
+
+@cache
+def _added_columns(dialect: str) -> frozenset[tuple[str, str]]:
+    """The (table, column) pairs a migration adds to a table that already exists."""
+    return frozenset(
+        (name, column)
+        for migration in migrations(dialect)
+        for name, column, _kind in _ADD_COLUMN_RE.findall(migration.sql)
+    )
 
 
 @cache
