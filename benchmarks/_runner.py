@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from mofa.persistence import BaseStore, NewMessage, open_store
+from mofa.persistence import BaseStore, NewMessage, Owner, open_store
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -265,6 +265,13 @@ async def alternate(
 
 
 async def w1(module: ModuleType, name: str, c: Counts) -> list[Row]:
+    rows = await _w1(module, name, c, owner=None)
+    # The same appends through an owner scope (a PersistencePlugin's path): the scope is part
+    # of the append's one statement, so the row should match the one above.
+    return rows + await _w1(module, name, c, owner=Owner(None, "u", "bench"))
+
+
+async def _w1(module: ModuleType, name: str, c: Counts, owner: Owner | None) -> list[Row]:
     async with Pair(module) as pair:
         store, raw = pair.store, pair.raw
         assert store is not None
@@ -278,7 +285,7 @@ async def w1(module: ModuleType, name: str, c: Counts) -> list[Row]:
         sessions = [f"w1-{run}" for run in range(c.repeat)]
 
         async def mofa_step(run: int, n: int) -> None:
-            await store.append_message(sessions[run], "user", texts[n])
+            await store.append_message(sessions[run], "user", texts[n], owner=owner)
 
         async def raw_step(run: int, n: int) -> None:
             await raw.append_one(sessions[run], "user", texts[n])
@@ -290,7 +297,7 @@ async def w1(module: ModuleType, name: str, c: Counts) -> list[Row]:
     return [
         Row(
             "W1",
-            f"{c.appends} sequential appends",
+            f"{c.appends} sequential appends" + ("" if owner is None else ", owner-scoped"),
             name,
             "ops/s",
             mofa,
@@ -330,6 +337,10 @@ async def w2(module: ModuleType, name: str, c: Counts) -> list[Row]:
     return [Row("W2", what, name, "ops/s", mofa, raw_rate, 1.2)]
 
 
+#: The owner of the bulk-loaded sessions (the raw modules' bulk_load writes no tenant).
+_BULK_OWNER = Owner(None, "user-0", "bulk-agent")
+
+
 async def w3(module: ModuleType, name: str, c: Counts) -> list[Row]:
     session = "bulk-0000000"
     async with Pair(module) as pair:
@@ -340,6 +351,8 @@ async def w3(module: ModuleType, name: str, c: Counts) -> list[Row]:
         expect(len(await raw.load_all(session)), c.history, "W3 raw history")
         expect(len(await store.list_recent_messages(session, limit=c.last)), c.last, "W3 last")
         expect(len(await raw.load_last(session, c.last)), c.last, "W3 raw last")
+        scoped = await store.list_recent_messages(session, limit=c.last, owner=_BULK_OWNER)
+        expect(len(scoped), c.last, "W3 owner-scoped last")
         rows = []
         for what, runs, mofa_call, raw_call, target in (
             (
@@ -353,6 +366,13 @@ async def w3(module: ModuleType, name: str, c: Counts) -> list[Row]:
                 f"load last {c.last} of {c.history}",
                 c.short_read_runs,
                 lambda: store.list_recent_messages(session, limit=c.last),
+                lambda: raw.load_last(session, c.last),
+                1.2,
+            ),
+            (
+                f"load last {c.last} of {c.history}, owner-scoped",
+                c.short_read_runs,
+                lambda: store.list_recent_messages(session, limit=c.last, owner=_BULK_OWNER),
                 lambda: raw.load_last(session, c.last),
                 1.2,
             ),

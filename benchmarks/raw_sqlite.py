@@ -61,8 +61,14 @@ class Raw:
             url = await create_database()
         connection = _connect(url.removeprefix("sqlite://"))
         connection.execute("BEGIN IMMEDIATE")
-        for statement in schema.script_statements("sqlite"):
-            connection.execute(statement)
+        # A database the store made already has the schema (SQLite's ADD COLUMN cannot run
+        # twice); a fresh one gets the same script.
+        made = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (schema.MIGRATIONS_TABLE,)
+        ).fetchone()
+        if made is None:
+            for statement in schema.script_statements("sqlite"):
+                connection.execute(statement)
         connection.execute("COMMIT")
         return cls(url, connection, owned)
 
