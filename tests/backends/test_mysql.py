@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
+from tests._cli import run_mofa
 from tests.conftest import all_versions
 from tests.reliability._harness import free_port, make_certificate
 from tests.servers import (
@@ -43,6 +45,7 @@ from tests.servers import (
     mysql_database,
     mysql_rows,
     server_unavailable,
+    silent_server,
     skip_or_fail,
     with_credentials,
     with_database,
@@ -263,6 +266,123 @@ async def test_server_not_running() -> None:
     assert "s3cret-pw" not in message
     with pytest.raises(StoreConnectionError, match="mariadb-admin"):
         await open_store(f"mariadb://mofa@127.0.0.1:{port}/mofa")
+
+
+# A server that accepts the TCP connection and never sends its greeting (a hung server, or
+# another service on the port): the connect timeout must cover the MySQL handshake, not only
+# the TCP connect, which asyncmy's own timeout stops at.
+
+
+def _no_handshake(port: int, seconds: str) -> str:
+    return (
+        f"Failed to connect to MySQL at 127.0.0.1:{port}: the server did not answer the "
+        f"handshake within {seconds} s — is a MySQL server listening there, and is it "
+        f"responding? Check with: mysqladmin -h 127.0.0.1 -P {port} ping"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "options", "seconds"),
+    [
+        ("", {"connect_timeout": 1}, "1"),
+        ("?connect_timeout=0.5", {}, "0.5"),
+        ("?connect_timeout=600", {"connect_timeout": 1}, "1"),  # the option wins
+    ],
+)
+async def test_connect_timeout_covers_the_handshake(
+    query: str, options: dict[str, Any], seconds: str
+) -> None:
+    with silent_server() as server:
+        url = f"mysql://mofa:s3cret-pw@127.0.0.1:{server.port}/mofa{query}"
+        started = time.monotonic()
+        async with asyncio.timeout(30):  # before the fix: waited forever
+            with pytest.raises(StoreConnectionError) as caught:
+                await open_store(url, **options)
+        assert time.monotonic() - started < float(seconds) + 4
+        assert str(caught.value) == _no_handshake(server.port, seconds)
+        assert server.accepted == 1
+        # Closed by the time the error is raised, not at some later turn of the loop.
+        assert server.open_connections() == 0, "the half-open connection was left open"
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf", ""])
+async def test_bad_connect_timeout_parameter(value: str) -> None:
+    port = free_port()
+    url = f"mysql://mofa:s3cret-pw@127.0.0.1:{port}/mofa?connect_timeout={value}"
+    with pytest.raises(InvalidURLError) as caught:
+        await open_store(url, connect_timeout=5)  # the option wins, but the URL must be right
+    assert str(caught.value) == (
+        f"The MySQL URL 'mysql://mofa:****@127.0.0.1:{port}/mofa"
+        f"?connect_timeout={value}' has connect_timeout={value!r}, which is not a positive "
+        "number of seconds; write e.g. connect_timeout=10, or pass connect_timeout= to "
+        "open_store()."
+    )
+
+
+@pytest.mark.parametrize("value", [0, -1.5, float("nan")])
+async def test_bad_connect_timeout_option(value: float) -> None:
+    with pytest.raises(InvalidInputError, match=r"^connect_timeout must be a number "):
+        await open_store(f"mysql://mofa@127.0.0.1:{free_port()}/mofa", connect_timeout=value)
+
+
+def test_giving_up_leaves_nothing_behind() -> None:
+    """In a plain process, as a user runs it: no warning about a task destroyed while
+    pending, an exception never retrieved, or an unclosed transport or socket."""
+    script = textwrap.dedent(
+        """
+        import asyncio, gc, sys
+        from mofa.persistence import StoreConnectionError, open_store
+        async def main(url):
+            try:
+                await open_store(url)
+            except StoreConnectionError as exc:
+                print(exc)
+            gc.collect()
+        asyncio.run(main(sys.argv[1]))
+        gc.collect()
+        """
+    )
+    with silent_server() as server:
+        url = f"mysql://root@127.0.0.1:{server.port}/x?connect_timeout=1"
+        result = subprocess.run(
+            [sys.executable, "-W", "always", "-c", script, url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout == _no_handshake(server.port, "1") + "\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("session", "list"),
+        ("session", "show", "s"),
+        ("session", "export", "s", "-o", "-", "-f", "json"),
+        ("session", "delete", "s", "--force"),
+        ("db", "init", "-t", "mysql", "-u"),
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_every_command_gives_up_on_a_silent_server(command: tuple[str, ...]) -> None:
+    with silent_server() as server:
+        url = f"mysql://root:s3cret-pw@127.0.0.1:{server.port}/x?connect_timeout=1"
+        args = [*command, url] if command[0] == "db" else ["--database-url", url, *command]
+        started = time.monotonic()
+        result = run_mofa(*args, timeout=60)  # before the fix: waited forever
+        elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    # Progress lines may come first (on stderr when the export goes to stdout).
+    assert result.stderr.endswith(f"\nError: {_no_handshake(server.port, '1')}\n") or (
+        result.stderr == f"Error: {_no_handshake(server.port, '1')}\n"
+    )
+    assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert elapsed < 20
 
 
 async def test_wrong_password_names_the_user_not_the_password(

@@ -1,23 +1,45 @@
-"""Where and how the MySQL store connects: the URL's target and its TLS files.
+"""Where and how the MySQL store connects: the URL's target, its TLS files, the timeout.
 
 The store (:mod:`mofa.persistence.backends.mysql`) runs the statements; this module turns a
 ``mysql://`` / ``mariadb://`` URL into the place to connect to, the account, and the TLS
-settings, and checks the TLS files before any connection is tried.
+settings, checks the TLS files before any connection is tried, and bounds the opening.
+
+The connect timeout (the ``connect_timeout`` option, else ``?connect_timeout=`` in the URL,
+else 10 seconds) covers the whole opening of the pool's first connection: the TCP connect,
+the server's greeting, TLS, the login and the session settings. asyncmy's own timeout stops
+at the TCP connect, so a server that accepts a connection and never sends its greeting (a
+hung server, another service on the port) would otherwise be waited for forever.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import ssl
-from typing import Final
+from collections.abc import Awaitable
+from typing import Final, TypeVar
 
 from mofa.persistence._url import DatabaseURL
-from mofa.persistence.errors import InvalidURLError
+from mofa.persistence.errors import InvalidInputError, InvalidURLError, StoreConnectionError
 
-__all__ = ["Target", "ssl_context"]
+__all__ = ["DRIVER_TIMEOUT_LIMIT", "Target", "ssl_context", "within_connect_timeout"]
 
 _DEFAULT_PORT: Final = 3306
+_DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+#: The longest TCP connect timeout asyncmy accepts (a year); the deadline here bounds it anyway.
+DRIVER_TIMEOUT_LIMIT: Final = 31_536_000.0
 _SSL_MODES: Final = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
-_QUERY_PARAMETERS: Final = ("socket", "password", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key")
+_QUERY_PARAMETERS: Final = (
+    "socket",
+    "password",
+    "connect_timeout",
+    "ssl-mode",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+)
+
+T = TypeVar("T")
 
 
 class _EncryptedKey(Exception):
@@ -145,9 +167,13 @@ def _cert_chain_error(
 
 
 class Target:
-    """Where and as whom to connect: the parts of the URL the driver and messages need."""
+    """Where and as whom to connect: the parts of the URL the driver and messages need.
 
-    def __init__(self, url: DatabaseURL) -> None:
+    ``connect_timeout`` is the option given to ``connect`` (``None``: the URL's
+    ``?connect_timeout=``, else 10 seconds).
+    """
+
+    def __init__(self, url: DatabaseURL, connect_timeout: float | None = None) -> None:
         self.label = "MariaDB" if url.scheme == "mariadb" else "MySQL"
         unknown = sorted(set(url.query) - set(_QUERY_PARAMETERS))
         if unknown:
@@ -161,6 +187,13 @@ class Target:
                 f"{url.scheme}://user:password@host:port/database."
             )
         self.database = url.database
+        # Checked even when the option wins: a wrong URL is reported, not silently ignored.
+        from_url = _url_seconds(url, self.label)
+        if connect_timeout is not None and not connect_timeout > 0:  # also refuses NaN
+            raise InvalidInputError(
+                f"connect_timeout must be a number > 0 (seconds), not {connect_timeout!r}."
+            )
+        self.connect_timeout: float = connect_timeout or from_url or _DEFAULT_CONNECT_TIMEOUT
         self.user = url.username or "root"
         self.password = url.password or ""
         self.socket = url.query.get("socket") or None
@@ -184,3 +217,46 @@ class Target:
         if self.socket:
             return f"{self.admin} --socket={self.socket} ping"
         return f"{self.admin} -h {self.host} -P {self.port} ping"
+
+
+def _url_seconds(url: DatabaseURL, label: str) -> float | None:
+    """The URL's ``?connect_timeout=`` in seconds, ``None`` when it has none."""
+    text = url.query.get("connect_timeout")
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidURLError(
+            f"The {label} URL {url.masked!r} has connect_timeout={text!r}, which is not a "
+            "positive number of seconds; write e.g. connect_timeout=10, or pass "
+            "connect_timeout= to open_store()."
+        )
+    return seconds
+
+
+async def within_connect_timeout(opening: Awaitable[T], target: Target) -> T:
+    """Await ``opening`` (the pool and its first connection), giving up after
+    ``target.connect_timeout`` seconds with :class:`StoreConnectionError`.
+
+    The deadline cancels the opening where it waits; asyncmy closes a connection cancelled
+    mid-handshake, and the pool that was being made holds no other, so nothing is left open
+    and no task is left running.
+    """
+    deadline = asyncio.timeout(target.connect_timeout)
+    try:
+        async with deadline:
+            return await opening
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise
+        # The cancelled connection's transport closes its socket in a callback: one turn of
+        # the loop runs it, so the socket is closed when the caller sees the error.
+        await asyncio.sleep(0)
+        raise StoreConnectionError(
+            f"Failed to connect to {target.label} at {target.where}: the server did not answer "
+            f"the handshake within {target.connect_timeout:g} s — is a {target.label} server "
+            f"listening there, and is it responding? Check with: {target.ping_hint()}"
+        ) from exc

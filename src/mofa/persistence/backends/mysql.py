@@ -13,9 +13,11 @@ URL forms: ``mysql://`` or ``mariadb://user:password@host:port/database`` (perce
 password holding ``@ / ? #``, or pass ``?password=``), ``?ssl-mode=DISABLED|PREFERRED|REQUIRED|
 VERIFY_CA|VERIFY_IDENTITY`` (with ``&ssl-ca=/path/ca.pem`` to verify; default PREFERRED, like the
 ``mysql`` client), ``&ssl-cert=/path/cert.pem&ssl-key=/path/key.pem`` for a client certificate
-(PEM files, checked before connecting), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket.
-Options: ``pool_size`` (default 10), ``connect_timeout`` (seconds, default 10),
-``schema_lock_timeout`` (seconds, default 60). Needs ``pip install 'mofa-sdk[mysql]'``.
+(PEM files, checked before connecting), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket,
+``?connect_timeout=5`` (seconds). Options: ``pool_size`` (default 10), ``connect_timeout``
+(seconds; default the URL's, else 10; it bounds the whole opening, the server's handshake and
+the login included), ``schema_lock_timeout`` (seconds, default 60). Needs
+``pip install 'mofa-sdk[mysql]'``.
 
 How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
 
@@ -58,7 +60,12 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._mysql_connect import Target, ssl_context
+from mofa.persistence.backends._mysql_connect import (
+    DRIVER_TIMEOUT_LIMIT,
+    Target,
+    ssl_context,
+    within_connect_timeout,
+)
 from mofa.persistence.backends._sql import list_sessions_statements, session_filters
 from mofa.persistence.errors import (
     AuthenticationError,
@@ -356,7 +363,7 @@ class MySqlStore(BaseStore):
         url: str | DatabaseURL,
         *,
         pool_size: int = 10,
-        connect_timeout: float = 10.0,
+        connect_timeout: float | None = None,
         schema_lock_timeout: int = 60,
         create_schema: bool = True,
         **options: Any,
@@ -368,7 +375,8 @@ class MySqlStore(BaseStore):
 
         Raises:
             InvalidURLError: the URL is malformed or has an unknown parameter.
-            StoreConnectionError: the server cannot be reached (or one of its subclasses:
+            StoreConnectionError: the server cannot be reached, or did not answer the
+                handshake within ``connect_timeout`` (or one of its subclasses:
                 AuthenticationError, DatabaseNotFoundError).
             PermissionDeniedError: the user may not create the missing schema.
             SchemaError: the database holds a newer schema than this version knows.
@@ -386,13 +394,14 @@ class MySqlStore(BaseStore):
         )
         check_option("pool_size", pool_size, integer=True, minimum=1)
         check_flag("create_schema", create_schema)
-        check_option("connect_timeout", connect_timeout)
+        if connect_timeout is not None:
+            check_option("connect_timeout", connect_timeout)
         check_option("schema_lock_timeout", schema_lock_timeout, integer=True)
         try:
             import asyncmy
         except ImportError as exc:
             raise MissingDependencyError("MySQL", "asyncmy", "mysql") from exc
-        target = Target(parsed)
+        target = Target(parsed, connect_timeout)
         kwargs: dict[str, Any] = {
             "user": target.user,
             "password": target.password,
@@ -400,7 +409,8 @@ class MySqlStore(BaseStore):
             "charset": "utf8mb4",
             "autocommit": True,
             "init_command": "SET time_zone = '+00:00'",
-            "connect_timeout": connect_timeout,
+            # The TCP connect only; within_connect_timeout bounds the whole opening.
+            "connect_timeout": min(target.connect_timeout, DRIVER_TIMEOUT_LIMIT),
             "client_flag": _FOUND_ROWS,
             # Server-side prepared statements for the parameterised reads (binary protocol);
             # multi-statements cannot be prepared and go through the text protocol.
@@ -414,7 +424,9 @@ class MySqlStore(BaseStore):
         context = ssl_context(target, parsed)
         if context is not None:
             kwargs["ssl"] = context
-        pool = await cls._open_pool(asyncmy, target, kwargs, pool_size)
+        pool = await within_connect_timeout(
+            cls._open_pool(asyncmy, target, kwargs, pool_size), target
+        )
         store = cls(parsed, pool, target)
         try:
             await store._prepare_schema(schema_lock_timeout, create_schema)
