@@ -9,20 +9,38 @@ else 10 seconds) covers the whole opening of the pool's first connection: the TC
 the server's greeting, TLS, the login and the session settings. asyncmy's own timeout stops
 at the TCP connect, so a server that accepts a connection and never sends its greeting (a
 hung server, another service on the port) would otherwise be waited for forever.
+
+Host ``localhost`` is read as the ``mysql`` client reads it: the server's unix socket, the
+first of ``$MYSQL_UNIX_PORT``, ``/run/mysqld/mysqld.sock``, ``/var/run/mysqld/mysqld.sock``
+and ``/tmp/mysql.sock`` that is a socket (the port is then unused), so an account created as
+``'user'@'localhost'`` logs in as written (over TCP the server may see ``127.0.0.1`` instead,
+and with ``skip_name_resolve`` never ``localhost``). ``?protocol=tcp`` keeps ``localhost`` on
+TCP; ``?protocol=socket`` uses the socket whatever the host; ``?socket=PATH`` always wins.
+When no socket is found, ``localhost`` is reached over TCP. A refused login names these
+parameters in its error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
 import ssl
+import stat
 from collections.abc import Awaitable
 from typing import Final, TypeVar
 
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.errors import InvalidInputError, InvalidURLError, StoreConnectionError
 
-__all__ = ["DRIVER_TIMEOUT_LIMIT", "Target", "ssl_context", "within_connect_timeout"]
+__all__ = [
+    "DRIVER_TIMEOUT_LIMIT",
+    "SOCKET_PATHS",
+    "Target",
+    "find_socket",
+    "ssl_context",
+    "within_connect_timeout",
+]
 
 _DEFAULT_PORT: Final = 3306
 _DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -33,10 +51,19 @@ _QUERY_PARAMETERS: Final = (
     "socket",
     "password",
     "connect_timeout",
+    "protocol",
     "ssl-mode",
     "ssl-ca",
     "ssl-cert",
     "ssl-key",
+)
+_PROTOCOLS: Final = ("TCP", "SOCKET")
+#: Where MySQL and MariaDB packages put the server's socket, probed in this order after
+#: $MYSQL_UNIX_PORT (the mysql client's own variable).
+SOCKET_PATHS: tuple[str, ...] = (
+    "/run/mysqld/mysqld.sock",
+    "/var/run/mysqld/mysqld.sock",
+    "/tmp/mysql.sock",  # MySQL's own builds
 )
 
 T = TypeVar("T")
@@ -196,9 +223,21 @@ class Target:
         self.connect_timeout: float = connect_timeout or from_url or _DEFAULT_CONNECT_TIMEOUT
         self.user = url.username or "root"
         self.password = url.password or ""
-        self.socket = url.query.get("socket") or None
         self.host = url.host or "localhost"
         self.port = url.port or _DEFAULT_PORT
+        self.protocol = _protocol(url, self.label)
+        given = url.query.get("socket") or None
+        self.socket_given = given is not None
+        self.socket = given
+        local = self.host.lower() == "localhost"
+        if given is None and (self.protocol == "SOCKET" or (local and self.protocol is None)):
+            self.socket = find_socket()
+            if self.socket is None and self.protocol == "SOCKET":
+                raise StoreConnectionError(
+                    f"Failed to connect to {self.label}: the URL asks for protocol=socket, but "
+                    f"no server socket was found at {', '.join(_socket_candidates())}; give "
+                    "its path with ?socket=/path/to/mysqld.sock, or use protocol=tcp."
+                )
         mode = url.query.get("ssl-mode", "PREFERRED").upper().replace("-", "_")
         if mode not in _SSL_MODES:
             raise InvalidURLError(
@@ -214,9 +253,75 @@ class Target:
         self.admin = "mariadb-admin" if url.scheme == "mariadb" else "mysqladmin"
 
     def ping_hint(self) -> str:
+        if self.socket and not self.socket_given:  # chosen here: say how to choose TCP
+            return (
+                f"{self.admin} --socket={self.socket} ping, or use ?protocol=tcp to connect "
+                f"to {self.host}:{self.port} over TCP instead"
+            )
         if self.socket:
             return f"{self.admin} --socket={self.socket} ping"
         return f"{self.admin} -h {self.host} -P {self.port} ping"
+
+    def denied_hint(self) -> str:
+        """The end of a refused login's message for an account of localhost: how the login
+        came and the URL parameters that change it ("" for a TCP login to another host)."""
+        account = f"'{self.user}'@'localhost'"
+        if self.socket_given:
+            return (
+                f"; the login came over the socket given by ?socket=, as {account}: remove "
+                "?socket= and use ?protocol=tcp to log in over TCP"
+            )
+        if self.socket:
+            return (
+                f"; the login came over the server's unix socket, as {account}: use "
+                "?protocol=tcp to log in over TCP, or ?socket=/path/to/mysqld.sock for "
+                "another socket"
+            )
+        if self.host.lower() != "localhost":
+            return ""
+        if self.protocol == "TCP":
+            return (
+                "; the login came over TCP (?protocol=tcp), where the server may not match "
+                f"an account {account} as it does over its unix socket: drop ?protocol=tcp, "
+                "or give ?socket=/path/to/mysqld.sock"
+            )
+        return (
+            "; the login came over TCP because no server socket was found at "
+            f"{', '.join(_socket_candidates())}, and over TCP the server may not match an "
+            f"account {account}: give the socket's path with ?socket=/path/to/mysqld.sock"
+        )
+
+
+def _protocol(url: DatabaseURL, label: str) -> str | None:
+    """The URL's ``?protocol=`` (TCP or SOCKET, any case), ``None`` when it has none."""
+    text = url.query.get("protocol")
+    if text is None:
+        return None
+    if text.upper() not in _PROTOCOLS:
+        raise InvalidURLError(
+            f"Unknown {label} protocol {text!r} in {url.masked!r}; use protocol=tcp or "
+            "protocol=socket."
+        )
+    return text.upper()
+
+
+def _socket_candidates() -> list[str]:
+    from_environment = os.environ.get("MYSQL_UNIX_PORT")
+    return [from_environment, *SOCKET_PATHS] if from_environment else list(SOCKET_PATHS)
+
+
+def find_socket() -> str | None:
+    """The server socket ``localhost`` means: the first candidate path that is a socket.
+
+    A regular file or a directory at one of the paths is passed over: it is no server.
+    """
+    for path in _socket_candidates():
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                return path
+        except (OSError, ValueError):  # missing, unreadable directory, NUL in the variable
+            continue
+    return None
 
 
 def _url_seconds(url: DatabaseURL, label: str) -> float | None:

@@ -14,10 +14,14 @@ password holding ``@ / ? #``, or pass ``?password=``), ``?ssl-mode=DISABLED|PREF
 VERIFY_CA|VERIFY_IDENTITY`` (with ``&ssl-ca=/path/ca.pem`` to verify; default PREFERRED, like the
 ``mysql`` client), ``&ssl-cert=/path/cert.pem&ssl-key=/path/key.pem`` for a client certificate
 (PEM files, checked before connecting), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket,
-``?connect_timeout=5`` (seconds). Options: ``pool_size`` (default 10), ``connect_timeout``
-(seconds; default the URL's, else 10; it bounds the whole opening, the server's handshake and
-the login included), ``schema_lock_timeout`` (seconds, default 60). Needs
-``pip install 'mofa-sdk[mysql]'``.
+``?connect_timeout=5`` (seconds). Host ``localhost`` means the server's Unix socket, as for the
+``mysql`` client (the first of ``$MYSQL_UNIX_PORT``, ``/run/mysqld/mysqld.sock``,
+``/var/run/mysqld/mysqld.sock``, ``/tmp/mysql.sock`` that exists; TCP when none does), so an
+account ``'user'@'localhost'`` logs in as written; ``?protocol=tcp`` keeps ``localhost`` on
+TCP, ``?protocol=socket`` takes the socket for any host, and ``?socket=`` always wins.
+Options: ``pool_size`` (default 10), ``connect_timeout`` (seconds; default the URL's, else 10;
+it bounds the whole opening, the server's handshake and the login included),
+``schema_lock_timeout`` (seconds, default 60). Needs ``pip install 'mofa-sdk[mysql]'``.
 
 How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
 
@@ -841,7 +845,7 @@ def _translate(
     if code == _ER_ACCESS_DENIED:
         return AuthenticationError(
             f"{label} at {where} refused user {target.user!r}: access denied (wrong user name "
-            "or password) — check the credentials in the URL."
+            f"or password) — check the credentials in the URL{target.denied_hint()}."
         )
     if code == _ER_BAD_DB:
         return DatabaseNotFoundError(
