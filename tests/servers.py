@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import selectors
+import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -282,3 +285,83 @@ def mysql_account(
         yield user, password
     finally:
         _blocking(lambda: mysql_rows(MYSQL_SERVER_URL, f"DROP USER IF EXISTS {account}"))
+
+
+# ------------------------------------------------------------------ a server that hangs
+
+
+class SilentServer:
+    """A TCP listener on 127.0.0.1 (an OS-chosen port) that accepts connections and never
+    sends a byte: a server that hangs before its handshake. It runs in its own thread, so a
+    client in this process's event loop or in a child process can be tested against it.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._accepted = 0
+        self._open: set[socket.socket] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select(timeout=0.05):
+                    peer = key.fileobj
+                    assert isinstance(peer, socket.socket)
+                    if peer is self._listener:
+                        connection, _ = peer.accept()
+                        selector.register(connection, selectors.EVENT_READ)
+                        with self._lock:
+                            self._accepted += 1
+                            self._open.add(connection)
+                        continue
+                    try:
+                        closed = not peer.recv(65536)  # what the client sends is ignored
+                    except OSError:
+                        closed = True
+                    if closed:  # the client hung up: so does this side
+                        selector.unregister(peer)
+                        peer.close()
+                        with self._lock:
+                            self._open.discard(peer)
+        with self._lock:
+            for connection in self._open:
+                connection.close()
+            self._open.clear()
+        self._listener.close()
+
+    @property
+    def accepted(self) -> int:
+        """Connections accepted so far."""
+        with self._lock:
+            return self._accepted
+
+    def open_connections(self, settle: float = 2.0) -> int:
+        """Connections clients still hold open, after waiting up to ``settle`` seconds for
+        the count to reach zero (a client's close reaches this thread a moment later)."""
+        deadline = time.monotonic() + settle
+        while True:
+            with self._lock:
+                count = len(self._open)
+            if count == 0 or time.monotonic() >= deadline:
+                return count
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def silent_server() -> Iterator[SilentServer]:
+    """A :class:`SilentServer` for the duration of the block."""
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -13,8 +13,14 @@ URL forms: ``mysql://`` or ``mariadb://user:password@host:port/database`` (perce
 password holding ``@ / ? #``, or pass ``?password=``), ``?ssl-mode=DISABLED|PREFERRED|REQUIRED|
 VERIFY_CA|VERIFY_IDENTITY`` (with ``&ssl-ca=/path/ca.pem`` to verify; default PREFERRED, like the
 ``mysql`` client), ``&ssl-cert=/path/cert.pem&ssl-key=/path/key.pem`` for a client certificate
-(PEM files, checked before connecting), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket.
-Options: ``pool_size`` (default 10), ``connect_timeout`` (seconds, default 10),
+(PEM files, checked before connecting), ``?socket=/run/mysqld/mysqld.sock`` for a Unix socket,
+``?connect_timeout=5`` (seconds). Host ``localhost`` means the server's Unix socket, as for the
+``mysql`` client (the first of ``$MYSQL_UNIX_PORT``, ``/run/mysqld/mysqld.sock``,
+``/var/run/mysqld/mysqld.sock``, ``/tmp/mysql.sock`` that exists; TCP when none does), so an
+account ``'user'@'localhost'`` logs in as written; ``?protocol=tcp`` keeps ``localhost`` on
+TCP, ``?protocol=socket`` takes the socket for any host, and ``?socket=`` always wins.
+Options: ``pool_size`` (default 10), ``connect_timeout`` (seconds; default the URL's, else 10;
+it bounds the whole opening, the server's handshake and the login included),
 ``schema_lock_timeout`` (seconds, default 60). Needs ``pip install 'mofa-sdk[mysql]'``.
 
 How it stays fast and correct (MariaDB 10.11 and MySQL 8 alike):
@@ -58,6 +64,12 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._mysql_connect import (
+    DRIVER_TIMEOUT_LIMIT,
+    Target,
+    ssl_context,
+    within_connect_timeout,
+)
 from mofa.persistence.backends._sql import (
     list_sessions_statements,
     owner_condition,
@@ -82,9 +94,6 @@ from mofa.persistence.errors import (
 
 __all__ = ["MySqlStore"]
 
-_DEFAULT_PORT: Final = 3306
-_SSL_MODES: Final = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
-_QUERY_PARAMETERS: Final = ("socket", "password", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key")
 _NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
 _FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
 _PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
@@ -417,178 +426,12 @@ def _is_connection_loss(exc: BaseException) -> bool:
     )
 
 
-class _EncryptedKey(Exception):
-    """Raised by :func:`_no_passphrase`: the key file asks for a passphrase."""
-
-
-def _no_passphrase() -> str:
-    # Without a callback OpenSSL would prompt on the terminal for an encrypted key's passphrase.
-    raise _EncryptedKey
-
-
-def _unreadable(path: str) -> str | None:
-    """Why ``path`` cannot be read as a file (the end of an error sentence), or ``None``."""
-    try:
-        with open(path, "rb") as file:
-            file.read(1)
-    except FileNotFoundError:
-        return "does not exist"
-    except IsADirectoryError:
-        return "is a directory, not a file"
-    except PermissionError:
-        return "cannot be read by this process (permission denied)"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    except ValueError:  # a NUL character (%00) in the path
-        return "is not a valid path"
-    return None
-
-
-def _ssl_context(target: _Target, url: DatabaseURL) -> ssl.SSLContext | None:
-    """The TLS settings for ``target.ssl_mode``, with the URL's ssl-ca / ssl-cert / ssl-key.
-
-    The files are read here, before any connection is tried: a missing, unreadable or
-    non-PEM one is an :class:`InvalidURLError` naming the parameter, the path and the reason.
-    """
-    if target.ssl_mode == "DISABLED":
-        return None
-    ca, cert, key = (url.query.get(name) or None for name in ("ssl-ca", "ssl-cert", "ssl-key"))
-    if key and not cert:
-        raise InvalidURLError(
-            f"The {target.label} URL {url.masked!r} has ssl-key but no ssl-cert; add "
-            "ssl-cert=/path/client-cert.pem (the certificate of that key), or remove ssl-key."
-        )
-    for name, path in (("ssl-ca", ca), ("ssl-cert", cert), ("ssl-key", key)):
-        if path and (problem := _unreadable(path)):
-            raise _file_error(
-                url, name, path, problem, "give the path of a PEM file this process can read"
-            )
-    verify = target.ssl_mode in ("VERIFY_CA", "VERIFY_IDENTITY")
-    try:
-        context = ssl.create_default_context(cafile=ca)
-    except (ssl.SSLError, OSError, ValueError):
-        raise _file_error(
-            url,
-            "ssl-ca",
-            ca or "",
-            _NOT_A_CERTIFICATE,
-            "give the certificate of the CA that signed the server's certificate, in PEM form",
-        ) from None
-    context.check_hostname = target.ssl_mode == "VERIFY_IDENTITY"
-    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
-    if cert:
-        try:
-            context.load_cert_chain(cert, keyfile=key, password=_no_passphrase)
-        except _EncryptedKey:
-            raise _file_error(
-                url,
-                "ssl-key" if key else "ssl-cert",
-                key or cert,
-                "holds a private key protected by a passphrase, which a URL cannot supply",
-                "give an unencrypted copy of the key (openssl pkey -in KEY -out PLAIN_KEY)",
-            ) from None
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise _cert_chain_error(exc, url, cert, key) from None
-    return context
-
-
-_NOT_A_CERTIFICATE: Final = (
-    "is not a PEM certificate (no -----BEGIN CERTIFICATE----- block was found)"
-)
-
-
-def _file_error(url: DatabaseURL, name: str, path: str, problem: str, fix: str) -> InvalidURLError:
-    """The URL parameter ``name`` names a file that cannot serve: what is wrong and the fix."""
-    return InvalidURLError(f"The {name} file {path!r} in {url.masked!r} {problem}; {fix}.")
-
-
-def _cert_chain_error(
-    exc: Exception, url: DatabaseURL, cert: str, key: str | None
-) -> InvalidURLError:
-    """Which of ssl-cert / ssl-key made ``load_cert_chain`` fail, and why."""
-    if isinstance(exc, ssl.SSLError) and exc.reason == "KEY_VALUES_MISMATCH":
-        return _file_error(
-            url,
-            "ssl-key" if key else "ssl-cert",
-            key or cert,
-            "holds a private key that does not belong to the certificate in ssl-cert",
-            "give the key that was issued with that certificate",
-        )
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
-    except (ssl.SSLError, OSError, ValueError):
-        return _file_error(
-            url,
-            "ssl-cert",
-            cert,
-            _NOT_A_CERTIFICATE,
-            "give the client certificate in PEM form",
-        )
-    if key:
-        return _file_error(
-            url,
-            "ssl-key",
-            key,
-            "is not a PEM private key (no -----BEGIN … PRIVATE KEY----- block was found)",
-            "give the client's private key in PEM form",
-        )
-    return _file_error(
-        url,
-        "ssl-cert",
-        cert,
-        "holds a certificate but no private key",
-        "add ssl-key=/path/client-key.pem with the key of that certificate",
-    )
-
-
-class _Target:
-    """Where and as whom to connect: the parts of the URL the driver and messages need."""
-
-    def __init__(self, url: DatabaseURL) -> None:
-        self.label = "MariaDB" if url.scheme == "mariadb" else "MySQL"
-        unknown = sorted(set(url.query) - set(_QUERY_PARAMETERS))
-        if unknown:
-            raise InvalidURLError(
-                f"Unknown {self.label} URL parameter {unknown[0]!r} in {url.masked!r}; "
-                f"use: {', '.join(_QUERY_PARAMETERS)}."
-            )
-        if not url.database:
-            raise InvalidURLError(
-                f"The {self.label} URL {url.masked!r} names no database; write "
-                f"{url.scheme}://user:password@host:port/database."
-            )
-        self.database = url.database
-        self.user = url.username or "root"
-        self.password = url.password or ""
-        self.socket = url.query.get("socket") or None
-        self.host = url.host or "localhost"
-        self.port = url.port or _DEFAULT_PORT
-        mode = url.query.get("ssl-mode", "PREFERRED").upper().replace("-", "_")
-        if mode not in _SSL_MODES:
-            raise InvalidURLError(
-                f"Unknown ssl-mode {url.query.get('ssl-mode')!r} in {url.masked!r}; "
-                f"use one of: {', '.join(_SSL_MODES)}."
-            )
-        # TLS over a local socket adds nothing (the mysql client skips it there too).
-        self.ssl_mode = "DISABLED" if self.socket and mode == "PREFERRED" else mode
-        self.where = f"socket {self.socket}" if self.socket else f"{self.host}:{self.port}"
-        #: The account the server matched, as GRANT names it ('user'@'host pattern'), once
-        #: connected; the host in an error message is the client's address instead.
-        self.account: str | None = None
-        self.admin = "mariadb-admin" if url.scheme == "mariadb" else "mysqladmin"
-
-    def ping_hint(self) -> str:
-        if self.socket:
-            return f"{self.admin} --socket={self.socket} ping"
-        return f"{self.admin} -h {self.host} -P {self.port} ping"
-
-
 class MySqlStore(BaseStore):
     """Sessions, messages and agent state in MySQL 8 or MariaDB 10.11+ (InnoDB)."""
 
     backend = "mysql"
 
-    def __init__(self, url: DatabaseURL, pool: Any, target: _Target) -> None:
+    def __init__(self, url: DatabaseURL, pool: Any, target: Target) -> None:
         super().__init__(url)
         self._pool = pool
         self._target = target
@@ -609,7 +452,7 @@ class MySqlStore(BaseStore):
         url: str | DatabaseURL,
         *,
         pool_size: int = 10,
-        connect_timeout: float = 10.0,
+        connect_timeout: float | None = None,
         schema_lock_timeout: int = 60,
         create_schema: bool = True,
         **options: Any,
@@ -621,7 +464,8 @@ class MySqlStore(BaseStore):
 
         Raises:
             InvalidURLError: the URL is malformed or has an unknown parameter.
-            StoreConnectionError: the server cannot be reached (or one of its subclasses:
+            StoreConnectionError: the server cannot be reached, or did not answer the
+                handshake within ``connect_timeout`` (or one of its subclasses:
                 AuthenticationError, DatabaseNotFoundError).
             PermissionDeniedError: the user may not create the missing schema.
             SchemaError: the database holds a newer schema than this version knows.
@@ -639,13 +483,14 @@ class MySqlStore(BaseStore):
         )
         check_option("pool_size", pool_size, integer=True, minimum=1)
         check_flag("create_schema", create_schema)
-        check_option("connect_timeout", connect_timeout)
+        if connect_timeout is not None:
+            check_option("connect_timeout", connect_timeout)
         check_option("schema_lock_timeout", schema_lock_timeout, integer=True)
         try:
             import asyncmy
         except ImportError as exc:
             raise MissingDependencyError("MySQL", "asyncmy", "mysql") from exc
-        target = _Target(parsed)
+        target = Target(parsed, connect_timeout)
         kwargs: dict[str, Any] = {
             "user": target.user,
             "password": target.password,
@@ -653,7 +498,8 @@ class MySqlStore(BaseStore):
             "charset": "utf8mb4",
             "autocommit": True,
             "init_command": "SET time_zone = '+00:00'",
-            "connect_timeout": connect_timeout,
+            # The TCP connect only; within_connect_timeout bounds the whole opening.
+            "connect_timeout": min(target.connect_timeout, DRIVER_TIMEOUT_LIMIT),
             "client_flag": _FOUND_ROWS,
             # Server-side prepared statements for the parameterised reads (binary protocol);
             # multi-statements cannot be prepared and go through the text protocol.
@@ -664,10 +510,12 @@ class MySqlStore(BaseStore):
         else:
             kwargs["host"] = target.host
             kwargs["port"] = target.port
-        context = _ssl_context(target, parsed)
+        context = ssl_context(target, parsed)
         if context is not None:
             kwargs["ssl"] = context
-        pool = await cls._open_pool(asyncmy, target, kwargs, pool_size)
+        pool = await within_connect_timeout(
+            cls._open_pool(asyncmy, target, kwargs, pool_size), target
+        )
         store = cls(parsed, pool, target)
         try:
             await store._prepare_schema(schema_lock_timeout, create_schema)
@@ -678,7 +526,7 @@ class MySqlStore(BaseStore):
 
     @classmethod
     async def _open_pool(
-        cls, driver: Any, target: _Target, kwargs: dict[str, Any], pool_size: int
+        cls, driver: Any, target: Target, kwargs: dict[str, Any], pool_size: int
     ) -> Any:
         try:
             return await driver.create_pool(minsize=1, maxsize=pool_size, **kwargs)
@@ -1127,7 +975,7 @@ async def _abandon(connection: Any) -> None:
 
 
 def _translate(
-    exc: BaseException, target: _Target, max_packet: int | None = None, write: bool = False
+    exc: BaseException, target: Target, max_packet: int | None = None, write: bool = False
 ) -> PersistenceError:
     """The one place a driver exception becomes a :mod:`mofa.persistence.errors` error.
 
@@ -1152,7 +1000,7 @@ def _translate(
     if code == _ER_ACCESS_DENIED:
         return AuthenticationError(
             f"{label} at {where} refused user {target.user!r}: access denied (wrong user name "
-            "or password) — check the credentials in the URL."
+            f"or password) — check the credentials in the URL{target.denied_hint()}."
         )
     if code == _ER_BAD_DB:
         return DatabaseNotFoundError(
@@ -1196,7 +1044,7 @@ def _translate(
     return QueryError(f"SQL error ({label} error {code}): {message}.")
 
 
-def _connect_reason(cause: BaseException, target: _Target) -> str:
+def _connect_reason(cause: BaseException, target: Target) -> str:
     if isinstance(cause, ConnectionRefusedError):
         return "connection refused"
     if isinstance(cause, FileNotFoundError):
@@ -1208,7 +1056,7 @@ def _connect_reason(cause: BaseException, target: _Target) -> str:
     return str(cause.args[1] if len(cause.args) > 1 else cause)
 
 
-def _denied_message(code: int, message: str, target: _Target) -> str:
+def _denied_message(code: int, message: str, target: Target) -> str:
     # The account is known once connected, which every table or command denial follows.
     account = target.account or f"'{target.user}'@'%'"
     grant = f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO {account}"
