@@ -1041,7 +1041,13 @@ class FileStore(BaseStore):
         call applied (``(1, 2)`` for a new store, ``(2,)`` for an upgrade). With ``create``
         False, a directory without the store's marker is refused and nothing is made."""
         root = self._root
-        if not create and not (root / STORE_MARKER).is_file():
+        marker = root / STORE_MARKER
+        # A marker is checked before anything is made: a directory marked with a newer
+        # format, or holding something else under the marker's name, is left exactly as it
+        # was (no subdirectory, no session list).
+        marked = os.path.lexists(marker)
+        version = self._format(marker) if marked else 0
+        if not create and not marked:
             raise SchemaError(
                 f"There is no mofa file store in {root} (it has no {STORE_MARKER}); check the path."
             )
@@ -1059,8 +1065,7 @@ class FileStore(BaseStore):
             self._locks_root,
         ):
             _make_dir(directory)
-        marker = root / STORE_MARKER
-        if not marker.exists():
+        if not marked:
             # The list before the marker: a store that has a marker has its list. (No
             # O_TRUNC: another process may be creating the same store and already using it.)
             _open_and_fsync(self._listing_path, os.O_WRONLY | os.O_CREAT)
@@ -1068,9 +1073,9 @@ class FileStore(BaseStore):
             if _create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION):
                 self._listed = True
                 return tuple(range(1, FORMAT_VERSION + 1))
+            version = self._format(marker)  # another process created the store meanwhile
         # An existing store is only read here (unless it needs an upgrade), so a read-only one
         # can still be opened.
-        version = self._format(marker)
         if version >= 2 and self._listing_path.exists():
             self._listed = True
             return ()
