@@ -550,6 +550,40 @@ async def test_bad_directories_and_options_are_one_clear_error(tmp_path: Path) -
         await FileStore.connect("sqlite://./x.db")
 
 
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int, bytes | None]]:
+    """Every entry under ``root`` (itself included): mode, size, mtime and a file's bytes."""
+    entries: dict[str, tuple[int, int, int, bytes | None]] = {}
+    for path in [root, *_tree(root)]:
+        status = path.lstat()
+        content = path.read_bytes() if stat.S_ISREG(status.st_mode) else None
+        entries[str(path.relative_to(root))] = (
+            status.st_mode,
+            status.st_size,
+            status.st_mtime_ns,
+            content,
+        )
+    return entries
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [b'{"format": 99}', b"not json", b"[2]", b'{"format": "2"}', b""],
+    ids=["newer", "not-json", "not-an-object", "format-not-a-number", "empty"],
+)
+@pytest.mark.parametrize("create_schema", [True, False])
+async def test_a_refused_marker_leaves_the_directory_untouched(
+    tmp_path: Path, marker: bytes, create_schema: bool
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "mofa-store.json").write_bytes(marker)
+    (data / "notes.txt").write_text("the user's own file")
+    before = _snapshot(data)
+    with pytest.raises(SchemaError, match="upgrade mofa-sdk" if b"99" in marker else "marker"):
+        await FileStore.connect(f"file://{data}", create_schema=create_schema)
+    assert _snapshot(data) == before
+
+
 async def test_writes_are_synced_before_they_are_acknowledged(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

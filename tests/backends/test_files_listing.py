@@ -21,6 +21,7 @@ import pytest
 from mofa.persistence import FileStore, QueryError, Session
 from mofa.persistence import _store as store_module
 from mofa.persistence.backends import files as files_module
+from mofa.persistence.backends._files_tree import FileTree
 from mofa.persistence.backends.files import COMPACT_AFTER, LISTING_FILE, STORE_MARKER
 from tests.backends.test_files import print_without_write_access
 
@@ -33,14 +34,14 @@ FILTERS = ("agent_id", "user_id", "tenant_id")
 def header_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The session headers the store opens from now on (file names)."""
     opened: list[str] = []
-    real = files_module._read_file
+    real = FileTree.read
 
-    def counting(path: Path) -> bytes | None:
+    def counting(tree: FileTree, path: Path) -> bytes | None:
         if path.parent.parent.name == "sessions" and path.name.count(".") == 1:
             opened.append(path.name)
-        return real(path)
+        return real(tree, path)
 
-    monkeypatch.setattr(files_module, "_read_file", counting)
+    monkeypatch.setattr(FileTree, "read", counting)
     return opened
 
 

@@ -454,6 +454,63 @@ def test_seed_workflow_with_the_sqlite3_client(tmp_path: Path) -> None:
     assert "already up to date" in again.stdout
 
 
+#: A session and two messages, inserted by the sqlite3 client into the file it made.
+SQLITE3_ROWS = """\
+INSERT INTO agents (id, name, state, started_at) VALUES ('a1', 'a1', 'unknown', '2024-02-28 10:30:00.000000');
+INSERT INTO sessions (session_id, agent_id, status, metadata, message_count, created_at, updated_at)
+  VALUES ('s1', 'a1', 'active', '{}', 2, '2024-02-28 10:30:00.000000', '2024-02-28 10:31:00.000000');
+INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) VALUES
+  ('s1', 1, 'user', 'hello', '{}', '2024-02-28 10:30:30.000000'),
+  ('s1', 2, 'assistant', 'hi there', '{}', '2024-02-28 10:31:00.000000');
+"""  # noqa: E501 - SQL as a user types it
+
+
+def _journal_mode(path: Path) -> str:
+    connection = sqlite3.connect(path)
+    try:
+        return str(connection.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def test_read_commands_leave_a_file_made_by_the_sqlite3_client_as_it_is(tmp_path: Path) -> None:
+    """list, show, export and open_store(create_schema=False) read a rollback-journal file
+    without switching it to WAL or changing a byte of it."""
+    saved = run_mofa("db", "init", "-t", "sqlite", "-o", "x.sql", cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    script = (tmp_path / "x.sql").read_text() + SQLITE3_ROWS
+    subprocess.run(["sqlite3", "mofa.db"], input=script, text=True, cwd=tmp_path, check=True)
+    database = tmp_path / "mofa.db"
+    assert _journal_mode(database) == "delete"
+    before = database.read_bytes()
+
+    url = ["--database-url", "sqlite://mofa.db"]
+    for command in (
+        ["session", "list"],
+        ["session", "list", "--output-format", "json"],
+        ["session", "show", "s1"],
+        ["session", "show", "s1", "--format", "yaml"],
+        ["session", "export", "s1", "-o", "s1.json", "-f", "json"],
+    ):
+        result = run_mofa(*url, *command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert "hi there" in (tmp_path / "s1.json").read_text()
+
+    async def read() -> list[str]:
+        store = await open_store(f"sqlite://{database}", create_schema=False)
+        try:
+            assert await store.get_session("s1") is not None
+            return [m.content for m in await store.list_messages("s1")]
+        finally:
+            await store.close()
+
+    assert asyncio.run(read()) == ["hello", "hi there"]
+    assert _journal_mode(database) == "delete"
+    assert database.read_bytes() == before
+    # No -wal file was ever made (a rollback-journal file has none), nor a journal left.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mofa.db", "s1.json", "x.sql"]
+
+
 def test_printed_sql_piped_into_sqlite3(tmp_path: Path) -> None:
     printed = run_mofa("db", "schema", "-t", "sqlite", cwd=tmp_path)
     assert printed.returncode == 0

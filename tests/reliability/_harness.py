@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -209,3 +212,108 @@ async def fail_while_down_then_recover(
     assert message.seq == 1
     assert [m.content for m in await store.list_messages("s")] == ["back"]
     return raised.value
+
+
+# ------------------------------------------------------------------ an outage seen by a child
+
+#: A program that configured no logging: it opens the store, makes calls while the server is
+#: down (told on stdin), then one once it is back. It records the ``mofa`` log records it
+#: makes (through the record factory: no handler is added, so none of them can print) and
+#: prints them as JSON at the end; what it prints to stderr is the test's business.
+_OUTAGE_CHILD = """\
+import asyncio, gc, json, logging, sys
+
+records = []
+make_record = logging.getLogRecordFactory()
+
+def recording(*args, **kwargs):
+    record = make_record(*args, **kwargs)
+    records.append(record)
+    return record
+
+logging.setLogRecordFactory(recording)
+logging.getLogger("mofa").setLevel(logging.DEBUG)  # DEBUG records are made, not printed
+
+from mofa.persistence import StoreConnectionError, open_store
+
+async def main(url):
+    store = await open_store(url)
+    await store.create_session("s")
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the server is down now
+    failures = 0
+    for _ in range(8):
+        for call in (
+            lambda: store.append_message("s", "user", "while down"),
+            lambda: store.list_messages("s"),
+        ):
+            try:
+                await call()
+            except StoreConnectionError:
+                failures += 1
+        await asyncio.sleep(0.25)
+    print(failures, flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the server is back
+    await store.append_message("s", "user", "back")
+    await store.close()
+
+asyncio.run(main(sys.argv[1]))
+gc.collect()  # a task or future left holding an exception reports it when collected
+print(json.dumps([
+    [record.name, record.levelname, record.getMessage(), record.exc_info is not None]
+    for record in records
+    if record.name.startswith("mofa")
+]), flush=True)
+"""
+
+
+class ChildOutage:
+    """What a child process printed through an outage of its store's server."""
+
+    def __init__(self, stderr: str, failures: int, records: list[list[object]]) -> None:
+        self.stderr = stderr
+        self.failures = failures
+        #: ``[logger name, level name, message, has a traceback]`` of each ``mofa`` record.
+        self.records = records
+
+    def at(self, level: str) -> list[str]:
+        return [str(message) for _name, name, message, _tb in self.records if name == level]
+
+
+def outage_in_child(
+    url: str, shut_down: Callable[[], None], start_again: Callable[[], None]
+) -> ChildOutage:
+    """Run :data:`_OUTAGE_CHILD` on ``url`` through ``shut_down`` … ``start_again``."""
+    with tempfile.TemporaryFile("w+") as stderr:  # a file: a pipe could fill up and block it
+        child = subprocess.Popen(
+            [sys.executable, "-c", _OUTAGE_CHILD, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        try:
+            started = child.stdout.readline()
+            if started != "ready\n":
+                child.wait(timeout=60)
+                stderr.seek(0)
+                raise AssertionError(f"the child did not start: {started!r} {stderr.read()}")
+            shut_down()
+            try:
+                child.stdin.write("\n")
+                child.stdin.flush()
+                failures = int(child.stdout.readline())
+            finally:
+                start_again()
+            child.stdin.write("\n")
+            child.stdin.flush()
+            output, _ = child.communicate(timeout=120)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert child.returncode == 0, output
+        stderr.seek(0)
+        return ChildOutage(stderr.read(), failures, json.loads(output))

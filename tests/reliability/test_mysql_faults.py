@@ -20,6 +20,7 @@ from tests.reliability._harness import (
     append_through_restart,
     check_exactly_once,
     fail_while_down_then_recover,
+    outage_in_child,
 )
 from tests.reliability.mysqlserver import PrivateMariaDB, private_mariadb
 
@@ -141,3 +142,23 @@ async def test_lock_wait_timeout_is_retried_inside_the_store(server: PrivateMari
             await store.close()
     finally:
         server.sql("SET GLOBAL innodb_lock_wait_timeout = 50")
+
+
+def test_an_outage_is_one_warning_in_the_log_and_nothing_on_stderr(
+    server: PrivateMariaDB,
+) -> None:
+    """Like PostgreSQL's: asyncmy prints nothing itself, and the store logs the outage once
+    (WARNING), tracebacks at DEBUG, its end at INFO."""
+    database = server.create_database(f"faults_quiet_{secrets.token_hex(3)}")
+    seen = outage_in_child(server.url(database), server.shut_down, server.start_again)
+    assert seen.stderr == ""
+    assert seen.failures == 16
+    [warning] = seen.at("WARNING")
+    assert warning.startswith(f"MySQL at 127.0.0.1:{server.port} is unreachable: ")
+    assert "pw:with" not in warning
+    assert seen.at("ERROR") == []
+    assert seen.at("INFO") == [f"MySQL at 127.0.0.1:{server.port} answers again"]
+    tracebacks = [record for record in seen.records if record[3]]
+    assert tracebacks
+    assert {record[1] for record in tracebacks} == {"DEBUG"}
+    assert {record[0] for record in seen.records} == {"mofa.persistence.backends.mysql"}

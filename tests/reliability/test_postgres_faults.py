@@ -16,6 +16,7 @@ from tests.reliability._harness import (
     append_through_restart,
     check_exactly_once,
     fail_while_down_then_recover,
+    outage_in_child,
 )
 from tests.reliability.pgserver import PrivatePostgres, private_postgres
 
@@ -56,3 +57,24 @@ async def test_calls_while_the_server_is_down_fail_clearly_then_recover(
         assert "127.0.0.1" in str(error)
     finally:
         await store.close()
+
+
+def test_an_outage_is_one_warning_in_the_log_and_nothing_on_stderr(
+    server: PrivatePostgres,
+) -> None:
+    """asyncpg's pool used to print a traceback to stderr for every attempt to reconnect, in
+    a program that configured no logging; now the store logs the outage once (WARNING),
+    tracebacks at DEBUG, its end at INFO, and nothing reaches stderr."""
+    database = server.create_database(f"faults_quiet_{secrets.token_hex(3)}")
+    seen = outage_in_child(server.url(database), server.shut_down, server.start_again)
+    assert seen.stderr == ""
+    assert seen.failures == 16
+    [warning] = seen.at("WARNING")
+    assert warning.startswith(f"PostgreSQL at 127.0.0.1:{server.port} is unreachable: ")
+    assert warning.endswith("; calls fail until it answers again (each one tries to reconnect)")
+    assert seen.at("ERROR") == []
+    assert seen.at("INFO") == [f"PostgreSQL at 127.0.0.1:{server.port} answers again"]
+    tracebacks = [record for record in seen.records if record[3]]
+    assert tracebacks
+    assert {record[1] for record in tracebacks} == {"DEBUG"}
+    assert {record[0] for record in seen.records} == {"mofa.persistence.backends.postgres"}

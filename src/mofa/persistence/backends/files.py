@@ -73,6 +73,10 @@ How it stays correct:
   ``%XX`` per UTF-8 byte; a Windows device name (``con``, ``nul``…) gets its first letter
   escaped; a name longer than 100 bytes keeps a readable prefix plus ``~`` and a SHA-256
   digest. The real id is stored inside the files and checked on every read.
+* **No link is followed below the directory** (the directory itself may be one): every path
+  is walked from the directory's descriptor one component at a time with ``O_NOFOLLOW``
+  (see :mod:`._files_tree`), so a link planted as a log, a header or a directory is refused
+  with :class:`ConflictError`, and nothing is written through it.
 * Files are created ``0600`` and directories ``0700``. File work runs in a worker thread,
   one hop per operation.
 """
@@ -87,7 +91,6 @@ import fcntl
 import functools
 import hashlib
 import os
-import secrets
 import threading
 import weakref
 import zlib
@@ -113,6 +116,7 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._files_tree import DIR_MODE, FILE_MODE, FileTree, write_all
 from mofa.persistence.errors import (
     AgentExistsError,
     ConflictError,
@@ -150,8 +154,6 @@ STORE_MARKER: Final = "mofa-store.json"
 #: The directory of sessions without an agent: '@' is always escaped, so no id encodes to it.
 NO_AGENT_DIR: Final = "@none"
 
-_FILE_MODE = 0o600
-_DIR_MODE = 0o700
 _BLOCK = 64 * 1024
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 _MAX_NAME = 100
@@ -256,31 +258,12 @@ class _SessionFiles:
 # ------------------------------------------------------------------- low-level file work
 
 
-def _open_and_fsync(path: Path, flags: int) -> None:
-    fd = os.open(path, flags | os.O_CLOEXEC, _FILE_MODE)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    _open_and_fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
-
-
 def _sync_data(fd: int) -> None:
     # fdatasync flushes the data and the size; the other metadata does not matter here.
     if hasattr(os, "fdatasync"):
         os.fdatasync(fd)
     else:  # pragma: no cover - macOS
         os.fsync(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _append_durably(fd: int, data: bytes, size: int, good_end: int) -> None:
@@ -290,121 +273,12 @@ def _append_durably(fd: int, data: bytes, size: int, good_end: int) -> None:
     if good_end < size:
         os.ftruncate(fd, good_end)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         _sync_data(fd)
     except BaseException:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, good_end)
         raise
-
-
-def _make_dir(directory: Path) -> None:
-    """Create ``directory`` (0700) if missing, making the new entry durable."""
-    try:
-        os.mkdir(directory, _DIR_MODE)
-    except FileExistsError:
-        return
-    _fsync_dir(directory.parent)
-
-
-def _temporary_file(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a new 0600 file beside ``path`` and fsync it."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        _unlink_quietly(temporary)
-        raise
-    os.close(fd)
-    return temporary
-
-
-def _replace_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: readers and crashes see the old or the new file."""
-    temporary = _temporary_file(path, data)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        _unlink_quietly(temporary)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _create_exclusively(path: Path, data: bytes) -> bool:
-    """Create ``path`` with ``data`` unless it exists; never shows a half-written file."""
-    temporary = _temporary_file(path, data)
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        return False
-    finally:
-        _unlink_quietly(temporary)
-    _fsync_dir(path.parent)
-    return True
-
-
-def _create_empty(path: Path) -> None:
-    """Create (or empty) a 0600 file; the caller fsyncs the directory."""
-    _open_and_fsync(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-
-
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _unlink_logs(files: _SessionFiles) -> None:
-    """Remove a session's logs and summary (the header and index entry stay)."""
-    for path in (files.messages, files.states, files.summary):
-        _unlink_quietly(path)
-
-
-def _read_file(path: Path) -> bytes | None:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None if the file is missing or holds no JSON object."""
-    return _parse(_read_file(path) or b"")
-
-
-@contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block."""
-    fd = _lock_file(path)
-    try:
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _lock_file(path: Path) -> int:
-    # A session's lock file is unlinked when the session is deleted, possibly while we wait
-    # for it; so after locking, check that the path still names the file we locked, else
-    # retry on the new one. (Two holders of two different inodes would not exclude each other.)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            locked = os.fstat(fd)
-            try:
-                current = os.stat(path)
-            except FileNotFoundError:
-                os.close(fd)
-                continue
-        except BaseException:
-            os.close(fd)
-            raise
-        if (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino):
-            return fd
-        os.close(fd)
 
 
 # ------------------------------------------------------------------- append-only logs
@@ -884,9 +758,8 @@ def _summary_bytes(count: int, size: int, at: str) -> bytes:
     return line.ljust(_SUMMARY_SIZE - 1) + b"\n"
 
 
-def _read_summary(path: Path) -> tuple[int, int, str] | None:
+def _summary(data: bytes | None) -> tuple[int, int, str] | None:
     """``(count, log size, last append)`` if the summary is whole (its checksum holds)."""
-    data = _read_file(path)
     if not data:
         return None
     body, _, checksum = data.rstrip().rpartition(b" ")
@@ -920,6 +793,8 @@ class FileStore(BaseStore):
     def __init__(self, url: DatabaseURL, directory: Path, *, max_workers: int = 4) -> None:
         super().__init__(url)
         self._root = directory
+        # Every file operation below the root goes through the tree.
+        self._tree = FileTree(directory, held=("sessions", "agents", "index", "locks"))
         self._sessions_root = directory / "sessions"
         self._agents_root = directory / "agents"
         self._index_root = directory / "index"
@@ -981,6 +856,7 @@ class FileStore(BaseStore):
             store.applied_migrations = await store._run(store._prepare, create)
         except BaseException:
             store._executor.shutdown(wait=False)
+            store._tree.close()
             raise
         return store
 
@@ -994,6 +870,7 @@ class FileStore(BaseStore):
         )
 
     def _translated(self, function: Callable[..., _T], *args: Any) -> _T:
+        began = self._tree.begin_call()
         try:
             return function(*args)
         except PersistenceError:
@@ -1016,6 +893,8 @@ class FileStore(BaseStore):
                     "free some space and retry."
                 ) from exc
             raise QueryError(f"The file store failed on {where}: {exc.strerror or exc}.") from exc
+        finally:
+            self._tree.end_call(began)
 
     def _lock_for(self, session_id: str) -> asyncio.Lock:
         lock = self._session_locks.get(session_id)
@@ -1035,22 +914,41 @@ class FileStore(BaseStore):
         while self._flush_tasks:
             await asyncio.gather(*self._flush_tasks, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, True)
+        self._tree.close()
 
     def _prepare(self, create: bool = True) -> tuple[int, ...]:
         """Create the directory tree, or check and upgrade the store in it; the formats this
         call applied (``(1, 2)`` for a new store, ``(2,)`` for an upgrade). With ``create``
         False, a directory without the store's marker is refused and nothing is made."""
-        root = self._root
-        if not create and not (root / STORE_MARKER).is_file():
-            raise SchemaError(
-                f"There is no mofa file store in {root} (it has no {STORE_MARKER}); check the path."
-            )
-        with contextlib.suppress(FileExistsError):  # a file there: refused just below
-            root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        root, tree = self._root, self._tree
+        marker = root / STORE_MARKER
+        try:
+            tree.open_root()
+        except FileNotFoundError:
+            if not create:
+                raise SchemaError(
+                    f"There is no mofa file store in {root} (it has no {STORE_MARKER}); "
+                    "check the path."
+                ) from None
+            with contextlib.suppress(FileExistsError):  # made meanwhile: opened just below
+                root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile: reported below
+                tree.open_root()
+        except NotADirectoryError:
+            pass  # reported below
         if not root.is_dir():
             raise StoreConnectionError(
                 f"The file store path {root} exists but is not a directory; "
                 "point file:// at a directory."
+            )
+        # A marker is checked before anything is made: a directory marked with a newer
+        # format, or holding something else under the marker's name, is left exactly as it
+        # was (no subdirectory, no session list).
+        marked = tree.exists(marker)
+        version = self._format(marker) if marked else 0
+        if not create and not marked:
+            raise SchemaError(
+                f"There is no mofa file store in {root} (it has no {STORE_MARKER}); check the path."
             )
         for directory in (
             self._sessions_root,
@@ -1058,20 +956,19 @@ class FileStore(BaseStore):
             self._index_root,
             self._locks_root,
         ):
-            _make_dir(directory)
-        marker = root / STORE_MARKER
-        if not marker.exists():
+            tree.make_dir(directory)
+        if not marked:
             # The list before the marker: a store that has a marker has its list. (No
             # O_TRUNC: another process may be creating the same store and already using it.)
-            _open_and_fsync(self._listing_path, os.O_WRONLY | os.O_CREAT)
-            _fsync_dir(root)
-            if _create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION):
+            tree.touch(self._listing_path, truncate=False)
+            tree.sync_dir(root)
+            if tree.create_exclusively(marker, b'{"format":%d}\n' % FORMAT_VERSION):
                 self._listed = True
                 return tuple(range(1, FORMAT_VERSION + 1))
+            version = self._format(marker)  # another process created the store meanwhile
         # An existing store is only read here (unless it needs an upgrade), so a read-only one
         # can still be opened.
-        version = self._format(marker)
-        if version >= 2 and self._listing_path.exists():
+        if version >= 2 and tree.exists(self._listing_path):
             self._listed = True
             return ()
         if not create:
@@ -1085,9 +982,8 @@ class FileStore(BaseStore):
         self._listed = True
         return (FORMAT_VERSION,) if upgraded else ()
 
-    @staticmethod
-    def _format(marker: Path) -> int:
-        record = _read_record(marker)
+    def _format(self, marker: Path) -> int:
+        record = self._read_record(marker)
         version = record.get("format") if record else None
         if not isinstance(version, int):
             raise SchemaError(
@@ -1101,15 +997,20 @@ class FileStore(BaseStore):
             )
         return version
 
+    def _read_record(self, path: Path) -> dict[str, Any] | None:
+        """The JSON object in ``path``; None if the file is missing or holds no JSON object."""
+        return _parse(self._tree.read(path) or b"")
+
     def _build_listing(self, marker: Path) -> bool:
         """Write the session list from the headers and mark the store format 2; False when
         another process did it first. Lines already in a list (left by an upgrade cut short,
         or added since by writers) are kept: a line whose session is gone is skipped anyway."""
-        with _flocked(self._listing_lock):
-            if self._format(marker) >= 2 and self._listing_path.exists():
+        tree = self._tree
+        with tree.flocked(self._listing_lock):
+            if self._format(marker) >= 2 and tree.exists(self._listing_path):
                 return False
             lines: dict[tuple[str, str], bytes] = {}
-            for line in (_read_file(self._listing_path) or b"").split(b"\n")[:-1]:
+            for line in (tree.read(self._listing_path) or b"").split(b"\n")[:-1]:
                 entry = _parse(line)
                 if entry is not None and all(
                     isinstance(entry.get(key), str) for key in ("created_at", "session_id")
@@ -1127,8 +1028,8 @@ class FileStore(BaseStore):
                     header["user_id"],
                     header["tenant_id"],
                 )
-            _replace_atomically(self._listing_path, b"".join(lines[key] for key in sorted(lines)))
-            _replace_atomically(marker, b'{"format":%d}\n' % FORMAT_VERSION)
+            tree.replace(self._listing_path, b"".join(lines[key] for key in sorted(lines)))
+            tree.replace(marker, b'{"format":%d}\n' % FORMAT_VERSION)
         return True
 
     def _lock_path(self, session_id: str) -> Path:
@@ -1142,14 +1043,14 @@ class FileStore(BaseStore):
 
     def _indexed_files(self, session_id: str) -> _SessionFiles | None:
         """The files the index entry points at (they may be gone: check the header)."""
-        record = _read_record(self._index_path(session_id))
+        record = self._read_record(self._index_path(session_id))
         if record is None or record.get("session_id") != session_id:
             return None
         agent_id = record.get("agent_id")
         return self._files(agent_id if isinstance(agent_id, str) else None, session_id)
 
     def _read_header(self, files: _SessionFiles, session_id: str) -> dict[str, Any] | None:
-        header = _read_record(files.header)
+        header = self._read_record(files.header)
         if header is None:
             return None
         if header.get("session_id") != session_id:
@@ -1162,12 +1063,17 @@ class FileStore(BaseStore):
     def _live_files(self, session_id: str) -> _SessionFiles | None:
         """The session's files if it exists (its header does), without reading the header."""
         files = self._indexed_files(session_id)
-        return files if files is not None and files.header.exists() else None
+        return files if files is not None and self._tree.exists(files.header) else None
+
+    def _unlink_logs(self, files: _SessionFiles) -> None:
+        """Remove a session's logs and summary (the header and index entry stay)."""
+        for path in (files.messages, files.states, files.summary):
+            self._tree.unlink(path, missing_ok=True)
 
     def _not_found(self, session_id: str) -> SessionNotFoundError:
         """The error for a missing session, once the lock file that locking just created is
         removed again (called with the lock held), so probing unknown ids leaves nothing."""
-        _unlink_quietly(self._lock_path(session_id))
+        self._tree.unlink(self._lock_path(session_id), missing_ok=True)
         return SessionNotFoundError(session_id)
 
     def _locate(
@@ -1200,23 +1106,24 @@ class FileStore(BaseStore):
         """The messages log's valid end (``size``: the log's, if the caller has it)."""
         if size is None:
             size = os.fstat(fd).st_size
-        summary = _read_summary(files.summary) if size else None  # an empty log needs none
+        # An empty log needs no summary.
+        summary = _summary(self._tree.read(files.summary)) if size else None
         return _tail_from_summary(fd, size, summary, writer=writer)
 
     def _count_and_time(self, files: _SessionFiles) -> tuple[int, str | None]:
         """Message count and last append time, from the summary; the log only if it is stale."""
         try:
-            size = os.stat(files.messages).st_size
+            size = self._tree.stat(files.messages).st_size
         except FileNotFoundError:
             return 0, None
         if size == 0:
             return 0, None
-        summary = _read_summary(files.summary)
+        summary = _summary(self._tree.read(files.summary))
         if summary is not None and summary[1] == size:
             return summary[0], summary[2]
         # A crash (or a writer right now) between the log append and the summary update.
         try:
-            fd = os.open(files.messages, os.O_RDONLY | os.O_CLOEXEC)
+            fd = self._tree.open(files.messages, os.O_RDONLY)
         except FileNotFoundError:
             return 0, None
         try:
@@ -1250,14 +1157,14 @@ class FileStore(BaseStore):
         return self._agents_root / f"{_stem(agent_id)}.json"
 
     def _read_agent(self, agent_id: str) -> Agent | None:
-        record = _read_record(self._agent_path(agent_id))
+        record = self._read_record(self._agent_path(agent_id))
         if record is None or record.get("id") != agent_id:
             return None
         return _agent(record)
 
     def _upsert_agent_sync(self, agent: Agent, owner: Owner | None) -> Agent:
         path = self._agent_path(agent.id)
-        with _flocked(self._locks_root / f"{_stem(agent.id)}.agent.lock"):
+        with self._tree.flocked(self._locks_root / f"{_stem(agent.id)}.agent.lock"):
             # The tenant is checked on the record this lock-holding read returns, so no other
             # upsert can change it in between; a refused upsert writes nothing.
             existing = self._read_agent(agent.id)
@@ -1268,7 +1175,7 @@ class FileStore(BaseStore):
                 agent = dataclasses.replace(
                     agent, created_at=existing.created_at, tenant_id=existing.tenant_id
                 )
-            _replace_atomically(path, _agent_bytes(agent))
+            self._tree.replace(path, _agent_bytes(agent))
         return agent
 
     async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
@@ -1279,11 +1186,9 @@ class FileStore(BaseStore):
 
     def _list_agents_sync(self, limit: int | None) -> list[Agent]:
         agents = []
-        with os.scandir(self._agents_root) as entries:
-            for entry in entries:
-                if entry.name.startswith(".") or not entry.name.endswith(".json"):
-                    continue
-                record = _read_record(Path(entry.path))
+        for name, _is_dir in self._tree.entries(self._agents_root):
+            if not name.startswith(".") and name.endswith(".json"):
+                record = self._read_record(self._agents_root / name)
                 if record is not None:
                     agents.append(_agent(record))
         agents.sort(key=lambda a: (a.updated_at, a.id), reverse=True)
@@ -1297,45 +1202,44 @@ class FileStore(BaseStore):
     def _create_session_sync(self, session: Session, metadata_json: str) -> Session:
         session_id = session.session_id
         files = self._files(session.agent_id, session_id)
-        with _flocked(self._lock_path(session_id)):
+        tree = self._tree
+        with tree.flocked(self._lock_path(session_id)):
             previous = self._indexed_files(session_id)
             if previous is not None:
                 if self._read_header(previous, session_id) is not None:
                     raise SessionExistsError(session_id)
                 # Left by a crash mid-create or mid-delete: nobody can see these; clear them.
-                _unlink_logs(previous)
-            if files.header.exists():
+                self._unlink_logs(previous)
+            if tree.exists(files.header):
                 raise ConflictError(
                     f"The session file {files.header} exists without an index entry; "
                     "the store directory was edited by hand."
                 )
-            if session.agent_id is not None and not self._agent_path(session.agent_id).exists():
+            if session.agent_id is not None and not tree.exists(self._agent_path(session.agent_id)):
                 # The foreign key: a minimal agent record, unless an upsert got there first.
-                _create_exclusively(
+                tree.create_exclusively(
                     self._agent_path(session.agent_id),
                     _agent_bytes(placeholder_agent(session)),
                 )
-            _make_dir(files.directory)
-            _replace_atomically(
-                self._index_path(session_id), _index_bytes(session_id, session.agent_id)
-            )
-            _unlink_quietly(files.summary)
-            _create_empty(files.messages)
-            _create_empty(files.states)
-            with _flocked(self._listing_lock):
+            tree.make_dir(files.directory)
+            tree.replace(self._index_path(session_id), _index_bytes(session_id, session.agent_id))
+            tree.unlink(files.summary, missing_ok=True)
+            tree.touch(files.messages, truncate=True)
+            tree.touch(files.states, truncate=True)
+            with tree.flocked(self._listing_lock):
                 try:
-                    listing = os.open(self._listing_path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+                    listing = tree.open(self._listing_path, os.O_RDWR | os.O_APPEND)
                 except FileNotFoundError:
                     # A format-1 store: no list to add to. The header is written with the
                     # list's lock held, so an upgrade reading the headers sees it whole.
-                    _replace_atomically(files.header, _header_bytes(session, metadata_json))
+                    tree.replace(files.header, _header_bytes(session, metadata_json))
                     return session
                 try:
                     session = _add_to_listing(listing, session)
                 finally:
                     os.close(listing)
             # The header is written last: once it exists, the session does.
-            _replace_atomically(files.header, _header_bytes(session, metadata_json))
+            tree.replace(files.header, _header_bytes(session, metadata_json))
         return session
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
@@ -1382,7 +1286,7 @@ class FileStore(BaseStore):
             }
         if self._listed:
             try:
-                fd = os.open(self._listing_path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = self._tree.open(self._listing_path, os.O_RDONLY)
             except FileNotFoundError:
                 pass  # removed by hand: the headers still tell (a writable open rebuilds it)
             else:
@@ -1423,7 +1327,7 @@ class FileStore(BaseStore):
             if session_id in seen or any(entry[key] != value for key, value in wanted.items()):
                 continue
             files = self._files(entry["agent_id"], session_id)
-            header = _read_record(files.header)
+            header = self._read_record(files.header)
             if header is None or not _header_matches(header, entry):
                 # Deleted, still being created, or created again since (perhaps for another
                 # user at the same time: a late creation takes the last listed time).
@@ -1449,26 +1353,27 @@ class FileStore(BaseStore):
         """Rewrite the session list without the lines of sessions that are gone. Best effort:
         skipped when another process holds the list's lock or the directory is read-only."""
         try:
-            fd = os.open(self._listing_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+            tree = self._tree
+            fd = tree.open(self._listing_lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                data = _read_file(self._listing_path)
+                data = tree.read(self._listing_path)
                 if data is None:
                     return  # removed meanwhile: the next writable open rebuilds it
                 kept: list[bytes] = []
                 for line in data.split(b"\n")[:-1]:
                     entry = _listed(line)  # (a torn last write is not a line: dropped)
                     session_id = entry["session_id"]
-                    header = _read_record(self._files(entry["agent_id"], session_id).header)
+                    header = self._read_record(self._files(entry["agent_id"], session_id).header)
                     # Without a header, kept while its index entry exists: the session may be
                     # being created (its header is written after its line, without the lock).
                     if (
-                        self._index_path(session_id).exists()
+                        tree.exists(self._index_path(session_id))
                         if header is None
                         else _header_matches(header, entry)
                     ):
                         kept.append(line + b"\n")
-                _replace_atomically(self._listing_path, b"".join(kept))
+                tree.replace(self._listing_path, b"".join(kept))
             finally:
                 os.close(fd)
         except (OSError, PersistenceError):
@@ -1484,23 +1389,23 @@ class FileStore(BaseStore):
             # One agent's directory (sessions without an agent: the @none one).
             directories = [self._sessions_root / _agent_dir_name(wanted["agent_id"])]
         else:
-            with os.scandir(self._sessions_root) as entries:
-                directories = [
-                    Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()
-                ]
+            directories = [
+                self._sessions_root / name
+                for name, is_dir in self._tree.entries(self._sessions_root)
+                if is_dir and not name.startswith(".")
+            ]
         found: list[tuple[str, str, dict[str, Any]]] = []
         for directory in directories:
             try:
-                listing = list(os.scandir(directory))
+                listing = self._tree.entries(directory)
             except FileNotFoundError:
                 continue
-            for entry in listing:
-                name = entry.name
+            for name, _is_dir in listing:
                 # Headers are "<stem>.json"; encoded stems hold no '.', temporary files start
                 # with one, and the logs end differently.
                 if name.startswith(".") or not name.endswith(".json") or name.count(".") != 1:
                     continue
-                header = _read_record(Path(entry.path))
+                header = self._read_record(directory / name)
                 if header is None or any(header.get(key) != value for key, value in wanted.items()):
                     continue
                 found.append((header["created_at"], header["session_id"], header))
@@ -1528,7 +1433,7 @@ class FileStore(BaseStore):
         now: datetime,
         owner: Owner | None,
     ) -> Session:
-        with _flocked(self._lock_path(session_id)):
+        with self._tree.flocked(self._lock_path(session_id)):
             files, header = self._locate(session_id, owner)
             if status is not None:
                 header["status"] = status
@@ -1538,7 +1443,7 @@ class FileStore(BaseStore):
             if metadata_json is not None:
                 header["metadata"] = decode_json(metadata_json)
             data = orjson.dumps(header, option=orjson.OPT_APPEND_NEWLINE)
-            _replace_atomically(files.header, data)
+            self._tree.replace(files.header, data)
             return self._session(header, files)
 
     async def _update_session(
@@ -1562,8 +1467,8 @@ class FileStore(BaseStore):
         )
 
     def _delete_session_sync(self, session_id: str, owner: Owner | None) -> bool:
-        lock_path = self._lock_path(session_id)
-        with _flocked(lock_path):
+        tree, lock_path = self._tree, self._lock_path(session_id)
+        with tree.flocked(lock_path):
             files = self._indexed_files(session_id)
             header = None if files is None else self._read_header(files, session_id)
             if header is not None and owner is not None and not _owned(header, owner):
@@ -1572,16 +1477,16 @@ class FileStore(BaseStore):
                 if header is not None:
                     # The header goes first and durably: from then on the session is gone for
                     # every reader, and a crash below leaves only files nobody sees.
-                    os.unlink(files.header)
-                    _fsync_dir(files.directory)
+                    tree.unlink(files.header)
+                    tree.sync_dir(files.directory)
                 # Also clears what a crashed create or delete left.
-                _unlink_logs(files)
-                _unlink_quietly(self._index_path(session_id))
+                self._unlink_logs(files)
+                tree.unlink(self._index_path(session_id), missing_ok=True)
             # Waiters re-check the lock file's identity after locking, so unlinking is safe.
             # It is tidying only: the session is deleted by now, and a lock file left behind
             # (say, in a directory this process may not write) is harmless and reused.
             with contextlib.suppress(OSError):
-                os.unlink(lock_path)
+                tree.unlink(lock_path)
         return header is not None
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
@@ -1654,16 +1559,15 @@ class FileStore(BaseStore):
         the caller to check the owner on it while the lock is held: a session deleted and
         created again by another owner cannot slip in between the check and the write.
         """
-        with _flocked(self._lock_path(session_id)):
+        with self._tree.flocked(self._lock_path(session_id)):
             header: dict[str, Any] | None = None
             if scoped:
                 files, header = self._locate(session_id)
             else:
                 files = self._require_live(session_id)
             try:
-                fd = os.open(
-                    files.states if states else files.messages,
-                    os.O_RDWR | os.O_APPEND | os.O_CLOEXEC,
+                fd = self._tree.open(
+                    files.states if states else files.messages, os.O_RDWR | os.O_APPEND
                 )
             except FileNotFoundError:
                 raise SessionNotFoundError(session_id) from None
@@ -1672,11 +1576,10 @@ class FileStore(BaseStore):
             finally:
                 os.close(fd)
 
-    @staticmethod
-    def _write_summary(path: Path, count: int, size: int, at: str) -> None:
+    def _write_summary(self, path: Path, count: int, size: int, at: str) -> None:
         # Derived data: not fsynced. A stale or torn summary fails its checks and the count is
         # read from the log's last line instead.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        fd = self._tree.open(path, os.O_WRONLY | os.O_CREAT)
         try:
             os.pwrite(fd, _summary_bytes(count, size, at), 0)
         finally:
@@ -1758,7 +1661,7 @@ class FileStore(BaseStore):
         if files is None:
             return None
         try:
-            fd = os.open(files.states if states else files.messages, os.O_RDONLY | os.O_CLOEXEC)
+            fd = self._tree.open(files.states if states else files.messages, os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 import re
 import ssl
 import time
@@ -70,6 +71,7 @@ from mofa.persistence.backends._mysql_connect import (
     ssl_context,
     within_connect_timeout,
 )
+from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import (
     list_sessions_statements,
     owner_condition,
@@ -93,6 +95,8 @@ from mofa.persistence.errors import (
 )
 
 __all__ = ["MySqlStore"]
+
+_log = logging.getLogger(__name__)
 
 _NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
 _FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
@@ -437,6 +441,7 @@ class MySqlStore(BaseStore):
         self._target = target
         self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
         self._in_flight = InFlight()
+        self._outage = OutageLog(_log, f"{target.label} at {target.where}")
         #: The server's max_allowed_packet, read on connect (16 MiB is MariaDB's default).
         self._max_packet = 16 * 1024 * 1024
 
@@ -611,7 +616,11 @@ class MySqlStore(BaseStore):
     # ------------------------------------------------------------------ plumbing
 
     def _error(self, exc: BaseException, write: bool = False) -> PersistenceError:
-        return _translate(exc, self._target, self._max_packet, write)
+        """The error a call raises for ``exc``; an unreachable server is logged once."""
+        error = _translate(exc, self._target, self._max_packet, write)
+        detail = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        self._outage.failed(error, detail or type(exc).__name__, exc)
+        return error
 
     async def _fetch(self, sql: str, args: Sequence[Any]) -> Any:
         """Run one read statement and return its rows.
@@ -625,7 +634,9 @@ class MySqlStore(BaseStore):
                     async with self._pool.acquire() as connection:
                         cursor = connection.cursor()
                         await cursor.execute(sql, args)
-                        return await cursor.fetchall()
+                        rows = await cursor.fetchall()
+                        self._outage.answered()
+                        return rows
                 except Exception as exc:
                     if self._closed and _error_code(exc) is None:  # the pool refused: closing
                         raise self._closed_meanwhile() from exc
@@ -668,6 +679,7 @@ class MySqlStore(BaseStore):
                             while await cursor.nextset():
                                 rows = await cursor.fetchall() if cursor.description else None
                                 results.append((cursor.rowcount, cursor.lastrowid, rows))
+                            self._outage.answered()
                             return results
                         except Exception:
                             await _abandon(connection)

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
+import logging
 import math
 import operator
 import os
@@ -61,6 +62,7 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import (
     list_sessions_statements,
     owner_condition,
@@ -84,6 +86,8 @@ from mofa.persistence.errors import (
 )
 
 __all__ = ["PostgresStore"]
+
+_log = logging.getLogger(__name__)
 
 _DIALECT: Final = "postgres"
 #: pg_advisory_xact_lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
@@ -670,6 +674,7 @@ class PostgresStore(BaseStore):
         self._pool = pool
         self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
         self._in_flight = InFlight()
+        self._outage = OutageLog(_log, f"PostgreSQL at {_Target(url).address}")
 
     @classmethod
     async def connect(
@@ -689,7 +694,8 @@ class PostgresStore(BaseStore):
 
         Args:
             url: a ``postgres://`` / ``postgresql://`` URL (or a parsed one).
-            pool_min_size: connections opened at once and kept open.
+            pool_min_size: connections opened at once (like any other, one left idle for
+                ``max_inactive_connection_lifetime`` is closed; the next call reopens one).
             pool_max_size: most connections the store opens, default 10 (concurrent calls beyond
                 this wait for a free one).
             connect_timeout: seconds to wait for a new connection (default: the URL's
@@ -749,7 +755,12 @@ class PostgresStore(BaseStore):
             pool = await asyncpg.create_pool(
                 dsn=driver_url.dsn,
                 port=driver_url.ports,
-                min_size=pool_min_size,
+                # No floor for asyncpg to keep: newer asyncpg restores one in a background task
+                # that logs a WARNING with a traceback for every failed attempt, which an
+                # application that configured no logging prints to stderr all through an
+                # outage. The store opens pool_min_size connections itself (below), and a
+                # call that finds none open opens one.
+                min_size=0,
                 max_size=pool_max_size,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
@@ -762,10 +773,25 @@ class PostgresStore(BaseStore):
         store = cls(parsed, pool)
         try:
             await store._migrate(create_schema)
+            await store._open_connections(pool_min_size)
         except BaseException:
             pool.terminate()
             raise
         return store
+
+    async def _open_connections(self, count: int) -> None:
+        """Have ``count`` connections open in the pool (one is, after the schema check)."""
+        if count <= 1:
+            return
+        acquired = await asyncio.gather(
+            *(self._pool.acquire() for _ in range(count)), return_exceptions=True
+        )
+        for connection in acquired:
+            if not isinstance(connection, BaseException):
+                await self._pool.release(connection)
+        for failure in acquired:
+            if isinstance(failure, BaseException):
+                raise _translate(failure, self._url, stage=_CONNECT, write=False) from failure
 
     async def _migrate(self, create_schema: bool) -> None:
         """Bring the schema to the latest version, in one transaction under an advisory lock.
@@ -851,9 +877,10 @@ class PostgresStore(BaseStore):
                 except Exception as exc:
                     if self._closed:  # close() began while this call waited for a connection
                         raise self._closed_meanwhile() from exc
-                    raise _translate(exc, self._url, stage=_CONNECT, write=write) from exc
+                    raise self._failure(exc, stage=_CONNECT, write=write) from exc
                 try:
                     rows: list[Any] = await connection.fetch(query, *args)
+                    self._outage.answered()
                     return rows
                 except Exception as exc:
                     if _is_connection_error(exc):
@@ -871,11 +898,18 @@ class PostgresStore(BaseStore):
                         (conflict and time.monotonic() < deadline)
                         or (not write and attempt == 1 and _is_connection_error(exc))
                     ):
-                        raise _translate(exc, self._url, stage=_CALL, write=write) from exc
+                        raise self._failure(exc, stage=_CALL, write=write) from exc
                 finally:
                     await self._pool.release(connection)
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
+
+    def _failure(self, exc: BaseException, *, stage: str, write: bool) -> PersistenceError:
+        """The error a call raises for ``exc``; an unreachable server is logged once."""
+        error = _translate(exc, self._url, stage=stage, write=write)
+        detail = _scrub(str(getattr(exc, "message", None) or exc), self._url)
+        self._outage.failed(error, detail or type(exc).__name__, exc)
+        return error
 
     # ---------------------------------------------------------------- agents
 

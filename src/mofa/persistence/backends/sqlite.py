@@ -23,7 +23,8 @@ stays locked past ``busy_timeout`` the store backs off and retries (nothing has 
 yet) until ``lock_timeout``. Writes that queue up behind each other (concurrent tasks) share
 one commit, each in its own savepoint, so they cost one fsync and still fail alone. A call is
 acknowledged only after its commit; cancelling a call stops the wait, not a transaction that
-was already handed to the thread.
+was already handed to the thread. A store opened with ``create_schema=False`` leaves the
+file's journal mode as it is (a rollback journal stays one).
 """
 
 from __future__ import annotations
@@ -553,10 +554,14 @@ class _Worker:
             # Versions only go up, so a current schema needs no write lock: connecting then
             # does not wait for another process's long transaction.
             current = self._retry_busy(lambda: _schema_version(connection))
-            if not create_schema:  # checked before the pragmas: WAL mode is written to the file
+            if not create_schema:
                 schema.check_ready("sqlite", current, where)
             pending = schema.check_version("sqlite", current, where)
-            self._retry_busy(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
+            # WAL mode is written into the file's header, so a store opened to change nothing
+            # (create_schema=False: the CLI's list, show and export) keeps the journal mode
+            # the file has; its deletes are as durable in a rollback journal.
+            if create_schema:
+                self._retry_busy(lambda: connection.execute("PRAGMA journal_mode = WAL").fetchall())
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
             if not pending:
