@@ -7,7 +7,9 @@ Rules (the conformance suite pins them):
   them in TEXT or JSONB), and so are lone surrogates (not valid UTF-8);
 * metadata and state are JSON objects; NaN and infinities are rejected (not JSON), and so are
   integers outside int64/uint64 (the decoder would give them back rounded, as floats);
-* datetimes must be timezone-aware; they are stored and returned in UTC, to the microsecond.
+* datetimes must be timezone-aware; they are stored and returned in UTC, to the microsecond,
+  for every year 1 to 9999 (all that Python's datetime holds, and all that every backend
+  keeps); a time whose offset takes it outside those years in UTC is refused.
 """
 
 from __future__ import annotations
@@ -245,7 +247,7 @@ def decode_json(text: str | bytes | None) -> dict[str, Any]:
 
 
 def check_datetime(value: object, what: str) -> datetime:
-    """A timezone-aware datetime, converted to UTC."""
+    """A timezone-aware datetime, converted to UTC (whose year must stay within 1 to 9999)."""
     if not isinstance(value, datetime):
         raise InvalidInputError(f"The {what} must be a datetime, not {type(value).__name__}.")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -253,7 +255,14 @@ def check_datetime(value: object, what: str) -> datetime:
             f"The {what} {value.isoformat()} has no timezone; pass an aware datetime "
             "(for example datetime.now(UTC))."
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Only a time within a day of year 1 or 9999 gets here: its offset moves it out.
+        raise InvalidInputError(
+            f"The {what} {value.isoformat()} falls outside the years 1 to 9999 in UTC; "
+            "pass a time from 0001-01-01 00:00 to 9999-12-31 23:59:59.999999 UTC."
+        ) from None
 
 
 #: The largest ``seq`` or state ``version`` a store can hold (PostgreSQL's INTEGER).
@@ -272,23 +281,39 @@ def check_limit(value: object, what: str = "limit") -> int | None:
     return min(value, _MAX_COUNT)
 
 
-#: The one text format for times where a dialect stores them as text (SQLite, files):
-#: fixed width, UTC, microseconds, so text order is time order.
-_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+#: The text length of :func:`format_time`'s output: its fixed width is what keeps text order
+#: time order in SQLite and the file store.
+_TIME_TEXT_LENGTH: Final = 26
+#: A year of fewer than four digits at the start of a time: how versions before the four-digit
+#: rule wrote years 1 to 999 (strftime's %Y does not pad on glibc).
+_SHORT_YEAR = re.compile(r"^\d{1,3}(?=-)")
 
 
 def format_time(value: datetime) -> str:
-    """Format a UTC datetime in the fixed-width text form used by SQLite and the file store."""
-    return value.astimezone(UTC).strftime(_TIME_FORMAT)
+    """Format a datetime as fixed-width UTC text (``0999-01-01 00:00:00.000000``), the form
+    SQLite and the file store keep: every year 1 to 9999 in four digits, so text order is
+    time order."""
+    # isoformat pads the year (strftime("%Y") does not, on glibc) and is 2x faster.
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:_TIME_TEXT_LENGTH]
 
 
 def parse_time(text: str) -> datetime:
-    """Parse :func:`format_time` output (and SQLite's ``CURRENT_TIMESTAMP`` form) as UTC."""
-    if len(text) == 26:
+    """Parse :func:`format_time` output (and SQLite's ``CURRENT_TIMESTAMP`` form) as UTC.
+
+    Raises ValueError or TypeError for anything else.
+    """
+    if len(text) == _TIME_TEXT_LENGTH:
         # format_time's own form, on every row a load reads: naming the zone in the text is
         # ~5x faster than .replace(tzinfo=UTC).
         return datetime.fromisoformat(text + "+00:00")
-    parsed = datetime.fromisoformat(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        # Written before years were padded ('999-01-01 …'): still the time it was meant as.
+        padded = _SHORT_YEAR.sub(lambda year: year[0].zfill(4), text, count=1)
+        if padded == text:
+            raise
+        parsed = datetime.fromisoformat(padded)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)

@@ -42,7 +42,7 @@ import math
 import operator
 import os
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Self
 from urllib.parse import quote, unquote_plus, urlsplit
 
@@ -373,6 +373,14 @@ async def _keep_session_state(connection: Any) -> None:
 _by_seq = operator.itemgetter(1)
 
 
+def _utc(value: Any) -> Any:
+    """asyncpg writes datetime.min and datetime.max (in UTC) as -infinity and infinity, and
+    reads those back naive: give them their zone again, so years 1 and 9999 round-trip."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 def _row_session(row: Any) -> Session:
     metadata = row[5]
     return Session(
@@ -383,31 +391,43 @@ def _row_session(row: Any) -> Session:
         row[4],
         {} if metadata == "{}" else decode_json(metadata),
         row[6],
-        row[7],
-        row[8],
-        row[9],
+        _utc(row[7]),
+        _utc(row[8]),
+        _utc(row[9]),
     )
 
 
 def _row_message(session_id: str, row: Any) -> Message:
     metadata = row[4]  # most messages carry none: skip the call for "{}"
+    stamp = row[5]
     return Message(
         session_id,
         row[1],
         ROLES[row[2]],
         row[3],
         {} if metadata == "{}" else decode_json(metadata),
-        row[5],
+        stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC),  # see _utc
         row[0],
     )
 
 
 def _row_agent(row: Any) -> Agent:
-    return Agent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+    return Agent(
+        row[0],
+        row[1],
+        row[2],
+        _utc(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        _utc(row[7]),
+        _utc(row[8]),
+        row[9],
+    )
 
 
 def _row_state(session_id: str, row: Any) -> AgentState:
-    return AgentState(session_id, row[0], decode_json(row[1]), row[2])
+    return AgentState(session_id, row[0], decode_json(row[1]), _utc(row[2]))
 
 
 def _os_user() -> str:
@@ -897,6 +917,7 @@ class PostgresStore(BaseStore):
         if not rows:  # only the scoped statement returns none: another tenant's record
             raise AgentExistsError(agent.id)
         created_at, tenant_id = rows[0]
+        created_at = _utc(created_at)
         if created_at != agent.created_at or tenant_id != agent.tenant_id:
             return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
         return agent
