@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 
 from mofa.persistence._entities import Role
-from mofa.persistence.errors import InvalidInputError
+from mofa.persistence.errors import DamagedRecordError, InvalidInputError
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -35,10 +35,12 @@ __all__ = [
     "check_role",
     "check_short_text",
     "check_text",
+    "damaged_record",
     "decode_json",
     "encode_json",
     "format_time",
     "parse_time",
+    "unreadable_field",
 ]
 
 MAX_ID_LENGTH = 255
@@ -237,13 +239,72 @@ def _check_integers(value: object, what: str) -> None:
 
 
 def decode_json(text: str | bytes | None) -> dict[str, Any]:
-    """Decode a stored JSON object (once, with a fast path for the common empty one)."""
+    """Decode a stored JSON object (once, with a fast path for the common empty one).
+
+    Raises ValueError for text that is not a JSON object; backends report that as a
+    :class:`DamagedRecordError` naming the record.
+    """
     if text is None or text == _EMPTY_JSON:
         return {}
     value = orjson.loads(text)
-    if not isinstance(value, dict):  # pragma: no cover - we only ever store objects
-        return {"value": value}
+    if type(value) is not dict:  # only a hand-edited row holds anything else
+        raise ValueError(f"not a JSON object: {text!r}")
     return value
+
+
+#: Stored fields by how a backend reads them back (see :func:`damaged_record`).
+_JSON_FIELDS: Final = frozenset({"metadata", "state"})
+_TIME_FIELDS: Final = frozenset({"created_at", "updated_at", "started_at", "timestamp"})
+_NULLABLE_TIME_FIELDS: Final = frozenset({"expires_at"})
+
+
+def damaged_record(
+    record: str,
+    fields: Mapping[str, object],
+    failure: BaseException,
+    *,
+    session_id: str | None = None,
+) -> DamagedRecordError:
+    """The error for a stored record whose decoding raised ``failure``.
+
+    Decoding stays one pass without checks on the hot path; only when it fails does this
+    look at the record's ``fields`` (name -> the value the backend read) one by one, to name
+    the first that cannot be read.
+    """
+    field = unreadable_field(fields)
+    if field is None:  # every listed field reads on its own: report what decoding said
+        return DamagedRecordError(record, "value", str(failure), session_id=session_id)
+    return DamagedRecordError(record, field, fields[field], session_id=session_id)
+
+
+def unreadable_field(fields: Mapping[str, object]) -> str | None:
+    """The first of ``fields`` (name -> stored value) that cannot be read back, if any."""
+    for field, value in fields.items():
+        if not _readable(field, value):
+            return field
+    return None
+
+
+def _readable(field: str, value: object) -> bool:
+    if field == "role":
+        return isinstance(value, str) and value in ROLES
+    if field in _JSON_FIELDS:
+        if value is None or type(value) is dict:
+            return True  # NULL reads as {}; the file store holds objects already parsed
+        readable: Callable[[Any], object] = decode_json
+    elif field in _TIME_FIELDS or field in _NULLABLE_TIME_FIELDS:
+        if value is None:
+            return field in _NULLABLE_TIME_FIELDS
+        if isinstance(value, datetime):
+            return True  # the server drivers hand over datetimes (naive ones in UTC)
+        readable = parse_time
+    else:
+        return True
+    try:
+        readable(value)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def check_datetime(value: object, what: str) -> datetime:
@@ -300,7 +361,8 @@ def format_time(value: datetime) -> str:
 def parse_time(text: str) -> datetime:
     """Parse :func:`format_time` output (and SQLite's ``CURRENT_TIMESTAMP`` form) as UTC.
 
-    Raises ValueError or TypeError for anything else.
+    Raises ValueError or TypeError for anything else; backends report that as a
+    :class:`DamagedRecordError` naming the record.
     """
     if len(text) == _TIME_TEXT_LENGTH:
         # format_time's own form, on every row a load reads: naming the zone in the text is

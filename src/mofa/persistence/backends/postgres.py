@@ -41,13 +41,14 @@ import getpass
 import math
 import operator
 import os
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any, Final, Self
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from mofa.persistence import schema
-from mofa.persistence._codec import ROLES, decode_json
+from mofa.persistence._codec import ROLES, damaged_record, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     RETRY_SECONDS,
@@ -70,6 +71,7 @@ from mofa.persistence.backends._sql import (
 from mofa.persistence.errors import (
     AgentExistsError,
     AuthenticationError,
+    DamagedRecordError,
     DatabaseNotFoundError,
     InvalidInputError,
     InvalidURLError,
@@ -340,6 +342,45 @@ _LIST_STATES_OWNED: Final = _LIST_STATES.replace(" ORDER BY", f"{_owned_session(
 _LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)
 
 
+# A stored time outside the years 1 to 9999 (only a hand-edited row holds one) makes asyncpg
+# fail the whole result with OverflowError, before any row reaches us. The call then looks
+# for that row in the table its statement reads (the first one the statement names), and
+# names it: see PostgresStore._damaged_time.
+_READS_FROM = re.compile(r"\b(?:FROM|UPDATE|INTO) (agent_state|agents|sessions|messages)\b")
+#: Per table: the record's id column, its number column, its time columns, and whether
+#: the call's $1 (a session id) bounds the search (else it only comes first).
+_TIME_COLUMNS: Final = {
+    "sessions": ("session_id", "NULL", ("created_at", "updated_at", "expires_at"), False),
+    "agents": ("id", "NULL", ("started_at", "created_at", "updated_at"), False),
+    "messages": ("session_id", "seq", ("timestamp",), True),
+    "agent_state": ("session_id", "version", ("created_at",), True),
+}
+
+
+def _outside_years(column: str) -> str:
+    # ±infinity is no damage: asyncpg reads it as datetime.max / datetime.min.
+    return (
+        f"isfinite({column}) AND {column} NOT BETWEEN '0001-01-01 00:00:00+00' "
+        "AND '9999-12-31 23:59:59.999999+00'"
+    )
+
+
+def _bad_time_query(table: str) -> str:
+    """The first row of ``table`` holding a time outside the years 1 to 9999, with its id,
+    its number and, per time column, the text of such a time (else NULL)."""
+    key, number, columns, bounded = _TIME_COLUMNS[table]
+    shown = ", ".join(f"CASE WHEN {_outside_years(c)} THEN {c}::text END" for c in columns)
+    found = " OR ".join(f"({_outside_years(c)})" for c in columns)
+    where = f"{key} = $1::text AND ({found})" if bounded else found
+    return (
+        f"SELECT {key}::text, {number}, {shown} FROM {table} WHERE {where} "  # noqa: S608
+        f"ORDER BY {key} = $1::text DESC NULLS LAST LIMIT 1"
+    )
+
+
+_BAD_TIMES: Final = {table: _bad_time_query(table) for table in _TIME_COLUMNS}
+
+
 async def _schema_version(connection: Any) -> int:
     """The database's schema version (0: no schema yet)."""
     if not await connection.fetchval("SELECT to_regclass('mofa_schema_migrations') IS NOT NULL"):
@@ -383,32 +424,45 @@ def _utc(value: Any) -> Any:
 
 def _row_session(row: Any) -> Session:
     metadata = row[5]
-    return Session(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        {} if metadata == "{}" else decode_json(metadata),
-        row[6],
-        _utc(row[7]),
-        _utc(row[8]),
-        _utc(row[9]),
-    )
+    try:
+        return Session(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            {} if metadata == "{}" else decode_json(metadata),
+            row[6],
+            _utc(row[7]),
+            _utc(row[8]),
+            _utc(row[9]),
+        )
+    except ValueError as exc:  # JSONB that is not an object: only a hand-edited row
+        raise damaged_record(
+            f"session {row[0]!r}", {"metadata": metadata}, exc, session_id=row[0]
+        ) from exc
 
 
 def _row_message(session_id: str, row: Any) -> Message:
     metadata = row[4]  # most messages carry none: skip the call for "{}"
     stamp = row[5]
-    return Message(
-        session_id,
-        row[1],
-        ROLES[row[2]],
-        row[3],
-        {} if metadata == "{}" else decode_json(metadata),
-        stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC),  # see _utc
-        row[0],
-    )
+    try:
+        return Message(
+            session_id,
+            row[1],
+            ROLES[row[2]],
+            row[3],
+            {} if metadata == "{}" else decode_json(metadata),
+            stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC),  # see _utc
+            row[0],
+        )
+    except (KeyError, ValueError) as exc:
+        raise damaged_record(
+            f"message {row[1]} of session {session_id!r}",
+            {"role": row[2], "metadata": metadata},
+            exc,
+            session_id=session_id,
+        ) from exc
 
 
 def _row_agent(row: Any) -> Agent:
@@ -427,7 +481,15 @@ def _row_agent(row: Any) -> Agent:
 
 
 def _row_state(session_id: str, row: Any) -> AgentState:
-    return AgentState(session_id, row[0], decode_json(row[1]), _utc(row[2]))
+    try:
+        return AgentState(session_id, row[0], decode_json(row[1]), _utc(row[2]))
+    except ValueError as exc:
+        raise damaged_record(
+            f"state version {row[0]} of session {session_id!r}",
+            {"state": row[1]},
+            exc,
+            session_id=session_id,
+        ) from exc
 
 
 def _os_user() -> str:
@@ -872,9 +934,12 @@ class PostgresStore(BaseStore):
                     if self._closed:  # close() began while this call waited for a connection
                         raise self._closed_meanwhile() from exc
                     raise _translate(exc, self._url, stage=_CONNECT, write=write) from exc
+                undecodable: OverflowError | None = None
                 try:
                     rows: list[Any] = await connection.fetch(query, *args)
                     return rows
+                except OverflowError as exc:  # a stored time Python cannot hold
+                    undecodable = exc
                 except Exception as exc:
                     if _is_connection_error(exc):
                         # Its protocol state is unknown now: never hand it out again. (asyncpg
@@ -894,8 +959,35 @@ class PostgresStore(BaseStore):
                         raise _translate(exc, self._url, stage=_CALL, write=write) from exc
                 finally:
                     await self._pool.release(connection)
+                if undecodable is not None:
+                    raise await self._damaged_time(query, args, undecodable) from undecodable
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
+
+    async def _damaged_time(
+        self, query: str, args: tuple[Any, ...], failure: OverflowError
+    ) -> PersistenceError:
+        """The error for a result asyncpg could not decode: the stored record whose time
+        lies outside the years 1 to 9999, found in the table ``query`` reads."""
+        match = _READS_FROM.search(query)
+        if match is not None:
+            table = match[1]
+            addressed = args[0] if args and isinstance(args[0], str) else None
+            found = await self._fetch(_BAD_TIMES[table], addressed, write=False)
+            if found:
+                record_id, number, *times = found[0]
+                columns = _TIME_COLUMNS[table][2]
+                field, value = next(
+                    (column, text) for column, text in zip(columns, times, strict=True) if text
+                )
+                if table == "agents":
+                    return DamagedRecordError(f"agent {record_id!r}", field, value)
+                record = f"session {record_id!r}"
+                if table != "sessions":
+                    kind = "message" if table == "messages" else "state version"
+                    record = f"{kind} {number} of {record}"
+                return DamagedRecordError(record, field, value, session_id=record_id)
+        return _translate(failure, self._url, stage=_CALL, write=False)
 
     # ---------------------------------------------------------------- agents
 
