@@ -41,7 +41,6 @@ import getpass
 import math
 import operator
 import os
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any, Final, Self
@@ -62,6 +61,7 @@ from mofa.persistence._store import (
     reject_unknown_options,
 )
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._postgres_times import bad_time_search, damaged_time_error
 from mofa.persistence.backends._sql import (
     list_sessions_statements,
     owner_condition,
@@ -71,7 +71,6 @@ from mofa.persistence.backends._sql import (
 from mofa.persistence.errors import (
     AgentExistsError,
     AuthenticationError,
-    DamagedRecordError,
     DatabaseNotFoundError,
     InvalidInputError,
     InvalidURLError,
@@ -340,45 +339,6 @@ _LIST_STATES_OWNED: Final = _LIST_STATES.replace(" ORDER BY", f"{_owned_session(
 
 
 _LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)
-
-
-# A stored time outside the years 1 to 9999 (only a hand-edited row holds one) makes asyncpg
-# fail the whole result with OverflowError, before any row reaches us. The call then looks
-# for that row in the table its statement reads (the first one the statement names), and
-# names it: see PostgresStore._damaged_time.
-_READS_FROM = re.compile(r"\b(?:FROM|UPDATE|INTO) (agent_state|agents|sessions|messages)\b")
-#: Per table: the record's id column, its number column, its time columns, and whether
-#: the call's $1 (a session id) bounds the search (else it only comes first).
-_TIME_COLUMNS: Final = {
-    "sessions": ("session_id", "NULL", ("created_at", "updated_at", "expires_at"), False),
-    "agents": ("id", "NULL", ("started_at", "created_at", "updated_at"), False),
-    "messages": ("session_id", "seq", ("timestamp",), True),
-    "agent_state": ("session_id", "version", ("created_at",), True),
-}
-
-
-def _outside_years(column: str) -> str:
-    # ±infinity is no damage: asyncpg reads it as datetime.max / datetime.min.
-    return (
-        f"isfinite({column}) AND {column} NOT BETWEEN '0001-01-01 00:00:00+00' "
-        "AND '9999-12-31 23:59:59.999999+00'"
-    )
-
-
-def _bad_time_query(table: str) -> str:
-    """The first row of ``table`` holding a time outside the years 1 to 9999, with its id,
-    its number and, per time column, the text of such a time (else NULL)."""
-    key, number, columns, bounded = _TIME_COLUMNS[table]
-    shown = ", ".join(f"CASE WHEN {_outside_years(c)} THEN {c}::text END" for c in columns)
-    found = " OR ".join(f"({_outside_years(c)})" for c in columns)
-    where = f"{key} = $1::text AND ({found})" if bounded else found
-    return (
-        f"SELECT {key}::text, {number}, {shown} FROM {table} WHERE {where} "  # noqa: S608
-        f"ORDER BY {key} = $1::text DESC NULLS LAST LIMIT 1"
-    )
-
-
-_BAD_TIMES: Final = {table: _bad_time_query(table) for table in _TIME_COLUMNS}
 
 
 async def _schema_version(connection: Any) -> int:
@@ -967,26 +927,12 @@ class PostgresStore(BaseStore):
     async def _damaged_time(
         self, query: str, args: tuple[Any, ...], failure: OverflowError
     ) -> PersistenceError:
-        """The error for a result asyncpg could not decode: the stored record whose time
-        lies outside the years 1 to 9999, found in the table ``query`` reads."""
-        match = _READS_FROM.search(query)
-        if match is not None:
-            table = match[1]
-            addressed = args[0] if args and isinstance(args[0], str) else None
-            found = await self._fetch(_BAD_TIMES[table], addressed, write=False)
+        """The error for a result asyncpg could not decode (see :mod:`._postgres_times`)."""
+        search = bad_time_search(query, args)
+        if search is not None:
+            found = await self._fetch(*search, write=False)
             if found:
-                record_id, number, *times = found[0]
-                columns = _TIME_COLUMNS[table][2]
-                field, value = next(
-                    (column, text) for column, text in zip(columns, times, strict=True) if text
-                )
-                if table == "agents":
-                    return DamagedRecordError(f"agent {record_id!r}", field, value)
-                record = f"session {record_id!r}"
-                if table != "sessions":
-                    kind = "message" if table == "messages" else "state version"
-                    record = f"{kind} {number} of {record}"
-                return DamagedRecordError(record, field, value, session_id=record_id)
+                return damaged_time_error(query, found[0])
         return _translate(failure, self._url, stage=_CALL, write=False)
 
     # ---------------------------------------------------------------- agents
