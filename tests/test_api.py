@@ -27,6 +27,7 @@ def test_persistence_all_is_pinned_and_sorted() -> None:
         "AuthenticationError",
         "BaseStore",
         "ConflictError",
+        "DamagedRecordError",
         "DatabaseNotFoundError",
         "DatabaseURL",
         "FileStore",

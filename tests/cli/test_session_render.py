@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import string
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -305,3 +305,38 @@ def test_cells_show_zero_width_characters_escaped_and_keep_emoji_sequences() -> 
     assert {display_width(line) for line in lines} == {display_width(lines[0])}
     assert display_width("👩\u200d👩\u200d👧") == 2
     assert truncate("👩\u200d👩\u200d👧abc", 3) == "👩\u200d👩\u200d👧…"
+
+
+@pytest.mark.parametrize(
+    ("moment", "iso", "plain"),
+    [
+        (
+            datetime(999, 1, 1, 5, 6, 7, 890, tzinfo=UTC),
+            "0999-01-01T05:06:07Z",
+            "0999-01-01 05:06:07",
+        ),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00Z", "0001-01-01 00:00:00"),
+        (datetime.max.replace(tzinfo=UTC), "9999-12-31T23:59:59Z", "9999-12-31 23:59:59"),
+        (
+            T0.astimezone(timezone(timedelta(hours=2))),
+            "2024-02-28T10:30:00Z",
+            "2024-02-28 10:30:00",
+        ),
+    ],
+)
+def test_every_year_prints_in_four_digits_in_every_format(
+    moment: datetime, iso: str, plain: str
+) -> None:
+    # A second object for the message: PyYAML writes one object twice as an anchor.
+    stamp = moment.replace(microsecond=0)
+    doc = {"created_at": moment, "messages": [{"timestamp": stamp, "role": "user", "content": "x"}]}
+    assert json.loads(render(doc, "json"))["created_at"] == iso
+    assert f"created_at: {iso}\n" in render(doc, "yaml")
+    # YAML reads a four-digit year back as a timestamp (an unpadded one would be text).
+    assert yaml.safe_load(render(doc, "yaml"))["created_at"] == moment.replace(microsecond=0)
+    assert plain in render([{"created_at": moment}], "table")
+    table = render_session_table(
+        {**doc, "session_id": "s", "message_count": 1, "status": "active", "metadata": {}}
+    )
+    assert f"Created: {plain}\n" in table
+    assert f"│ {plain[-8:]}  │ user │" in table

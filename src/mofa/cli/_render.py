@@ -53,22 +53,29 @@ _YAML_WIDTH: Final = 1 << 30
 # ----------------------------------------------------------------------------- times
 
 
+def _utc_seconds(value: datetime) -> datetime:
+    """``value`` in UTC, naive, without its sub-second digits (what every form below shows)."""
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+
+# isoformat, not strftime: strftime("%Y") does not pad years before 1000 on glibc, and every
+# form here shows four digits (0999-01-01), which also keeps YAML reading it as a timestamp.
 def iso_time(value: datetime) -> str:
     """``2024-02-28T10:30:00Z``: UTC, RFC 3339, to the second — the seeds' JSON and YAML form.
 
     Sub-second digits are dropped, as in every seed example; message order is the list order.
     """
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc_seconds(value).isoformat() + "Z"
 
 
 def plain_time(value: datetime) -> str:
     """``2024-02-28 10:30:00`` (UTC, to the second): the tables' and ``session list``'s form."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return _utc_seconds(value).isoformat(" ")
 
 
 def clock_time(value: datetime) -> str:
     """``10:30:05`` (UTC): the conversation table's Timestamp column."""
-    return value.astimezone(UTC).strftime("%H:%M:%S")
+    return _utc_seconds(value).time().isoformat()
 
 
 # ---------------------------------------------------------------------- table cells

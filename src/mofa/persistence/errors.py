@@ -18,6 +18,7 @@ caller never needs to import a database driver to handle an error::
     ├── PermissionDeniedError        the database user lacks a privilege
     ├── SchemaError                  the schema cannot be created or upgraded
     ├── QueryError                   any other error the database reported
+    ├── DamagedRecordError           a stored value this version cannot read (names where)
     ├── StoreClosedError             the store was used after ``close()`` (or from another loop)
     └── MissingDependencyError       the driver for a backend is not installed
 
@@ -27,10 +28,13 @@ They never contain a password.
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = [
     "AgentExistsError",
     "AuthenticationError",
     "ConflictError",
+    "DamagedRecordError",
     "DatabaseNotFoundError",
     "InvalidInputError",
     "InvalidURLError",
@@ -45,6 +49,10 @@ __all__ = [
     "StoreClosedError",
     "StoreConnectionError",
 ]
+
+
+#: How much of an unreadable value a message quotes.
+_MAX_SHOWN: Final = 60
 
 
 class PersistenceError(Exception):
@@ -120,6 +128,32 @@ class SchemaError(PersistenceError):
 
 class QueryError(PersistenceError):
     """The database reported an error not covered by a more specific class."""
+
+
+class DamagedRecordError(PersistenceError):
+    """A stored record holds a value that cannot be read back (written by hand, by another
+    program or by an older version).
+
+    Attributes:
+        record: which record, e.g. ``session 'abc'`` or ``message 3 of session 'abc'``.
+        field: the column or key whose value cannot be read, e.g. ``expires_at``.
+        session_id: the session the record belongs to (``None`` for an agent record).
+    """
+
+    def __init__(
+        self, record: str, field: str, value: object = None, *, session_id: str | None = None
+    ) -> None:
+        # None: a NULL, a key the record lacks, or a value the driver could not convert.
+        shown = "no value" if value is None else repr(value)
+        if len(shown) > _MAX_SHOWN:
+            shown = shown[: _MAX_SHOWN - 1] + "…"
+        super().__init__(
+            f"The stored {record} has an unreadable {field} ({shown}); correct or remove "
+            "that stored value, or restore it from a backup."
+        )
+        self.record = record
+        self.field = field
+        self.session_id = session_id
 
 
 class StoreClosedError(PersistenceError):

@@ -104,7 +104,13 @@ from urllib.parse import quote
 
 import orjson
 
-from mofa.persistence._codec import ROLES, decode_json, format_time, parse_time
+from mofa.persistence._codec import (
+    ROLES,
+    damaged_record,
+    decode_json,
+    format_time,
+    parse_time,
+)
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     BaseStore,
@@ -523,18 +529,44 @@ def _message_line(message: EncodedMessage, seq: int, end: int, at: str, ts: str)
 
 def _message(session_id: str, record: dict[str, Any]) -> Message:
     # Positional: this runs once per loaded message, and keywords cost 40% more here.
-    return Message(
-        session_id,
-        record["seq"],
-        ROLES[record["role"]],
-        record["content"],
-        record["metadata"],
-        parse_time(record["ts"]),
-    )
+    try:
+        metadata = record["metadata"]
+        if type(metadata) is not dict:
+            raise TypeError("metadata is not a JSON object")
+        return Message(
+            session_id,
+            record["seq"],
+            ROLES[record["role"]],
+            record["content"],
+            metadata,
+            parse_time(record["ts"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # a log line edited by hand
+        raise damaged_record(
+            f"message {record.get('seq')} of session {session_id!r}",
+            {
+                "role": record.get("role"),
+                "metadata": record.get("metadata"),
+                "timestamp": record.get("ts"),
+            },
+            exc,
+            session_id=session_id,
+        ) from exc
 
 
 def _state(session_id: str, record: dict[str, Any]) -> AgentState:
-    return AgentState(session_id, record["version"], record["state"], parse_time(record["at"]))
+    try:
+        state = record["state"]
+        if type(state) is not dict:
+            raise TypeError("state is not a JSON object")
+        return AgentState(session_id, record["version"], state, parse_time(record["at"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise damaged_record(
+            f"state version {record.get('version')} of session {session_id!r}",
+            {"state": record.get("state"), "created_at": record.get("at")},
+            exc,
+            session_id=session_id,
+        ) from exc
 
 
 def _header_bytes(session: Session, metadata_json: str) -> bytes:
@@ -737,19 +769,23 @@ def _agent_bytes(agent: Agent) -> bytes:
 
 
 def _agent(record: dict[str, Any]) -> Agent:
-    return Agent(
-        id=record["id"],
-        name=record["name"],
-        state=record["state"],
-        started_at=parse_time(record["started_at"]),
-        provider=record["provider"],
-        model=record["model"],
-        description=record["description"],
-        created_at=parse_time(record["created_at"]),
-        updated_at=parse_time(record["updated_at"]),
-        # Records written before tenants were recorded have no such key: no tenant.
-        tenant_id=record.get("tenant_id"),
-    )
+    try:
+        return Agent(
+            id=record["id"],
+            name=record["name"],
+            state=record["state"],
+            started_at=parse_time(record["started_at"]),
+            provider=record["provider"],
+            model=record["model"],
+            description=record["description"],
+            created_at=parse_time(record["created_at"]),
+            updated_at=parse_time(record["updated_at"]),
+            # Records written before tenants were recorded have no such key: no tenant.
+            tenant_id=record.get("tenant_id"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # a record edited by hand
+        fields = {key: record.get(key) for key in ("started_at", "created_at", "updated_at")}
+        raise damaged_record(f"agent {record.get('id')!r}", fields, exc) from exc
 
 
 def _summary_bytes(count: int, size: int, at: str) -> bytes:
@@ -1134,22 +1170,35 @@ class FileStore(BaseStore):
 
     def _session(self, header: dict[str, Any], files: _SessionFiles) -> Session:
         count, last_append = self._count_and_time(files)
-        updated_at = header["updated_at"]
-        if last_append is not None and last_append > updated_at:
-            updated_at = last_append  # fixed-width UTC text: text order is time order
+        updated_at: Any = header.get("updated_at")
         expires_at = header.get("expires_at")
-        return Session(
-            session_id=header["session_id"],
-            agent_id=header["agent_id"],
-            user_id=header["user_id"],
-            tenant_id=header["tenant_id"],
-            status=header["status"],
-            metadata=header["metadata"],
-            message_count=count,
-            created_at=parse_time(header["created_at"]),
-            updated_at=parse_time(updated_at),
-            expires_at=None if expires_at is None else parse_time(expires_at),
-        )
+        try:
+            if last_append is not None and last_append > updated_at:
+                updated_at = last_append  # fixed-width UTC text: text order is time order
+            metadata = header["metadata"]
+            if type(metadata) is not dict:
+                raise TypeError("metadata is not a JSON object")
+            return Session(
+                session_id=header["session_id"],
+                agent_id=header["agent_id"],
+                user_id=header["user_id"],
+                tenant_id=header["tenant_id"],
+                status=header["status"],
+                metadata=metadata,
+                message_count=count,
+                created_at=parse_time(header["created_at"]),
+                updated_at=parse_time(updated_at),
+                expires_at=None if expires_at is None else parse_time(expires_at),
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # a header edited by hand
+            session_id = header["session_id"]  # checked against the id read by every caller
+            fields = {"metadata": header.get("metadata"), "created_at": header.get("created_at")}
+            raise damaged_record(
+                f"session {session_id!r}",
+                {**fields, "updated_at": updated_at, "expires_at": expires_at},
+                exc,
+                session_id=session_id,
+            ) from exc
 
     # ---------------------------------------------------------------- agents
 

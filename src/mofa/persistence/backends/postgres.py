@@ -43,12 +43,12 @@ import math
 import operator
 import os
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Self
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from mofa.persistence import schema
-from mofa.persistence._codec import ROLES, decode_json
+from mofa.persistence._codec import ROLES, damaged_record, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._store import (
     RETRY_SECONDS,
@@ -63,6 +63,7 @@ from mofa.persistence._store import (
 )
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
+from mofa.persistence.backends._postgres_times import bad_time_search, damaged_time_error
 from mofa.persistence.backends._sql import (
     list_sessions_statements,
     owner_condition,
@@ -377,41 +378,82 @@ async def _keep_session_state(connection: Any) -> None:
 _by_seq = operator.itemgetter(1)
 
 
+def _utc(value: Any) -> Any:
+    """asyncpg writes datetime.min and datetime.max (in UTC) as -infinity and infinity, and
+    reads those back naive: give them their zone again, so years 1 and 9999 round-trip."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 def _row_session(row: Any) -> Session:
     metadata = row[5]
-    return Session(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        {} if metadata == "{}" else decode_json(metadata),
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-    )
+    try:
+        return Session(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            {} if metadata == "{}" else decode_json(metadata),
+            row[6],
+            _utc(row[7]),
+            _utc(row[8]),
+            _utc(row[9]),
+        )
+    except ValueError as exc:  # JSONB that is not an object: only a hand-edited row
+        raise damaged_record(
+            f"session {row[0]!r}", {"metadata": metadata}, exc, session_id=row[0]
+        ) from exc
 
 
 def _row_message(session_id: str, row: Any) -> Message:
     metadata = row[4]  # most messages carry none: skip the call for "{}"
-    return Message(
-        session_id,
-        row[1],
-        ROLES[row[2]],
-        row[3],
-        {} if metadata == "{}" else decode_json(metadata),
-        row[5],
-        row[0],
-    )
+    stamp = row[5]
+    try:
+        return Message(
+            session_id,
+            row[1],
+            ROLES[row[2]],
+            row[3],
+            {} if metadata == "{}" else decode_json(metadata),
+            stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC),  # see _utc
+            row[0],
+        )
+    except (KeyError, ValueError) as exc:
+        raise damaged_record(
+            f"message {row[1]} of session {session_id!r}",
+            {"role": row[2], "metadata": metadata},
+            exc,
+            session_id=session_id,
+        ) from exc
 
 
 def _row_agent(row: Any) -> Agent:
-    return Agent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+    return Agent(
+        row[0],
+        row[1],
+        row[2],
+        _utc(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        _utc(row[7]),
+        _utc(row[8]),
+        row[9],
+    )
 
 
 def _row_state(session_id: str, row: Any) -> AgentState:
-    return AgentState(session_id, row[0], decode_json(row[1]), row[2])
+    try:
+        return AgentState(session_id, row[0], decode_json(row[1]), _utc(row[2]))
+    except ValueError as exc:
+        raise damaged_record(
+            f"state version {row[0]} of session {session_id!r}",
+            {"state": row[1]},
+            exc,
+            session_id=session_id,
+        ) from exc
 
 
 def _os_user() -> str:
@@ -878,10 +920,13 @@ class PostgresStore(BaseStore):
                     if self._closed:  # close() began while this call waited for a connection
                         raise self._closed_meanwhile() from exc
                     raise self._failure(exc, stage=_CONNECT, write=write) from exc
+                undecodable: OverflowError | None = None
                 try:
                     rows: list[Any] = await connection.fetch(query, *args)
                     self._outage.answered()
                     return rows
+                except OverflowError as exc:  # a stored time Python cannot hold
+                    undecodable = exc
                 except Exception as exc:
                     if _is_connection_error(exc):
                         # Its protocol state is unknown now: never hand it out again. (asyncpg
@@ -901,6 +946,8 @@ class PostgresStore(BaseStore):
                         raise self._failure(exc, stage=_CALL, write=write) from exc
                 finally:
                     await self._pool.release(connection)
+                if undecodable is not None:
+                    raise await self._damaged_time(query, args, undecodable) from undecodable
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
 
@@ -910,6 +957,17 @@ class PostgresStore(BaseStore):
         detail = _scrub(str(getattr(exc, "message", None) or exc), self._url)
         self._outage.failed(error, detail or type(exc).__name__, exc)
         return error
+
+    async def _damaged_time(
+        self, query: str, args: tuple[Any, ...], failure: OverflowError
+    ) -> PersistenceError:
+        """The error for a result asyncpg could not decode (see :mod:`._postgres_times`)."""
+        search = bad_time_search(query, args)
+        if search is not None:
+            found = await self._fetch(*search, write=False)
+            if found:
+                return damaged_time_error(query, found[0])
+        return _translate(failure, self._url, stage=_CALL, write=False)
 
     # ---------------------------------------------------------------- agents
 
@@ -931,6 +989,7 @@ class PostgresStore(BaseStore):
         if not rows:  # only the scoped statement returns none: another tenant's record
             raise AgentExistsError(agent.id)
         created_at, tenant_id = rows[0]
+        created_at = _utc(created_at)
         if created_at != agent.created_at or tenant_id != agent.tenant_id:
             return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
         return agent
