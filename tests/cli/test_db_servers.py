@@ -35,6 +35,7 @@ from tests.servers import (
     mysql_rows,
     postgres_account,
     postgres_rows,
+    require_server,
     server_database,
     server_rows,
     server_unavailable,
@@ -308,6 +309,7 @@ def test_postgres_connection_refused_names_pg_isready() -> None:
 
 @pytest.mark.postgres
 def test_postgres_unknown_user_is_an_authentication_error() -> None:
+    require_server("postgres")
     user = f"mofa_nobody_{secrets.token_hex(3)}"
     url = with_credentials(POSTGRES_ADMIN_URL, user, "S3cr3tPw")
     result = mofa("db", "init", "-t", "postgres", "-u", url)
@@ -320,6 +322,7 @@ def test_postgres_unknown_user_is_an_authentication_error() -> None:
 
 @pytest.mark.postgres
 def test_postgres_missing_database_names_createdb() -> None:
+    require_server("postgres")
     name = f"mofa_missing_{secrets.token_hex(3)}"
     result = mofa("db", "init", "-t", "postgres", "-u", with_database(POSTGRES_ADMIN_URL, name))
     line = assert_one_error_line(result)
@@ -364,6 +367,7 @@ def test_mysql_wrong_password_is_an_authentication_error() -> None:
 
 @pytest.mark.mysql
 def test_mysql_missing_database_says_how_to_create_it() -> None:
+    require_server("mysql")
     name = f"mofa_missing_{secrets.token_hex(3)}"
     result = mofa("db", "init", "-t", "mysql", "-u", with_database(MYSQL_ADMIN_URL, name))
     line = assert_one_error_line(result)
