@@ -43,6 +43,9 @@ class StoreChoice:
     url: str
     source: str
 
+    def __repr__(self) -> str:  # the URL may hold a password
+        return f"StoreChoice(url={self.masked!r}, source={self.source!r})"
+
     @property
     def masked(self) -> str:
         return mask_url(self.url)
