@@ -43,7 +43,6 @@ with one :class:`~mofa.agent.AgentError` sentence before anything is opened.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -63,10 +62,11 @@ from mofa.config import (
     ConfigError,
     MofaConfig,
     _optional_str,
+    default_store_url,
+    environment,
     load_config,
 )
 from mofa.persistence._registry import open_store
-from mofa.persistence.backends.files import default_store_url
 from mofa.persistence.backends.memory import InMemoryStore
 from mofa.persistence.plugin import PersistencePlugin
 
@@ -106,16 +106,24 @@ class LLMAgentBuilder:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Provider settings from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``."""
-        return cls()._read_env(os.environ if environ is None else environ)
+        """Provider settings from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``…
+
+        Read from the process environment, then ``./.env``; a mapping given as ``environ``
+        is read alone.
+        """
+        if environ is None:
+            environ = environment(settings_only=True)
+        return cls()._read_env(environ)
 
     @classmethod
     def from_config(
         cls, path: str | Path = DEFAULT_CONFIG_NAME, *, environ: Mapping[str, str] | None = None
     ) -> Self:
-        """Everything ``agent.yml`` describes (see the module docstring); env fills the gaps."""
-        env = os.environ if environ is None else environ
-        config = load_config(path, environ=env)
+        """Everything ``agent.yml`` describes (see the module docstring); the environment
+        (``environ``, default the process's, over ``./.env`` over the ``.env`` beside the
+        file) fills the gaps."""
+        config = load_config(path, environ=environ)
+        env = environment(config.path, environ, settings_only=True)
         builder = cls()._read_env(env)
         for key in ("id", "name", "description"):
             config.check_set("agent", key)
@@ -124,7 +132,7 @@ class LLMAgentBuilder:
         builder._description = config.agent.description
         if config.session.persist and config.persistence.enabled:
             # No database named: the local file store, which the CLI reads by default.
-            builder._database_url = config.persistence.database_url() or default_store_url()
+            builder._database_url = config.persistence.database_url() or default_store_url(env)
         builder._ttl_seconds = config.session.ttl_seconds
         builder._read_llm_section(config)
         return builder
