@@ -60,7 +60,7 @@ def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: 
         result = mofa("db", "init", "-t", dialect, "-u", old)
 
         assert result.exit_code == 0, result.output
-        assert result.stdout.splitlines()[2:] == [
+        assert result.stderr.splitlines()[2:] == [
             "  ✓ Applied migration 0002_session_listing_indexes",
             "✓ Database tables initialized successfully!",
         ]
@@ -68,7 +68,7 @@ def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: 
         assert schema_catalog(dialect, old) == schema_catalog(dialect, new)
         assert asyncio.run(_session_ids(old)) == ["by-hand"]
         again = mofa("db", "init", "-t", dialect, "-u", old)
-        assert again.stdout.splitlines()[-1] == (
+        assert again.stderr.splitlines()[-1] == (
             "✓ Database schema is already up to date (version 2); nothing changed."
         )
 
