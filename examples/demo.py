@@ -9,8 +9,10 @@
    id, finds the history and state in the database, and continues the conversation.
 3. ``mofa session list`` and ``mofa session show <id>`` show what was stored.
 
-With neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` set the agent uses the deterministic
-offline provider; with either set, the same demo talks to that model.
+With ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` set (in the environment or ./.env) the demo
+talks to that model. With neither, it asks for the deterministic offline provider
+(``MOFA_LLM_PROVIDER=offline``) and says so on stderr: the library never falls back to it
+by itself.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 
 from mofa.agent import AgentError, LLMAgent, LLMAgentBuilder
-from mofa.config import ConfigError
+from mofa.config import ConfigError, environment
 from mofa.persistence import PersistenceError, PersistencePlugin, new_session_id, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,7 @@ DATABASE_URL = (
     else f"sqlite://{DEMO_DIR / 'mofa.db'}"
 )
 CONFIG = ROOT / "examples" / "agent.yml"
+PROVIDER_VARIABLE = "MOFA_LLM_PROVIDER"  # openai or offline, read by LLMAgentBuilder
 USER_ID, TENANT_ID, AGENT_ID = "demo-user", "demo-tenant", "demo-agent"
 
 FIRST_TURNS = (
@@ -114,11 +117,28 @@ def mofa(*args: str) -> None:
         )
 
 
+def use_offline_unless_a_model_is_configured() -> None:
+    """No endpoint configured: ask for the offline provider by name (the second process and
+    the agent.yml it reads inherit the choice), and say so."""
+    settings = environment(CONFIG, settings_only=True)
+    if settings.get("OPENAI_API_KEY") or settings.get("OPENAI_BASE_URL"):
+        return
+    if settings.get(PROVIDER_VARIABLE):
+        return  # the caller chose
+    os.environ[PROVIDER_VARIABLE] = "offline"
+    print(
+        f"demo: neither OPENAI_API_KEY nor OPENAI_BASE_URL is set; using the offline echo "
+        f"provider ({PROVIDER_VARIABLE}=offline).",
+        file=sys.stderr,
+    )
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--resume":
         asyncio.run(second_process(sys.argv[2]))
         return
     os.chdir(ROOT)
+    use_offline_unless_a_model_is_configured()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)  # every run starts from an empty database
     DEMO_DIR.mkdir()
     session_id = new_session_id()

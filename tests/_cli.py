@@ -41,12 +41,14 @@ def run_mofa(
 
 
 def one_error_line(result: Result) -> str:
-    """The single ``Error: …`` line a failed command printed (and nothing on stdout after it)."""
+    """The single ``Error: …`` line a failed command printed: the last line on stderr (after
+    the progress lines that may precede it there), and the only one starting ``Error: ``."""
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: "), lines
-    return lines[0]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert errors == lines[-1:], result.stderr
+    assert "Error: " not in result.stdout
+    return lines[-1]
 
 
 def assert_one_error_line(result: Result) -> str:

@@ -179,6 +179,19 @@ def _run(kind: str, coroutine_factory: Callable[[], Coroutine[Any, Any, object]]
         server_unavailable(kind, _unreachable[kind])
 
 
+def require_server(kind: str) -> None:
+    """Skip (or, in CI, fail) the test now unless the ``kind`` server answers its admin URL.
+
+    For tests that open a URL on the server without making a database or an account first
+    (a missing database, an unknown user): their own error would otherwise be the
+    unreachable server's.
+    """
+    if kind == "postgres":
+        _run(kind, lambda: postgres_rows(POSTGRES_ADMIN_URL, "SELECT 1"))
+    else:
+        _run(kind, lambda: mysql_rows(MYSQL_SERVER_URL, "SELECT 1"))
+
+
 @contextmanager
 def postgres_database(prefix: str = "mofa_test") -> Iterator[str]:
     """A new, empty PostgreSQL database; yields its URL and drops it afterwards."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 import mofa
@@ -20,6 +22,7 @@ def test_persistence_all_is_pinned_and_sorted() -> None:
 
     assert mofa.persistence.__all__ == sorted(mofa.persistence.__all__, key=isort_order)
     assert set(mofa.persistence.__all__) == {
+        "SHOWN_PARAMETERS",
         "UNSET",
         "Agent",
         "AgentExistsError",
@@ -160,14 +163,14 @@ def test_bad_urls_are_one_clear_error(url: str) -> None:
     [
         (
             "sqlite:///tmp/x.db?mode=ro",
-            "The SQLite URL 'sqlite:///tmp/x.db?mode=ro' has the parameter 'mode', but sqlite: "
+            "The SQLite URL 'sqlite:///tmp/x.db?mode=****' has the parameter 'mode', but sqlite: "
             "URLs take no parameters and read-only opening is not supported; remove the query "
             "string (busy_timeout and lock_timeout are keyword options of open_store() and "
             "SqliteStore.connect(), not URL parameters; write a '?' in a file name as %3F).",
         ),
         (
             "sqlite://./x.db?busy_timeout=abc&lock_timeout=1",
-            "The SQLite URL 'sqlite://./x.db?busy_timeout=abc&lock_timeout=1' has the "
+            "The SQLite URL 'sqlite://./x.db?busy_timeout=****&lock_timeout=****' has the "
             "parameters 'busy_timeout', 'lock_timeout', but sqlite: URLs take no parameters; "
             "remove the query string (busy_timeout and lock_timeout are keyword options of "
             "open_store() and SqliteStore.connect(), not URL parameters; write a '?' in a file "
@@ -175,7 +178,7 @@ def test_bad_urls_are_one_clear_error(url: str) -> None:
         ),
         (
             "file:///tmp/mofa?max_workers=2",
-            "The file store URL 'file:///tmp/mofa?max_workers=2' has the parameter "
+            "The file store URL 'file:///tmp/mofa?max_workers=****' has the parameter "
             "'max_workers', but file: URLs take no parameters; remove the query string "
             "(max_workers is a keyword option of open_store() and FileStore.connect(), not a URL "
             "parameter; write a '?' in a directory name as %3F).",
@@ -244,6 +247,35 @@ def test_passwords_are_masked(url: str, expected: str) -> None:
 async def test_open_store_rejects_unknown_scheme() -> None:
     with pytest.raises(InvalidURLError, match="postgres://"):
         await open_store("redis://localhost/0")
+
+
+@pytest.mark.parametrize(("url", "shown"), [(None, "None"), (123, "int"), (b"memory://", "bytes")])
+async def test_a_url_that_is_not_a_string_is_one_clear_error(url: object, shown: str) -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        await open_store(url)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(
+        f"The database URL must be a string such as 'sqlite://./mofa.db', not {shown}; use one of: "
+    )
+
+
+def test_the_mofa_logger_has_a_null_handler() -> None:
+    """The standard library's advice for a library: records go nowhere until the application
+    configures logging (not to the last-resort handler on stderr)."""
+    handlers = logging.getLogger("mofa").handlers
+    assert any(isinstance(handler, logging.NullHandler) for handler in handlers)
+
+
+async def test_opening_a_store_is_logged_under_mofa_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="mofa"):
+        async with await open_store("memory://"):
+            pass
+        with pytest.raises(InvalidURLError):
+            await open_store("postgresql://u:pw-Secret@127.0.0.1:1/db?port=x")
+    assert caplog.records
+    assert all(record.name.startswith("mofa.") for record in caplog.records)
+    assert "pw-Secret" not in caplog.text
 
 
 async def test_the_in_memory_store_takes_no_options() -> None:

@@ -13,6 +13,10 @@ import logging
 
 __version__ = "0.1.0"
 
+# A library leaves logging to its application (the standard library's advice): without a
+# handler configured, mofa's records go nowhere instead of to Python's last-resort stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 __all__ = ["__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -24,10 +24,15 @@
       model: gpt-4o-mini
       base_url: ${OPENAI_BASE_URL:-}   # ":-": optional; a bare unset ${VAR} is an error
 
-``${VAR}`` (and ``${VAR:-default}``) in any value is expanded from the environment, then from a
-``.env`` file beside the configuration file (the environment wins). A variable that is not set
-is an error only when its value is used (``${VAR:-}`` makes it optional). A relative ``path:``
-is relative to the configuration file's directory.
+``${VAR}`` (and ``${VAR:-default}``) in any value is expanded from the environment, then from
+``./.env`` (the current directory), then from the ``.env`` beside the configuration file (see
+:func:`environment`; python-dotenv reads them, and a line it cannot read is an error naming
+file:line). A variable that is not set is an error only when its value is used (``${VAR:-}``
+makes it optional). A relative ``path:`` is relative to the configuration file's directory.
+
+The YAML is read safely and bounded: a document nested more than 64 levels deep, or whose
+aliases would expand to more than 10,000 values (a "billion laughs"), is refused in one
+sentence before it is built.
 
 A key these sections do not know (``llm: {modle: …}``) is an error naming the closest known
 key; so is a top-level section whose name is a near miss of one (``persistance:``). Other
@@ -48,6 +53,8 @@ from urllib.parse import quote
 
 import yaml
 
+from mofa import _dotenv, _yaml
+
 __all__ = [
     "AgentSection",
     "ConfigError",
@@ -55,6 +62,8 @@ __all__ = [
     "MofaConfig",
     "PersistenceSection",
     "SessionSection",
+    "default_store_url",
+    "environment",
     "expand_variables",
     "load_config",
     "read_dotenv",
@@ -101,40 +110,41 @@ class _Value:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a ``.env`` file: ``KEY=VALUE`` lines, optional ``export``, quotes, ``#`` comments."""
-    values: dict[str, str] = {}
+    """The ``NAME=value`` pairs of a ``.env`` file, read with python-dotenv (none when it is
+    missing); :class:`ConfigError` naming file:line for a line it cannot read."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return values
-    except OSError as exc:
-        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, equals, value = line.partition("=")
-        key = key.strip()
-        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            continue
-        values[key] = _dotenv_value(value.strip())
-    return values
+        return _dotenv.read_dotenv(path)
+    except _dotenv.DotenvError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def _dotenv_value(value: str) -> str:
-    """A value as written after ``=``: quoted (then a ``# comment`` may follow the closing
-    quote) or bare (a `` #`` starts a comment)."""
-    if value[:1] in ("'", '"'):
-        closing = value.find(value[0], 1)
-        if closing != -1:
-            rest = value[closing + 1 :].strip()
-            if not rest or rest.startswith("#"):
-                return value[1:closing]
-    if " #" in value:
-        value = value.split(" #", 1)[0].rstrip()
-    return value
+def environment(
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    settings_only: bool = False,
+) -> dict[str, str]:
+    """The environment over ``./.env`` over the ``.env`` beside ``config_path``.
+
+    With ``settings_only``, the files give only mofa's own settings (``OPENAI_*``, ``MOFA_*``,
+    ``DATABASE_URL``); without it, every name, for ``${VAR}`` in agent.yml. Nothing is
+    written to ``os.environ``. :class:`ConfigError` for a ``.env`` that cannot be read.
+    """
+    try:
+        return _dotenv.layered_environment(config_path, environ, settings_only=settings_only)
+    except _dotenv.DotenvError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def default_store_url(environ: Mapping[str, str]) -> str:
+    """The URL of the local file store for ``environ``, whose ``MOFA_DATA_DIR`` may have come
+    from a ``.env`` (see :func:`mofa.persistence.backends.files.default_data_dir`)."""
+    from mofa.persistence.backends import files
+
+    directory = environ.get("MOFA_DATA_DIR")
+    if directory and directory != os.environ.get("MOFA_DATA_DIR"):
+        return files.directory_url(Path(directory).expanduser().absolute())
+    return files.default_store_url()
 
 
 def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
@@ -311,7 +321,9 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     except UnicodeDecodeError:
         raise ConfigError(f"{config_path} is not UTF-8 text.") from None
     try:
-        document = yaml.safe_load(text)
+        document = _yaml.load(text)
+    except _yaml.DocumentTooComplexError as exc:
+        raise ConfigError(f"{config_path} {exc}.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -320,7 +332,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(f"{config_path} must hold a mapping of sections (agent, persistence…).")
-    variables = {**read_dotenv(config_path.parent / ".env"), **(environ or os.environ)}
+    variables = environment(config_path, environ)
     expanded, missing = _expand_tree(document, variables, ())
     return _build(config_path, expanded, missing)
 

@@ -23,11 +23,17 @@ def llm() -> Iterator[LLMServer]:
 
 def child_env(base_url: str | None = None) -> dict[str, str]:
     """The environment of a child agent process: never a hosted LLM."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOFA_MODEL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "MOFA_MODEL", "MOFA_LLM_PROVIDER"))
+    }
     env["PYTHONPATH"] = str(ROOT)
     if base_url is not None:
         env["OPENAI_BASE_URL"] = base_url
         env["OPENAI_API_KEY"] = "sk-test-child"
+    else:
+        env["MOFA_LLM_PROVIDER"] = "offline"  # asked for, as a deployment without a model would
     return env
 
 

@@ -50,7 +50,9 @@ def plugin_for(
 async def build(
     store: BaseStore, session_id: str | None = None, *, base_url: str | None = None, **plugin: str
 ) -> LLMAgent:
-    environ = {} if base_url is None else {"OPENAI_BASE_URL": base_url}
+    environ = (
+        {"MOFA_LLM_PROVIDER": "offline"} if base_url is None else {"OPENAI_BASE_URL": base_url}
+    )
     builder = LLMAgentBuilder.from_env(environ).with_persistence_plugin(
         plugin_for(store, session_id, **plugin)
     )
@@ -279,7 +281,7 @@ async def test_history_window_limits_what_is_sent(store: BaseStore, llm: LLMServ
 
 
 async def test_without_a_plugin_the_agent_keeps_history_in_memory() -> None:
-    async with await LLMAgentBuilder.from_env({}).build_async() as agent:
+    async with await LLMAgentBuilder.from_env({}).with_offline_provider().build_async() as agent:
         await agent.chat("one")
         assert "1 earlier turn" in await agent.chat("two")
         assert isinstance(agent.plugin.store, BaseStore)

@@ -62,6 +62,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "MOFA_MODEL"):
         monkeypatch.delenv(name, raising=False)
+    # No endpoint here: the offline provider, asked for as a deployment would.
+    monkeypatch.setenv("MOFA_LLM_PROVIDER", "offline")
     return home
 
 
@@ -100,7 +102,8 @@ async def test_the_seeds_agent_yml_builds_a_persistent_agent(tmp_path: Path, hom
 async def test_database_url_comes_from_the_environment(tmp_path: Path, home: Path) -> None:
     config = write_config(tmp_path, database=DATABASE_URL)
     url = f"sqlite://{tmp_path / 'from-env.db'}"
-    agent = await LLMAgentBuilder.from_config(config, environ={"DATABASE_URL": url}).build_async()
+    environ = {"DATABASE_URL": url, "MOFA_LLM_PROVIDER": "offline"}
+    agent = await LLMAgentBuilder.from_config(config, environ=environ).build_async()
     assert agent.plugin.store.url.path == str(tmp_path / "from-env.db")
     await agent.close()
     with pytest.raises(ConfigError, match=r"\$\{DATABASE_URL\}, which is not set"):
@@ -202,11 +205,12 @@ def test_an_unset_variable_under_llm_is_one_sentence(
     with pytest.raises(ConfigError) as caught:
         LLMAgentBuilder.from_config(config, environ={})
     assert f"uses ${{{variable}}}, which is not set" in str(caught.value)
-    # ${VAR:-} makes it optional: the environment (here: none) decides.
+    # ${VAR:-} makes it optional: the environment (here: only the provider) decides.
     optional = write_config(
         tmp_path, enabled="false", extra="llm:\n" + llm_section.replace("}", ":-}")
     )
-    provider, _ = LLMAgentBuilder.from_config(optional, environ={})._make_provider()
+    environ = {"MOFA_LLM_PROVIDER": "offline"}
+    provider, _ = LLMAgentBuilder.from_config(optional, environ=environ)._make_provider()
     assert isinstance(provider, OfflineProvider)
 
 

@@ -15,6 +15,7 @@ from tests.agent.conftest import ROOT, child_env
 @pytest.mark.slow
 def test_the_demo_resumes_in_a_second_process_and_lists_the_session(tmp_path: Path) -> None:
     env = {**child_env(), "MOFA_DEMO_DIR": str(tmp_path / "demo")}
+    del env["MOFA_LLM_PROVIDER"]  # the demo asks for offline itself, and says so
     runs = [
         subprocess.run(
             [sys.executable, str(ROOT / "examples" / "demo.py")],
@@ -31,6 +32,10 @@ def test_the_demo_resumes_in_a_second_process_and_lists_the_session(tmp_path: Pa
         assert run.returncode == 0, run.stderr
         out = run.stdout
         assert "provider: offline" in out
+        assert run.stderr.splitlines()[0] == (
+            "demo: neither OPENAI_API_KEY nor OPENAI_BASE_URL is set; using the offline echo "
+            "provider (MOFA_LLM_PROVIDER=offline)."
+        )
         # Keys in the one order every backend returns (shorter first, then alphabetical).
         assert "loaded 4 earlier messages and state {'topic': 'tea', 'turns': 2, 'user_name'" in out
         assert "I see 2 earlier turns in this conversation (it began with" in out

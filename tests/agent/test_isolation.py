@@ -87,7 +87,9 @@ async def test_plugins_only_see_their_own_tenant_and_user(store: BaseStore) -> N
         "no_tenant": plugin("u1", None),
     }
     agents = {
-        name: await LLMAgentBuilder.from_env({}).with_persistence_plugin(p).build_async()
+        name: await LLMAgentBuilder.from_env({"MOFA_LLM_PROVIDER": "offline"})
+        .with_persistence_plugin(p)
+        .build_async()
         for name, p in owners.items()
     }
     for agent in agents.values():
@@ -115,7 +117,7 @@ async def test_plugins_only_see_their_own_tenant_and_user(store: BaseStore) -> N
     intruder = PersistencePlugin("persistence", store, "u1", "t1", "agent-t1")
     with pytest.raises(SessionExistsError):
         await (
-            LLMAgentBuilder.from_env({})
+            LLMAgentBuilder.from_env({"MOFA_LLM_PROVIDER": "offline"})
             .with_persistence_plugin(intruder)
             .with_session_id(agents["other_tenant"].session_id)
             .build_async()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -135,10 +136,51 @@ async def test_unreachable_server_is_an_llm_error() -> None:
     await provider.aclose()
 
 
-def test_from_env_without_key_or_url_is_offline() -> None:
-    provider, _ = LLMAgentBuilder.from_env({})._make_provider()
+def test_without_key_or_url_building_is_one_error_not_a_fake_model() -> None:
+    """A deployment that lost its key must not store "[offline] …" echoes as answers."""
+    with pytest.raises(AgentError) as caught:
+        LLMAgentBuilder.from_env({})._make_provider()
+    assert str(caught.value) == (
+        "No model endpoint is configured: set OPENAI_API_KEY (api.openai.com) or "
+        "OPENAI_BASE_URL (any OpenAI-compatible server), or ask for the offline echo provider "
+        "with MOFA_LLM_PROVIDER=offline, llm.provider: offline in agent.yml or "
+        "with_offline_provider()."
+    )
+
+
+async def test_the_build_fails_before_opening_the_store(tmp_path: Path) -> None:
+    builder = LLMAgentBuilder.from_env({}).with_database_url(f"sqlite://{tmp_path / 'm.db'}")
+    with pytest.raises(AgentError, match=r"^No model endpoint is configured"):
+        await builder.build_async()
+    assert not (tmp_path / "m.db").exists()
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        pytest.param(lambda: LLMAgentBuilder.from_env({"MOFA_LLM_PROVIDER": "offline"}), id="env"),
+        pytest.param(lambda: LLMAgentBuilder.from_env({}).with_offline_provider(), id="builder"),
+    ],
+)
+def test_offline_is_used_when_asked_for(builder: Callable[[], LLMAgentBuilder]) -> None:
+    provider, _ = builder()._make_provider()
     assert isinstance(provider, OfflineProvider)
     assert provider.name == "offline"
+
+
+def test_offline_from_agent_yml(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yml"
+    config.write_text("persistence:\n  enabled: false\nllm:\n  provider: offline\n")
+    provider, _ = LLMAgentBuilder.from_config(config, environ={})._make_provider()
+    assert isinstance(provider, OfflineProvider)
+
+
+def test_an_unknown_provider_variable_is_one_sentence() -> None:
+    with pytest.raises(AgentError) as caught:
+        LLMAgentBuilder.from_env({"MOFA_LLM_PROVIDER": "ofline"})
+    assert (
+        str(caught.value) == "MOFA_LLM_PROVIDER='ofline' is not a provider; use openai or offline."
+    )
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ from tests.servers import (
     mysql_connection,
     mysql_database,
     mysql_rows,
+    require_server,
     server_unavailable,
     skip_or_fail,
     with_credentials,
@@ -279,6 +280,7 @@ async def test_wrong_password_names_the_user_not_the_password(
 
 
 async def test_unknown_database() -> None:
+    require_server("mysql")
     missing = f"mofa_missing_{secrets.token_hex(3)}"
     with pytest.raises(DatabaseNotFoundError) as caught:
         await open_store(with_database(MYSQL_ADMIN_URL, missing))

@@ -43,6 +43,7 @@ from tests.servers import (
     postgres_account,
     postgres_database,
     postgres_rows,
+    require_server,
     server_unavailable,
     with_credentials,
     with_database,
@@ -232,6 +233,7 @@ async def test_connection_refused() -> None:
 
 
 async def test_missing_database() -> None:
+    require_server("postgres")
     name = f"mofa_missing_{secrets.token_hex(3)}"
     with pytest.raises(DatabaseNotFoundError) as raised:
         await open_store(with_database(POSTGRES_ADMIN_URL, name))

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mofa.persistence import open_store, schema
-from tests._cli import assert_one_error_line, mofa, run_mofa
+from tests._cli import assert_one_error_line, mofa, one_error_line, run_mofa
 from tests.conftest import recorded_versions
 
 #: What `mofa db init -u` prints after its URL line, as in the seeds.
@@ -184,13 +184,13 @@ def test_output_saves_the_script_and_prints_the_seeds_lines(
     monkeypatch.chdir(tmp_path)
     result = mofa("db", "init", "-t", db_type, "-o", "migration.sql")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [
+    assert result.stderr.splitlines() == [
         f"→ Generating {db_type} migration script...",
         "✓ Migration script saved to: migration.sql",
         "You can then execute the SQL manually:",
         CLIENT_HINTS[db_type],
     ]
-    assert result.stderr == ""
+    assert result.stdout == ""
     saved = (tmp_path / "migration.sql").read_text("utf-8")
     assert saved == header(INIT_TITLES[db_type]) + schema.script(db_type)
     assert sorted(os.listdir(tmp_path)) == ["migration.sql"]  # no temporary file left
@@ -201,7 +201,7 @@ def test_output_hint_quotes_a_path_with_spaces(tmp_path: Path) -> None:
     target.parent.mkdir()
     result = mofa("db", "init", "-t", "sqlite", "-o", str(target))
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == f"sqlite3 mofa.db < '{target}'"
+    assert result.stderr.splitlines()[-1] == f"sqlite3 mofa.db < '{target}'"
     assert target.read_text("utf-8").startswith("-- MoFA SQLite Schema\n")
 
 
@@ -249,8 +249,9 @@ def test_a_failed_write_leaves_the_old_file_whole(
     monkeypatch.setattr(os, "replace", failing_replace)
     result = mofa("db", "init", "-t", "postgres", "-o", str(target))
     assert result.exit_code == 1
-    assert result.stderr == (
-        f"Error: Cannot write the migration script to {target}: No space left on device.\n"
+    assert result.stdout == ""
+    assert one_error_line(result) == (
+        f"Error: Cannot write the migration script to {target}: No space left on device."
     )
     assert target.read_text() == "-- the previous script\n"
     assert sorted(os.listdir(tmp_path)) == ["migration.sql"]  # the temporary file is gone
@@ -262,7 +263,7 @@ def test_output_into_missing_directories_creates_them_as_export_does(tmp_path: P
     target = tmp_path / "sub" / "dir" / "m.sql"
     result = mofa("db", "init", "-t", "mysql", "-o", str(target))
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[:2] == [
+    assert result.stderr.splitlines()[:2] == [
         "→ Generating mysql migration script...",
         f"✓ Migration script saved to: {target}",
     ]
@@ -276,9 +277,10 @@ def test_output_under_a_file_is_one_error_line(tmp_path: Path, where: str) -> No
     target = tmp_path / where
     result = mofa("db", "init", "-t", "mysql", "-o", str(target))
     assert result.exit_code == 1
-    assert result.stderr == (
+    assert result.stdout == ""
+    assert one_error_line(result) == (
         f"Error: Cannot write the migration script to {target}: one of its parent "
-        "directories is a file.\n"
+        "directories is a file."
     )
     assert sorted(os.listdir(tmp_path)) == ["file"]
 
@@ -303,19 +305,19 @@ def test_url_initializes_sqlite_with_the_seeds_lines(tmp_path: Path) -> None:
     database = tmp_path / "mofa.db"
     result = mofa("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [
+    assert result.stderr.splitlines() == [
         "→ Initializing sqlite database...",
         f"  URL: sqlite://{database}",
         *SEED_LINES_AFTER_URL,
     ]
-    assert result.stderr == ""
+    assert result.stdout == ""
     assert sqlite_tables(database) == ALL_TABLES
 
 
 def test_in_memory_sqlite_says_nothing_was_saved() -> None:
     result = mofa("db", "init", "-t", "sqlite", "-u", "sqlite::memory:")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-2:] == [
+    assert result.stderr.splitlines()[-2:] == [
         "✓ Database tables initialized successfully!",
         "  Note: an in-memory SQLite database is gone when mofa exits; nothing was saved.",
     ]
@@ -327,7 +329,7 @@ def test_relative_sqlite_url_as_in_the_seeds(
     monkeypatch.chdir(tmp_path)
     result = mofa("db", "init", "-t", "sqlite", "-u", "sqlite://./mofa.db")
     assert result.exit_code == 0, result.output
-    assert "  URL: sqlite://./mofa.db" in result.stdout.splitlines()
+    assert "  URL: sqlite://./mofa.db" in result.stderr.splitlines()
     assert sqlite_tables(tmp_path / "mofa.db") == ALL_TABLES
 
 
@@ -346,7 +348,7 @@ def test_running_init_twice_changes_nothing_and_says_so(tmp_path: Path) -> None:
     result = mofa("db", "init", "-t", "sqlite", "-u", url)
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [
+    assert result.stderr.splitlines() == [
         "→ Initializing sqlite database...",
         f"  URL: {url}",
         f"✓ Database schema is already up to date (version {schema.latest_version('sqlite')}); "
@@ -391,12 +393,12 @@ def test_a_table_named_like_an_index_is_refused_before_anything_changes(tmp_path
     result = mofa("db", "init", "-t", "sqlite", "-u", f"sqlite://{database}")
 
     assert result.exit_code == 1
-    error_lines = result.stderr.splitlines()
-    assert error_lines == [
+    assert result.stdout == ""
+    assert one_error_line(result) == (
         f"Error: The SQLite database {str(database)!r} already has a relation named "
         "idx_messages_session (that is not an index), the name of mofa-sdk's index on "
         "messages; drop or rename it, or use an empty database for mofa."
-    ]
+    )
     assert sqlite_tables(database) == {"idx_messages_session"}
     connection = sqlite3.connect(database)
     assert connection.execute("SELECT body FROM idx_messages_session").fetchall() == [("theirs",)]
@@ -432,7 +434,7 @@ def test_seed_workflow_with_the_sqlite3_client(tmp_path: Path) -> None:
     """mofa db init -t sqlite -o migration.sql; sqlite3 mofa.db < migration.sql; use it."""
     saved = run_mofa("db", "init", "-t", "sqlite", "-o", "migration.sql", cwd=tmp_path)
     assert saved.returncode == 0, saved.stderr
-    assert saved.stdout.splitlines()[-1] == "sqlite3 mofa.db < migration.sql"
+    assert saved.stderr.splitlines()[-1] == "sqlite3 mofa.db < migration.sql"
 
     client = subprocess.run(
         "sqlite3 mofa.db < migration.sql",
@@ -451,7 +453,7 @@ def test_seed_workflow_with_the_sqlite3_client(tmp_path: Path) -> None:
 
     again = run_mofa("db", "init", "-t", "sqlite", "-u", "sqlite://./mofa.db", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "already up to date" in again.stdout
+    assert "already up to date" in again.stderr
 
 
 #: A session and two messages, inserted by the sqlite3 client into the file it made.
@@ -525,7 +527,7 @@ def test_output_and_url_together_save_then_initialize(tmp_path: Path) -> None:
     script = tmp_path / "migration.sql"
     result = mofa("db", "init", "-t", "sqlite", "-o", str(script), "-u", f"sqlite://{database}")
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.stderr.splitlines()
     assert lines[:2] == [
         "→ Generating sqlite migration script...",
         f"✓ Migration script saved to: {script}",

@@ -48,7 +48,7 @@ def test_schema_and_saving_work_without_the_driver(db_type: str, tmp_path: Path)
 
     saved = run_without(blocked, "db", "init", "-t", db_type, "-o", "migration.sql", cwd=tmp_path)
     assert saved.returncode == 0, saved.stderr
-    assert "✓ Migration script saved to: migration.sql" in saved.stdout
+    assert "✓ Migration script saved to: migration.sql" in saved.stderr
     assert (tmp_path / "migration.sql").read_text("utf-8").endswith(schema.script(db_type))
 
 
@@ -60,12 +60,13 @@ def test_url_without_the_driver_names_the_extra_to_install(db_type: str, tmp_pat
     result = run_without([module], "db", "init", "-t", db_type, "-u", url, cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr == (
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
         f"Error: Direct database execution requires the '{extra}' extra (the '{module}' "
         f"package is not installed); install it with: pip install 'mofa-sdk[{extra}]' "
-        "(or 'mofa-sdk[db]' for every database).\n"
+        "(or 'mofa-sdk[db]' for every database)."
     )
-    assert "Dr1verSecret" not in result.stdout + result.stderr
+    assert "Dr1verSecret" not in result.stderr + result.stdout
 
 
 def test_sqlite_needs_no_driver(tmp_path: Path) -> None:
@@ -80,4 +81,4 @@ def test_sqlite_needs_no_driver(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "✓ Database tables initialized successfully!"
+    assert result.stderr.splitlines()[-1] == "✓ Database tables initialized successfully!"

@@ -35,6 +35,7 @@ from tests.servers import (
     mysql_rows,
     postgres_account,
     postgres_rows,
+    require_server,
     server_database,
     server_rows,
     server_unavailable,
@@ -141,12 +142,12 @@ def test_init_url_catalog_equals_open_store_and_a_second_run_changes_nothing(
     with server_database(db_type) as by_init, server_database(db_type) as by_store:
         result = mofa("db", "init", "-t", db_type, "-u", by_init)
         assert result.exit_code == 0, result.output
-        assert result.stdout.splitlines() == [
+        assert result.stderr.splitlines() == [
             f"→ Initializing {db_type} database...",
             f"  URL: {by_init}",
             *SEED_LINES_AFTER_URL,
         ]
-        assert result.stderr == ""
+        assert result.stdout == ""
 
         assert asyncio.run(_open_and_close(by_store)) == all_versions(db_type)
         expected = catalog(db_type, by_store)
@@ -156,7 +157,7 @@ def test_init_url_catalog_equals_open_store_and_a_second_run_changes_nothing(
 
         again = mofa("db", "init", "-t", db_type, "-u", by_init)
         assert again.exit_code == 0, again.output
-        assert again.stdout.splitlines()[2:] == [
+        assert again.stderr.splitlines()[2:] == [
             f"✓ Database schema is already up to date (version {schema.latest_version(db_type)}); "
             "nothing changed."
         ]
@@ -186,7 +187,7 @@ def test_saved_script_runs_with_psql_and_gives_the_stores_catalog(tmp_path: Path
     with server_database("postgres") as by_client, server_database("postgres") as by_store:
         saved = run_mofa("db", "init", "-t", "postgres", "-o", "migration.sql", cwd=tmp_path)
         assert saved.returncode == 0, saved.stderr
-        assert saved.stdout.splitlines()[-1] == "psql -U user -d mofa -f migration.sql"
+        assert saved.stderr.splitlines()[-1] == "psql -U user -d mofa -f migration.sql"
 
         # The seeds' command, as written: psql -d mofa -f migration.sql
         client = _run_client(
@@ -215,7 +216,7 @@ def test_saved_script_runs_with_the_mariadb_client_and_gives_the_stores_catalog(
     with server_database("mysql") as by_client, server_database("mysql") as by_store:
         saved = run_mofa("db", "init", "-t", "mysql", "-o", "migration.sql", cwd=tmp_path)
         assert saved.returncode == 0, saved.stderr
-        assert saved.stdout.splitlines()[-1] == "mysql -u user -p mofa < migration.sql"
+        assert saved.stderr.splitlines()[-1] == "mysql -u user -p mofa < migration.sql"
 
         client = _run_client(
             f"mariadb {database_name(by_client)} < migration.sql", "mysql", tmp_path
@@ -299,15 +300,17 @@ def test_postgres_connection_refused_names_pg_isready() -> None:
         "Error: Failed to connect to PostgreSQL at 127.0.0.1:1: connection refused — is the "
         "server running? Check with: pg_isready -h 127.0.0.1 -p 1"
     )
-    assert result.stdout.splitlines() == [
+    assert result.stderr.splitlines()[:2] == [
         "→ Initializing postgres database...",
         "  URL: postgresql://user:****@127.0.0.1:1/mofa",
     ]
+    assert result.stdout == ""
     assert "S3cr3tPw" not in result.output
 
 
 @pytest.mark.postgres
 def test_postgres_unknown_user_is_an_authentication_error() -> None:
+    require_server("postgres")
     user = f"mofa_nobody_{secrets.token_hex(3)}"
     url = with_credentials(POSTGRES_ADMIN_URL, user, "S3cr3tPw")
     result = mofa("db", "init", "-t", "postgres", "-u", url)
@@ -320,6 +323,7 @@ def test_postgres_unknown_user_is_an_authentication_error() -> None:
 
 @pytest.mark.postgres
 def test_postgres_missing_database_names_createdb() -> None:
+    require_server("postgres")
     name = f"mofa_missing_{secrets.token_hex(3)}"
     result = mofa("db", "init", "-t", "postgres", "-u", with_database(POSTGRES_ADMIN_URL, name))
     line = assert_one_error_line(result)
@@ -364,6 +368,7 @@ def test_mysql_wrong_password_is_an_authentication_error() -> None:
 
 @pytest.mark.mysql
 def test_mysql_missing_database_says_how_to_create_it() -> None:
+    require_server("mysql")
     name = f"mofa_missing_{secrets.token_hex(3)}"
     result = mofa("db", "init", "-t", "mysql", "-u", with_database(MYSQL_ADMIN_URL, name))
     line = assert_one_error_line(result)
@@ -450,8 +455,8 @@ MASKING_CASES = [
 def test_failing_runs_never_show_the_password(db_type: str, url: str, shown: str) -> None:
     result = mofa("db", "init", "-t", db_type, "-u", url)
     assert result.exit_code == 1, result.output
-    assert result.stdout.splitlines()[1] == f"  URL: {shown}"
-    assert _secrets_in(result.stdout + result.stderr) == []
+    assert result.stderr.splitlines()[1] == f"  URL: {shown}"
+    assert _secrets_in(result.stderr + result.stdout) == []
 
     # The exception the CLI raised, and every exception it came from.
     from mofa.cli import cli
@@ -463,8 +468,9 @@ def test_failing_runs_never_show_the_password(db_type: str, url: str, shown: str
     # And the real console script, as a user runs it.
     real = run_mofa("db", "init", "-t", db_type, "-u", url, cwd=Path.cwd())
     assert real.returncode == 1
-    assert _secrets_in(real.stdout + real.stderr) == []
-    assert real.stderr.count("\n") == 1
+    assert _secrets_in(real.stderr + real.stdout) == []
+    assert real.stdout == ""
+    assert real.stderr.splitlines()[-1].startswith("Error: ")
 
 
 @pytest.mark.postgres
@@ -473,9 +479,9 @@ def test_a_succeeding_postgres_run_never_shows_the_password() -> None:
         # trust auth on 127.0.0.1 accepts any password: the run succeeds with one in the URL.
         with_secret = with_credentials(url, urlsplit(url).username or "postgres", SECRET)
         real = run_mofa("db", "init", "-t", "postgres", "-u", with_secret, cwd=Path.cwd())
-        assert real.returncode == 0, real.stderr
-        assert "  URL: " + with_secret.replace(SECRET, "****") in real.stdout.splitlines()
-        assert _secrets_in(real.stdout + real.stderr) == []
+        assert real.returncode == 0, real.stdout
+        assert "  URL: " + with_secret.replace(SECRET, "****") in real.stderr.splitlines()
+        assert _secrets_in(real.stderr + real.stdout) == []
 
 
 @pytest.mark.mysql
@@ -485,9 +491,9 @@ def test_a_succeeding_mysql_run_never_shows_the_password() -> None:
         asyncio.run(mysql_rows(MYSQL_SERVER_URL, f"GRANT ALL ON `{name}`.* TO '{user}'@'%'"))
         with_secret = with_credentials(url, user, password)
         real = run_mofa("db", "init", "-t", "mysql", "-u", with_secret, cwd=Path.cwd())
-        assert real.returncode == 0, real.stderr
-        assert "✓ Database tables initialized successfully!" in real.stdout
-        assert _secrets_in(real.stdout + real.stderr) == []
+        assert real.returncode == 0, real.stdout
+        assert "✓ Database tables initialized successfully!" in real.stderr
+        assert _secrets_in(real.stderr + real.stdout) == []
 
 
 # ------------------------------------------------------------------ the seeds' app user
@@ -542,7 +548,7 @@ def test_the_seeds_postgres_app_user_runs_the_whole_store() -> None:
 
         again = mofa("db", "init", "-t", "postgres", "-u", app_url)
         assert again.exit_code == 0, again.output
-        assert "already up to date" in again.stdout
+        assert "already up to date" in again.stderr
         asyncio.run(_run_the_whole_store(app_url))
 
 
@@ -570,7 +576,7 @@ def test_the_seeds_mariadb_app_user_runs_the_whole_store() -> None:
 
         again = mofa("db", "init", "-t", "mysql", "-u", app_url)
         assert again.exit_code == 0, again.output
-        assert "already up to date" in again.stdout
+        assert "already up to date" in again.stderr
         asyncio.run(_run_the_whole_store(app_url))
 
 
@@ -592,8 +598,8 @@ def _two_inits_at_once(db_type: str, url: str, cwd: Path) -> list[str]:
     for process in processes:
         stdout, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr
-        assert stderr == ""
-        outcomes.append(stdout.splitlines()[-1])
+        assert stdout == ""  # the progress lines are on stderr
+        outcomes.append(stderr.splitlines()[-1])
     return sorted(outcomes)
 
 

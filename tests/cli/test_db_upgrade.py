@@ -66,7 +66,7 @@ def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: 
 
         assert result.exit_code == 0, result.output
         later = schema.migrations(dialect)[1:]
-        assert result.stdout.splitlines()[2:] == [
+        assert result.stderr.splitlines()[2:] == [
             *(f"  ✓ Applied migration {m.version:04d}_{m.name}" for m in later),
             "✓ Database tables initialized successfully!",
         ]
@@ -76,7 +76,7 @@ def test_db_init_upgrades_a_version_1_database_in_place(dialect: str, tmp_path: 
         assert schema_catalog(dialect, old) == schema_catalog(dialect, new)
         assert asyncio.run(_session_ids(old)) == ["by-hand"]
         again = mofa("db", "init", "-t", dialect, "-u", old)
-        assert again.stdout.splitlines()[-1] == (
+        assert again.stderr.splitlines()[-1] == (
             f"✓ Database schema is already up to date (version {latest}); nothing changed."
         )
 

@@ -183,7 +183,8 @@ def test_list_prints_the_seeds_lines_and_a_box_table_newest_first(
     result = mofa("session", "list", url=url)
     assert result.exit_code == 0, result.output
     s123, s124, s125 = (sessions[key] for key in sorted(sessions))
-    assert result.stdout == (
+    # What a terminal shows: the seeds' lines. The table alone is on stdout.
+    assert result.output == (
         "→ Listing sessions\n"
         "\n"
         "┌───────────────────────┬─────────────────────┬───────────────┬─────────┐\n"
@@ -194,7 +195,8 @@ def test_list_prints_the_seeds_lines_and_a_box_table_newest_first(
         f"│ agent-001:session-123 │ {created(s123)} │ 4             │ active  │\n"
         "└───────────────────────┴─────────────────────┴───────────────┴─────────┘\n"
     )
-    assert result.stderr == ""
+    assert result.stderr == "→ Listing sessions\n\n"
+    assert result.stdout == result.output.removeprefix(result.stderr)
 
 
 def test_list_filters_by_agent_and_limits_newest_first(
@@ -203,12 +205,13 @@ def test_list_filters_by_agent_and_limits_newest_first(
     url, _ = seeded
     result = mofa("session", "list", "--agent", "agent-001", "--limit", "1", url=url)
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.output.splitlines()
     assert lines[:4] == ["→ Listing sessions", "  Filtering by agent: agent-001", "  Limit: 1", ""]
+    assert result.stdout.splitlines() == lines[4:]
     assert len(lines) == 4 + 5  # top, header, separator, one row, bottom
     assert lines[7].startswith("│ agent-001:session-124 │")
     short = mofa("session", "list", "-a", "agent-002", "-n", "5", url=url)
-    assert short.stdout.splitlines()[1:3] == ["  Filtering by agent: agent-002", "  Limit: 5"]
+    assert short.stderr.splitlines()[1:3] == ["  Filtering by agent: agent-002", "  Limit: 5"]
     rows = [line for line in short.stdout.splitlines() if line.startswith("│ agent")]
     assert [row.split()[1] for row in rows] == ["agent-002:session-125"]
 
@@ -240,9 +243,10 @@ async def _create(url: str) -> None:
 def test_list_of_an_empty_store(empty_url: str) -> None:
     asyncio.run(_create(empty_url))
     table = mofa("session", "list", url=empty_url)
-    assert (table.exit_code, table.stdout) == (0, "→ Listing sessions\n\nNo sessions found.\n")
+    assert (table.exit_code, table.output) == (0, "→ Listing sessions\n\nNo sessions found.\n")
+    assert table.stdout == "No sessions found.\n"
     as_json = mofa("session", "list", "--output-format", "json", url=empty_url)
-    assert (as_json.exit_code, json.loads(as_json.stdout)) == (0, [])
+    assert (as_json.exit_code, json.loads(as_json.stdout), as_json.stderr) == (0, [], "")
 
 
 @pytest.mark.parametrize(
@@ -269,7 +273,7 @@ def test_the_default_store_before_its_first_write_is_empty_and_untouched(
     monkeypatch.delenv("MOFA_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no agent.yml here
     listed = mofa("session", "list")
-    assert (listed.exit_code, listed.stdout) == (0, "→ Listing sessions\n\nNo sessions found.\n")
+    assert (listed.exit_code, listed.output) == (0, "→ Listing sessions\n\nNo sessions found.\n")
     shown = mofa("session", "show", MAIN)
     assert shown.exit_code == 1
     assert one_error_line(shown) == f"Error: Session not found: {MAIN}"
@@ -379,7 +383,7 @@ def test_export_writes_the_seeds_file_and_lines(
     target = tmp_path / "exports" / "deep" / f"{MAIN}.{export_format}"
     result = mofa("session", "export", MAIN, "-o", str(target), "--format", export_format, url=url)
     assert result.exit_code == 0, result.output
-    assert result.stdout == (
+    assert result.stderr == (
         f"→ Exporting session: {MAIN}\n"
         f"  Format: {export_format}\n"
         f"  Output: {target}\n"
@@ -434,7 +438,7 @@ def test_delete_with_force(seeded: tuple[str, dict[str, Session]]) -> None:
     url, _ = seeded
     result = mofa("session", "delete", MAIN, "--force", url=url)
     assert result.exit_code == 0, result.output
-    assert result.stdout == (
+    assert result.stderr == (
         f"→ Deleting session: {MAIN}\n  Removing session data...\n✓ Session deleted successfully\n"
     )
     found, messages, remaining = state(url, MAIN)
@@ -470,7 +474,8 @@ def test_delete_of_a_missing_session_without_a_terminal_is_not_found(
     result = mofa("session", "delete", "nope", url=url, input="")
     assert result.exit_code == 1
     assert one_error_line(result) == "Error: Session not found: nope"
-    assert result.stdout == "→ Deleting session: nope\n"
+    assert result.stderr.splitlines()[0] == "→ Deleting session: nope"
+    assert result.stdout == ""
     assert state(url, MAIN)[2] == 3
 
 
@@ -481,14 +486,16 @@ def test_delete_of_a_missing_session_with_stdin_from_dev_null(tmp_path: Path) ->
     missing = subprocess.run(
         [*command, "nope"], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
     )
-    assert (missing.returncode, missing.stderr) == (1, "Error: Session not found: nope\n")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr.splitlines()[-1] == "Error: Session not found: nope"
     present = subprocess.run(
         [*command, MAIN], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
     )
     assert present.returncode == 3
-    assert present.stderr == (
+    assert present.stdout == ""
+    assert present.stderr.splitlines()[-1] == (
         f"Error: Refusing to delete session {MAIN} without confirmation: stdin is not a "
-        "terminal; use --force.\n"
+        "terminal; use --force."
     )
     assert state(url, MAIN)[1] == 4
 
@@ -663,7 +670,7 @@ def test_ids_in_tables_can_be_copied_back_or_are_shown_escaped(empty_url: str) -
     asyncio.run(_seed_ids(empty_url))
     listed = mofa("session", "list", url=empty_url)
     assert listed.exit_code == 0, listed.output
-    cells = [line.split("│")[1].strip() for line in listed.stdout.splitlines()[5:-1]]
+    cells = [line.split("│")[1].strip() for line in listed.stdout.splitlines()[3:-1]]
     # The emoji's joiners are kept, so the family id is printed exactly; the others are
     # quoted and escaped as the error messages show ids, never turned into spaces.
     assert sorted(cells) == sorted([FAMILY, "'agent-001:se\\u200bssion'", "'a\\x1b[31mb'"])
@@ -677,7 +684,7 @@ def test_ids_in_tables_can_be_copied_back_or_are_shown_escaped(empty_url: str) -
         content = shown.stdout.splitlines()[-2]
         assert "zero\\u200bwidth 👩\u200d👩\u200d👧" in content
     # Table borders stay aligned: one glyph for the family, wide as its first emoji.
-    widths = {display_width(line) for line in listed.stdout.splitlines()[2:]}
+    widths = {display_width(line) for line in listed.stdout.splitlines()}
     assert len(widths) == 1
 
 

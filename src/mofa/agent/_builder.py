@@ -9,10 +9,13 @@ From the environment (the MoFA guide's ``LLMAgentBuilder::from_env()``)::
         .build_async()
     )
 
-Environment variables: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (default
-``https://api.openai.com/v1``) and ``OPENAI_MODEL`` or ``MOFA_MODEL`` (default
-``gpt-4o-mini``). When neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set, the agent
-uses the :class:`~mofa.agent.OfflineProvider` (no network).
+Environment variables (or ``./.env``): ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (default
+``https://api.openai.com/v1``), ``OPENAI_MODEL`` or ``MOFA_MODEL`` (default ``gpt-4o-mini``)
+and ``MOFA_LLM_PROVIDER`` (``openai`` or ``offline``). With neither a key nor a base URL,
+building fails with one :class:`~mofa.agent.AgentError` unless the offline echo provider
+(:class:`~mofa.agent.OfflineProvider`, no network) is asked for: ``MOFA_LLM_PROVIDER=offline``,
+``llm.provider: offline`` in agent.yml, or :meth:`LLMAgentBuilder.with_offline_provider` —
+never by surprise, so a deployment that lost its key does not store echoes as answers.
 
 From ``agent.yml`` (:func:`mofa.config.load_config`): ``agent.id`` / ``name`` /
 ``description``; the store from ``persistence`` (``database.url`` or sqlite ``path``; with
@@ -24,7 +27,7 @@ section, each key falling back to the environment above when it is absent:
 .. code-block:: yaml
 
     llm:
-      provider: openai        # or "offline"; default: openai when a key or base_url is set
+      provider: openai        # or "offline" (default: $MOFA_LLM_PROVIDER, else openai)
       model: gpt-4o-mini
       base_url: ${OPENAI_BASE_URL}      # an unset variable is an error; ${VAR:-} if optional
       api_key: ${OPENAI_API_KEY:-}
@@ -43,7 +46,6 @@ with one :class:`~mofa.agent.AgentError` sentence before anything is opened.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -63,16 +65,19 @@ from mofa.config import (
     ConfigError,
     MofaConfig,
     _optional_str,
+    default_store_url,
+    environment,
     load_config,
 )
 from mofa.persistence._registry import open_store
-from mofa.persistence.backends.files import default_store_url
 from mofa.persistence.backends.memory import InMemoryStore
 from mofa.persistence.plugin import PersistencePlugin
 
-__all__ = ["DEFAULT_AGENT_ID", "LLMAgentBuilder"]
+__all__ = ["DEFAULT_AGENT_ID", "PROVIDER_VARIABLE", "LLMAgentBuilder"]
 
 DEFAULT_AGENT_ID = "llm-agent"
+#: Names the provider (openai or offline) when neither the builder nor agent.yml does.
+PROVIDER_VARIABLE = "MOFA_LLM_PROVIDER"
 _PROVIDERS = ("openai", "offline")
 
 _Number = TypeVar("_Number", int, float)
@@ -106,16 +111,24 @@ class LLMAgentBuilder:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Provider settings from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``."""
-        return cls()._read_env(os.environ if environ is None else environ)
+        """Provider settings from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``…
+
+        Read from the process environment, then ``./.env``; a mapping given as ``environ``
+        is read alone.
+        """
+        if environ is None:
+            environ = environment(settings_only=True)
+        return cls()._read_env(environ)
 
     @classmethod
     def from_config(
         cls, path: str | Path = DEFAULT_CONFIG_NAME, *, environ: Mapping[str, str] | None = None
     ) -> Self:
-        """Everything ``agent.yml`` describes (see the module docstring); env fills the gaps."""
-        env = os.environ if environ is None else environ
-        config = load_config(path, environ=env)
+        """Everything ``agent.yml`` describes (see the module docstring); the environment
+        (``environ``, default the process's, over ``./.env`` over the ``.env`` beside the
+        file) fills the gaps."""
+        config = load_config(path, environ=environ)
+        env = environment(config.path, environ, settings_only=True)
         builder = cls()._read_env(env)
         for key in ("id", "name", "description"):
             config.check_set("agent", key)
@@ -124,7 +137,7 @@ class LLMAgentBuilder:
         builder._description = config.agent.description
         if config.session.persist and config.persistence.enabled:
             # No database named: the local file store, which the CLI reads by default.
-            builder._database_url = config.persistence.database_url() or default_store_url()
+            builder._database_url = config.persistence.database_url() or default_store_url(env)
         builder._ttl_seconds = config.session.ttl_seconds
         builder._read_llm_section(config)
         return builder
@@ -133,6 +146,13 @@ class LLMAgentBuilder:
         self._api_key = environ.get("OPENAI_API_KEY") or None
         self._base_url = environ.get("OPENAI_BASE_URL") or None
         self._model = environ.get("OPENAI_MODEL") or environ.get("MOFA_MODEL") or None
+        kind = (environ.get(PROVIDER_VARIABLE) or "").strip()
+        if kind:
+            if kind.lower() not in _PROVIDERS:
+                raise AgentError(
+                    f"{PROVIDER_VARIABLE}={kind!r} is not a provider; use openai or offline."
+                )
+            self._provider_kind = kind.lower()
         return self
 
     def _read_llm_section(self, config: MofaConfig) -> None:
@@ -207,6 +227,7 @@ class LLMAgentBuilder:
         return self
 
     def with_offline_provider(self) -> Self:
+        """Answer with the deterministic offline echo provider (tests, demos; no network)."""
         self._provider_kind = "offline"
         return self
 
@@ -284,7 +305,15 @@ class LLMAgentBuilder:
         api_key = (self._api_key or "").strip() or None
         kind = self._provider_kind
         if kind is None:
-            kind = "openai" if (api_key or self._base_url) else "offline"
+            if not (api_key or self._base_url):
+                # A deployment that lost its key must not store echoes as answers.
+                raise AgentError(
+                    "No model endpoint is configured: set OPENAI_API_KEY (api.openai.com) or "
+                    "OPENAI_BASE_URL (any OpenAI-compatible server), or ask for the offline "
+                    f"echo provider with {PROVIDER_VARIABLE}=offline, llm.provider: offline in "
+                    "agent.yml or with_offline_provider()."
+                )
+            kind = "openai"
         if kind == "offline":
             # A configured model name belongs to the real provider; offline keeps its own.
             return OfflineProvider(), True

@@ -9,7 +9,8 @@ never a traceback, never a password. Every command runs its work the same way::
 
 The messages of the error tree are already one sentence without a password; this module only
 guarantees the one line (a driver's multi-line detail must not spill over several lines) and
-scrubs the URL's password once more, whatever produced the message.
+scrubs the URL's secrets (see :func:`mofa.persistence.mask_url`) once more, whatever
+produced the message.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import sys
+import threading
+import types
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
 
 from mofa.config import ConfigError
-from mofa.persistence import PersistenceError, mask_url, parse_url
+from mofa.persistence import PersistenceError
+from mofa.persistence._url import scrub
 from mofa.persistence.errors import MissingDependencyError
 
 __all__ = [
@@ -107,7 +112,7 @@ def run(
         interrupted: The message for Ctrl-C (exit :data:`EXIT_INTERRUPTED`).
     """
     try:
-        return asyncio.run(coroutine_factory())
+        return _run_interruptibly(coroutine_factory)
     except CliError:
         raise
     except KeyboardInterrupt:
@@ -129,18 +134,47 @@ def run(
         raise CommandError(_scrub(message, url), code) from None
 
 
+def _run_interruptibly(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run``, except that a Ctrl-C is remembered: whatever the interrupted work
+    raises afterwards, the caller sees :class:`KeyboardInterrupt`.
+
+    ``asyncio.run`` reports Ctrl-C only when the cancelled task ends cancelled; a driver that
+    turns the cancellation into its own error (a connect timeout expiring in the same
+    instant, a wrapped socket error) would otherwise be reported as the failure.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        # SIGINT ignored (a background job) or handled by the embedding program: theirs.
+        return asyncio.run(coroutine_factory())
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        task = loop.create_task(coroutine_factory())
+        interrupted = False
+
+        def on_sigint(signum: int, frame: types.FrameType | None) -> None:
+            nonlocal interrupted
+            if interrupted or task.done():
+                raise KeyboardInterrupt  # a second Ctrl-C: stop waiting for the clean-up
+            interrupted = True
+            task.cancel()
+            loop.call_soon_threadsafe(lambda: None)  # wake the loop from a long select()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _scrub(message: str, url: str | None) -> str:
-    """Belt and braces: whatever produced ``message``, no password from ``url`` survives."""
-    if not url:
-        return message
-    message = message.replace(url, mask_url(url))
-    try:
-        password = parse_url(url).password
-    except PersistenceError:
-        return message
-    if password and len(password) >= 3:
-        message = message.replace(password, "****")
-    return message
+    """Belt and braces: whatever produced ``message``, no secret of ``url`` survives."""
+    return message if not url else scrub(message, url)
 
 
 def _silence_stdout() -> None:

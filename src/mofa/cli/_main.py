@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import codecs
 import io
+import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mofa import __version__
+from mofa.cli._errors import EXIT_INTERRUPTED, CommandError
 from mofa.cli.db import db
 from mofa.cli.session import session
 
@@ -21,11 +24,25 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 class GlobalOptions:
     """What the root group parsed; commands reach it through ``click.get_current_context().obj``."""
 
-    database_url: str | None
+    database_url: str | None = field(repr=False)  # it may hold a password
     config_path: Path | None
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _RootGroup(click.Group):
+    """The ``mofa`` group: Ctrl-C anywhere in a command exits 130 with one line.
+
+    click would print "Aborted!" and exit 1 for a Ctrl-C outside :func:`~mofa.cli._errors.run`
+    (while a command reads its configuration, say), as if the command had failed.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted.", EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=_RootGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="mofa")
 @click.option(
     "--database-url",
@@ -85,4 +102,8 @@ def _survive_narrow_terminals() -> None:
 def main() -> None:
     """Console-script entry point."""
     _survive_narrow_terminals()
+    # Errors reach the user as one "Error: …" line. Without a handler, asyncio's own log
+    # records (a driver's "Future exception was never retrieved" after Ctrl-C cut a connect
+    # short) would go to stderr through logging's last-resort handler, after that line.
+    logging.getLogger("asyncio").addHandler(logging.NullHandler())
     cli(prog_name="mofa")

@@ -32,17 +32,18 @@ def ask_yes_no(question: str) -> bool:
     previous = signal.set_wakeup_fd(wake_writer, warn_on_full_buffer=False)
     try:
         while True:
-            click.echo(f"{question} [y/N]: ", nl=False)
+            # On stderr, with the progress lines: stdout is for data.
+            click.echo(f"{question} [y/N]: ", nl=False, err=True)
             line = _read_line(sys.stdin.fileno(), wake_reader)
             if line is None:  # end of input
-                click.echo()
+                click.echo(err=True)
                 return False
             answer = line.strip().lower()
             if answer in _YES or answer in _NO:
                 return answer in _YES
             click.echo("Error: invalid input", err=True)
     except KeyboardInterrupt:
-        click.echo()
+        click.echo(err=True)
         return False
     finally:
         signal.set_wakeup_fd(previous)

@@ -3,7 +3,8 @@
 The store is the first of:
 
 1. ``mofa --database-url URL …``
-2. the ``MOFA_DATABASE_URL`` environment variable
+2. the ``MOFA_DATABASE_URL`` environment variable (which ``./.env`` or the ``.env`` beside
+   the agent configuration may set, see :func:`mofa.config.environment`)
 3. ``persistence.database`` of the agent configuration: ``--config PATH``, else
    ``./agent.yml`` when it exists (``persistence.enabled: false`` skips it)
 4. the local file store in :func:`~mofa.persistence.backends.files.default_data_dir`
@@ -21,9 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mofa.cli._errors import CommandError
-from mofa.config import DEFAULT_CONFIG_NAME, ConfigError, load_config
+from mofa.config import (
+    DEFAULT_CONFIG_NAME,
+    ConfigError,
+    default_store_url,
+    environment,
+    load_config,
+)
 from mofa.persistence import BaseStore, mask_url, open_store, parse_url
-from mofa.persistence.backends.files import STORE_MARKER, default_store_url
+from mofa.persistence.backends.files import STORE_MARKER
 
 __all__ = [
     "DATABASE_URL_VARIABLE",
@@ -43,6 +50,9 @@ class StoreChoice:
     url: str
     source: str
 
+    def __repr__(self) -> str:  # the URL may hold a password
+        return f"StoreChoice(url={self.masked!r}, source={self.source!r})"
+
     @property
     def masked(self) -> str:
         return mask_url(self.url)
@@ -58,24 +68,24 @@ def resolve_store(
 
     Raises :class:`~mofa.cli._errors.CommandError` when the configuration file cannot be used.
     """
-    env = os.environ if environ is None else environ
     if database_url is not None:
         return StoreChoice(database_url, "--database-url")
-    from_env = env.get(DATABASE_URL_VARIABLE, "")
-    if from_env.strip():
-        return StoreChoice(from_env, DATABASE_URL_VARIABLE)
     if config_path is None:
         candidate = Path.cwd() / DEFAULT_CONFIG_NAME
         # An agent.yml that exists but cannot be read is reported, not silently skipped.
         config_path = candidate if os.path.lexists(candidate) else None
-    if config_path is not None:
-        try:
-            url = load_config(config_path, environ=env).persistence.database_url()
-        except ConfigError as exc:
-            raise CommandError(str(exc)) from None
-        if url is not None:
-            return StoreChoice(url, str(config_path))
-    return StoreChoice(default_store_url(), "default")
+    try:
+        settings = environment(config_path, environ, settings_only=True)
+        from_env = settings.get(DATABASE_URL_VARIABLE, "")
+        if from_env.strip():
+            return StoreChoice(from_env, DATABASE_URL_VARIABLE)
+        if config_path is not None:
+            url = load_config(config_path, environ=environ).persistence.database_url()
+            if url is not None:
+                return StoreChoice(url, str(config_path))
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    return StoreChoice(default_store_url(settings), "default")
 
 
 async def open_existing_store(choice: StoreChoice) -> BaseStore:

@@ -6,8 +6,9 @@ database, statement for statement), ``db init -o`` saves it for the database's o
 ``db init -u`` opens a store on the URL, which creates or upgrades the schema in one transaction
 where the dialect allows it (PostgreSQL, SQLite) — so all three give the same tables.
 
-The SQL is data and goes to stdout (pipeable); the progress lines of ``-o`` / ``-u`` go to
-stdout too, as the seeds show them; errors go to stderr as one ``Error: …`` line, exit 1.
+The SQL is data and goes to stdout (pipeable); the progress lines of ``-o`` / ``-u`` (the seeds'
+lines) go to stderr, as errors do (one ``Error: …`` line, exit 1), so a terminal shows what
+the seeds show and a redirected stdout holds nothing but the SQL.
 """
 
 from __future__ import annotations
@@ -125,8 +126,7 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
     elif output is not None:
         _save_script(db_type, output, show_hint=parsed is None)
     if parsed is not None:
-        # With `-o -` the SQL is on stdout as data: keep the progress lines off it.
-        _initialize(db_type, parsed, progress_to_stderr=output is not None and to_stdout)
+        _initialize(db_type, parsed)
 
 
 @db.command(short_help="Show database schema SQL.")
@@ -169,8 +169,13 @@ def _check_url(db_type: str, database_url: str) -> DatabaseURL:
     )
 
 
+def _progress(line: str) -> None:
+    """A progress line: to stderr, so stdout holds only data (the SQL)."""
+    click.echo(line, err=True)
+
+
 def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
-    click.echo(f"→ Generating {db_type} migration script...")
+    _progress(f"→ Generating {db_type} migration script...")
     try:
         # Keeps the mode of a file it replaces; the directory sync is best effort, as
         # not every platform can open a directory. Missing parents are made, as
@@ -179,10 +184,10 @@ def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
             file.write(_script_with_header(db_type, DISPLAY_NAMES[db_type]))
     except OSError as exc:
         raise CliError(cannot_write("migration script", output, exc)) from exc
-    click.echo(f"✓ Migration script saved to: {output}")
+    _progress(f"✓ Migration script saved to: {output}")
     if show_hint:
-        click.echo("You can then execute the SQL manually:")
-        click.echo(_CLIENT_COMMANDS[db_type].format(path=shlex.quote(str(output))))
+        _progress("You can then execute the SQL manually:")
+        _progress(_CLIENT_COMMANDS[db_type].format(path=shlex.quote(str(output))))
 
 
 async def _apply_schema(url: DatabaseURL) -> tuple[int, ...]:
@@ -191,10 +196,8 @@ async def _apply_schema(url: DatabaseURL) -> tuple[int, ...]:
         return tuple(store.applied_migrations)
 
 
-def _initialize(db_type: str, url: DatabaseURL, *, progress_to_stderr: bool) -> None:
-    def say(line: str) -> None:
-        click.echo(line, err=progress_to_stderr)
-
+def _initialize(db_type: str, url: DatabaseURL) -> None:
+    say = _progress
     say(f"→ Initializing {db_type} database...")
     say(f"  URL: {url.masked}")
     applied = run(

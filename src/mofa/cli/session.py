@@ -1,8 +1,9 @@
 """``mofa session``: list, show, export and delete stored sessions.
 
 Each command resolves the store (see :mod:`mofa.cli._store`), makes its library calls and
-hands plain dictionaries to :mod:`mofa.cli._render`. JSON and YAML go to stdout alone, so they
-pipe into ``jq``; errors go to stderr as one ``Error: …`` line.
+hands plain dictionaries to :mod:`mofa.cli._render`. Data (a table, JSON, YAML) goes to stdout
+alone, so it pipes into ``jq`` or a file; progress lines, the delete prompt and errors (one
+``Error: …`` line) go to stderr.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def _choice(ctx: click.Context) -> StoreChoice:
     return resolve_store(
         getattr(options, "database_url", None), getattr(options, "config_path", None)
     )
+
+
+def _progress(line: str) -> None:
+    """A progress line (the seeds' "→ …" and "✓ …"): to stderr, so stdout holds only data."""
+    click.echo(line, err=True)
 
 
 def _not_found(session_id: str) -> CommandError:
@@ -147,12 +153,12 @@ def list_command(
 
     if output_format == "table":
         # JSON mode prints nothing but the document: stdout stays parseable, stderr quiet
-        # (a script sees only errors there).
-        click.echo("→ Listing sessions")
+        # (a script sees only errors there). The table's progress lines go to stderr too.
+        _progress("→ Listing sessions")
         if agent_id is not None:
-            click.echo(f"  Filtering by agent: {shown_id(agent_id)}")
+            _progress(f"  Filtering by agent: {shown_id(agent_id)}")
         if limit is not None:
-            click.echo(f"  Limit: {limit}")
+            _progress(f"  Limit: {limit}")
     sessions = run(fetch, url=choice.url)
     rows = [
         {
@@ -166,7 +172,7 @@ def list_command(
     if output_format == "json":
         click.echo(render(rows, "json"))
         return
-    click.echo()
+    _progress("")
     click.echo(render(rows, "table") if rows else "No sessions found.")
 
 
@@ -326,12 +332,12 @@ def export_command(
         writer.finish()
         return writer.count
 
-    click.echo(f"→ Exporting session: {shown_id(session_id)}", err=to_stdout)
-    click.echo(f"  Format: {export_format}", err=to_stdout)
-    click.echo(f"  Output: {'stdout' if to_stdout else output_path}", err=to_stdout)
+    _progress(f"→ Exporting session: {shown_id(session_id)}")
+    _progress(f"  Format: {export_format}")
+    _progress(f"  Output: {'stdout' if to_stdout else output_path}")
     count = run(export, url=choice.url)
-    click.echo(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}", err=to_stdout)
-    click.echo("✓ Session exported successfully", err=to_stdout)
+    _progress(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}")
+    _progress("✓ Session exported successfully")
 
 
 # ---------------------------------------------------------------------------- delete
@@ -371,11 +377,11 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
 
     async def delete() -> None:
         async with await open_existing_store(choice) as store:
-            click.echo("  Removing session data...")
+            _progress("  Removing session data...")
             if not await store.delete_session(session_id):
                 raise _not_found(session_id)  # deleted by someone else meanwhile
 
-    click.echo(f"→ Deleting session: {shown_id(session_id)}")
+    _progress(f"→ Deleting session: {shown_id(session_id)}")
     if not force:
         # Looked up first: a missing session is "not found" (exit 1) with or without a
         # terminal. The store is closed while the question is open: with no other thread
@@ -387,14 +393,14 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
                 "stdin is not a terminal; use --force.",
                 EXIT_DELETE_FAILED,
             )
-        click.echo()
+        _progress("")
         count = found.message_count
-        click.echo(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
-        click.echo("This action cannot be undone.")
-        click.echo()
+        _progress(f"Session contains {count} {'message' if count == 1 else 'messages'}.")
+        _progress("This action cannot be undone.")
+        _progress("")
         if not ask_yes_no("Delete session?"):
             raise CommandError("Cancelled; the session was not deleted.", EXIT_DELETE_FAILED)
-        click.echo()
+        _progress("")
     run(
         delete,
         url=choice.url,
@@ -402,4 +408,4 @@ def delete_command(ctx: click.Context, session_id: str, force: bool) -> None:
         interrupted=f"Interrupted; check with 'mofa session show {session_id}' whether the "
         "session was deleted.",
     )
-    click.echo("✓ Session deleted successfully")
+    _progress("✓ Session deleted successfully")

@@ -30,7 +30,7 @@ from mofa.persistence._entities import (
 )
 from mofa.persistence._registry import BACKENDS, backend_class, open_store
 from mofa.persistence._store import UNSET, BaseStore, Store
-from mofa.persistence._url import DatabaseURL, mask_url, parse_url
+from mofa.persistence._url import SHOWN_PARAMETERS, DatabaseURL, mask_url, parse_url
 from mofa.persistence.errors import (
     AgentExistsError,
     AuthenticationError,
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from mofa.persistence.backends.sqlite import SqliteStore
 
 __all__ = [
+    "SHOWN_PARAMETERS",
     "UNSET",
     "Agent",
     "AgentExistsError",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from mofa.persistence._store import BaseStore
-from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence._url import DatabaseURL, parse_url, scrub
+from mofa.persistence.errors import PersistenceError
 
 __all__ = ["BACKENDS", "backend_class", "open_store"]
 
@@ -18,6 +20,8 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "postgres": ("mofa.persistence.backends.postgres", "PostgresStore"),
     "mysql": ("mofa.persistence.backends.mysql", "MySqlStore"),
 }
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def backend_class(backend: str) -> type[BaseStore]:
@@ -34,6 +38,14 @@ async def open_store(url: str | DatabaseURL, **options: Any) -> BaseStore:
 
     ``options`` go to the backend's ``connect`` (for example ``pool_size``).
     """
-    parsed = parse_url(url) if isinstance(url, str) else url
-    store: BaseStore = await backend_class(parsed.backend).connect(parsed, **options)  # type: ignore[attr-defined]
+    parsed = url if isinstance(url, DatabaseURL) else parse_url(url)
+    _LOGGER.debug("Opening the %s store at %s", parsed.backend, parsed.masked)
+    try:
+        store: BaseStore = await backend_class(parsed.backend).connect(parsed, **options)  # type: ignore[attr-defined]
+    except PersistenceError as exc:
+        # A driver's or server's words may repeat a value of the URL ("invalid value for
+        # parameter ...: <value>"); the error keeps its class and cause, not the secret.
+        exc.args = tuple(scrub(a, parsed.raw) if isinstance(a, str) else a for a in exc.args)
+        _LOGGER.debug("Could not open the store at %s: %s", parsed.masked, exc)
+        raise
     return store

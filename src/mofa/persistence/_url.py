@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from mofa.persistence.errors import InvalidURLError
 
-__all__ = ["ACCEPTED_FORMS", "DatabaseURL", "mask_url", "parse_url"]
+__all__ = [
+    "ACCEPTED_FORMS",
+    "SHOWN_PARAMETERS",
+    "DatabaseURL",
+    "mask_url",
+    "parse_url",
+    "scrub",
+    "url_secrets",
+]
 
 ACCEPTED_FORMS = (
     "postgres://, postgresql://, mysql://, mariadb://, sqlite://PATH, sqlite:///ABS_PATH, "
@@ -47,49 +55,140 @@ def scheme_backend(scheme: str) -> str | None:
 _MASK = "****"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _SCHEME_SLASHES_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/+")
-_PASSWORD_PARAM_RE = re.compile(r"([?&](?:password|pass|pwd)=)([^&#]*)", re.IGNORECASE)
+
+#: Query parameters whose values are shown in messages and ``repr()``: where and how to
+#: connect, never a secret. Every other parameter's value (``?password=``, ``?sslpassword=``,
+#: a server setting…) is shown as ``****``, and so is a URL's fragment (``#…``).
+SHOWN_PARAMETERS = frozenset(
+    {
+        # PostgreSQL (libpq names) and the store's own
+        "application_name",
+        "connect_timeout",
+        "dbname",
+        "host",
+        "hostaddr",
+        "port",
+        "search_path",
+        "sslcert",
+        "sslkey",
+        "sslmode",
+        "sslrootcert",
+        "target_session_attrs",
+        "user",
+        # MySQL / MariaDB
+        "protocol",
+        "socket",
+        "ssl-ca",
+        "ssl-cert",
+        "ssl-key",
+        "ssl-mode",
+        # OpenAI-compatible base URLs (Azure's API version)
+        "api-version",
+    }
+)
+
+#: Shortest secret that ``scrub`` replaces inside free text: shorter ones would also
+#: replace ordinary words and numbers of the message (the URL itself is always masked).
+_SHORTEST_SCRUBBED = 3
+
+
+def _userinfo_secret(url: str) -> tuple[int, int, int] | None:
+    """Where the password of ``url``'s user info is, as (start, end, end of the user info),
+    or ``None`` when it has none. Works on malformed URLs too."""
+    query_start = min((p for p in (url.find("?"), url.find("#")) if p >= 0), default=len(url))
+    scheme_end = url.find("://")
+    if scheme_end < 0 or scheme_end >= query_start:
+        # Not scheme://…, a typing mistake such as "postgresql:/u:pw@h", "postgresql//u:pw@h"
+        # or "u:pw@h": everything between the first ':' after any "scheme:/" and the last '@'
+        # is secret, whatever it holds ('/', '?' and '#' included). Over-masking a malformed
+        # URL (a scheme-less "scheme:user:pw@") is the safe side.
+        at = url.rfind("@")
+        prefix = _SCHEME_SLASHES_RE.match(url)
+        first_colon = url.find(":", prefix.end() if prefix else 0, max(at, 0))
+        return None if first_colon < 0 else (first_colon + 1, at, at)
+    start = scheme_end + 3
+    # The user info ends at the last '@' before the query: a password may hold a raw '@' or
+    # '/', and masking must cover all of it even when the URL is otherwise malformed.
+    at = url.rfind("@", start, query_start)
+    if at < 0:
+        # A raw '?' or '#' inside the password: mask up to the last '@' rather than leak.
+        at = url.rfind("@", start)
+    if at < 0:
+        return None
+    user, colon, _password = url[start:at].partition(":")
+    if not colon or any(c in user for c in "/?#"):
+        return None
+    return start + len(user) + 1, at, at
+
+
+def _segments(url: str) -> list[tuple[str, bool]]:
+    """``url`` cut into (text, is_secret) pieces whose texts, joined, give ``url`` back.
+
+    Secret: the user info's password, the value of every query parameter not in
+    :data:`SHOWN_PARAMETERS` (and a bare ``?item`` not named there), and the fragment.
+    """
+    pieces: list[tuple[str, bool]] = []
+    rest_start = 0
+    userinfo = _userinfo_secret(url)
+    if userinfo is not None:
+        secret_start, secret_end, rest_start = userinfo
+        pieces += [(url[:secret_start], False), (url[secret_start:secret_end], True)]
+    rest = url[rest_start:]
+    marks = [p for p in (rest.find("?"), rest.find("#")) if p >= 0]
+    cut = min(marks, default=len(rest))
+    pieces.append((rest[:cut], False))
+    rest = rest[cut:]
+    if rest.startswith("?"):
+        query, hash_mark, fragment = rest[1:].partition("#")
+        pieces.append(("?", False))
+        for index, item in enumerate(query.split("&")):
+            if index:
+                pieces.append(("&", False))
+            name, equals, value = item.partition("=")
+            shown = unquote_plus(name).strip().lower() in SHOWN_PARAMETERS
+            if equals:
+                pieces += [(name + equals, False), (value, not shown)]
+            else:
+                pieces.append((item, not shown))
+        rest = hash_mark + fragment
+    if rest:
+        pieces += [("#", False), (rest[1:], True)]
+    return [(text, secret) for text, secret in pieces if text]
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``****``.
+    """Return ``url`` with its password, the values of query parameters that are not plain
+    connection settings (see :data:`SHOWN_PARAMETERS`) and its fragment shown as ``****``.
 
     Works on malformed URLs too, so it is safe to use in every error message.
     """
-    masked = _PASSWORD_PARAM_RE.sub(lambda m: m.group(1) + _MASK, url)
-    query_start = min(
-        (p for p in (masked.find("?"), masked.find("#")) if p >= 0), default=len(masked)
-    )
-    scheme_end = masked.find("://")
-    if scheme_end >= 0 and scheme_end < query_start:
-        start = scheme_end + 3
-        # The user info ends at the last '@' before the query: a password may hold a raw '@'
-        # or '/', and masking must cover all of it even when the URL is otherwise malformed.
-        at = masked.rfind("@", start, query_start)
-        if at < 0:
-            # A raw '?' or '#' inside the password: mask up to the last '@' rather than leak.
-            at = masked.rfind("@", start)
-    else:
-        # Not scheme://…, a typing mistake such as "postgresql:/u:pw@h", "postgresql//u:pw@h"
-        # or "u:pw@h": everything between the first ':' after any "scheme:/" and the last '@'
-        # is masked, whatever it holds ('/', '?' and '#' included). Over-masking a malformed
-        # URL (a scheme-less "scheme:user:pw@") is the safe side.
-        at = masked.rfind("@")
-        prefix = _SCHEME_SLASHES_RE.match(masked)
-        first_colon = masked.find(":", prefix.end() if prefix else 0, max(at, 0))
-        if first_colon < 0:
-            return masked
-        return f"{masked[: first_colon + 1]}{_MASK}{masked[at:]}"
-    if at < 0:
-        return masked
-    user, colon, _password = masked[start:at].partition(":")
-    if not colon or any(c in user for c in "/?#"):
-        return masked
-    return f"{masked[:start]}{user}:{_MASK}{masked[at:]}"
+    return "".join(_MASK if secret else text for text, secret in _segments(url))
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """What :func:`mask_url` hides in ``url``, as written and percent-decoded, longest first."""
+    found: set[str] = set()
+    for text, secret in _segments(url):
+        if secret:
+            found.update((text, unquote(text), unquote_plus(text)))
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with ``url`` masked and every secret of ``url`` replaced by ``****``.
+
+    For messages that quote a driver or a server, which may repeat a value of the URL.
+    """
+    text = text.replace(url, mask_url(url))
+    for secret in url_secrets(url):
+        if len(secret) >= _SHORTEST_SCRUBBED:
+            text = text.replace(secret, _MASK)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseURL:
-    """A parsed database URL. ``str()`` and ``repr()`` show it with the password masked."""
+    """A parsed database URL. ``str()`` and ``repr()`` show it masked (see :func:`mask_url`)."""
 
     raw: str = field(repr=False)
     scheme: str
@@ -110,13 +209,18 @@ class DatabaseURL:
 
     @property
     def masked(self) -> str:
-        """The URL as written, with any password replaced by ``****``."""
+        """The URL as written, with its password and other secrets replaced by ``****``."""
         return mask_url(self.raw)
 
 
-def parse_url(url: str) -> DatabaseURL:
+def parse_url(url: object) -> DatabaseURL:
     """Parse a database URL; raise :class:`InvalidURLError` naming the accepted forms."""
-    if not isinstance(url, str) or not url.strip():
+    if not isinstance(url, str):
+        raise InvalidURLError(
+            f"The database URL must be a string such as 'sqlite://./mofa.db', not "
+            f"{'None' if url is None else type(url).__name__}; use one of: {ACCEPTED_FORMS}."
+        )
+    if not url.strip():
         raise InvalidURLError(f"The database URL is empty; use one of: {ACCEPTED_FORMS}.")
     url = url.strip()
     shown = mask_url(url)
@@ -155,6 +259,19 @@ def _parse_path_url(url: str, scheme: str, backend: str, rest: str, shown: str) 
     path_part, question, query_text = rest[2:].partition("?")
     if question:
         raise InvalidURLError(_no_parameters(scheme, backend, query_text, shown))
+    what = "SQLite" if backend == "sqlite" else "file store"
+    if "#" in path_part:
+        # Everywhere else a '#' starts a fragment, which is masked as a secret: a path
+        # holding one would be printed in the clear, and the URL would mean two things.
+        raise InvalidURLError(
+            f"The {what} URL {shown!r} holds a '#'; write a '#' in a path as %23."
+        )
+    authority = path_part.split("/", 1)[0]
+    if ":" in authority.rpartition("@")[0]:
+        raise InvalidURLError(
+            f"The {what} URL {shown!r} holds a user name and password, which {scheme}: URLs "
+            f"do not take; write {scheme}:///absolute/path (a '@' in a path as %40)."
+        )
     if path_part.startswith("localhost/"):
         path_part = path_part[len("localhost") :]
     path = unquote(path_part)
