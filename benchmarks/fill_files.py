@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mofa.persistence import Role, Session
+from mofa.persistence._base import EncodedMessage
 from mofa.persistence._codec import format_time
-from mofa.persistence._store import EncodedMessage
 from mofa.persistence.backends import files
 
 

@@ -73,7 +73,6 @@ DEFAULT_CONFIG_NAME = "agent.yml"
 _VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
-_DATABASE_TYPES = ("postgres", "postgresql", "mysql", "mariadb", "sqlite", "memory", "file")
 #: The keys each section knows; anything else is a typing mistake.
 _KNOWN_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
     (): ("agent", "persistence", "session", "llm"),
@@ -136,15 +135,22 @@ def environment(
         raise ConfigError(str(exc)) from None
 
 
+def _scheme_backend(scheme: str) -> str | None:
+    """The backend a URL scheme or ``type`` names (the persistence package loads on first use)."""
+    from mofa.persistence._registry import scheme_backend as lookup
+
+    return lookup(scheme)
+
+
 def default_store_url(environ: Mapping[str, str]) -> str:
     """The URL of the local file store for ``environ``, whose ``MOFA_DATA_DIR`` may have come
-    from a ``.env`` (see :func:`mofa.persistence.backends.files.default_data_dir`)."""
-    from mofa.persistence.backends import files
+    from a ``.env`` (see :func:`mofa.persistence.locations.default_data_dir`)."""
+    from mofa.persistence import locations
 
     directory = environ.get("MOFA_DATA_DIR")
     if directory and directory != os.environ.get("MOFA_DATA_DIR"):
-        return files.directory_url(Path(directory).expanduser().absolute())
-    return files.default_store_url()
+        return locations.directory_url(Path(directory).expanduser().absolute())
+    return locations.default_store_url()
 
 
 def expand_variables(text: str, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
@@ -197,14 +203,15 @@ class DatabaseSection:
                 # names the same database whichever directory it is used from.
                 path = Path(os.path.abspath(self.source.parent / path))
             # Percent-encode: parse_url unquotes paths and a raw '?', '#' or '%' would be misread.
-            if self.type in (None, "sqlite"):
+            kind = None if self.type is None else _scheme_backend(self.type)
+            if kind in (None, "sqlite"):
                 text = quote(str(path), safe="/~:@")
                 return f"sqlite://{text}" if path.is_absolute() else f"sqlite://./{text}"
-            if self.type == "file":
-                from mofa.persistence.backends.files import directory_url
+            if kind == "files":
+                from mofa.persistence.locations import directory_url
 
                 return directory_url(path.resolve())
-        if self.type == "memory":
+        if self.type is not None and _scheme_backend(self.type) == "memory":
             return "memory://"
         raise ConfigError(
             f"{where}persistence.database needs a url (or, for sqlite, a path); "
@@ -215,10 +222,8 @@ class DatabaseSection:
         if self.type is None:
             return
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-        from mofa.persistence._url import scheme_backend
-
-        backend = scheme_backend(scheme)
-        if backend is not None and backend != scheme_backend(self.type):
+        backend = _scheme_backend(scheme)
+        if backend is not None and backend != _scheme_backend(self.type):
             raise ConfigError(
                 f"{where}persistence.database.type is {self.type} but its url is a {scheme}: "
                 "URL; make them agree, or leave type out."
@@ -426,10 +431,14 @@ def _build(
             raise ConfigError(f"{path}: persistence.database must be a mapping with a url.")
         _check_keys(raw_database, ("persistence", "database"), path)
         database_type = _optional_str(raw_database, "type", "persistence.database", path)
-        if database_type is not None and database_type.lower() not in _DATABASE_TYPES:
+        if database_type is not None and _scheme_backend(database_type) is None:
+            # Any URL scheme a backend answers to (the registry's records).
+            from mofa.persistence._registry import BACKENDS
+
+            types = (scheme for record in BACKENDS.values() for scheme in record.schemes)
             raise ConfigError(
                 f"{path}: persistence.database.type {database_type!r} is unknown; use one of: "
-                f"{', '.join(_DATABASE_TYPES)}."
+                f"{', '.join(types)}."
             )
         names = tuple(
             name

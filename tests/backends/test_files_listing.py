@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from mofa.persistence import FileStore, QueryError, Session
-from mofa.persistence import _store as store_module
+from mofa.persistence import _base as store_module
 from mofa.persistence.backends import files as files_module
 from mofa.persistence.backends._files_tree import FileTree
 from mofa.persistence.backends.files import COMPACT_AFTER, LISTING_FILE, STORE_MARKER

@@ -250,7 +250,11 @@ def test_list_of_an_empty_store(empty_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("scheme", "what"), [("sqlite", "SQLite database"), ("file", "mofa file store")]
+    ("scheme", "what"),
+    [
+        ("sqlite", "SQLite database at {}"),
+        ("file", "mofa file store in {} (it has no mofa-store.json)"),
+    ],
 )
 @pytest.mark.parametrize("command", [["list"], ["show", MAIN], ["delete", MAIN, "--force"]])
 def test_a_store_that_does_not_exist_is_reported_not_created(
@@ -259,9 +263,7 @@ def test_a_store_that_does_not_exist_is_reported_not_created(
     missing = tmp_path / "typo"
     result = mofa("session", *command, url=f"{scheme}://{missing}")
     assert result.exit_code == 1
-    assert one_error_line(result) == (
-        f"Error: There is no {what} at {missing} (from --database-url); check the path."
-    )
+    assert one_error_line(result) == (f"Error: There is no {what.format(missing)}; check the path.")
     assert list(tmp_path.iterdir()) == []
 
 

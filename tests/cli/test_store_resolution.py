@@ -15,7 +15,7 @@ import pytest
 
 from mofa.cli._store import resolve_store
 from mofa.persistence import InvalidInputError, SchemaError, open_store
-from mofa.persistence.backends.files import directory_url
+from mofa.persistence.locations import directory_url
 from tests._cli import mofa, one_error_line
 from tests.cli.test_db_servers import table_set
 from tests.conftest import _params

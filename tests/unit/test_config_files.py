@@ -13,7 +13,7 @@ import pytest
 
 from mofa.agent import LLMAgentBuilder
 from mofa.config import ConfigError, environment, load_config, read_dotenv
-from mofa.persistence.backends.files import directory_url
+from mofa.persistence.locations import directory_url
 from tests._cli import run_mofa
 
 #: How long refusing a hostile file may take (the issue measured 47 s for 410 bytes).
@@ -195,5 +195,5 @@ def test_the_cli_takes_its_store_from_a_dotenv(clean_environment: Path, tmp_path
     )
     # The store the .env names does not exist: the error names it, so the .env was read.
     assert finished.returncode == 1
-    assert f"There is no mofa file store at {data}" in finished.stderr
+    assert f"There is no mofa file store in {data}" in finished.stderr
     assert json.dumps([]) not in finished.stdout

@@ -70,7 +70,6 @@ from mofa.config import (
     load_config,
 )
 from mofa.persistence._registry import open_store
-from mofa.persistence.backends.memory import InMemoryStore
 from mofa.persistence.plugin import PersistencePlugin
 
 __all__ = ["DEFAULT_AGENT_ID", "PROVIDER_VARIABLE", "LLMAgentBuilder"]
@@ -367,7 +366,7 @@ class LLMAgentBuilder:
             if self._database_url is not None:
                 store = await open_store(self._database_url)
             else:
-                store = InMemoryStore()
+                store = await open_store("memory://")
             plugin = PersistencePlugin(
                 "persistence",
                 store,

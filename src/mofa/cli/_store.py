@@ -7,7 +7,7 @@ The store is the first of:
    the agent configuration may set, see :func:`mofa.config.environment`)
 3. ``persistence.database`` of the agent configuration: ``--config PATH``, else
    ``./agent.yml`` when it exists (``persistence.enabled: false`` skips it)
-4. the local file store in :func:`~mofa.persistence.backends.files.default_data_dir`
+4. the local file store in :func:`~mofa.persistence.locations.default_data_dir`
    (``$MOFA_DATA_DIR``, else ``$XDG_DATA_HOME/mofa``, else ``~/.local/share/mofa``)
 
 How a failure reaches the user (one ``Error: …`` line, an exit code, no password) is
@@ -29,8 +29,8 @@ from mofa.config import (
     environment,
     load_config,
 )
-from mofa.persistence import BaseStore, mask_url, open_store, parse_url
-from mofa.persistence.backends.files import STORE_MARKER
+from mofa.persistence import BaseStore, SchemaError, mask_url, open_store, parse_url
+from mofa.persistence.locations import STORE_MARKER
 
 __all__ = [
     "DATABASE_URL_VARIABLE",
@@ -91,27 +91,21 @@ def resolve_store(
 async def open_existing_store(choice: StoreChoice) -> BaseStore:
     """Open the store a read-or-delete command works on, changing nothing but what it deletes.
 
-    A SQLite file or file-store directory that does not exist is reported (a mistyped path
-    would otherwise leave a new, empty store behind and show no sessions), and so is a
-    database or directory that holds no mofa store (or an older schema): nothing is created
-    or upgraded in it. The default data directory, before anything was ever stored, reads
-    as an empty store and is not created.
+    Opened with ``create_schema=False``: a SQLite file or file-store directory that does not
+    exist is reported by the store (a mistyped path would otherwise leave a new, empty store
+    behind and show no sessions), and so is a database or directory that holds no mofa store
+    (or an older schema): nothing is created or upgraded in it. The default data directory,
+    before anything was ever stored, reads as an empty store and is not created.
     """
-    if _nothing_stored_yet(choice):
+    if choice.source == "default" and not _default_store_made(choice.url):
         return await open_store("memory://")
-    return await open_store(choice.url, create_schema=False)
+    try:
+        return await open_store(choice.url, create_schema=False)
+    except SchemaError as exc:  # no store there, or not one this version reads: exit 1
+        raise CommandError(str(exc)) from None
 
 
-def _nothing_stored_yet(choice: StoreChoice) -> bool:
-    """Whether ``choice`` is the default file store before its first write; raises if it
-    names a SQLite file or a file store that does not exist."""
-    parsed = parse_url(choice.url)
-    if parsed.backend not in ("sqlite", "files") or not parsed.path or parsed.path == ":memory:":
-        return False
-    location = os.path.abspath(os.path.expanduser(parsed.path))
-    if parsed.backend == "files" and choice.source == "default":
-        return not os.path.isfile(os.path.join(location, STORE_MARKER))
-    if os.path.exists(location):
-        return False
-    what = "SQLite database" if parsed.backend == "sqlite" else "mofa file store"
-    raise CommandError(f"There is no {what} at {location} (from {choice.source}); check the path.")
+def _default_store_made(url: str) -> bool:
+    """Whether the default file store at ``url`` has been written to (it has its marker)."""
+    directory = parse_url(url).path or ""
+    return os.path.isfile(os.path.join(os.path.expanduser(directory), STORE_MARKER))

@@ -22,7 +22,7 @@ from mofa.cli._errors import CliError, missing_driver_message, run
 from mofa.cli._files import atomic_text_file, cannot_write
 from mofa.persistence import DatabaseURL, InvalidURLError, open_store, parse_url
 from mofa.persistence import schema as schema_data
-from mofa.persistence._store import DISPLAY_NAMES
+from mofa.persistence._registry import display_name
 
 __all__ = ["db", "init", "schema"]
 
@@ -122,7 +122,7 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
     parsed = _check_url(db_type, database_url) if database_url is not None else None
     to_stdout = output is None or str(output) == "-"
     if to_stdout and (parsed is None or output is not None):
-        click.echo(_script_with_header(db_type, DISPLAY_NAMES[db_type]), nl=False)
+        click.echo(_script_with_header(db_type, display_name(db_type)), nl=False)
     elif output is not None:
         _save_script(db_type, output, show_hint=parsed is None)
     if parsed is not None:
@@ -181,7 +181,7 @@ def _save_script(db_type: str, output: Path, *, show_hint: bool) -> None:
         # not every platform can open a directory. Missing parents are made, as
         # `session export -o` makes them: the path is printed below, typo and all.
         with atomic_text_file(output, make_parents=True, require_directory_sync=False) as file:
-            file.write(_script_with_header(db_type, DISPLAY_NAMES[db_type]))
+            file.write(_script_with_header(db_type, display_name(db_type)))
     except OSError as exc:
         raise CliError(cannot_write("migration script", output, exc)) from exc
     _progress(f"✓ Migration script saved to: {output}")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mofa.persistence._base import BaseStore
+from mofa.persistence._contract import UNSET, Store
 from mofa.persistence._entities import (
     Agent,
     AgentState,
@@ -29,7 +31,6 @@ from mofa.persistence._entities import (
     new_session_id,
 )
 from mofa.persistence._registry import BACKENDS, backend_class, open_store
-from mofa.persistence._store import UNSET, BaseStore, Store
 from mofa.persistence._url import SHOWN_PARAMETERS, DatabaseURL, mask_url, parse_url
 from mofa.persistence.errors import (
     AgentExistsError,
@@ -103,7 +104,7 @@ __all__ = [
 ]
 
 #: Store class name -> backend name: a backend's module loads on first use of its class.
-_LAZY = {class_name: backend for backend, (_module, class_name) in BACKENDS.items()}
+_LAZY = {record.class_name: backend for backend, record in BACKENDS.items()}
 
 
 def __getattr__(name: str) -> Any:

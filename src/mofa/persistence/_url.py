@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
+from mofa.persistence._registry import ACCEPTED_FORMS, scheme_backend
 from mofa.persistence.errors import InvalidURLError
 
 __all__ = [
@@ -28,29 +29,6 @@ __all__ = [
     "scrub",
     "url_secrets",
 ]
-
-ACCEPTED_FORMS = (
-    "postgres://, postgresql://, mysql://, mariadb://, sqlite://PATH, sqlite:///ABS_PATH, "
-    "sqlite::memory:, memory://, file:///DIR"
-)
-
-#: URL scheme -> backend name.
-_SCHEMES = {
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "sqlite": "sqlite",
-    "sqlite3": "sqlite",
-    "memory": "memory",
-    "file": "files",
-}
-
-
-def scheme_backend(scheme: str) -> str | None:
-    """The backend a URL scheme (or agent.yml's ``type``) names, ``None`` for an unknown one."""
-    return _SCHEMES.get(scheme.lower())
-
 
 _MASK = "****"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from mofa.persistence._contract import Store
 from mofa.persistence._entities import (
     Agent,
     AgentState,
@@ -50,7 +51,6 @@ from mofa.persistence._entities import (
     SessionStatus,
     utc_now,
 )
-from mofa.persistence._store import Store
 from mofa.persistence.errors import SessionExistsError, SessionNotFoundError
 
 __all__ = ["ERROR_STATUS", "PersistencePlugin", "SessionAccessError", "is_error_record"]

@@ -100,10 +100,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Self, TypeVar
-from urllib.parse import quote
 
 import orjson
 
+from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._codec import (
     ROLES,
     damaged_record,
@@ -111,18 +111,16 @@ from mofa.persistence._codec import (
     format_time,
     parse_time,
 )
+from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence._store import (
-    BaseStore,
-    EncodedMessage,
-    Unset,
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._files_tree import DIR_MODE, FILE_MODE, FileTree, write_all
+from mofa.persistence.backends._toolkit import (
     check_flag,
     check_option,
     placeholder_agent,
     reject_unknown_options,
 )
-from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._files_tree import DIR_MODE, FILE_MODE, FileTree, write_all
 from mofa.persistence.errors import (
     AgentExistsError,
     ConflictError,
@@ -134,6 +132,12 @@ from mofa.persistence.errors import (
     SessionExistsError,
     SessionNotFoundError,
     StoreConnectionError,
+)
+from mofa.persistence.locations import (
+    STORE_MARKER,
+    default_data_dir,
+    default_store_url,
+    directory_url,
 )
 
 __all__ = [
@@ -155,8 +159,6 @@ _RECORD_FORMAT: Final = 1
 #: The session list, and its lock ('@' is always escaped in names: no session's lock).
 LISTING_FILE: Final = "session-list.jsonl"
 _LISTING_LOCK: Final = "@session-list.lock"
-#: The file that makes a directory a file store (it holds the format version).
-STORE_MARKER: Final = "mofa-store.json"
 #: The directory of sessions without an agent: '@' is always escaped, so no id encodes to it.
 NO_AGENT_DIR: Final = "@none"
 
@@ -173,30 +175,6 @@ _SUMMARY_SIZE = 160
 
 
 # ------------------------------------------------------------------- names and paths
-
-
-def directory_url(directory: os.PathLike[str] | str) -> str:
-    """The ``file://`` URL of a directory (percent-encoded: a ``?`` or ``%`` in a name stays
-    part of the path)."""
-    return "file://" + quote(os.fspath(directory), safe="/")
-
-
-def default_store_url() -> str:
-    """``file://`` URL of :func:`default_data_dir`: the store ``mofa session`` reads when no
-    other is named, and the one an agent.yml with persistence but no database writes."""
-    return directory_url(default_data_dir().absolute())
-
-
-def default_data_dir() -> Path:
-    """The local store's directory: ``$MOFA_DATA_DIR``, ``$XDG_DATA_HOME/mofa`` or
-    ``~/.local/share/mofa`` (an empty or, for XDG, relative variable counts as unset)."""
-    explicit = os.environ.get("MOFA_DATA_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "mofa"
-    return Path.home() / ".local" / "share" / "mofa"
 
 
 def encode_name(value: str) -> str:

@@ -22,17 +22,12 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
+from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._codec import decode_json
+from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence._store import (
-    BaseStore,
-    EncodedMessage,
-    Unset,
-    check_flag,
-    placeholder_agent,
-    reject_unknown_options,
-)
 from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._toolkit import check_flag, placeholder_agent, reject_unknown_options
 from mofa.persistence.errors import (
     AgentExistsError,
     InvalidURLError,

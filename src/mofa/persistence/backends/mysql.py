@@ -51,19 +51,10 @@ from datetime import UTC, datetime
 from typing import Any, Final, Self
 
 from mofa.persistence import schema
+from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._codec import ROLES, damaged_record, decode_json, unreadable_field
+from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence._store import (
-    RETRY_SECONDS,
-    BaseStore,
-    EncodedMessage,
-    InFlight,
-    Unset,
-    backoff,
-    check_flag,
-    check_option,
-    reject_unknown_options,
-)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._mysql_connect import (
     DRIVER_TIMEOUT_LIMIT,
@@ -77,6 +68,14 @@ from mofa.persistence.backends._sql import (
     owner_condition,
     owner_params,
     session_filters,
+)
+from mofa.persistence.backends._toolkit import (
+    RETRY_SECONDS,
+    InFlight,
+    backoff,
+    check_flag,
+    check_option,
+    reject_unknown_options,
 )
 from mofa.persistence.errors import (
     AgentExistsError,

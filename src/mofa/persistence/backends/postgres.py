@@ -48,19 +48,10 @@ from typing import Any, Final, Self
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from mofa.persistence import schema
+from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._codec import ROLES, damaged_record, decode_json
+from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence._store import (
-    RETRY_SECONDS,
-    BaseStore,
-    EncodedMessage,
-    InFlight,
-    Unset,
-    backoff,
-    check_flag,
-    check_option,
-    reject_unknown_options,
-)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._postgres_times import bad_time_search, damaged_time_error
@@ -69,6 +60,14 @@ from mofa.persistence.backends._sql import (
     owner_condition,
     owner_params,
     session_filters,
+)
+from mofa.persistence.backends._toolkit import (
+    RETRY_SECONDS,
+    InFlight,
+    backoff,
+    check_flag,
+    check_option,
+    reject_unknown_options,
 )
 from mofa.persistence.errors import (
     AgentExistsError,

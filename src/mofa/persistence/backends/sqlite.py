@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 
 from mofa.persistence import schema
+from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._codec import (
     ROLES,
     damaged_record,
@@ -49,15 +50,8 @@ from mofa.persistence._codec import (
     format_time,
     parse_time,
 )
+from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence._store import (
-    BaseStore,
-    EncodedMessage,
-    Unset,
-    check_flag,
-    check_option,
-    reject_unknown_options,
-)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import (
     list_sessions_statements,
@@ -65,6 +59,7 @@ from mofa.persistence.backends._sql import (
     owner_params,
     session_filters,
 )
+from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.errors import (
     AgentExistsError,
     InvalidURLError,

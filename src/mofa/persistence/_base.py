@@ -1,9 +1,9 @@
-"""The store contract, declared once, and the base class every backend builds on.
+"""The base class every backend builds on.
 
-:class:`Store` is the contract callers program against. :class:`BaseStore` implements its
-public methods once: it validates and encodes every argument (so each backend accepts and
-rejects exactly the same input), then calls the backend's private ``_``-methods with values
-that are already checked. A backend implements only those.
+:class:`BaseStore` implements the public methods of the :class:`~mofa.persistence.Store`
+contract once: it validates and encodes every argument (so each backend accepts and rejects
+exactly the same input), then calls the backend's private ``_``-methods with values that are
+already checked. A backend implements only those.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import enum
-import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Final, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Self
 
 from mofa.persistence._codec import (
     MAX_SEQ,
@@ -30,6 +28,7 @@ from mofa.persistence._codec import (
     decode_json,
     encode_json,
 )
+from mofa.persistence._contract import UNSET, Unset
 from mofa.persistence._entities import (
     Agent,
     AgentState,
@@ -41,259 +40,16 @@ from mofa.persistence._entities import (
     new_session_id,
     utc_now,
 )
+from mofa.persistence._registry import display_name
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.errors import InvalidInputError, SessionNotFoundError, StoreClosedError
 
-__all__ = ["UNSET", "BaseStore", "EncodedMessage", "Store", "Unset"]
-
-
-class Unset(enum.Enum):
-    """Marks an argument that was not given (``None`` is a value: "clear it")."""
-
-    UNSET = "UNSET"
-
-
-UNSET: Final = Unset.UNSET
+__all__ = ["BaseStore", "EncodedMessage"]
 
 _MAX_STATUS = 50
 _MAX_AGENT_NAME = 255
 _MAX_AGENT_STATE = 50
 _MAX_PROVIDER = 100
-
-
-@runtime_checkable
-class Store(Protocol):
-    """What every backend offers. All methods are coroutines; ``async with`` closes the store.
-
-    Conventions: ``get_*`` returns the record or ``None``; ``delete_*`` returns whether
-    something was deleted; ``list_*`` takes a keyword-only ``limit``. Lists of sessions and
-    states are newest first; lists of messages are in ``seq`` (chronological) order.
-
-    Every method that addresses a session takes ``owner=`` (an :class:`Owner`): the backend
-    puts it into the statement it runs, so through a scope another owner's session reads
-    and writes exactly like a missing one. ``upsert_agent(owner=…)`` records the owner's
-    tenant on a new agent and refuses to change another tenant's (:class:`AgentExistsError`).
-    """
-
-    @property
-    def url(self) -> DatabaseURL: ...
-
-    async def close(self) -> None: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
-    # Agents
-    async def upsert_agent(
-        self,
-        agent_id: str,
-        *,
-        name: str | None = None,
-        state: str = "running",
-        provider: str | None = None,
-        model: str | None = None,
-        description: str | None = None,
-        started_at: datetime | None = None,
-        owner: Owner | None = None,
-    ) -> Agent: ...
-
-    async def get_agent(self, agent_id: str) -> Agent | None: ...
-
-    async def list_agents(self, *, limit: int | None = None) -> list[Agent]: ...
-
-    # Sessions
-    async def create_session(
-        self,
-        session_id: str | None = None,
-        *,
-        agent_id: str | None = None,
-        user_id: str | None = None,
-        tenant_id: str | None = None,
-        status: str = "active",
-        metadata: Mapping[str, Any] | None = None,
-        expires_at: datetime | None = None,
-    ) -> Session: ...
-
-    async def get_session(
-        self, session_id: str, *, owner: Owner | None = None
-    ) -> Session | None: ...
-
-    async def list_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        user_id: str | None = None,
-        tenant_id: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        owner: Owner | None = None,
-    ) -> list[Session]: ...
-
-    async def update_session(
-        self,
-        session_id: str,
-        *,
-        status: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        expires_at: datetime | Unset | None = UNSET,
-        owner: Owner | None = None,
-    ) -> Session: ...
-
-    async def delete_session(self, session_id: str, *, owner: Owner | None = None) -> bool: ...
-
-    # Messages
-    async def append_message(
-        self,
-        session_id: str,
-        role: Role | str,
-        content: str,
-        *,
-        metadata: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-        owner: Owner | None = None,
-    ) -> Message: ...
-
-    async def append_messages(
-        self, session_id: str, messages: Sequence[NewMessage], *, owner: Owner | None = None
-    ) -> list[Message]: ...
-
-    async def list_messages(
-        self,
-        session_id: str,
-        *,
-        limit: int | None = None,
-        after_seq: int = 0,
-        owner: Owner | None = None,
-    ) -> list[Message]: ...
-
-    async def list_recent_messages(
-        self, session_id: str, *, limit: int, owner: Owner | None = None
-    ) -> list[Message]: ...
-
-    def iter_messages(
-        self, session_id: str, *, batch_size: int = 1000, owner: Owner | None = None
-    ) -> AsyncIterator[Message]: ...
-
-    async def count_messages(self, session_id: str, *, owner: Owner | None = None) -> int: ...
-
-    # Agent state
-    async def save_state(
-        self, session_id: str, state: Mapping[str, Any], *, owner: Owner | None = None
-    ) -> AgentState: ...
-
-    async def get_state(
-        self, session_id: str, version: int | None = None, *, owner: Owner | None = None
-    ) -> AgentState | None: ...
-
-    async def list_states(
-        self, session_id: str, *, limit: int | None = None, owner: Owner | None = None
-    ) -> list[AgentState]: ...
-
-
-#: How messages name each backend (a MariaDB URL's store says MariaDB: see MySqlStore).
-DISPLAY_NAMES: Final = {
-    "memory": "in-memory",
-    "files": "file",
-    "sqlite": "SQLite",
-    "postgres": "PostgreSQL",
-    "mysql": "MySQL",
-}
-
-
-class InFlight:
-    """Counts a pooled store's calls under way, so ``close()`` can let them finish first
-    (as the embedded stores do, whose worker drains its queue) instead of pulling the pool
-    out from under them: ``with self._in_flight: …`` around each call."""
-
-    __slots__ = ("_count", "_idle")
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def __enter__(self) -> None:
-        self._count += 1
-        self._idle.clear()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._count -= 1
-        if not self._count:
-            self._idle.set()
-
-    async def drained(self, seconds: float) -> None:
-        """Wait until no call is under way, or ``seconds`` at most."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), seconds)
-
-
-#: How long a pooled store's call keeps retrying a conflict (a deadlock, a lock-wait timeout,
-#: two saves that picked the same state version): every retry means another call got
-#: through, so this bounds a pathological pile-up, not ordinary contention.
-RETRY_SECONDS: Final = 30.0
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before retry number ``attempt`` (1, 2, …) of a conflicting write:
-    doubling from 2 ms up to 50 ms, jittered so that contenders do not retry in step."""
-    return min(0.001 * (1 << min(attempt, 6)), 0.05) * random.uniform(0.5, 1.5)
-
-
-def reject_unknown_options(
-    owner: str, options: Mapping[str, object], accepted: Sequence[str] = ()
-) -> None:
-    """Refuse a connect option ``owner`` (a store class) does not know, naming those it does."""
-    unknown = sorted(set(options) - set(accepted))
-    if not unknown:
-        return
-    if not accepted:
-        use = "it takes none"
-    elif len(accepted) == 1:
-        use = f"use {accepted[0]}"
-    else:
-        use = f"use {', '.join(accepted[:-1])} or {accepted[-1]}"
-    raise InvalidInputError(f"Unknown {owner} option {unknown[0]!r}; {use}.")
-
-
-def check_flag(name: str, value: object) -> None:
-    """A connect option that must be True or False."""
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"{name} must be True or False, not {value!r}.")
-
-
-def check_option(name: str, value: object, *, integer: bool = False, minimum: float = 0) -> None:
-    """A connect option that must be a number (``integer``: a whole one) of at least ``minimum``.
-
-    Checked before any driver sees it, so a wrong type is one sentence naming the option,
-    not the driver's arithmetic error.
-    """
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-        what = "an integer" if integer else "a number"
-        unit = "" if integer else " (seconds)"
-        raise InvalidInputError(f"{name} must be {what} >= {minimum:g}{unit}, not {value!r}.")
-
-
-def placeholder_agent(session: Session) -> Agent:
-    """The agent record a store creates when a session names an agent nobody registered
-    (the foreign key needs one), belonging to the session's tenant; the SQL backends'
-    ``INSERT … agents`` writes the same."""
-    agent_id, at = session.agent_id or "", session.created_at
-    return Agent(
-        id=agent_id,
-        name=agent_id,
-        state="unknown",
-        started_at=at,
-        created_at=at,
-        updated_at=at,
-        tenant_id=session.tenant_id,
-    )
 
 
 class EncodedMessage:
@@ -370,6 +126,12 @@ class BaseStore(abc.ABC):
         #: ``mofa db init -u`` reports from this.
         self.applied_migrations: tuple[int, ...] = ()
 
+    @classmethod
+    @abc.abstractmethod
+    async def connect(cls, url: str | DatabaseURL, **options: Any) -> Self:
+        """Open the store at ``url`` (creating or upgrading its schema unless
+        ``create_schema=False``); ``options`` are the backend's own keyword settings."""
+
     @property
     def url(self) -> DatabaseURL:
         """The URL the store was opened with (its ``str()`` masks any password)."""
@@ -412,7 +174,7 @@ class BaseStore(abc.ABC):
 
     @property
     def _name(self) -> str:
-        return DISPLAY_NAMES.get(self.backend, self.backend)
+        return display_name(self.backend)
 
     def _closed_meanwhile(self, waiting_for: str = "a connection") -> StoreClosedError:
         """For a call that was still waiting (for a connection, its turn…) when ``close()``
