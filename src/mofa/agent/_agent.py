@@ -34,16 +34,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from mofa.agent._errors import AgentClosedError, LLMError, SessionExpiredError
+from mofa.agent._turns import (
+    ChatTurn,
+    OpenTurn,
+    StreamCleaner,
+    describe,
+    elapsed_ms,
+    reply_to,
+    storable,
+)
 from mofa.agent.providers import ChatMessage, LLMProvider, Usage
 from mofa.persistence._entities import Message, Role, Session, SessionStatus, utc_now
 from mofa.persistence.errors import PersistenceError, StoreClosedError
@@ -55,73 +62,6 @@ __all__ = ["DEFAULT_HISTORY_LIMIT", "ChatStream", "ChatTurn", "LLMAgent"]
 DEFAULT_HISTORY_LIMIT = 100
 
 _PROMPT_ROLES = (Role.USER, Role.ASSISTANT, Role.SYSTEM)
-
-#: A UTF-16 surrogate pair (joined into one character), or a character no database stores.
-_UNSTORABLE_RE = re.compile("([\ud800-\udbff][\udc00-\udfff])|[\x00\ud800-\udfff]")
-
-
-def _storable(text: str) -> tuple[str, int]:
-    """``text`` with NUL and lone surrogates replaced by U+FFFD (surrogate pairs, as a JSON
-    decoder can leave them, joined), and how many characters were replaced."""
-    if text.isascii() and "\x00" not in text:
-        return text, 0
-    replaced = 0
-
-    def fix(match: re.Match[str]) -> str:
-        nonlocal replaced
-        if match.group(1):
-            return match.group(1).encode("utf-16-le", "surrogatepass").decode("utf-16-le")
-        replaced += 1
-        return "\ufffd"
-
-    return _UNSTORABLE_RE.sub(fix, text), replaced
-
-
-class _StreamCleaner:
-    """Applies :func:`_storable` to a stream's pieces, holding back a high surrogate that
-    ends a piece in case the next piece starts with its pair."""
-
-    def __init__(self) -> None:
-        self.replaced = 0
-        self._held = ""
-
-    def feed(self, piece: str) -> str:
-        piece = self._held + piece
-        self._held = ""
-        if piece and "\ud800" <= piece[-1] <= "\udbff":
-            piece, self._held = piece[:-1], piece[-1]
-        text, replaced = _storable(piece)
-        self.replaced += replaced
-        return text
-
-    def flush(self) -> str:
-        held, self._held = self._held, ""
-        return self.feed(held) if held else ""
-
-
-@dataclass(frozen=True, slots=True)
-class ChatTurn:
-    """The outcome of one turn: the reply and the two stored messages."""
-
-    session_id: str
-    text: str
-    model: str
-    usage: Usage | None
-    latency_ms: float
-    user_message: Message
-    reply_message: Message
-
-
-@dataclass(frozen=True, slots=True)
-class _OpenTurn:
-    """A turn between its stored user message and its stored reply."""
-
-    session: Session
-    #: Whether ``session`` is the agent's current session.
-    current: bool
-    user_message: Message
-    #: The latest messages, the user's included: what the prompt is made of.
-    history: list[Message]
 
 
 class ChatStream:
@@ -397,7 +337,7 @@ class LLMAgent:
         except (Exception, asyncio.CancelledError) as exc:
             await self._record_failure(turn, exc, started)
             raise
-        content, replaced = _storable(completion.content)
+        content, replaced = storable(completion.content)
         return await self._finish_turn(
             turn,
             content,
@@ -423,7 +363,7 @@ class LLMAgent:
         try:
             turn = await self._begin_turn(text, session_id)
             parts: list[str] = []
-            cleaner = _StreamCleaner()
+            cleaner = StreamCleaner()
             model, usage, finish_reason = self.provider.model, None, None
             started = time.perf_counter()
             deltas = self.provider.stream(self._prompt(turn))
@@ -448,9 +388,9 @@ class LLMAgent:
                 arrived = "".join(parts) + cleaner.flush()
                 if arrived:
                     metadata = self._reply_metadata(
-                        turn.user_message, model, usage, _elapsed_ms(started), finish_reason
+                        turn.user_message, model, usage, elapsed_ms(started), finish_reason
                     )
-                    metadata.update(partial=True, status="partial", error=_describe(exc))
+                    metadata.update(partial=True, status="partial", error=describe(exc))
                     if cleaner.replaced:
                         metadata["replaced_characters"] = cleaner.replaced
                     await self._store_reply(turn, arrived, metadata, started)
@@ -473,7 +413,7 @@ class LLMAgent:
             if not self._streams_open:
                 self._streams_finished.set()
 
-    async def _begin_turn(self, text: str, session_id: str | None) -> _OpenTurn:
+    async def _begin_turn(self, text: str, session_id: str | None) -> OpenTurn:
         """Store the user's message and read the history the prompt is made of."""
         self._check_open()
         session, current = await self._session_for_call(session_id)
@@ -483,11 +423,11 @@ class LLMAgent:
         history = await self.plugin.load_history(
             session.session_id, limit=self.history_limit, up_to_seq=user_message.seq
         )
-        return _OpenTurn(session, current, user_message, history)
+        return OpenTurn(session, current, user_message, history)
 
     async def _finish_turn(
         self,
-        turn: _OpenTurn,
+        turn: OpenTurn,
         content: str,
         model: str,
         usage: Usage | None,
@@ -497,7 +437,7 @@ class LLMAgent:
         replaced: int = 0,
     ) -> ChatTurn:
         """Store the reply of a call that started at ``started`` and close the turn."""
-        latency = _elapsed_ms(started)
+        latency = elapsed_ms(started)
         metadata = self._reply_metadata(turn.user_message, model, usage, latency, finish_reason)
         if replaced:
             metadata["replaced_characters"] = replaced
@@ -508,7 +448,7 @@ class LLMAgent:
         )
 
     async def _store_reply(
-        self, turn: _OpenTurn, content: str, metadata: dict[str, Any], started: float
+        self, turn: OpenTurn, content: str, metadata: dict[str, Any], started: float
     ) -> Message:
         """Append the (possibly partial) reply; if the store refuses it, append an error
         record instead and raise :class:`LLMError` carrying the reply, so it is not lost."""
@@ -554,7 +494,7 @@ class LLMAgent:
             raise SessionExpiredError(session.session_id)
         return session
 
-    def _prompt(self, turn: _OpenTurn) -> list[ChatMessage]:
+    def _prompt(self, turn: OpenTurn) -> list[ChatMessage]:
         """The system prompt, then the turn's history as conversation (see the module doc)."""
         own = turn.user_message.seq
         conversation = [
@@ -563,7 +503,7 @@ class LLMAgent:
         questions = {m.seq for m in conversation if m.role == Role.USER}
         answers: dict[int, list[Message]] = {}
         for message in conversation:
-            question = _reply_to(message)
+            question = reply_to(message)
             if question in questions:
                 answers.setdefault(question, []).append(message)
         chosen: list[Message] = []
@@ -576,12 +516,12 @@ class LLMAgent:
                     if (
                         following is None
                         or following.role != Role.ASSISTANT
-                        or _reply_to(following) is not None
+                        or reply_to(following) is not None
                     ):
                         continue  # its call failed or was interrupted: never answered
                 chosen.append(message)
                 chosen.extend(replies)
-            elif _reply_to(message) not in questions:
+            elif reply_to(message) not in questions:
                 chosen.append(message)
         prompt: list[ChatMessage] = []
         if self.system_prompt:
@@ -606,11 +546,11 @@ class LLMAgent:
             "reply_to": user_message.seq,
         }
 
-    async def _record_failure(self, turn: _OpenTurn, exc: BaseException, started: float) -> None:
+    async def _record_failure(self, turn: OpenTurn, exc: BaseException, started: float) -> None:
         metadata: dict[str, Any] = {
             "model": self.provider.model,
             "provider": self.provider.name,
-            "latency_ms": _elapsed_ms(started),
+            "latency_ms": elapsed_ms(started),
             "reply_to": turn.user_message.seq,
             "error_type": type(exc).__name__,
         }
@@ -619,10 +559,10 @@ class LLMAgent:
         if isinstance(exc, LLMError) and exc.retry_after is not None:
             metadata["retry_after"] = exc.retry_after
         await self._remember(
-            turn, await self.plugin.record_error(turn.session.session_id, _describe(exc), metadata)
+            turn, await self.plugin.record_error(turn.session.session_id, describe(exc), metadata)
         )
 
-    async def _after_turn(self, turn: _OpenTurn, reply: Message) -> None:
+    async def _after_turn(self, turn: OpenTurn, reply: Message) -> None:
         session, current = turn.session, turn.current
         if self.ttl_seconds is not None and session.expires_at is not None:
             left = session.expires_at - utc_now()
@@ -635,7 +575,7 @@ class LLMAgent:
                 ):
                     self._session = session
 
-    async def _remember(self, turn: _OpenTurn, stored: Message) -> None:
+    async def _remember(self, turn: OpenTurn, stored: Message) -> None:
         """Keep :attr:`history` equal to the store's last messages after a turn in the current
         session (ended by a reply, a partial reply or an error record)."""
         session = self._session
@@ -649,26 +589,6 @@ class LLMAgent:
             self._history = tuple(
                 await self.plugin.load_history(session.session_id, limit=self.history_limit)
             )
-
-
-def _reply_to(message: Message) -> int | None:
-    """The seq of the question an assistant message answers, when its metadata says so."""
-    if message.role != Role.ASSISTANT:
-        return None
-    value = message.metadata.get("reply_to")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, GeneratorExit):
-        return "The reader stopped the stream before it finished."
-    if isinstance(exc, asyncio.CancelledError):
-        return "The call was cancelled."
-    return str(exc) or type(exc).__name__
 
 
 async def _aclose(iterator: AsyncIterator[Any]) -> None:
