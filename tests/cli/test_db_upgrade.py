@@ -177,7 +177,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
             # statement to one plan for all values: check that plan.
             await connection.execute("SET plan_cache_mode = force_generic_plan")
             for n, key in enumerate(_COMBINATIONS):
-                statement = postgres_statements._LIST_SESSIONS[key]
+                statement = postgres_statements.LIST_SESSIONS[key]
                 await connection.execute(f"PREPARE listing{n} AS {statement}")
                 arguments = ", ".join(f"'{value}'" for value in _values(key))
                 call = f"listing{n}({arguments}{', ' if arguments else ''}10, 0)"

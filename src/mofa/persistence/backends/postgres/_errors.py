@@ -6,7 +6,7 @@ import asyncio
 from typing import Final
 
 from mofa.persistence._url import DatabaseURL
-from mofa.persistence.backends.postgres._url import _DEFAULT_PORT, _Target
+from mofa.persistence.backends.postgres._url import DEFAULT_PORT, Target
 from mofa.persistence.errors import (
     AuthenticationError,
     DatabaseNotFoundError,
@@ -18,34 +18,46 @@ from mofa.persistence.errors import (
     StoreConnectionError,
 )
 
+__all__ = [
+    "CALL",
+    "CONNECT",
+    "FOREIGN_KEY_VIOLATION",
+    "RETRY_STATES",
+    "UNIQUE_VIOLATION",
+    "is_connection_error",
+    "scrub",
+    "sqlstate",
+    "translate",
+]
+
 #: SQLSTATEs a store retries itself: serialization failure and deadlock. Neither happens
 #: with the store's statements under READ COMMITTED, but if one ever surfaces it is retried
 #: here, never handed to the caller.
-_RETRY_STATES: Final = frozenset({"40001", "40P01"})
-_UNIQUE_VIOLATION: Final = "23505"
-_FOREIGN_KEY_VIOLATION: Final = "23503"
+RETRY_STATES: Final = frozenset({"40001", "40P01"})
+UNIQUE_VIOLATION: Final = "23505"
+FOREIGN_KEY_VIOLATION: Final = "23503"
 #: SQLSTATEs that mean the connection, not the statement, failed.
 _CONNECTION_STATES: Final = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 # Stage of a call at which an error happened: it decides what we can say about a write.
-_CONNECT: Final = "connect"
-_CALL: Final = "call"
+CONNECT: Final = "connect"
+CALL: Final = "call"
 
 
-def _scrub(text: str, url: DatabaseURL) -> str:
+def scrub(text: str, url: DatabaseURL) -> str:
     """Remove the password from a driver message, in case one ever quotes it."""
     if url.password:
         text = text.replace(url.password, "****")
     return text
 
 
-def _sqlstate(exc: BaseException) -> str:
+def sqlstate(exc: BaseException) -> str:
     state = getattr(exc, "sqlstate", None)
     return state if isinstance(state, str) else ""
 
 
-def _is_connection_error(exc: BaseException) -> bool:
-    state = _sqlstate(exc)
+def is_connection_error(exc: BaseException) -> bool:
+    state = sqlstate(exc)
     if state.startswith("08") or state in _CONNECTION_STATES:
         return True
     if isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError | ConnectionError):
@@ -62,21 +74,19 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
-def _translate(
-    exc: BaseException, url: DatabaseURL, *, stage: str, write: bool
-) -> PersistenceError:
+def translate(exc: BaseException, url: DatabaseURL, *, stage: str, write: bool) -> PersistenceError:
     """The one place where a driver or network exception becomes a :mod:`errors` class.
 
     Args:
         exc: what asyncpg (or the socket) raised.
         url: the store's URL; only its masked form and non-secret parts are shown.
-        stage: ``_CONNECT`` when no statement was sent yet (connecting or acquiring a
-            pooled connection), ``_CALL`` when the statement was on its way.
+        stage: ``CONNECT`` when no statement was sent yet (connecting or acquiring a
+            pooled connection), ``CALL`` when the statement was on its way.
         write: whether the call changes data (decides what a broken connection means).
     """
-    target = _Target(url)
-    state = _sqlstate(exc)
-    detail = _scrub(str(getattr(exc, "message", None) or exc), url).rstrip(".")
+    target = Target(url)
+    state = sqlstate(exc)
+    detail = scrub(str(getattr(exc, "message", None) or exc), url).rstrip(".")
     if state == "28P01":
         return AuthenticationError(
             f"Failed to connect to PostgreSQL at {target.address}: password authentication "
@@ -99,7 +109,7 @@ def _translate(
         database = target.database or "mofa"
         # createdb's own defaults reach a local server on the default port; name any other.
         local = target.host in ("localhost", "127.0.0.1", "/var/run/postgresql")
-        flags = "" if local and target.port == _DEFAULT_PORT else f"{target.client_flags()} "
+        flags = "" if local and target.port == DEFAULT_PORT else f"{target.client_flags()} "
         return DatabaseNotFoundError(
             f'Failed to connect to PostgreSQL at {target.address}: database "{database}" '
             f"does not exist — create it with: createdb {flags}{database}"
@@ -116,18 +126,18 @@ def _translate(
             f"SQL error: {detail} — grant the privileges the store needs to {user}, e.g. "
             f"{grant} (and GRANT CREATE ON SCHEMA {where} to create the tables)."
         )
-    if stage == _CONNECT and state in ("42704", "22023"):
+    if stage == CONNECT and state in ("42704", "22023"):
         # asyncpg sends URL parameters it does not know to the server as settings.
         return InvalidURLError(
             f"The PostgreSQL URL {url.masked!r} has a parameter the server refused "
             f"({detail}); remove it or correct its value."
         )
-    if isinstance(exc, ValueError) and stage == _CONNECT and not state:
+    if isinstance(exc, ValueError) and stage == CONNECT and not state:
         return InvalidURLError(
             f"The PostgreSQL URL {url.masked!r} cannot be used: {detail}; see the "
             "'Connection URLs' section of the docs."
         )
-    if _is_connection_error(exc):
+    if is_connection_error(exc):
         refused = isinstance(exc, ConnectionRefusedError | FileNotFoundError) or (
             "refused" in detail.lower()
         )
@@ -137,7 +147,7 @@ def _translate(
                 f"accept SSL, but the URL asks for sslmode={url.query.get('sslmode')} — "
                 "enable SSL on the server or use sslmode=prefer or disable."
             )
-        if refused or stage == _CONNECT:
+        if refused or stage == CONNECT:
             if refused:
                 reason = "connection refused"
             elif isinstance(exc, TimeoutError):

@@ -9,10 +9,19 @@ from typing import Any
 from mofa.persistence._codec import ROLES, damaged_record, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 
-_by_seq = operator.itemgetter(1)
+__all__ = [
+    "by_seq",
+    "row_agent",
+    "row_message",
+    "row_session",
+    "row_state",
+    "utc",
+]
+
+by_seq = operator.itemgetter(1)
 
 
-def _utc(value: Any) -> Any:
+def utc(value: Any) -> Any:
     """asyncpg writes datetime.min and datetime.max (in UTC) as -infinity and infinity, and
     reads those back naive: give them their zone again, so years 1 and 9999 round-trip."""
     if value is None or value.tzinfo is not None:
@@ -20,7 +29,7 @@ def _utc(value: Any) -> Any:
     return value.replace(tzinfo=UTC)
 
 
-def _row_session(row: Any) -> Session:
+def row_session(row: Any) -> Session:
     metadata = row[5]
     try:
         return Session(
@@ -31,9 +40,9 @@ def _row_session(row: Any) -> Session:
             row[4],
             {} if metadata == "{}" else decode_json(metadata),
             row[6],
-            _utc(row[7]),
-            _utc(row[8]),
-            _utc(row[9]),
+            utc(row[7]),
+            utc(row[8]),
+            utc(row[9]),
         )
     except ValueError as exc:  # JSONB that is not an object: only a hand-edited row
         raise damaged_record(
@@ -41,7 +50,7 @@ def _row_session(row: Any) -> Session:
         ) from exc
 
 
-def _row_message(session_id: str, row: Any) -> Message:
+def row_message(session_id: str, row: Any) -> Message:
     metadata = row[4]  # most messages carry none: skip the call for "{}"
     stamp = row[5]
     try:
@@ -51,7 +60,7 @@ def _row_message(session_id: str, row: Any) -> Message:
             ROLES[row[2]],
             row[3],
             {} if metadata == "{}" else decode_json(metadata),
-            stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC),  # see _utc
+            stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC),  # see utc
             row[0],
         )
     except (KeyError, ValueError) as exc:
@@ -63,24 +72,24 @@ def _row_message(session_id: str, row: Any) -> Message:
         ) from exc
 
 
-def _row_agent(row: Any) -> Agent:
+def row_agent(row: Any) -> Agent:
     return Agent(
         row[0],
         row[1],
         row[2],
-        _utc(row[3]),
+        utc(row[3]),
         row[4],
         row[5],
         row[6],
-        _utc(row[7]),
-        _utc(row[8]),
+        utc(row[7]),
+        utc(row[8]),
         row[9],
     )
 
 
-def _row_state(session_id: str, row: Any) -> AgentState:
+def row_state(session_id: str, row: Any) -> AgentState:
     try:
-        return AgentState(session_id, row[0], decode_json(row[1]), _utc(row[2]))
+        return AgentState(session_id, row[0], decode_json(row[1]), utc(row[2]))
     except ValueError as exc:
         raise damaged_record(
             f"state version {row[0]} of session {session_id!r}",

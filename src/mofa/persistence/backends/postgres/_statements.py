@@ -11,6 +11,37 @@ from typing import Final
 
 from mofa.persistence.backends._sql import list_sessions_statements, owner_condition
 
+__all__ = [
+    "APPEND_BATCH",
+    "APPEND_BATCH_OWNED",
+    "APPEND_ONE",
+    "APPEND_ONE_OWNED",
+    "CREATE_SESSION",
+    "DELETE_SESSION",
+    "DELETE_SESSION_OWNED",
+    "GET_AGENT",
+    "GET_SESSION",
+    "GET_SESSION_OWNED",
+    "LATEST_STATE",
+    "LATEST_STATE_OWNED",
+    "LIST_AGENTS",
+    "LIST_MESSAGES",
+    "LIST_MESSAGES_OWNED",
+    "LIST_SESSIONS",
+    "LIST_STATES",
+    "LIST_STATES_OWNED",
+    "RECENT_MESSAGES",
+    "RECENT_MESSAGES_OWNED",
+    "SAVE_STATE",
+    "SAVE_STATE_OWNED",
+    "STATE_VERSION",
+    "STATE_VERSION_OWNED",
+    "UPDATE_SESSION",
+    "UPDATE_SESSION_OWNED",
+    "UPSERT_AGENT",
+    "UPSERT_AGENT_OWNED",
+]
+
 _SESSION_COLUMNS: Final = (
     "session_id, agent_id, user_id, tenant_id, status, metadata::text, message_count, "
     "created_at, updated_at, expires_at"
@@ -48,7 +79,7 @@ _AGENT_COLUMNS: Final = (
 
 # Without an owner an existing agent keeps its tenant (tenant_id is not in the SET list);
 # RETURNING gives the stored created_at and tenant_id.
-_UPSERT_AGENT: Final = (
+UPSERT_AGENT: Final = (
     "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
     "created_at, updated_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
     "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, state = EXCLUDED.state, "
@@ -59,18 +90,18 @@ _UPSERT_AGENT: Final = (
 # With an owner ($10 is its tenant): the conflict updates only a record of that tenant. The
 # conflicting row is locked and its WHERE checked on its latest version; a refused update
 # returns no row and changes nothing (-> AgentExistsError), still one statement.
-_UPSERT_AGENT_OWNED: Final = _UPSERT_AGENT.replace(
+UPSERT_AGENT_OWNED: Final = UPSERT_AGENT.replace(
     " RETURNING", " WHERE agents.tenant_id IS NOT DISTINCT FROM EXCLUDED.tenant_id RETURNING"
 )
-_GET_AGENT: Final = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1"  # noqa: S608
-_LIST_AGENTS: Final = (
+GET_AGENT: Final = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1"  # noqa: S608
+LIST_AGENTS: Final = (
     f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY updated_at DESC, id DESC LIMIT $1"  # noqa: S608
 )
 
 # One statement: the agent row (when the session names an agent that has none and the
 # session id is free; it belongs to the session's tenant) and the session. The foreign key
 # is checked at the end of the statement, so it sees the agent the CTE inserted.
-_CREATE_SESSION: Final = (
+CREATE_SESSION: Final = (
     "WITH new_agent AS ("
     " INSERT INTO agents (id, name, state, started_at, created_at, updated_at, tenant_id)"
     " SELECT $2::varchar, $2::varchar, 'unknown', $7, $7, $7, $4::varchar"
@@ -82,8 +113,8 @@ _CREATE_SESSION: Final = (
     "VALUES ($1, $2, $3, $4, $5, $6::jsonb, 0, $7, $7, $8) "
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
-_GET_SESSION: Final = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1"  # noqa: S608
-_GET_SESSION_OWNED: Final = _GET_SESSION + _owned(2)
+GET_SESSION: Final = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1"  # noqa: S608
+GET_SESSION_OWNED: Final = GET_SESSION + _owned(2)
 
 
 def _update_session_query(scope: str) -> str:
@@ -95,10 +126,10 @@ def _update_session_query(scope: str) -> str:
     )
 
 
-_UPDATE_SESSION: Final = _update_session_query("")
-_UPDATE_SESSION_OWNED: Final = _update_session_query(_owned(7))
-_DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1 RETURNING 1"
-_DELETE_SESSION_OWNED: Final = f"DELETE FROM sessions WHERE session_id = $1{_owned(2)} RETURNING 1"  # noqa: S608
+UPDATE_SESSION: Final = _update_session_query("")
+UPDATE_SESSION_OWNED: Final = _update_session_query(_owned(7))
+DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1 RETURNING 1"
+DELETE_SESSION_OWNED: Final = f"DELETE FROM sessions WHERE session_id = $1{_owned(2)} RETURNING 1"  # noqa: S608
 
 
 # An append is one statement and so one round trip: the UPDATE locks the session row (a
@@ -115,8 +146,8 @@ def _append_one_query(scope: str) -> str:
     )
 
 
-_APPEND_ONE: Final = _append_one_query("")
-_APPEND_ONE_OWNED: Final = _append_one_query(_owned(7))
+APPEND_ONE: Final = _append_one_query("")
+APPEND_ONE_OWNED: Final = _append_one_query(_owned(7))
 
 
 def _append_batch_query(shared_metadata: bool, shared_timestamp: bool, scope: str) -> str:
@@ -153,12 +184,12 @@ def _append_batch_query(shared_metadata: bool, shared_timestamp: bool, scope: st
 
 
 #: (metadata shared by all, timestamp shared by all) -> statement.
-_APPEND_BATCH: Final = {
+APPEND_BATCH: Final = {
     (metadata, timestamp): _append_batch_query(metadata, timestamp, "")
     for metadata in (False, True)
     for timestamp in (False, True)
 }
-_APPEND_BATCH_OWNED: Final = {
+APPEND_BATCH_OWNED: Final = {
     (metadata, timestamp): _append_batch_query(metadata, timestamp, _owned(8))
     for metadata in (False, True)
     for timestamp in (False, True)
@@ -173,8 +204,8 @@ def _list_messages_query(scope: str) -> str:
     )
 
 
-_LIST_MESSAGES: Final = _list_messages_query("")
-_LIST_MESSAGES_OWNED: Final = _list_messages_query(_owned_session(4))
+LIST_MESSAGES: Final = _list_messages_query("")
+LIST_MESSAGES_OWNED: Final = _list_messages_query(_owned_session(4))
 
 
 # Backwards through the unique (session_id, seq) index: cost depends on n, not history size.
@@ -185,10 +216,10 @@ def _recent_messages_query(scope: str) -> str:
     )
 
 
-_RECENT_MESSAGES: Final = _recent_messages_query("")
-_RECENT_MESSAGES_OWNED: Final = _recent_messages_query(_owned_session(3))
+RECENT_MESSAGES: Final = _recent_messages_query("")
+RECENT_MESSAGES_OWNED: Final = _recent_messages_query(_owned_session(3))
 
-_SAVE_STATE: Final = (
+SAVE_STATE: Final = (
     "INSERT INTO agent_state (session_id, version, state, created_at) "
     "SELECT s.session_id, COALESCE((SELECT MAX(a.version) FROM agent_state a "
     "WHERE a.session_id = $1), 0) + 1, $2::jsonb, $3 "
@@ -200,24 +231,25 @@ _SAVE_STATE: Final = (
 # old row) and the foreign key (on the new one), and receive this owner's state; locked, the
 # deleted row is skipped (SessionNotFoundError). KEY SHARE does not wait for appends (their
 # UPDATE takes NO KEY UPDATE), and the foreign-key check takes the same lock anyway.
-_SAVE_STATE_OWNED: Final = _SAVE_STATE.replace(
+SAVE_STATE_OWNED: Final = SAVE_STATE.replace(
     " RETURNING", f"{_owned(4, 's')} FOR KEY SHARE OF s RETURNING"
 )
-_LATEST_STATE: Final = (
+LATEST_STATE: Final = (
     "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
     "ORDER BY version DESC LIMIT 1"
 )
-_LATEST_STATE_OWNED: Final = _LATEST_STATE.replace(" ORDER BY", f"{_owned_session(2)} ORDER BY")
-_STATE_VERSION: Final = (
+LATEST_STATE_OWNED: Final = LATEST_STATE.replace(" ORDER BY", f"{_owned_session(2)} ORDER BY")
+STATE_VERSION: Final = (
     "SELECT version, state::text, created_at FROM agent_state "
     "WHERE session_id = $1 AND version = $2"
 )
-_STATE_VERSION_OWNED: Final = _STATE_VERSION + _owned_session(3)
-_LIST_STATES: Final = (
+STATE_VERSION_OWNED: Final = STATE_VERSION + _owned_session(3)
+LIST_STATES: Final = (
     "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
     "ORDER BY version DESC LIMIT $2"
 )
-_LIST_STATES_OWNED: Final = _LIST_STATES.replace(" ORDER BY", f"{_owned_session(3)} ORDER BY")
+
+LIST_STATES_OWNED: Final = LIST_STATES.replace(" ORDER BY", f"{_owned_session(3)} ORDER BY")
 
 
-_LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)
+LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)

@@ -26,15 +26,15 @@ from mofa.persistence.backends._toolkit import (
     reject_unknown_options,
 )
 from mofa.persistence.backends.postgres._errors import (
-    _CALL,
-    _CONNECT,
-    _FOREIGN_KEY_VIOLATION,
-    _RETRY_STATES,
-    _UNIQUE_VIOLATION,
-    _is_connection_error,
-    _scrub,
-    _sqlstate,
-    _translate,
+    CALL,
+    CONNECT,
+    FOREIGN_KEY_VIOLATION,
+    RETRY_STATES,
+    UNIQUE_VIOLATION,
+    is_connection_error,
+    scrub,
+    sqlstate,
+    translate,
 )
 from mofa.persistence.backends.postgres._pool import (
     _DEFAULT_CONNECT_TIMEOUT,
@@ -44,12 +44,12 @@ from mofa.persistence.backends.postgres._pool import (
     _keep_session_state,
 )
 from mofa.persistence.backends.postgres._rows import (
-    _by_seq,
-    _row_agent,
-    _row_message,
-    _row_session,
-    _row_state,
-    _utc,
+    by_seq,
+    row_agent,
+    row_message,
+    row_session,
+    row_state,
+    utc,
 )
 from mofa.persistence.backends.postgres._schema import (
     _DIALECT,
@@ -59,37 +59,37 @@ from mofa.persistence.backends.postgres._schema import (
     _schema_version,
 )
 from mofa.persistence.backends.postgres._statements import (
-    _APPEND_BATCH,
-    _APPEND_BATCH_OWNED,
-    _APPEND_ONE,
-    _APPEND_ONE_OWNED,
-    _CREATE_SESSION,
-    _DELETE_SESSION,
-    _DELETE_SESSION_OWNED,
-    _GET_AGENT,
-    _GET_SESSION,
-    _GET_SESSION_OWNED,
-    _LATEST_STATE,
-    _LATEST_STATE_OWNED,
-    _LIST_AGENTS,
-    _LIST_MESSAGES,
-    _LIST_MESSAGES_OWNED,
-    _LIST_SESSIONS,
-    _LIST_STATES,
-    _LIST_STATES_OWNED,
-    _RECENT_MESSAGES,
-    _RECENT_MESSAGES_OWNED,
-    _SAVE_STATE,
-    _SAVE_STATE_OWNED,
-    _STATE_VERSION,
-    _STATE_VERSION_OWNED,
-    _UPDATE_SESSION,
-    _UPDATE_SESSION_OWNED,
-    _UPSERT_AGENT,
-    _UPSERT_AGENT_OWNED,
+    APPEND_BATCH,
+    APPEND_BATCH_OWNED,
+    APPEND_ONE,
+    APPEND_ONE_OWNED,
+    CREATE_SESSION,
+    DELETE_SESSION,
+    DELETE_SESSION_OWNED,
+    GET_AGENT,
+    GET_SESSION,
+    GET_SESSION_OWNED,
+    LATEST_STATE,
+    LATEST_STATE_OWNED,
+    LIST_AGENTS,
+    LIST_MESSAGES,
+    LIST_MESSAGES_OWNED,
+    LIST_SESSIONS,
+    LIST_STATES,
+    LIST_STATES_OWNED,
+    RECENT_MESSAGES,
+    RECENT_MESSAGES_OWNED,
+    SAVE_STATE,
+    SAVE_STATE_OWNED,
+    STATE_VERSION,
+    STATE_VERSION_OWNED,
+    UPDATE_SESSION,
+    UPDATE_SESSION_OWNED,
+    UPSERT_AGENT,
+    UPSERT_AGENT_OWNED,
 )
 from mofa.persistence.backends.postgres._times import bad_time_search, damaged_time_error
-from mofa.persistence.backends.postgres._url import _DriverURL, _Target
+from mofa.persistence.backends.postgres._url import DriverURL, Target
 from mofa.persistence.errors import (
     AgentExistsError,
     InvalidInputError,
@@ -121,7 +121,7 @@ class PostgresStore(BaseStore):
         self._pool = pool
         self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
         self._in_flight = InFlight()
-        self._outage = OutageLog(_log, f"PostgreSQL at {_Target(url).address}")
+        self._outage = OutageLog(_log, f"PostgreSQL at {Target(url).address}")
 
     @classmethod
     async def connect(
@@ -194,7 +194,7 @@ class PostgresStore(BaseStore):
                 f"{max_size_name} ({pool_max_size}) must be at least 1 and at least "
                 f"pool_min_size ({pool_min_size})."
             )
-        driver_url = _DriverURL(parsed)
+        driver_url = DriverURL(parsed)
         if connect_timeout is None:
             connect_timeout = driver_url.connect_timeout or _DEFAULT_CONNECT_TIMEOUT
         asyncpg = _import_asyncpg()
@@ -216,7 +216,7 @@ class PostgresStore(BaseStore):
                 reset=_keep_session_state,
             )
         except Exception as exc:
-            raise _translate(exc, parsed, stage=_CONNECT, write=False) from exc
+            raise translate(exc, parsed, stage=CONNECT, write=False) from exc
         store = cls(parsed, pool)
         try:
             await store._migrate(create_schema)
@@ -238,7 +238,7 @@ class PostgresStore(BaseStore):
                 await self._pool.release(connection)
         for failure in acquired:
             if isinstance(failure, BaseException):
-                raise _translate(failure, self._url, stage=_CONNECT, write=False) from failure
+                raise translate(failure, self._url, stage=CONNECT, write=False) from failure
 
     async def _migrate(self, create_schema: bool) -> None:
         """Bring the schema to the latest version, in one transaction under an advisory lock.
@@ -250,8 +250,8 @@ class PostgresStore(BaseStore):
         try:
             connection = await self._pool.acquire()
         except Exception as exc:
-            raise _translate(exc, self._url, stage=_CONNECT, write=False) from exc
-        where = f"PostgreSQL database at {_Target(self._url).address}"
+            raise translate(exc, self._url, stage=CONNECT, write=False) from exc
+        where = f"PostgreSQL database at {Target(self._url).address}"
         try:
             if not create_schema:
                 schema.check_ready(_DIALECT, await _schema_version(connection), where)
@@ -275,11 +275,11 @@ class PostgresStore(BaseStore):
         except PersistenceError:
             raise  # our own checks above: already the error to show
         except Exception as exc:
-            error = _translate(exc, self._url, stage=_CALL, write=True)
+            error = translate(exc, self._url, stage=CALL, write=True)
             if type(error) is QueryError:
                 error = SchemaError(
                     f"Creating or upgrading the schema in PostgreSQL at "
-                    f"{_Target(self._url).address} failed: {error}"
+                    f"{Target(self._url).address} failed: {error}"
                 )
             raise error from exc
         finally:
@@ -324,7 +324,7 @@ class PostgresStore(BaseStore):
                 except Exception as exc:
                     if self._closed:  # close() began while this call waited for a connection
                         raise self._closed_meanwhile() from exc
-                    raise self._failure(exc, stage=_CONNECT, write=write) from exc
+                    raise self._failure(exc, stage=CONNECT, write=write) from exc
                 undecodable: OverflowError | None = None
                 try:
                     rows: list[Any] = await connection.fetch(query, *args)
@@ -333,22 +333,22 @@ class PostgresStore(BaseStore):
                 except OverflowError as exc:  # a stored time Python cannot hold
                     undecodable = exc
                 except Exception as exc:
-                    if _is_connection_error(exc):
+                    if is_connection_error(exc):
                         # Its protocol state is unknown now: never hand it out again. (asyncpg
                         # may already have detached it from the pool, hence the suppress.)
                         with contextlib.suppress(Exception):
                             connection.terminate()
-                    state = _sqlstate(exc)
-                    if session_id is not None and state == _FOREIGN_KEY_VIOLATION:
+                    state = sqlstate(exc)
+                    if session_id is not None and state == FOREIGN_KEY_VIOLATION:
                         raise SessionNotFoundError(session_id) from exc
-                    conflict = state in _RETRY_STATES or (
-                        retry_duplicates and state == _UNIQUE_VIOLATION
+                    conflict = state in RETRY_STATES or (
+                        retry_duplicates and state == UNIQUE_VIOLATION
                     )
                     if not (
                         (conflict and time.monotonic() < deadline)
-                        or (not write and attempt == 1 and _is_connection_error(exc))
+                        or (not write and attempt == 1 and is_connection_error(exc))
                     ):
-                        raise self._failure(exc, stage=_CALL, write=write) from exc
+                        raise self._failure(exc, stage=CALL, write=write) from exc
                 finally:
                     await self._pool.release(connection)
                 if undecodable is not None:
@@ -358,8 +358,8 @@ class PostgresStore(BaseStore):
 
     def _failure(self, exc: BaseException, *, stage: str, write: bool) -> PersistenceError:
         """The error a call raises for ``exc``; an unreachable server is logged once."""
-        error = _translate(exc, self._url, stage=stage, write=write)
-        detail = _scrub(str(getattr(exc, "message", None) or exc), self._url)
+        error = translate(exc, self._url, stage=stage, write=write)
+        detail = scrub(str(getattr(exc, "message", None) or exc), self._url)
         self._outage.failed(error, detail or type(exc).__name__, exc)
         return error
 
@@ -372,13 +372,13 @@ class PostgresStore(BaseStore):
             found = await self._fetch(*search, write=False)
             if found:
                 return damaged_time_error(query, found[0])
-        return _translate(failure, self._url, stage=_CALL, write=False)
+        return translate(failure, self._url, stage=CALL, write=False)
 
     # ---------------------------------------------------------------- agents
 
     async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
         rows = await self._fetch(
-            _UPSERT_AGENT if owner is None else _UPSERT_AGENT_OWNED,
+            UPSERT_AGENT if owner is None else UPSERT_AGENT_OWNED,
             agent.id,
             agent.name,
             agent.state,
@@ -394,23 +394,23 @@ class PostgresStore(BaseStore):
         if not rows:  # only the scoped statement returns none: another tenant's record
             raise AgentExistsError(agent.id)
         created_at, tenant_id = rows[0]
-        created_at = _utc(created_at)
+        created_at = utc(created_at)
         if created_at != agent.created_at or tenant_id != agent.tenant_id:
             return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
         return agent
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
-        rows = await self._fetch(_GET_AGENT, agent_id, write=False)
-        return _row_agent(rows[0]) if rows else None
+        rows = await self._fetch(GET_AGENT, agent_id, write=False)
+        return row_agent(rows[0]) if rows else None
 
     async def _list_agents(self, limit: int | None) -> list[Agent]:
-        return [_row_agent(row) for row in await self._fetch(_LIST_AGENTS, limit, write=False)]
+        return [row_agent(row) for row in await self._fetch(LIST_AGENTS, limit, write=False)]
 
     # -------------------------------------------------------------- sessions
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         rows = await self._fetch(
-            _CREATE_SESSION,
+            CREATE_SESSION,
             session.session_id,
             session.agent_id,
             session.user_id,
@@ -427,12 +427,12 @@ class PostgresStore(BaseStore):
 
     async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
         if owner is None:
-            rows = await self._fetch(_GET_SESSION, session_id, write=False)
+            rows = await self._fetch(GET_SESSION, session_id, write=False)
         else:
             rows = await self._fetch(
-                _GET_SESSION_OWNED, session_id, *owner_params(owner), write=False
+                GET_SESSION_OWNED, session_id, *owner_params(owner), write=False
             )
-        return _row_session(rows[0]) if rows else None
+        return row_session(rows[0]) if rows else None
 
     async def _list_sessions(
         self,
@@ -444,8 +444,8 @@ class PostgresStore(BaseStore):
         owner: Owner | None,
     ) -> list[Session]:
         key, args = session_filters(agent_id, user_id, tenant_id, owner)
-        rows = await self._fetch(_LIST_SESSIONS[key], *args, limit, offset, write=False)
-        return [_row_session(row) for row in rows]
+        rows = await self._fetch(LIST_SESSIONS[key], *args, limit, offset, write=False)
+        return [row_session(row) for row in rows]
 
     async def _update_session(
         self,
@@ -466,18 +466,18 @@ class PostgresStore(BaseStore):
             now,
         )
         if owner is None:
-            rows = await self._fetch(_UPDATE_SESSION, *args, write=True)
+            rows = await self._fetch(UPDATE_SESSION, *args, write=True)
         else:
-            rows = await self._fetch(_UPDATE_SESSION_OWNED, *args, *owner_params(owner), write=True)
+            rows = await self._fetch(UPDATE_SESSION_OWNED, *args, *owner_params(owner), write=True)
         if not rows:
             raise SessionNotFoundError(session_id)
-        return _row_session(rows[0])
+        return row_session(rows[0])
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
         if owner is None:
-            return bool(await self._fetch(_DELETE_SESSION, session_id, write=True))
+            return bool(await self._fetch(DELETE_SESSION, session_id, write=True))
         return bool(
-            await self._fetch(_DELETE_SESSION_OWNED, session_id, *owner_params(owner), write=True)
+            await self._fetch(DELETE_SESSION_OWNED, session_id, *owner_params(owner), write=True)
         )
 
     # -------------------------------------------------------------- messages
@@ -494,9 +494,9 @@ class PostgresStore(BaseStore):
             now,
         )
         if owner is None:
-            rows = await self._fetch(_APPEND_ONE, *args, write=True)
+            rows = await self._fetch(APPEND_ONE, *args, write=True)
         else:
-            rows = await self._fetch(_APPEND_ONE_OWNED, *args, *owner_params(owner), write=True)
+            rows = await self._fetch(APPEND_ONE_OWNED, *args, *owner_params(owner), write=True)
         if not rows:
             raise SessionNotFoundError(session_id)
         message_id, seq = rows[0]  # RETURNING id, seq
@@ -524,11 +524,11 @@ class PostgresStore(BaseStore):
         )
         if owner is None:
             rows = await self._fetch(
-                _APPEND_BATCH[shared_metadata, shared_timestamp], *args, write=True
+                APPEND_BATCH[shared_metadata, shared_timestamp], *args, write=True
             )
         else:
             rows = await self._fetch(
-                _APPEND_BATCH_OWNED[shared_metadata, shared_timestamp],
+                APPEND_BATCH_OWNED[shared_metadata, shared_timestamp],
                 *args,
                 *owner_params(owner),
                 write=True,
@@ -536,7 +536,7 @@ class PostgresStore(BaseStore):
         if not rows:
             raise SessionNotFoundError(session_id)
         # Rows come back in insert order in practice; sorting by seq makes it certain.
-        rows.sort(key=_by_seq)
+        rows.sort(key=by_seq)
         return [
             message.stored(session_id, seq, message_id)
             for message, (message_id, seq) in zip(messages, rows, strict=True)
@@ -546,28 +546,28 @@ class PostgresStore(BaseStore):
         self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
         if owner is None:
-            rows = await self._fetch(_LIST_MESSAGES, session_id, after_seq, limit, write=False)
+            rows = await self._fetch(LIST_MESSAGES, session_id, after_seq, limit, write=False)
         else:
             rows = await self._fetch(
-                _LIST_MESSAGES_OWNED,
+                LIST_MESSAGES_OWNED,
                 session_id,
                 after_seq,
                 limit,
                 *owner_params(owner),
                 write=False,
             )
-        return [_row_message(session_id, row) for row in rows]
+        return [row_message(session_id, row) for row in rows]
 
     async def _list_recent_messages(
         self, session_id: str, limit: int, owner: Owner | None
     ) -> list[Message]:
         if owner is None:
-            rows = await self._fetch(_RECENT_MESSAGES, session_id, limit, write=False)
+            rows = await self._fetch(RECENT_MESSAGES, session_id, limit, write=False)
         else:
             rows = await self._fetch(
-                _RECENT_MESSAGES_OWNED, session_id, limit, *owner_params(owner), write=False
+                RECENT_MESSAGES_OWNED, session_id, limit, *owner_params(owner), write=False
             )
-        return [_row_message(session_id, row) for row in reversed(rows)]
+        return [row_message(session_id, row) for row in reversed(rows)]
 
     # ----------------------------------------------------------------- state
 
@@ -583,7 +583,7 @@ class PostgresStore(BaseStore):
         # the second, which then simply tries again with the new maximum. A session deleted
         # meanwhile fails the foreign key.
         rows = await self._fetch(
-            _SAVE_STATE if owner is None else _SAVE_STATE_OWNED,
+            SAVE_STATE if owner is None else SAVE_STATE_OWNED,
             session_id,
             state_json,
             now,
@@ -601,26 +601,26 @@ class PostgresStore(BaseStore):
     ) -> AgentState | None:
         if owner is None:
             if version is None:
-                rows = await self._fetch(_LATEST_STATE, session_id, write=False)
+                rows = await self._fetch(LATEST_STATE, session_id, write=False)
             else:
-                rows = await self._fetch(_STATE_VERSION, session_id, version, write=False)
+                rows = await self._fetch(STATE_VERSION, session_id, version, write=False)
         elif version is None:
             rows = await self._fetch(
-                _LATEST_STATE_OWNED, session_id, *owner_params(owner), write=False
+                LATEST_STATE_OWNED, session_id, *owner_params(owner), write=False
             )
         else:
             rows = await self._fetch(
-                _STATE_VERSION_OWNED, session_id, version, *owner_params(owner), write=False
+                STATE_VERSION_OWNED, session_id, version, *owner_params(owner), write=False
             )
-        return _row_state(session_id, rows[0]) if rows else None
+        return row_state(session_id, rows[0]) if rows else None
 
     async def _list_states(
         self, session_id: str, limit: int | None, owner: Owner | None
     ) -> list[AgentState]:
         if owner is None:
-            rows = await self._fetch(_LIST_STATES, session_id, limit, write=False)
+            rows = await self._fetch(LIST_STATES, session_id, limit, write=False)
         else:
             rows = await self._fetch(
-                _LIST_STATES_OWNED, session_id, limit, *owner_params(owner), write=False
+                LIST_STATES_OWNED, session_id, limit, *owner_params(owner), write=False
             )
-        return [_row_state(session_id, row) for row in rows]
+        return [row_state(session_id, row) for row in rows]

@@ -11,7 +11,13 @@ from urllib.parse import quote, unquote_plus, urlsplit
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.errors import InvalidURLError
 
-_DEFAULT_PORT: Final = 5432
+__all__ = [
+    "DEFAULT_PORT",
+    "DriverURL",
+    "Target",
+]
+
+DEFAULT_PORT: Final = 5432
 
 
 def _os_user() -> str:
@@ -21,7 +27,7 @@ def _os_user() -> str:
         return "(the operating-system user)"
 
 
-class _Target:
+class Target:
     """Where the URL points, for error messages (never holds the password)."""
 
     __slots__ = ("database", "host", "port", "schema", "user")
@@ -35,7 +41,7 @@ class _Target:
         # list of ports, one per host: show the first).
         ports = (query.get("port"), url.port, os.environ.get("PGPORT"))
         port_text = next((str(port) for port in ports if port), "").split(",")[0]
-        self.port = _port_number(port_text) or _DEFAULT_PORT
+        self.port = _port_number(port_text) or DEFAULT_PORT
         # libpq's default user: PGUSER, else the operating-system user.
         self.user = url.username or query.get("user") or os.environ.get("PGUSER") or _os_user()
         self.database = url.database or query.get("dbname") or self.user
@@ -76,7 +82,7 @@ def _encode_userinfo(url: DatabaseURL) -> str:
     return url.raw.replace(netloc, encoded + netloc[len(userinfo) :], 1)
 
 
-class _DriverURL:
+class DriverURL:
     """The URL as asyncpg is given it, with the libpq parameters asyncpg gets wrong handled here.
 
     * ``?port=`` must be integers 1–65535 (asyncpg would fail with an OverflowError, or
