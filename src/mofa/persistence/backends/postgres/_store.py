@@ -10,21 +10,13 @@ import time
 from datetime import datetime
 from typing import Any, Self
 
-from mofa.persistence import schema
 from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import owner_params, session_filters
-from mofa.persistence.backends._toolkit import (
-    RETRY_SECONDS,
-    InFlight,
-    backoff,
-    check_flag,
-    check_option,
-    reject_unknown_options,
-)
+from mofa.persistence.backends._toolkit import RETRY_SECONDS, InFlight, backoff
 from mofa.persistence.backends.postgres._errors import (
     CALL,
     CONNECT,
@@ -36,13 +28,7 @@ from mofa.persistence.backends.postgres._errors import (
     sqlstate,
     translate,
 )
-from mofa.persistence.backends.postgres._pool import (
-    _DEFAULT_CONNECT_TIMEOUT,
-    _DEFAULT_POOL_SIZE,
-    _OPTIONS,
-    _import_asyncpg,
-    _keep_session_state,
-)
+from mofa.persistence.backends.postgres._pool import open_connections, open_pool
 from mofa.persistence.backends.postgres._rows import (
     by_seq,
     row_agent,
@@ -51,13 +37,7 @@ from mofa.persistence.backends.postgres._rows import (
     row_state,
     utc,
 )
-from mofa.persistence.backends.postgres._schema import (
-    _DIALECT,
-    _EXISTING_COLUMNS,
-    _EXISTING_INDEXES,
-    _SCHEMA_LOCK_KEY,
-    _schema_version,
-)
+from mofa.persistence.backends.postgres._schema import migrate
 from mofa.persistence.backends.postgres._statements import (
     APPEND_BATCH,
     APPEND_BATCH_OWNED,
@@ -89,14 +69,11 @@ from mofa.persistence.backends.postgres._statements import (
     UPSERT_AGENT_OWNED,
 )
 from mofa.persistence.backends.postgres._times import bad_time_search, damaged_time_error
-from mofa.persistence.backends.postgres._url import DriverURL, Target
+from mofa.persistence.backends.postgres._url import Target
 from mofa.persistence.errors import (
     AgentExistsError,
-    InvalidInputError,
     InvalidURLError,
     PersistenceError,
-    QueryError,
-    SchemaError,
     SessionExistsError,
     SessionNotFoundError,
 )
@@ -167,124 +144,25 @@ class PostgresStore(BaseStore):
             raise InvalidURLError(
                 f"PostgresStore needs a postgres:// or postgresql:// URL, not {parsed.masked!r}."
             )
-        max_size_name = "pool_max_size"
-        if "pool_size" in options:
-            if pool_max_size is not None:
-                raise InvalidInputError(
-                    "pool_size and pool_max_size are two names for one option; pass one."
-                )
-            # Checked under its own name: the user did not write pool_max_size.
-            max_size_name = "pool_size"
-            pool_max_size = options.pop("pool_size")
-            check_option("pool_size", pool_max_size, integer=True, minimum=1)
-        if pool_max_size is None:
-            pool_max_size = _DEFAULT_POOL_SIZE
-        reject_unknown_options("PostgresStore", options, _OPTIONS)
-        check_option("pool_min_size", pool_min_size, integer=True)
-        check_flag("create_schema", create_schema)
-        check_option("pool_max_size", pool_max_size, integer=True)
-        check_option("statement_cache_size", statement_cache_size, integer=True)
-        if connect_timeout is not None:
-            check_option("connect_timeout", connect_timeout)
-        check_option("max_inactive_connection_lifetime", max_inactive_connection_lifetime)
-        if command_timeout is not None:
-            check_option("command_timeout", command_timeout, minimum=0.001)
-        if pool_max_size < max(pool_min_size, 1):
-            raise InvalidInputError(
-                f"{max_size_name} ({pool_max_size}) must be at least 1 and at least "
-                f"pool_min_size ({pool_min_size})."
-            )
-        driver_url = DriverURL(parsed)
-        if connect_timeout is None:
-            connect_timeout = driver_url.connect_timeout or _DEFAULT_CONNECT_TIMEOUT
-        asyncpg = _import_asyncpg()
-        try:
-            pool = await asyncpg.create_pool(
-                dsn=driver_url.dsn,
-                port=driver_url.ports,
-                # No floor for asyncpg to keep: newer asyncpg restores one in a background task
-                # that logs a WARNING with a traceback for every failed attempt, which an
-                # application that configured no logging prints to stderr all through an
-                # outage. The store opens pool_min_size connections itself (below), and a
-                # call that finds none open opens one.
-                min_size=0,
-                max_size=pool_max_size,
-                timeout=connect_timeout,
-                command_timeout=command_timeout,
-                statement_cache_size=statement_cache_size,
-                max_inactive_connection_lifetime=max_inactive_connection_lifetime,
-                reset=_keep_session_state,
-            )
-        except Exception as exc:
-            raise translate(exc, parsed, stage=CONNECT, write=False) from exc
+        pool = await open_pool(
+            parsed,
+            pool_min_size=pool_min_size,
+            pool_max_size=pool_max_size,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            statement_cache_size=statement_cache_size,
+            max_inactive_connection_lifetime=max_inactive_connection_lifetime,
+            create_schema=create_schema,
+            options=options,
+        )
         store = cls(parsed, pool)
         try:
-            await store._migrate(create_schema)
-            await store._open_connections(pool_min_size)
+            store.applied_migrations = await migrate(pool, parsed, create_schema)
+            await open_connections(pool, parsed, pool_min_size)
         except BaseException:
             pool.terminate()
             raise
         return store
-
-    async def _open_connections(self, count: int) -> None:
-        """Have ``count`` connections open in the pool (one is, after the schema check)."""
-        if count <= 1:
-            return
-        acquired = await asyncio.gather(
-            *(self._pool.acquire() for _ in range(count)), return_exceptions=True
-        )
-        for connection in acquired:
-            if not isinstance(connection, BaseException):
-                await self._pool.release(connection)
-        for failure in acquired:
-            if isinstance(failure, BaseException):
-                raise translate(failure, self._url, stage=CONNECT, write=False) from failure
-
-    async def _migrate(self, create_schema: bool) -> None:
-        """Bring the schema to the latest version, in one transaction under an advisory lock.
-
-        Several processes may connect at once: the transaction-scoped advisory lock makes
-        them take turns, and each one reads the version only once it holds the lock. With
-        ``create_schema`` False the version is only read and checked.
-        """
-        try:
-            connection = await self._pool.acquire()
-        except Exception as exc:
-            raise translate(exc, self._url, stage=CONNECT, write=False) from exc
-        where = f"PostgreSQL database at {Target(self._url).address}"
-        try:
-            if not create_schema:
-                schema.check_ready(_DIALECT, await _schema_version(connection), where)
-                self.applied_migrations = ()
-                return
-            async with connection.transaction():
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
-                current = await _schema_version(connection)
-                applied = schema.check_version(_DIALECT, current, where)
-                if current == 0:
-                    schema.check_existing_tables(
-                        _DIALECT,
-                        await connection.fetch(_EXISTING_COLUMNS, schema.table_names(_DIALECT)),
-                        where,
-                        await connection.fetch(
-                            _EXISTING_INDEXES, list(schema.index_tables(_DIALECT))
-                        ),
-                    )
-                for statement in schema.pending_statements(_DIALECT, current):
-                    await connection.execute(statement)
-        except PersistenceError:
-            raise  # our own checks above: already the error to show
-        except Exception as exc:
-            error = translate(exc, self._url, stage=CALL, write=True)
-            if type(error) is QueryError:
-                error = SchemaError(
-                    f"Creating or upgrading the schema in PostgreSQL at "
-                    f"{Target(self._url).address} failed: {error}"
-                )
-            raise error from exc
-        finally:
-            await self._pool.release(connection)
-        self.applied_migrations = applied
 
     async def _close(self) -> None:
         await self._in_flight.drained(seconds=10)  # calls already made finish first
