@@ -32,8 +32,7 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
-from mofa.persistence.backends import postgres
-from mofa.persistence.backends.postgres import PostgresStore
+from mofa.persistence.backends.postgres import PostgresStore, _statements
 from mofa.persistence.schema import latest_version, table_names
 from tests.reliability._harness import free_port
 from tests.reliability.pgserver import PrivatePostgres, private_postgres
@@ -525,7 +524,7 @@ async def test_save_state_finds_the_last_version_in_one_step_back_on_the_key(
         await store.create_session("s")
         for n in range(3):
             await store.save_state("s", {"n": n})
-    plan = await _plan(database_url, postgres._SAVE_STATE, "s", "{}", datetime.now(UTC))
+    plan = await _plan(database_url, _statements.SAVE_STATE, "s", "{}", datetime.now(UTC))
     assert "Index Only Scan Backward using agent_state_pkey" in plan, plan
     assert "Join" not in plan, plan
     assert "GroupAggregate" not in plan, plan

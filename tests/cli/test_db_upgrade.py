@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends import mysql, postgres, sqlite
+from mofa.persistence.backends import mysql, sqlite
 from mofa.persistence.backends._sql import (
     _FILTER_COLUMNS,
     EQUAL,
     IS_NULL,
     FilterKey,
 )
+from mofa.persistence.backends.postgres import _statements as postgres_statements
 from tests._cli import mofa
 from tests.cli.test_db import _open_and_close, sqlite_catalog
 from tests.cli.test_db_existing_tables import (
@@ -176,7 +177,8 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
             # statement to one plan for all values: check that plan.
             await connection.execute("SET plan_cache_mode = force_generic_plan")
             for n, key in enumerate(_COMBINATIONS):
-                await connection.execute(f"PREPARE listing{n} AS {postgres._LIST_SESSIONS[key]}")
+                statement = postgres_statements.LIST_SESSIONS[key]
+                await connection.execute(f"PREPARE listing{n} AS {statement}")
                 arguments = ", ".join(f"'{value}'" for value in _values(key))
                 call = f"listing{n}({arguments}{', ' if arguments else ''}10, 0)"
                 rows = await connection.fetch(f"EXPLAIN EXECUTE {call}")

@@ -1,0 +1,39 @@
+"""The PostgreSQL store: asyncpg with a connection pool.
+
+Usage::
+
+    from mofa.persistence import PostgresStore
+
+    async with await PostgresStore.connect("postgres://user:pass@localhost/mofa") as store:
+        session = await store.create_session(agent_id="my-agent", user_id="u1")
+        await store.append_message(session.session_id, "user", "Hello")
+        history = await store.list_recent_messages(session.session_id, limit=20)
+
+URLs are libpq's (asyncpg parses them): ``postgresql://user:password@host:port/database``,
+percent-encoded passwords, ``?sslmode=disable|prefer|require|verify-full``, a unix socket
+(``postgresql:///mofa?host=/var/run/postgresql``), ``?password=``, ``?port=``,
+``?connect_timeout=`` (seconds; the ``connect_timeout`` option wins over it); other parameters
+are sent to the server as settings (``?application_name=…``). Tuning goes on
+:meth:`PostgresStore.connect` (``pool_min_size``, ``pool_max_size``, ``connect_timeout``…).
+
+How it stays close to the raw driver:
+
+* one pooled connection per call, with asyncpg's per-release reset switched off (see
+  :func:`_keep_session_state`), and asyncpg's per-connection prepared-statement cache;
+* an append is ONE statement (a CTE that bumps ``sessions.message_count`` and inserts the
+  row), a batch is ONE statement over ``unnest()`` arrays; the session row lock the ``UPDATE``
+  takes serializes concurrent appends, so ``seq`` is gap-free;
+* JSON travels as text and is decoded once with orjson; nothing checks the schema per call
+  (the schema is created or upgraded once, on connect, under an advisory lock);
+* an owner scope (``owner=``) is a condition inside the call's one statement, never a
+  separate check: each scoped statement is a constant of its own, and a call without an
+  owner runs the unscoped statement unchanged.
+
+Needs the ``postgres`` extra: ``pip install 'mofa-sdk[postgres]'``.
+"""
+
+from __future__ import annotations
+
+from mofa.persistence.backends.postgres._store import PostgresStore
+
+__all__ = ["PostgresStore"]

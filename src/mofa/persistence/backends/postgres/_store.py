@@ -1,0 +1,504 @@
+"""The PostgreSQL store: :class:`PostgresStore`, its calls, each one statement on the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from datetime import datetime
+from typing import Any, Self
+
+from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._contract import Unset
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._outage import OutageLog
+from mofa.persistence.backends._sql import owner_params, session_filters
+from mofa.persistence.backends._toolkit import RETRY_SECONDS, InFlight, backoff
+from mofa.persistence.backends.postgres._errors import (
+    CALL,
+    CONNECT,
+    FOREIGN_KEY_VIOLATION,
+    RETRY_STATES,
+    UNIQUE_VIOLATION,
+    is_connection_error,
+    scrub,
+    sqlstate,
+    translate,
+)
+from mofa.persistence.backends.postgres._pool import open_connections, open_pool
+from mofa.persistence.backends.postgres._rows import (
+    by_seq,
+    row_agent,
+    row_message,
+    row_session,
+    row_state,
+    utc,
+)
+from mofa.persistence.backends.postgres._schema import migrate
+from mofa.persistence.backends.postgres._statements import (
+    APPEND_BATCH,
+    APPEND_BATCH_OWNED,
+    APPEND_ONE,
+    APPEND_ONE_OWNED,
+    CREATE_SESSION,
+    DELETE_SESSION,
+    DELETE_SESSION_OWNED,
+    GET_AGENT,
+    GET_SESSION,
+    GET_SESSION_OWNED,
+    LATEST_STATE,
+    LATEST_STATE_OWNED,
+    LIST_AGENTS,
+    LIST_MESSAGES,
+    LIST_MESSAGES_OWNED,
+    LIST_SESSIONS,
+    LIST_STATES,
+    LIST_STATES_OWNED,
+    RECENT_MESSAGES,
+    RECENT_MESSAGES_OWNED,
+    SAVE_STATE,
+    SAVE_STATE_OWNED,
+    STATE_VERSION,
+    STATE_VERSION_OWNED,
+    UPDATE_SESSION,
+    UPDATE_SESSION_OWNED,
+    UPSERT_AGENT,
+    UPSERT_AGENT_OWNED,
+)
+from mofa.persistence.backends.postgres._times import bad_time_search, damaged_time_error
+from mofa.persistence.backends.postgres._url import Target
+from mofa.persistence.errors import (
+    AgentExistsError,
+    InvalidURLError,
+    PersistenceError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
+
+__all__ = ["PostgresStore"]
+
+# The package's name, as before the split: what applications configure and tests filter on.
+_log = logging.getLogger("mofa.persistence.backends.postgres")
+
+
+class PostgresStore(BaseStore):
+    """Sessions, messages and agent state in PostgreSQL (asyncpg, pooled).
+
+    Open it with :meth:`connect` (or ``open_store(url)``), close it with ``close()`` or
+    ``async with``. Safe to share between asyncio tasks of one event loop.
+    """
+
+    backend = "postgres"
+
+    def __init__(self, url: DatabaseURL, pool: Any) -> None:
+        super().__init__(url)
+        self._pool = pool
+        self._loop = asyncio.get_running_loop()  # the pool's connections belong to it
+        self._in_flight = InFlight()
+        self._outage = OutageLog(_log, f"PostgreSQL at {Target(url).address}")
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | DatabaseURL,
+        *,
+        pool_min_size: int = 1,
+        pool_max_size: int | None = None,
+        connect_timeout: float | None = None,
+        command_timeout: float | None = None,
+        statement_cache_size: int = 100,
+        max_inactive_connection_lifetime: float = 300.0,
+        create_schema: bool = True,
+        **options: Any,
+    ) -> Self:
+        """Open a pool on ``url`` and create or upgrade the schema.
+
+        Args:
+            url: a ``postgres://`` / ``postgresql://`` URL (or a parsed one).
+            pool_min_size: connections opened at once (like any other, one left idle for
+                ``max_inactive_connection_lifetime`` is closed; the next call reopens one).
+            pool_max_size: most connections the store opens, default 10 (concurrent calls beyond
+                this wait for a free one).
+            connect_timeout: seconds to wait for a new connection (default: the URL's
+                ``?connect_timeout=``, else 10; given here, it wins over the URL's).
+            command_timeout: seconds a statement may run (``None``: no limit).
+            statement_cache_size: prepared statements kept per connection.
+            max_inactive_connection_lifetime: seconds before an idle connection is closed.
+            create_schema: False: change nothing in the database; refuse one without the
+                mofa schema or with an older one (:class:`SchemaError`).
+            options: ``pool_size`` is accepted as another name for ``pool_max_size`` (the
+                MySQL store's name for it); anything else is refused.
+
+        Raises:
+            InvalidInputError: an unknown option or an unusable value.
+            StoreConnectionError: the server cannot be reached (or refused the login:
+                :class:`AuthenticationError`; or has no such database:
+                :class:`DatabaseNotFoundError`).
+            SchemaError: the database holds a newer schema than this version knows.
+        """
+        parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.backend != "postgres":
+            raise InvalidURLError(
+                f"PostgresStore needs a postgres:// or postgresql:// URL, not {parsed.masked!r}."
+            )
+        pool = await open_pool(
+            parsed,
+            pool_min_size=pool_min_size,
+            pool_max_size=pool_max_size,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            statement_cache_size=statement_cache_size,
+            max_inactive_connection_lifetime=max_inactive_connection_lifetime,
+            create_schema=create_schema,
+            options=options,
+        )
+        store = cls(parsed, pool)
+        try:
+            store.applied_migrations = await migrate(pool, parsed, create_schema)
+            await open_connections(pool, parsed, pool_min_size)
+        except BaseException:
+            pool.terminate()
+            raise
+        return store
+
+    async def _close(self) -> None:
+        await self._in_flight.drained(seconds=10)  # calls already made finish first
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=10)
+        except Exception:
+            # The server went away or a call is stuck: drop the sockets instead.
+            self._pool.terminate()
+
+    def _drop_connections(self) -> None:
+        self._pool.terminate()
+
+    # ------------------------------------------------------------- plumbing
+
+    async def _fetch(
+        self,
+        query: str,
+        *args: Any,
+        write: bool,
+        retry_duplicates: bool = False,
+        session_id: str | None = None,
+    ) -> list[Any]:
+        """Run one statement on a pooled connection and return its rows.
+
+        Retries a serialization failure or deadlock (never surfaced to the caller), with
+        ``retry_duplicates`` a unique violation too, and, for reads only, a connection that
+        broke mid-call (a read is safe to repeat; a write whose connection broke may have
+        committed, so it is reported, not repeated). A row naming a missing session (a
+        foreign-key violation) raises :class:`SessionNotFoundError` for ``session_id``.
+        """
+        with self._in_flight:
+            attempt = 1
+            deadline = time.monotonic() + RETRY_SECONDS
+            while True:
+                try:
+                    connection = await self._pool.acquire()
+                except Exception as exc:
+                    if self._closed:  # close() began while this call waited for a connection
+                        raise self._closed_meanwhile() from exc
+                    raise self._failure(exc, stage=CONNECT, write=write) from exc
+                undecodable: OverflowError | None = None
+                try:
+                    rows: list[Any] = await connection.fetch(query, *args)
+                    self._outage.answered()
+                    return rows
+                except OverflowError as exc:  # a stored time Python cannot hold
+                    undecodable = exc
+                except Exception as exc:
+                    if is_connection_error(exc):
+                        # Its protocol state is unknown now: never hand it out again. (asyncpg
+                        # may already have detached it from the pool, hence the suppress.)
+                        with contextlib.suppress(Exception):
+                            connection.terminate()
+                    state = sqlstate(exc)
+                    if session_id is not None and state == FOREIGN_KEY_VIOLATION:
+                        raise SessionNotFoundError(session_id) from exc
+                    conflict = state in RETRY_STATES or (
+                        retry_duplicates and state == UNIQUE_VIOLATION
+                    )
+                    if not (
+                        (conflict and time.monotonic() < deadline)
+                        or (not write and attempt == 1 and is_connection_error(exc))
+                    ):
+                        raise self._failure(exc, stage=CALL, write=write) from exc
+                finally:
+                    await self._pool.release(connection)
+                if undecodable is not None:
+                    raise await self._damaged_time(query, args, undecodable) from undecodable
+                await asyncio.sleep(backoff(attempt))
+                attempt += 1
+
+    def _failure(self, exc: BaseException, *, stage: str, write: bool) -> PersistenceError:
+        """The error a call raises for ``exc``; an unreachable server is logged once."""
+        error = translate(exc, self._url, stage=stage, write=write)
+        detail = scrub(str(getattr(exc, "message", None) or exc), self._url)
+        self._outage.failed(error, detail or type(exc).__name__, exc)
+        return error
+
+    async def _damaged_time(
+        self, query: str, args: tuple[Any, ...], failure: OverflowError
+    ) -> PersistenceError:
+        """The error for a result asyncpg could not decode (see :mod:`._times`)."""
+        search = bad_time_search(query, args)
+        if search is not None:
+            found = await self._fetch(*search, write=False)
+            if found:
+                return damaged_time_error(query, found[0])
+        return translate(failure, self._url, stage=CALL, write=False)
+
+    # ---------------------------------------------------------------- agents
+
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
+        rows = await self._fetch(
+            UPSERT_AGENT if owner is None else UPSERT_AGENT_OWNED,
+            agent.id,
+            agent.name,
+            agent.state,
+            agent.started_at,
+            agent.provider,
+            agent.model,
+            agent.description,
+            agent.created_at,
+            agent.updated_at,
+            agent.tenant_id,
+            write=True,
+        )
+        if not rows:  # only the scoped statement returns none: another tenant's record
+            raise AgentExistsError(agent.id)
+        created_at, tenant_id = rows[0]
+        created_at = utc(created_at)
+        if created_at != agent.created_at or tenant_id != agent.tenant_id:
+            return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
+        return agent
+
+    async def _get_agent(self, agent_id: str) -> Agent | None:
+        rows = await self._fetch(GET_AGENT, agent_id, write=False)
+        return row_agent(rows[0]) if rows else None
+
+    async def _list_agents(self, limit: int | None) -> list[Agent]:
+        return [row_agent(row) for row in await self._fetch(LIST_AGENTS, limit, write=False)]
+
+    # -------------------------------------------------------------- sessions
+
+    async def _create_session(self, session: Session, metadata_json: str) -> Session:
+        rows = await self._fetch(
+            CREATE_SESSION,
+            session.session_id,
+            session.agent_id,
+            session.user_id,
+            session.tenant_id,
+            session.status,
+            metadata_json,
+            session.created_at,
+            session.expires_at,
+            write=True,
+        )
+        if not rows:
+            raise SessionExistsError(session.session_id)
+        return session
+
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
+        if owner is None:
+            rows = await self._fetch(GET_SESSION, session_id, write=False)
+        else:
+            rows = await self._fetch(
+                GET_SESSION_OWNED, session_id, *owner_params(owner), write=False
+            )
+        return row_session(rows[0]) if rows else None
+
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+        owner: Owner | None,
+    ) -> list[Session]:
+        key, args = session_filters(agent_id, user_id, tenant_id, owner)
+        rows = await self._fetch(LIST_SESSIONS[key], *args, limit, offset, write=False)
+        return [row_session(row) for row in rows]
+
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | Unset | None,
+        now: datetime,
+        owner: Owner | None,
+    ) -> Session:
+        change_expiry = not isinstance(expires_at, Unset)
+        args = (
+            session_id,
+            status,
+            metadata_json,
+            change_expiry,
+            expires_at if change_expiry else None,
+            now,
+        )
+        if owner is None:
+            rows = await self._fetch(UPDATE_SESSION, *args, write=True)
+        else:
+            rows = await self._fetch(UPDATE_SESSION_OWNED, *args, *owner_params(owner), write=True)
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        return row_session(rows[0])
+
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
+        if owner is None:
+            return bool(await self._fetch(DELETE_SESSION, session_id, write=True))
+        return bool(
+            await self._fetch(DELETE_SESSION_OWNED, session_id, *owner_params(owner), write=True)
+        )
+
+    # -------------------------------------------------------------- messages
+
+    async def _append_message(
+        self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
+    ) -> Message:
+        args = (
+            session_id,
+            message.role.value,
+            message.content,
+            message.metadata_json,
+            message.timestamp,
+            now,
+        )
+        if owner is None:
+            rows = await self._fetch(APPEND_ONE, *args, write=True)
+        else:
+            rows = await self._fetch(APPEND_ONE_OWNED, *args, *owner_params(owner), write=True)
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        message_id, seq = rows[0]  # RETURNING id, seq
+        return message.stored(session_id, seq, message_id)
+
+    async def _append_messages(
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
+    ) -> list[Message]:
+        metadata = messages[0].metadata_json
+        timestamp = messages[0].timestamp
+        shared_metadata = all(message.metadata_json == metadata for message in messages)
+        shared_timestamp = all(message.timestamp == timestamp for message in messages)
+        args = (
+            session_id,
+            len(messages),
+            [message.role.value for message in messages],
+            [message.content for message in messages],
+            metadata if shared_metadata else [message.metadata_json for message in messages],
+            timestamp if shared_timestamp else [message.timestamp for message in messages],
+            now,
+        )
+        if owner is None:
+            rows = await self._fetch(
+                APPEND_BATCH[shared_metadata, shared_timestamp], *args, write=True
+            )
+        else:
+            rows = await self._fetch(
+                APPEND_BATCH_OWNED[shared_metadata, shared_timestamp],
+                *args,
+                *owner_params(owner),
+                write=True,
+            )
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        # Rows come back in insert order in practice; sorting by seq makes it certain.
+        rows.sort(key=by_seq)
+        return [
+            message.stored(session_id, seq, message_id)
+            for message, (message_id, seq) in zip(messages, rows, strict=True)
+        ]
+
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
+    ) -> list[Message]:
+        if owner is None:
+            rows = await self._fetch(LIST_MESSAGES, session_id, after_seq, limit, write=False)
+        else:
+            rows = await self._fetch(
+                LIST_MESSAGES_OWNED,
+                session_id,
+                after_seq,
+                limit,
+                *owner_params(owner),
+                write=False,
+            )
+        return [row_message(session_id, row) for row in rows]
+
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        if owner is None:
+            rows = await self._fetch(RECENT_MESSAGES, session_id, limit, write=False)
+        else:
+            rows = await self._fetch(
+                RECENT_MESSAGES_OWNED, session_id, limit, *owner_params(owner), write=False
+            )
+        return [row_message(session_id, row) for row in reversed(rows)]
+
+    # ----------------------------------------------------------------- state
+
+    async def _save_state(
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
+    ) -> AgentState:
+        # Two concurrent saves can compute the same next version; the primary key rejects
+        # the second, which then simply tries again with the new maximum. A session deleted
+        # meanwhile fails the foreign key.
+        rows = await self._fetch(
+            SAVE_STATE if owner is None else SAVE_STATE_OWNED,
+            session_id,
+            state_json,
+            now,
+            *(() if owner is None else owner_params(owner)),
+            write=True,
+            retry_duplicates=True,
+            session_id=session_id,
+        )
+        if not rows:
+            raise SessionNotFoundError(session_id)
+        return AgentState(session_id, rows[0][0], state, now)
+
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None:
+        if owner is None:
+            if version is None:
+                rows = await self._fetch(LATEST_STATE, session_id, write=False)
+            else:
+                rows = await self._fetch(STATE_VERSION, session_id, version, write=False)
+        elif version is None:
+            rows = await self._fetch(
+                LATEST_STATE_OWNED, session_id, *owner_params(owner), write=False
+            )
+        else:
+            rows = await self._fetch(
+                STATE_VERSION_OWNED, session_id, version, *owner_params(owner), write=False
+            )
+        return row_state(session_id, rows[0]) if rows else None
+
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]:
+        if owner is None:
+            rows = await self._fetch(LIST_STATES, session_id, limit, write=False)
+        else:
+            rows = await self._fetch(
+                LIST_STATES_OWNED, session_id, limit, *owner_params(owner), write=False
+            )
+        return [row_state(session_id, row) for row in rows]
