@@ -24,7 +24,7 @@ from mofa.persistence.backends._sql import (
     IS_NULL,
     FilterKey,
 )
-from mofa.persistence.backends.mysql import _store as mysql_store
+from mofa.persistence.backends.mysql import _statements as mysql_statements
 from tests._cli import mofa
 from tests.cli.test_db import _open_and_close, sqlite_catalog
 from tests.cli.test_db_existing_tables import (
@@ -187,7 +187,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
     else:
         async with mysql_connection(url) as connection, connection.cursor() as cursor:
             for key in _COMBINATIONS:
-                statement = mysql_store._LIST_SESSIONS[key]
+                statement = mysql_statements._LIST_SESSIONS[key]
                 await cursor.execute(f"EXPLAIN {statement}", (*_values(key), 10, 0))
                 columns = [column[0] for column in cursor.description]
                 rows = await cursor.fetchall()

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
-import re
 import ssl
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Self
 
-from mofa.persistence import schema
 from mofa.persistence._base import BaseStore, EncodedMessage
-from mofa.persistence._codec import ROLES, damaged_record, decode_json, unreadable_field
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import (
-    list_sessions_statements,
-    owner_condition,
     owner_params,
     session_filters,
 )
@@ -40,20 +34,66 @@ from mofa.persistence.backends.mysql._connect import (
     ssl_context,
     within_connect_timeout,
 )
+from mofa.persistence.backends.mysql._errors import (
+    _CONNECT_ERRORS,
+    _ER_DUP_ENTRY,
+    _NO_SESSION,
+    _RETRYABLE,
+    _error_code,
+    _is_connection_loss,
+    _translate,
+)
+from mofa.persistence.backends.mysql._rows import (
+    _agent,
+    _aware,
+    _messages,
+    _session,
+    _state,
+    _wire,
+)
+from mofa.persistence.backends.mysql._schema import (
+    _migrate,
+)
+from mofa.persistence.backends.mysql._statements import (
+    _APPEND_ONE,
+    _APPEND_OWNED_ONE,
+    _CREATE_SESSION_WITH_AGENT,
+    _DELETE_OWNED_SESSION,
+    _DELETE_SESSION,
+    _GET_AGENT,
+    _GET_OWNED_SESSION,
+    _GET_SESSION,
+    _INSERT_SESSION,
+    _LATEST_OWNED_STATE,
+    _LATEST_STATE,
+    _LIST_AGENTS,
+    _LIST_MESSAGES,
+    _LIST_OWNED_MESSAGES,
+    _LIST_OWNED_STATES,
+    _LIST_SESSIONS,
+    _LIST_STATES,
+    _NO_LIMIT,
+    _OWNED_STATE_VERSION,
+    _RECENT_MESSAGES,
+    _RECENT_OWNED_MESSAGES,
+    _SAVE_OWNED_STATE,
+    _SAVE_STATE,
+    _STATE_VERSION,
+    _UPDATE_OWNED_SESSION,
+    _UPDATE_SESSION,
+    _UPSERT_AGENT,
+    _UPSERT_OWNED_AGENT,
+    _append_many_statement,
+)
 from mofa.persistence.errors import (
     AgentExistsError,
-    AuthenticationError,
-    DatabaseNotFoundError,
     InvalidInputError,
     InvalidURLError,
     MissingDependencyError,
-    PermissionDeniedError,
     PersistenceError,
-    QueryError,
     SchemaError,
     SessionExistsError,
     SessionNotFoundError,
-    StoreConnectionError,
 )
 
 __all__ = ["MySqlStore"]
@@ -61,365 +101,9 @@ __all__ = ["MySqlStore"]
 # The package's name, as before the split: outage records keep their logger.
 _log = logging.getLogger("mofa.persistence.backends.mysql")
 
-_NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
 _FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
 _PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
 _ESCAPED: Final = ("\\", "'", '"', "\n", "\r", "\x1a")  # each sent as two bytes
-
-# MySQL / MariaDB error numbers this module reacts to.
-_ER_DBACCESS_DENIED: Final = 1044
-_ER_ACCESS_DENIED: Final = 1045
-_ER_BAD_NULL: Final = 1048
-_ER_BAD_DB: Final = 1049
-_ER_DUP_ENTRY: Final = 1062
-_ER_TABLEACCESS_DENIED: Final = 1142
-_ER_COLUMNACCESS_DENIED: Final = 1143
-_ER_NO_SUCH_TABLE: Final = 1146
-_ER_NET_PACKET_TOO_LARGE: Final = 1153
-_ER_LOCK_WAIT_TIMEOUT: Final = 1205
-_ER_LOCK_DEADLOCK: Final = 1213
-_ER_SPECIFIC_ACCESS_DENIED: Final = 1227
-_ER_NO_REFERENCED_ROW: Final = 1452
-_ER_TOO_MANY_CONNECTIONS: Final = 1040
-_CR_CONNECTION_ERROR: Final = 2002
-_CR_CONN_HOST_ERROR: Final = 2003
-_CR_SERVER_GONE: Final = 2006
-_CR_SERVER_LOST: Final = 2013
-_CR_SERVER_LOST_EXTENDED: Final = 2055
-_CONNECT_ERRORS: Final = frozenset({_CR_CONNECTION_ERROR, _CR_CONN_HOST_ERROR})
-_LOST_ERRORS: Final = frozenset({_CR_SERVER_GONE, _CR_SERVER_LOST, _CR_SERVER_LOST_EXTENDED})
-_RETRYABLE: Final = frozenset({_ER_LOCK_DEADLOCK, _ER_LOCK_WAIT_TIMEOUT})
-# A write naming a missing session fails its foreign key; a scoped append naming a session
-# outside the scope writes NULL as the session id (strict mode: 1048; otherwise '', which
-# fails the foreign key).
-_NO_SESSION: Final = frozenset({_ER_NO_REFERENCED_ROW, _ER_BAD_NULL})
-_DENIED: Final = frozenset(
-    {
-        _ER_DBACCESS_DENIED,
-        _ER_TABLEACCESS_DENIED,
-        _ER_COLUMNACCESS_DENIED,
-        _ER_SPECIFIC_ACCESS_DENIED,
-    }
-)
-# "INSERT command denied to user 'u'@'h' for table `db`.`agents`" (MariaDB) / "… 'agents'"
-_TABLE_IN_MESSAGE = re.compile(r"for table (?:[`'\"]?[^`'\"\s.]+[`'\"]?\.)?[`'\"]?([^`'\"\s.]+)")
-_COMMAND_IN_MESSAGE = re.compile(r"^(\w+) command denied")
-
-# ------------------------------------------------------------------------------ statements
-
-_SESSION_COLUMNS = (
-    "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at"
-)
-
-_AGENT_COLUMNS = (
-    "id, name, state, started_at, provider, model, description, created_at, updated_at, tenant_id"
-)
-
-# An owner scope (mofa.persistence.Owner) inside the statement that addresses the session:
-# NULL-safe equality (<=>), since a scope's None matches only a NULL column. Its parameters
-# are owner_params(owner). Through a scope another owner's session is exactly a missing one.
-_OWNED = owner_condition("<=>", lambda _: "%s", 1)
-#: Reads of messages and states: the one statement reads nothing unless the session is in
-#: scope (uncorrelated, so evaluated once; parameters: session_id, then the owner's).
-_IN_SCOPE = f"EXISTS (SELECT 1 FROM sessions WHERE sessions.session_id = %s AND {_OWNED})"  # noqa: S608
-
-# Every value is a %s parameter; the column lists come from the constants above, in the
-# order the row readers unpack them.
-_UPSERT_AGENT = (
-    "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
-    "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON DUPLICATE KEY UPDATE name = VALUES(name), state = VALUES(state), "
-    "started_at = VALUES(started_at), provider = VALUES(provider), model = VALUES(model), "
-    "description = VALUES(description), updated_at = VALUES(updated_at);\n"
-    "SELECT created_at, tenant_id FROM agents WHERE id = %s"
-)
-# Through an owner: a new agent is the owner's tenant's; an existing one is changed only when
-# it is that tenant's (NULL-safe, tenant_id itself is never assigned, so every IF sees the
-# stored one), else nothing changes (not even updated_at: an unchanged row is not updated)
-# and the SELECT's tenant_id tells the refusal. One transaction: the INSERT's row lock
-# holds until the SELECT has read the row it decided on.
-_OWNED_FIELDS = ("name", "state", "started_at", "provider", "model", "description", "updated_at")
-_UPSERT_OWNED_AGENT = (
-    "START TRANSACTION;\n"  # noqa: S608 - constant fragments
-    "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
-    "created_at, updated_at, tenant_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON DUPLICATE KEY UPDATE "
-    + ", ".join(
-        f"{name} = IF(tenant_id <=> VALUES(tenant_id), VALUES({name}), {name})"
-        for name in _OWNED_FIELDS
-    )
-    + ";\nSELECT created_at, tenant_id FROM agents WHERE id = %s;\n"
-    "COMMIT"
-)
-_GET_AGENT = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s"  # noqa: S608
-_LIST_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY updated_at DESC, id DESC LIMIT %s"  # noqa: S608
-
-_INSERT_SESSION = (
-    "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
-    "message_count, created_at, updated_at, expires_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s)"
-)
-# The agent row must exist for the foreign key; both inserts commit together or not at all.
-# A placeholder agent belongs to the session's tenant (placeholder_agent()).
-_CREATE_SESSION_WITH_AGENT = (
-    "START TRANSACTION;\n"
-    "INSERT INTO agents (id, name, state, started_at, created_at, updated_at, tenant_id) "
-    "VALUES (%s, %s, 'unknown', %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id;\n"
-    + _INSERT_SESSION
-    + ";\nCOMMIT"
-)
-_GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = %s"  # noqa: S608
-_GET_OWNED_SESSION = f"{_GET_SESSION} AND {_OWNED}"
-_SET_SESSION = (
-    "UPDATE sessions SET updated_at = %s, status = COALESCE(%s, status), "
-    "metadata = COALESCE(%s, metadata), expires_at = IF(%s, %s, expires_at) "
-    "WHERE session_id = %s"
-)
-_UPDATE_SESSION = f"{_SET_SESSION};\n{_GET_SESSION}"
-_UPDATE_OWNED_SESSION = f"{_SET_SESSION} AND {_OWNED};\n{_GET_OWNED_SESSION}"
-_DELETE_SESSION = "DELETE FROM sessions WHERE session_id = %s"
-_DELETE_OWNED_SESSION = f"{_DELETE_SESSION} AND {_OWNED}"
-#: (agent?, user?, tenant?) -> statement.
-_LIST_SESSIONS = list_sessions_statements(_SESSION_COLUMNS, lambda _: "%s")
-
-_APPEND_ONE = (
-    "START TRANSACTION;\n"
-    "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + 1), updated_at = %s "
-    "WHERE session_id = %s;\n"
-    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
-    "VALUES (%s, LAST_INSERT_ID(), %s, %s, %s, %s);\n"
-    "COMMIT"
-)
-# Through an owner the scope is in the UPDATE, which takes the session row's lock for the
-# whole transaction (so the session cannot change hands before the INSERT). A session out of
-# scope (or missing) matches no row, and the INSERT's session id is then NULL
-# (ROW_COUNT() is still the UPDATE's): the INSERT fails and the transaction is rolled back,
-# as for a missing session, so nothing changes. The foreign key alone cannot tell: another
-# owner's session exists.
-_APPEND_OWNED_ONE = (
-    "START TRANSACTION;\n"
-    "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + 1), updated_at = %s "
-    f"WHERE session_id = %s AND {_OWNED};\n"
-    "INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
-    "VALUES (IF(ROW_COUNT() = 1, %s, NULL), LAST_INSERT_ID(), %s, %s, %s, %s);\n"
-    "COMMIT"
-)
-_LIST_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
-    "WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
-)
-_LIST_OWNED_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
-    f"WHERE session_id = %s AND seq > %s AND {_IN_SCOPE} ORDER BY seq LIMIT %s"
-)
-_RECENT_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
-    "WHERE session_id = %s ORDER BY seq DESC LIMIT %s"
-)
-_RECENT_OWNED_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
-    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY seq DESC LIMIT %s"
-)
-
-# The new version comes back in the OK packet through LAST_INSERT_ID(expr); a concurrent
-# snapshot of the same session makes one of the two hit the primary key and retry.
-_SAVE_STATE = (
-    "INSERT INTO agent_state (session_id, version, state, created_at) "
-    "SELECT %s, LAST_INSERT_ID(COALESCE(MAX(version), 0) + 1), %s, %s "
-    "FROM agent_state WHERE session_id = %s"
-)
-# Through an owner: the aggregate's one row is kept only when the session is in scope (a
-# WHERE would still leave MAX()'s row), so out of scope nothing is inserted (0 rows). The
-# scope check and the insert are one statement; INSERT … SELECT reads sessions with a shared
-# lock (REPEATABLE READ, the default) and the foreign key check locks it too, until commit.
-_SAVE_OWNED_STATE = f"{_SAVE_STATE} HAVING {_IN_SCOPE}"
-_LATEST_STATE = (
-    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
-    "ORDER BY version DESC LIMIT 1"
-)
-_LATEST_OWNED_STATE = (
-    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
-    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY version DESC LIMIT 1"
-)
-_STATE_VERSION = (
-    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s AND version = %s"
-)
-_OWNED_STATE_VERSION = f"{_STATE_VERSION} AND {_IN_SCOPE}"
-_LIST_STATES = (
-    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
-    "ORDER BY version DESC LIMIT %s"
-)
-_LIST_OWNED_STATES = (
-    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
-    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY version DESC LIMIT %s"
-)
-
-_MIGRATIONS_TABLE_EXISTS = (
-    "SELECT COUNT(*) FROM information_schema.tables "
-    "WHERE table_schema = DATABASE() AND table_name = %s"
-)
-_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations"
-#: mofa's tables that exist already (before the first migration), with their columns.
-_EXISTING_COLUMNS = (
-    "SELECT table_name, column_name, column_type FROM information_schema.columns "
-    "WHERE table_schema = DATABASE() AND table_name IN ({marks})"
-)
-
-
-@functools.lru_cache(maxsize=64)  # batch sizes repeat; a one-off huge batch is not kept forever
-def _append_many_statement(count: int, owned: bool = False) -> str:
-    # Row i of n gets seq = new_count - (n - 1 - i); LAST_INSERT_ID() is the new count. When
-    # the session is missing, the UPDATE sets nothing and LAST_INSERT_ID() is whatever this
-    # connection had (0 when fresh): signed arithmetic lets the INSERT reach the foreign key,
-    # which reports the missing session, instead of failing on an unsigned underflow.
-    # ``owned``: the owner scope is in the UPDATE, and the first row's session id is NULL
-    # unless the UPDATE matched the session (see _APPEND_OWNED_ONE): one failing row fails
-    # the whole INSERT.
-    rows = ", ".join(
-        f"({'IF(ROW_COUNT() = 1, %s, NULL)' if owned and index == 0 else '%s'}, "
-        f"CAST(LAST_INSERT_ID() AS SIGNED) - {count - 1 - index}, %s, %s, %s, %s)"
-        for index in range(count)
-    )
-    return (
-        "START TRANSACTION;\n"
-        "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + %s), "
-        f"updated_at = %s WHERE session_id = %s{f' AND {_OWNED}' if owned else ''};\n"
-        f"INSERT INTO messages (session_id, seq, role, content, metadata, timestamp) "
-        f"VALUES {rows};\n"
-        "COMMIT"
-    )
-
-
-# ------------------------------------------------------------------------------ conversions
-
-
-def _wire(value: datetime | None) -> datetime | None:
-    """Aware UTC -> the naive UTC value a DATETIME(6) column holds."""
-    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
-
-
-_combine = datetime.combine
-
-
-def _aware(value: datetime) -> datetime:
-    """The driver's naive UTC datetime, made aware.
-
-    ``combine(date, time, UTC)`` is measured 10x faster than ``replace(tzinfo=UTC)`` here
-    (120 ns vs 1.3 µs), and loads make one per row.
-    """
-    return _combine(value.date(), value.time(), UTC)
-
-
-#: What decoding a hand-edited row raises (a zero date reaches us as None: AttributeError).
-_UNREADABLE: Final = (AttributeError, KeyError, TypeError, ValueError)
-
-
-def _session(row: Sequence[Any]) -> Session:
-    (
-        session_id,
-        agent_id,
-        user_id,
-        tenant_id,
-        status,
-        metadata,
-        count,
-        created,
-        updated,
-        expires,
-    ) = row
-    try:
-        return Session(
-            session_id.decode(),
-            None if agent_id is None else agent_id.decode(),
-            None if user_id is None else user_id.decode(),
-            None if tenant_id is None else tenant_id.decode(),
-            status,
-            {} if metadata == "{}" else decode_json(metadata),
-            count,
-            _combine(created.date(), created.time(), UTC),
-            _combine(updated.date(), updated.time(), UTC),
-            None if expires is None else _combine(expires.date(), expires.time(), UTC),
-        )
-    except _UNREADABLE as exc:
-        fields = {"metadata": metadata, "created_at": created, "updated_at": updated}
-        session = session_id.decode()
-        raise damaged_record(f"session {session!r}", fields, exc, session_id=session) from exc
-
-
-def _messages(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
-    """Rows -> messages. The hot path of every load: one comprehension, positional fields,
-    no call for the common empty metadata."""
-    roles, utc, decode, combine = ROLES, UTC, decode_json, _combine
-    try:
-        return [
-            Message(
-                session_id,
-                seq,
-                roles[role],
-                content,
-                {} if metadata == "{}" else decode(metadata),
-                combine(stamp.date(), stamp.time(), utc),
-                message_id,
-            )
-            for message_id, seq, role, content, metadata, stamp in rows
-        ]
-    except _UNREADABLE as exc:  # find the row: only now is each one checked on its own
-        for _id, seq, role, _content, metadata, stamp in rows:
-            fields = {"role": role, "metadata": metadata, "timestamp": stamp}
-            if unreadable_field(fields) is not None:
-                record = f"message {seq} of session {session_id!r}"
-                raise damaged_record(record, fields, exc, session_id=session_id) from exc
-        raise
-
-
-def _agent(row: Sequence[Any]) -> Agent:
-    try:
-        return Agent(
-            id=row[0].decode(),
-            name=row[1],
-            state=row[2],
-            started_at=_aware(row[3]),
-            provider=row[4],
-            model=row[5],
-            description=row[6],
-            created_at=_aware(row[7]),
-            updated_at=_aware(row[8]),
-            tenant_id=None if row[9] is None else row[9].decode(),
-        )
-    except _UNREADABLE as exc:
-        fields = {"started_at": row[3], "created_at": row[7], "updated_at": row[8]}
-        raise damaged_record(f"agent {row[0].decode()!r}", fields, exc) from exc
-
-
-def _state(session_id: str, row: Sequence[Any]) -> AgentState:
-    try:
-        return AgentState(session_id, row[0], decode_json(row[1]), _aware(row[2]))
-    except _UNREADABLE as exc:
-        raise damaged_record(
-            f"state version {row[0]} of session {session_id!r}",
-            {"state": row[1], "created_at": row[2]},
-            exc,
-            session_id=session_id,
-        ) from exc
-
-
-def _error_code(exc: BaseException) -> int | None:
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0]
-    return None
-
-
-def _is_connection_loss(exc: BaseException) -> bool:
-    """Whether ``exc`` means the link to the server broke (or was never made)."""
-    code = _error_code(exc)
-    if code in _LOST_ERRORS or code in _CONNECT_ERRORS:
-        return True
-    name = type(exc).__name__
-    return name == "InterfaceError" or isinstance(
-        exc, OSError | ConnectionError | asyncio.IncompleteReadError | EOFError
-    )
 
 
 class MySqlStore(BaseStore):
@@ -559,7 +243,7 @@ class MySqlStore(BaseStore):
                         f"{self._target.database!r}; retry, or check for a stuck connection."
                     )
                 try:
-                    self.applied_migrations = await self._migrate(cursor, create_schema)
+                    self.applied_migrations = await _migrate(cursor, self._target, create_schema)
                 finally:
                     await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock_name,))
                     await cursor.fetchall()
@@ -567,34 +251,6 @@ class MySqlStore(BaseStore):
             raise
         except Exception as exc:
             raise self._error(exc) from exc
-
-    async def _migrate(self, cursor: Any, create_schema: bool) -> tuple[int, ...]:
-        await cursor.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,))
-        version = 0
-        if (await cursor.fetchall())[0][0]:
-            await cursor.execute(_SCHEMA_VERSION)
-            version = int((await cursor.fetchall())[0][0])
-        where = f"{self._target.label} database {self._target.database!r}"
-        if not create_schema:
-            schema.check_ready("mysql", version, where)
-            return ()
-        applied = schema.check_version("mysql", version, where)
-        if version == 0:
-            tables = schema.table_names("mysql")
-            await cursor.execute(
-                _EXISTING_COLUMNS.format(marks=", ".join(["%s"] * len(tables))), tables
-            )
-            schema.check_existing_tables(
-                "mysql",
-                await cursor.fetchall(),
-                where,
-            )
-        # DDL commits implicitly in MySQL, so each statement is written to be safe to re-run
-        # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE, an index created only when missing)
-        # should a run be interrupted.
-        for statement in schema.pending_statements("mysql", version):
-            await cursor.execute(statement)
-        return applied
 
     async def _close(self) -> None:
         await self._in_flight.drained(seconds=10)  # calls already made finish first
@@ -976,111 +632,3 @@ async def _abandon(connection: Any) -> None:
             await connection.rollback()
         except Exception:
             connection.close()
-
-
-def _translate(
-    exc: BaseException, target: Target, max_packet: int | None = None, write: bool = False
-) -> PersistenceError:
-    """The one place a driver exception becomes a :mod:`mofa.persistence.errors` error.
-
-    Messages name the user, host and database, never the password.
-    """
-    code = _error_code(exc)
-    label, where = target.label, target.where
-    message = str(exc.args[1]) if len(getattr(exc, "args", ())) > 1 else str(exc)
-    if code in _CONNECT_ERRORS:
-        cause = exc.__cause__ or exc
-        if isinstance(cause, ssl.SSLError) and target.ssl_mode != "DISABLED":
-            return StoreConnectionError(
-                f"Failed to connect to {label} at {where}: the TLS handshake failed "
-                f"({cause.reason or cause}) — with ssl-mode={target.ssl_mode} the server must "
-                "have SSL enabled (have_ssl=YES); enable it or use ssl-mode=DISABLED."
-            )
-        reason = _connect_reason(cause, target)
-        return StoreConnectionError(
-            f"Failed to connect to {label} at {where}: {reason} — is the server running? "
-            f"Check with: {target.ping_hint()}"
-        )
-    if code == _ER_ACCESS_DENIED:
-        return AuthenticationError(
-            f"{label} at {where} refused user {target.user!r}: access denied (wrong user name "
-            f"or password) — check the credentials in the URL{target.denied_hint()}."
-        )
-    if code == _ER_BAD_DB:
-        return DatabaseNotFoundError(
-            f"Failed to connect to {label} at {where}: database {target.database!r} does not "
-            f"exist — create it with: CREATE DATABASE {target.database}"
-        )
-    if code in _DENIED:
-        return PermissionDeniedError(_denied_message(code, message, target))
-    if _is_connection_loss(exc):
-        return StoreConnectionError(
-            f"Lost the connection to {label} at {where} during the call (the server may have "
-            "restarted); "
-            + (
-                "if the reply to a COMMIT was what got lost, the write may have been saved — "
-                "check before retrying it."
-                if write
-                else "retry it."
-            )
-        )
-    if code == _ER_NET_PACKET_TOO_LARGE:
-        return InvalidInputError(
-            f"The write is larger than the {label} server's max_allowed_packet"
-            + (f" ({max_packet} bytes)" if max_packet else "")
-            + "; raise it on the server (SET GLOBAL max_allowed_packet = ...) or store less."
-        )
-    if code == _ER_TOO_MANY_CONNECTIONS:
-        return StoreConnectionError(
-            f"{label} at {where} has too many connections; lower pool_size or raise the "
-            "server's max_connections."
-        )
-    if code == _ER_NO_SUCH_TABLE:
-        return SchemaError(
-            f"SQL error: {message} — the mofa tables are missing from database "
-            f"{target.database!r}; reopen the store (or run mofa db init) to create them."
-        )
-    if code in _RETRYABLE:
-        return QueryError(
-            f"{label} kept reporting lock conflicts ({message}) for {RETRY_SECONDS:g} seconds; "
-            "retry later."
-        )
-    return QueryError(f"SQL error ({label} error {code}): {message}.")
-
-
-def _connect_reason(cause: BaseException, target: Target) -> str:
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(cause, FileNotFoundError):
-        return f"no socket file at {target.socket}"
-    if isinstance(cause, TimeoutError):
-        return "the connection timed out"
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror.lower()
-    return str(cause.args[1] if len(cause.args) > 1 else cause)
-
-
-def _denied_message(code: int, message: str, target: Target) -> str:
-    # The account is known once connected, which every table or command denial follows.
-    account = target.account or f"'{target.user}'@'%'"
-    grant = f"GRANT SELECT, INSERT, UPDATE, DELETE ON {target.database}.* TO {account}"
-    table = _TABLE_IN_MESSAGE.search(message)
-    command = _COMMAND_IN_MESSAGE.search(message)
-    if command and command.group(1).upper() in ("CREATE", "ALTER", "INDEX", "REFERENCES", "DROP"):
-        return (
-            f"SQL error: permission denied for table {table.group(1) if table else '?'} "
-            f"(user {target.user!r} may not create the mofa schema) — let an administrator run "
-            f"'mofa db init' once, or grant CREATE, ALTER, INDEX, REFERENCES ON "
-            f"{target.database}.* to the user."
-        )
-    if table:
-        return (
-            f"SQL error: permission denied for table {table.group(1)} — grant the privileges "
-            f"the store needs: {grant}"
-        )
-    if code == _ER_DBACCESS_DENIED:
-        return (
-            f"SQL error: permission denied for database {target.database} to user "
-            f"{target.user!r} — grant the privileges the store needs: {grant}"
-        )
-    return f"SQL error: permission denied ({message}) — grant the privileges: {grant}"
