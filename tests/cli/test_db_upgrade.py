@@ -187,7 +187,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
     else:
         async with mysql_connection(url) as connection, connection.cursor() as cursor:
             for key in _COMBINATIONS:
-                statement = mysql_statements._LIST_SESSIONS[key]
+                statement = mysql_statements.LIST_SESSIONS[key]
                 await cursor.execute(f"EXPLAIN {statement}", (*_values(key), 10, 0))
                 columns = [column[0] for column in cursor.description]
                 rows = await cursor.fetchall()

@@ -20,12 +20,22 @@ from mofa.persistence.errors import (
     StoreConnectionError,
 )
 
+__all__ = [
+    "CONNECT_ERRORS",
+    "ER_DUP_ENTRY",
+    "NO_SESSION",
+    "RETRYABLE",
+    "error_code",
+    "is_connection_loss",
+    "translate",
+]
+
 # MySQL / MariaDB error numbers the store reacts to.
 _ER_DBACCESS_DENIED: Final = 1044
 _ER_ACCESS_DENIED: Final = 1045
 _ER_BAD_NULL: Final = 1048
 _ER_BAD_DB: Final = 1049
-_ER_DUP_ENTRY: Final = 1062
+ER_DUP_ENTRY: Final = 1062
 _ER_TABLEACCESS_DENIED: Final = 1142
 _ER_COLUMNACCESS_DENIED: Final = 1143
 _ER_NO_SUCH_TABLE: Final = 1146
@@ -40,13 +50,13 @@ _CR_CONN_HOST_ERROR: Final = 2003
 _CR_SERVER_GONE: Final = 2006
 _CR_SERVER_LOST: Final = 2013
 _CR_SERVER_LOST_EXTENDED: Final = 2055
-_CONNECT_ERRORS: Final = frozenset({_CR_CONNECTION_ERROR, _CR_CONN_HOST_ERROR})
+CONNECT_ERRORS: Final = frozenset({_CR_CONNECTION_ERROR, _CR_CONN_HOST_ERROR})
 _LOST_ERRORS: Final = frozenset({_CR_SERVER_GONE, _CR_SERVER_LOST, _CR_SERVER_LOST_EXTENDED})
-_RETRYABLE: Final = frozenset({_ER_LOCK_DEADLOCK, _ER_LOCK_WAIT_TIMEOUT})
+RETRYABLE: Final = frozenset({_ER_LOCK_DEADLOCK, _ER_LOCK_WAIT_TIMEOUT})
 # A write naming a missing session fails its foreign key; a scoped append naming a session
 # outside the scope writes NULL as the session id (strict mode: 1048; otherwise '', which
 # fails the foreign key).
-_NO_SESSION: Final = frozenset({_ER_NO_REFERENCED_ROW, _ER_BAD_NULL})
+NO_SESSION: Final = frozenset({_ER_NO_REFERENCED_ROW, _ER_BAD_NULL})
 _DENIED: Final = frozenset(
     {
         _ER_DBACCESS_DENIED,
@@ -60,17 +70,17 @@ _TABLE_IN_MESSAGE = re.compile(r"for table (?:[`'\"]?[^`'\"\s.]+[`'\"]?\.)?[`'\"
 _COMMAND_IN_MESSAGE = re.compile(r"^(\w+) command denied")
 
 
-def _error_code(exc: BaseException) -> int | None:
+def error_code(exc: BaseException) -> int | None:
     args = getattr(exc, "args", ())
     if args and isinstance(args[0], int):
         return args[0]
     return None
 
 
-def _is_connection_loss(exc: BaseException) -> bool:
+def is_connection_loss(exc: BaseException) -> bool:
     """Whether ``exc`` means the link to the server broke (or was never made)."""
-    code = _error_code(exc)
-    if code in _LOST_ERRORS or code in _CONNECT_ERRORS:
+    code = error_code(exc)
+    if code in _LOST_ERRORS or code in CONNECT_ERRORS:
         return True
     name = type(exc).__name__
     return name == "InterfaceError" or isinstance(
@@ -78,17 +88,17 @@ def _is_connection_loss(exc: BaseException) -> bool:
     )
 
 
-def _translate(
+def translate(
     exc: BaseException, target: Target, max_packet: int | None = None, write: bool = False
 ) -> PersistenceError:
     """The one place a driver exception becomes a :mod:`mofa.persistence.errors` error.
 
     Messages name the user, host and database, never the password.
     """
-    code = _error_code(exc)
+    code = error_code(exc)
     label, where = target.label, target.where
     message = str(exc.args[1]) if len(getattr(exc, "args", ())) > 1 else str(exc)
-    if code in _CONNECT_ERRORS:
+    if code in CONNECT_ERRORS:
         cause = exc.__cause__ or exc
         if isinstance(cause, ssl.SSLError) and target.ssl_mode != "DISABLED":
             return StoreConnectionError(
@@ -113,7 +123,7 @@ def _translate(
         )
     if code in _DENIED:
         return PermissionDeniedError(_denied_message(code, message, target))
-    if _is_connection_loss(exc):
+    if is_connection_loss(exc):
         return StoreConnectionError(
             f"Lost the connection to {label} at {where} during the call (the server may have "
             "restarted); "
@@ -140,7 +150,7 @@ def _translate(
             f"SQL error: {message} — the mofa tables are missing from database "
             f"{target.database!r}; reopen the store (or run mofa db init) to create them."
         )
-    if code in _RETRYABLE:
+    if code in RETRYABLE:
         return QueryError(
             f"{label} kept reporting lock conflicts ({message}) for {RETRY_SECONDS:g} seconds; "
             "retry later."

@@ -1,6 +1,6 @@
 """Creating or upgrading the schema on connect: the version, the catalog checks, the DDL.
 
-The store holds the schema lock (GET_LOCK) while :func:`_migrate` runs.
+The store holds the schema lock (GET_LOCK) while :func:`migrate` runs.
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from typing import Any
 
 from mofa.persistence import schema
 from mofa.persistence.backends.mysql._connect import Target
+
+__all__ = [
+    "migrate",
+]
 
 _MIGRATIONS_TABLE_EXISTS = (
     "SELECT COUNT(*) FROM information_schema.tables "
@@ -22,7 +26,7 @@ _EXISTING_COLUMNS = (
 )
 
 
-async def _migrate(cursor: Any, target: Target, create_schema: bool) -> tuple[int, ...]:
+async def migrate(cursor: Any, target: Target, create_schema: bool) -> tuple[int, ...]:
     await cursor.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,))
     version = 0
     if (await cursor.fetchall())[0][0]:

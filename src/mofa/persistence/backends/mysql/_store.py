@@ -35,55 +35,55 @@ from mofa.persistence.backends.mysql._connect import (
     within_connect_timeout,
 )
 from mofa.persistence.backends.mysql._errors import (
-    _CONNECT_ERRORS,
-    _ER_DUP_ENTRY,
-    _NO_SESSION,
-    _RETRYABLE,
-    _error_code,
-    _is_connection_loss,
-    _translate,
+    CONNECT_ERRORS,
+    ER_DUP_ENTRY,
+    NO_SESSION,
+    RETRYABLE,
+    error_code,
+    is_connection_loss,
+    translate,
 )
 from mofa.persistence.backends.mysql._rows import (
-    _agent,
-    _aware,
-    _messages,
-    _session,
-    _state,
-    _wire,
+    agent_from_row,
+    aware,
+    messages_from_rows,
+    session_from_row,
+    state_from_row,
+    wire,
 )
 from mofa.persistence.backends.mysql._schema import (
-    _migrate,
+    migrate,
 )
 from mofa.persistence.backends.mysql._statements import (
-    _APPEND_ONE,
-    _APPEND_OWNED_ONE,
-    _CREATE_SESSION_WITH_AGENT,
-    _DELETE_OWNED_SESSION,
-    _DELETE_SESSION,
-    _GET_AGENT,
-    _GET_OWNED_SESSION,
-    _GET_SESSION,
-    _INSERT_SESSION,
-    _LATEST_OWNED_STATE,
-    _LATEST_STATE,
-    _LIST_AGENTS,
-    _LIST_MESSAGES,
-    _LIST_OWNED_MESSAGES,
-    _LIST_OWNED_STATES,
-    _LIST_SESSIONS,
-    _LIST_STATES,
-    _NO_LIMIT,
-    _OWNED_STATE_VERSION,
-    _RECENT_MESSAGES,
-    _RECENT_OWNED_MESSAGES,
-    _SAVE_OWNED_STATE,
-    _SAVE_STATE,
-    _STATE_VERSION,
-    _UPDATE_OWNED_SESSION,
-    _UPDATE_SESSION,
-    _UPSERT_AGENT,
-    _UPSERT_OWNED_AGENT,
-    _append_many_statement,
+    APPEND_ONE,
+    APPEND_OWNED_ONE,
+    CREATE_SESSION_WITH_AGENT,
+    DELETE_OWNED_SESSION,
+    DELETE_SESSION,
+    GET_AGENT,
+    GET_OWNED_SESSION,
+    GET_SESSION,
+    INSERT_SESSION,
+    LATEST_OWNED_STATE,
+    LATEST_STATE,
+    LIST_AGENTS,
+    LIST_MESSAGES,
+    LIST_OWNED_MESSAGES,
+    LIST_OWNED_STATES,
+    LIST_SESSIONS,
+    LIST_STATES,
+    NO_LIMIT,
+    OWNED_STATE_VERSION,
+    RECENT_MESSAGES,
+    RECENT_OWNED_MESSAGES,
+    SAVE_OWNED_STATE,
+    SAVE_STATE,
+    STATE_VERSION,
+    UPDATE_OWNED_SESSION,
+    UPDATE_SESSION,
+    UPSERT_AGENT,
+    UPSERT_OWNED_AGENT,
+    append_many_statement,
 )
 from mofa.persistence.errors import (
     AgentExistsError,
@@ -218,7 +218,7 @@ class MySqlStore(BaseStore):
                 kwargs.pop("ssl", None)
                 target.ssl_mode = "DISABLED"
                 return await cls._open_pool(driver, target, kwargs, pool_size)
-            raise _translate(exc, target) from exc
+            raise translate(exc, target) from exc
 
     async def _prepare_schema(self, lock_timeout: int, create_schema: bool) -> None:
         """Create or upgrade the schema, serialized across processes by GET_LOCK (with
@@ -243,7 +243,7 @@ class MySqlStore(BaseStore):
                         f"{self._target.database!r}; retry, or check for a stuck connection."
                     )
                 try:
-                    self.applied_migrations = await _migrate(cursor, self._target, create_schema)
+                    self.applied_migrations = await migrate(cursor, self._target, create_schema)
                 finally:
                     await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock_name,))
                     await cursor.fetchall()
@@ -265,7 +265,7 @@ class MySqlStore(BaseStore):
 
     def _error(self, exc: BaseException, write: bool = False) -> PersistenceError:
         """The error a call raises for ``exc``; an unreachable server is logged once."""
-        error = _translate(exc, self._target, self._max_packet, write)
+        error = translate(exc, self._target, self._max_packet, write)
         detail = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
         self._outage.failed(error, detail or type(exc).__name__, exc)
         return error
@@ -286,12 +286,12 @@ class MySqlStore(BaseStore):
                         self._outage.answered()
                         return rows
                 except Exception as exc:
-                    if self._closed and _error_code(exc) is None:  # the pool refused: closing
+                    if self._closed and error_code(exc) is None:  # the pool refused: closing
                         raise self._closed_meanwhile() from exc
                     if (
                         attempt == 0
-                        and _is_connection_loss(exc)
-                        and _error_code(exc) not in (_CONNECT_ERRORS)
+                        and is_connection_loss(exc)
+                        and error_code(exc) not in (CONNECT_ERRORS)
                     ):
                         continue
                     raise self._error(exc) from exc
@@ -336,17 +336,17 @@ class MySqlStore(BaseStore):
                             connection.close()  # cancelled mid-call: its state is unknown
                             raise
                 except Exception as exc:
-                    code = _error_code(exc)
+                    code = error_code(exc)
                     if self._closed and code is None:  # the pool refused: close() has begun
                         raise self._closed_meanwhile() from exc
-                    retry = code in _RETRYABLE or (retry_duplicates and code == _ER_DUP_ENTRY)
+                    retry = code in RETRYABLE or (retry_duplicates and code == ER_DUP_ENTRY)
                     if retry and time.monotonic() < deadline:
                         await asyncio.sleep(backoff(attempt))
                         continue
                     if session_id is not None:
-                        if creates_session and code == _ER_DUP_ENTRY:
+                        if creates_session and code == ER_DUP_ENTRY:
                             raise SessionExistsError(session_id) from exc
-                        if not creates_session and code in _NO_SESSION:
+                        if not creates_session and code in NO_SESSION:
                             raise SessionNotFoundError(session_id) from exc
                     raise self._error(exc, write=True) from exc
 
@@ -373,21 +373,21 @@ class MySqlStore(BaseStore):
             agent.id,
             agent.name,
             agent.state,
-            _wire(agent.started_at),
+            wire(agent.started_at),
             agent.provider,
             agent.model,
             agent.description,
-            _wire(agent.created_at),
-            _wire(agent.updated_at),
+            wire(agent.created_at),
+            wire(agent.updated_at),
         )
         if owner is None:  # a new agent has no tenant (agent.tenant_id is None): the default
-            results = await self._write(_UPSERT_AGENT, (*values, agent.id))
+            results = await self._write(UPSERT_AGENT, (*values, agent.id))
             stored = results[1][2][0]
         else:
             # [START TRANSACTION, INSERT, SELECT (created_at, tenant_id), COMMIT]
-            results = await self._write(_UPSERT_OWNED_AGENT, (*values, agent.tenant_id, agent.id))
+            results = await self._write(UPSERT_OWNED_AGENT, (*values, agent.tenant_id, agent.id))
             stored = results[2][2][0]
-        created_at = _aware(stored[0])
+        created_at = aware(stored[0])
         tenant_id = None if stored[1] is None else stored[1].decode()
         if owner is not None and tenant_id != owner.tenant_id:
             raise AgentExistsError(agent.id)  # another tenant's: the statement changed nothing
@@ -396,17 +396,17 @@ class MySqlStore(BaseStore):
         return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
-        rows = await self._fetch(_GET_AGENT, (agent_id,))
-        return _agent(rows[0]) if rows else None
+        rows = await self._fetch(GET_AGENT, (agent_id,))
+        return agent_from_row(rows[0]) if rows else None
 
     async def _list_agents(self, limit: int | None) -> list[Agent]:
-        rows = await self._fetch(_LIST_AGENTS, (_NO_LIMIT if limit is None else limit,))
-        return [_agent(row) for row in rows]
+        rows = await self._fetch(LIST_AGENTS, (NO_LIMIT if limit is None else limit,))
+        return [agent_from_row(row) for row in rows]
 
     # ------------------------------------------------------------------ sessions
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
-        created = _wire(session.created_at)
+        created = wire(session.created_at)
         session_values = (
             session.session_id,
             session.agent_id,
@@ -415,13 +415,13 @@ class MySqlStore(BaseStore):
             session.status,
             metadata_json,
             created,
-            _wire(session.updated_at),
-            _wire(session.expires_at),
+            wire(session.updated_at),
+            wire(session.expires_at),
         )
-        statement = _INSERT_SESSION
+        statement = INSERT_SESSION
         args: tuple[Any, ...] = session_values
         if session.agent_id is not None:  # the foreign key: a placeholder agent if none yet
-            statement = _CREATE_SESSION_WITH_AGENT
+            statement = CREATE_SESSION_WITH_AGENT
             args = (
                 session.agent_id,
                 session.agent_id,
@@ -436,10 +436,10 @@ class MySqlStore(BaseStore):
 
     async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
         if owner is None:
-            rows = await self._fetch(_GET_SESSION, (session_id,))
+            rows = await self._fetch(GET_SESSION, (session_id,))
         else:
-            rows = await self._fetch(_GET_OWNED_SESSION, (session_id, *owner_params(owner)))
-        return _session(rows[0]) if rows else None
+            rows = await self._fetch(GET_OWNED_SESSION, (session_id, *owner_params(owner)))
+        return session_from_row(rows[0]) if rows else None
 
     async def _list_sessions(
         self,
@@ -451,8 +451,8 @@ class MySqlStore(BaseStore):
         owner: Owner | None,
     ) -> list[Session]:
         key, filters = session_filters(agent_id, user_id, tenant_id, owner)
-        args = (*filters, _NO_LIMIT if limit is None else limit, offset)
-        return [_session(row) for row in await self._fetch(_LIST_SESSIONS[key], args)]
+        args = (*filters, NO_LIMIT if limit is None else limit, offset)
+        return [session_from_row(row) for row in await self._fetch(LIST_SESSIONS[key], args)]
 
     async def _update_session(
         self,
@@ -465,31 +465,29 @@ class MySqlStore(BaseStore):
     ) -> Session:
         set_expiry = not isinstance(expires_at, Unset)
         values = (
-            _wire(now),
+            wire(now),
             status,
             metadata_json,
             set_expiry,
-            _wire(expires_at) if isinstance(expires_at, datetime) else None,
+            wire(expires_at) if isinstance(expires_at, datetime) else None,
             session_id,
         )
         if owner is None:
-            results = await self._write(_UPDATE_SESSION, (*values, session_id))
+            results = await self._write(UPDATE_SESSION, (*values, session_id))
         else:
             scope = owner_params(owner)
-            results = await self._write(
-                _UPDATE_OWNED_SESSION, (*values, *scope, session_id, *scope)
-            )
+            results = await self._write(UPDATE_OWNED_SESSION, (*values, *scope, session_id, *scope))
         rows = results[1][2]
         # [UPDATE (matched rows: CLIENT_FOUND_ROWS), SELECT]: the UPDATE must have found it.
         if not results[0][0] or not rows:
             raise SessionNotFoundError(session_id)
-        return _session(rows[0])
+        return session_from_row(rows[0])
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
         if owner is None:
-            results = await self._write(_DELETE_SESSION, (session_id,))
+            results = await self._write(DELETE_SESSION, (session_id,))
         else:
-            results = await self._write(_DELETE_OWNED_SESSION, (session_id, *owner_params(owner)))
+            results = await self._write(DELETE_OWNED_SESSION, (session_id, *owner_params(owner)))
         return results[0][0] > 0
 
     # ------------------------------------------------------------------ messages
@@ -498,7 +496,7 @@ class MySqlStore(BaseStore):
         self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
     ) -> Message:
         self._check_packet(message.content, message.metadata_json)
-        wired_now = _wire(now)
+        wired_now = wire(now)
         args: tuple[Any, ...] = (
             wired_now,
             session_id,
@@ -506,11 +504,11 @@ class MySqlStore(BaseStore):
             message.role.value,
             message.content,
             message.metadata_json,
-            wired_now if message.timestamp is now else _wire(message.timestamp),
+            wired_now if message.timestamp is now else wire(message.timestamp),
         )
-        statement = _APPEND_ONE
+        statement = APPEND_ONE
         if owner is not None:  # the owner's three after the UPDATE's session id
-            statement, args = _APPEND_OWNED_ONE, (*args[:2], *owner_params(owner), *args[2:])
+            statement, args = APPEND_OWNED_ONE, (*args[:2], *owner_params(owner), *args[2:])
         results = await self._write(statement, args, session_id=session_id)
         # [START TRANSACTION, UPDATE (insert id = new count = seq), INSERT (id), COMMIT]
         return message.stored(session_id, results[1][1], results[2][1])
@@ -524,8 +522,8 @@ class MySqlStore(BaseStore):
     ) -> list[Message]:
         count = len(messages)
         self._check_packet(*(text for m in messages for text in (m.content, m.metadata_json)))
-        statement = _append_many_statement(count, owner is not None)
-        wired_now = _wire(now)
+        statement = append_many_statement(count, owner is not None)
+        wired_now = wire(now)
         args: list[Any] = [count, wired_now, session_id]
         if owner is not None:
             args += owner_params(owner)
@@ -535,7 +533,7 @@ class MySqlStore(BaseStore):
                 message.role.value,
                 message.content,
                 message.metadata_json,
-                wired_now if message.timestamp is now else _wire(message.timestamp),
+                wired_now if message.timestamp is now else wire(message.timestamp),
             )
 
         results = await self._write(statement, args, session_id=session_id)
@@ -549,26 +547,26 @@ class MySqlStore(BaseStore):
     async def _list_messages(
         self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
-        count = _NO_LIMIT if limit is None else limit
+        count = NO_LIMIT if limit is None else limit
         if owner is None:
-            rows = await self._fetch(_LIST_MESSAGES, (session_id, after_seq, count))
+            rows = await self._fetch(LIST_MESSAGES, (session_id, after_seq, count))
         else:
             rows = await self._fetch(
-                _LIST_OWNED_MESSAGES,
+                LIST_OWNED_MESSAGES,
                 (session_id, after_seq, session_id, *owner_params(owner), count),
             )
-        return _messages(session_id, rows)
+        return messages_from_rows(session_id, rows)
 
     async def _list_recent_messages(
         self, session_id: str, limit: int, owner: Owner | None
     ) -> list[Message]:
         if owner is None:
-            rows = await self._fetch(_RECENT_MESSAGES, (session_id, limit))
+            rows = await self._fetch(RECENT_MESSAGES, (session_id, limit))
         else:
             rows = await self._fetch(
-                _RECENT_OWNED_MESSAGES, (session_id, session_id, *owner_params(owner), limit)
+                RECENT_OWNED_MESSAGES, (session_id, session_id, *owner_params(owner), limit)
             )
-        return _messages(session_id, rows[::-1])
+        return messages_from_rows(session_id, rows[::-1])
 
     # ------------------------------------------------------------------ agent state
 
@@ -582,11 +580,11 @@ class MySqlStore(BaseStore):
     ) -> AgentState:
         self._check_packet(state_json)
 
-        args: tuple[Any, ...] = (session_id, state_json, _wire(now), session_id)
+        args: tuple[Any, ...] = (session_id, state_json, wire(now), session_id)
         if owner is None:
-            statement = _SAVE_STATE
+            statement = SAVE_STATE
         else:
-            statement, args = _SAVE_OWNED_STATE, (*args, session_id, *owner_params(owner))
+            statement, args = SAVE_OWNED_STATE, (*args, session_id, *owner_params(owner))
         results = await self._write(statement, args, session_id=session_id, retry_duplicates=True)
         if not results[0][0]:  # out of scope (or missing): nothing was inserted
             raise SessionNotFoundError(session_id)
@@ -597,30 +595,30 @@ class MySqlStore(BaseStore):
     ) -> AgentState | None:
         if owner is None:
             if version is None:
-                rows = await self._fetch(_LATEST_STATE, (session_id,))
+                rows = await self._fetch(LATEST_STATE, (session_id,))
             else:
-                rows = await self._fetch(_STATE_VERSION, (session_id, version))
+                rows = await self._fetch(STATE_VERSION, (session_id, version))
         elif version is None:
             rows = await self._fetch(
-                _LATEST_OWNED_STATE, (session_id, session_id, *owner_params(owner))
+                LATEST_OWNED_STATE, (session_id, session_id, *owner_params(owner))
             )
         else:
             rows = await self._fetch(
-                _OWNED_STATE_VERSION, (session_id, version, session_id, *owner_params(owner))
+                OWNED_STATE_VERSION, (session_id, version, session_id, *owner_params(owner))
             )
-        return _state(session_id, rows[0]) if rows else None
+        return state_from_row(session_id, rows[0]) if rows else None
 
     async def _list_states(
         self, session_id: str, limit: int | None, owner: Owner | None
     ) -> list[AgentState]:
-        count = _NO_LIMIT if limit is None else limit
+        count = NO_LIMIT if limit is None else limit
         if owner is None:
-            rows = await self._fetch(_LIST_STATES, (session_id, count))
+            rows = await self._fetch(LIST_STATES, (session_id, count))
         else:
             rows = await self._fetch(
-                _LIST_OWNED_STATES, (session_id, session_id, *owner_params(owner), count)
+                LIST_OWNED_STATES, (session_id, session_id, *owner_params(owner), count)
             )
-        return [_state(session_id, row) for row in rows]
+        return [state_from_row(session_id, row) for row in rows]
 
 
 async def _abandon(connection: Any) -> None:
