@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import ssl
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,10 +28,7 @@ from mofa.persistence.backends._toolkit import (
     reject_unknown_options,
 )
 from mofa.persistence.backends.mysql._connect import (
-    DRIVER_TIMEOUT_LIMIT,
     Target,
-    ssl_context,
-    within_connect_timeout,
 )
 from mofa.persistence.backends.mysql._errors import (
     CONNECT_ERRORS,
@@ -43,6 +39,7 @@ from mofa.persistence.backends.mysql._errors import (
     is_connection_loss,
     translate,
 )
+from mofa.persistence.backends.mysql._pool import abandon, import_driver, open_pool
 from mofa.persistence.backends.mysql._rows import (
     agent_from_row,
     aware,
@@ -89,7 +86,6 @@ from mofa.persistence.errors import (
     AgentExistsError,
     InvalidInputError,
     InvalidURLError,
-    MissingDependencyError,
     PersistenceError,
     SchemaError,
     SessionExistsError,
@@ -101,7 +97,6 @@ __all__ = ["MySqlStore"]
 # The package's name, as before the split: outage records keep their logger.
 _log = logging.getLogger("mofa.persistence.backends.mysql")
 
-_FOUND_ROWS: Final = 1 << 1  # CLIENT_FOUND_ROWS: UPDATE reports matched, not changed, rows
 _PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
 _ESCAPED: Final = ("\\", "'", '"', "\n", "\r", "\x1a")  # each sent as two bytes
 
@@ -167,36 +162,9 @@ class MySqlStore(BaseStore):
         if connect_timeout is not None:
             check_option("connect_timeout", connect_timeout)
         check_option("schema_lock_timeout", schema_lock_timeout, integer=True)
-        try:
-            import asyncmy
-        except ImportError as exc:
-            raise MissingDependencyError("MySQL", "asyncmy", "mysql") from exc
+        asyncmy = import_driver()
         target = Target(parsed, connect_timeout)
-        kwargs: dict[str, Any] = {
-            "user": target.user,
-            "password": target.password,
-            "database": target.database,
-            "charset": "utf8mb4",
-            "autocommit": True,
-            "init_command": "SET time_zone = '+00:00'",
-            # The TCP connect only; within_connect_timeout bounds the whole opening.
-            "connect_timeout": min(target.connect_timeout, DRIVER_TIMEOUT_LIMIT),
-            "client_flag": _FOUND_ROWS,
-            # Server-side prepared statements for the parameterised reads (binary protocol);
-            # multi-statements cannot be prepared and go through the text protocol.
-            "stmt_cache_size": 64,
-        }
-        if target.socket:
-            kwargs["unix_socket"] = target.socket
-        else:
-            kwargs["host"] = target.host
-            kwargs["port"] = target.port
-        context = ssl_context(target, parsed)
-        if context is not None:
-            kwargs["ssl"] = context
-        pool = await within_connect_timeout(
-            cls._open_pool(asyncmy, target, kwargs, pool_size), target
-        )
+        pool = await open_pool(asyncmy, target, parsed, pool_size)
         store = cls(parsed, pool, target)
         try:
             await store._prepare_schema(schema_lock_timeout, create_schema)
@@ -204,21 +172,6 @@ class MySqlStore(BaseStore):
             await store.close()
             raise
         return store
-
-    @classmethod
-    async def _open_pool(
-        cls, driver: Any, target: Target, kwargs: dict[str, Any], pool_size: int
-    ) -> Any:
-        try:
-            return await driver.create_pool(minsize=1, maxsize=pool_size, **kwargs)
-        except Exception as exc:
-            tls_refused = isinstance(exc.__cause__, ssl.SSLError) or isinstance(exc, ssl.SSLError)
-            if tls_refused and target.ssl_mode == "PREFERRED":
-                # PREFERRED means TLS when the server offers it, plain otherwise.
-                kwargs.pop("ssl", None)
-                target.ssl_mode = "DISABLED"
-                return await cls._open_pool(driver, target, kwargs, pool_size)
-            raise translate(exc, target) from exc
 
     async def _prepare_schema(self, lock_timeout: int, create_schema: bool) -> None:
         """Create or upgrade the schema, serialized across processes by GET_LOCK (with
@@ -330,7 +283,7 @@ class MySqlStore(BaseStore):
                             self._outage.answered()
                             return results
                         except Exception:
-                            await _abandon(connection)
+                            await abandon(connection)
                             raise
                         except BaseException:
                             connection.close()  # cancelled mid-call: its state is unknown
@@ -619,14 +572,3 @@ class MySqlStore(BaseStore):
                 LIST_OWNED_STATES, (session_id, session_id, *owner_params(owner), count)
             )
         return [state_from_row(session_id, row) for row in rows]
-
-
-async def _abandon(connection: Any) -> None:
-    """Leave no transaction open on a connection that goes back to the pool."""
-    if not getattr(connection, "connected", False):
-        return
-    if connection.server_status & 1:  # SERVER_STATUS_IN_TRANS
-        try:
-            await connection.rollback()
-        except Exception:
-            connection.close()
