@@ -1,7 +1,8 @@
 """The MySQL store's SQL: constant text, every value a ``%s`` parameter.
 
-Each write's statements are listed where it is defined; several in one text run in one round
-trip (multi-statement), and the store reads what each one reported by its position.
+A write's text may hold several statements, separated by ``;``, sent in one round trip
+and, where it says START TRANSACTION, committed together; the store gets one
+``_store.Outcome`` per statement, in the order written here, and unpacks them by name.
 """
 
 from __future__ import annotations

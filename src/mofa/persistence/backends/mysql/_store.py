@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final, Self
+from typing import Any, Final, NamedTuple, Self
 
 from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._contract import Unset
@@ -99,6 +99,21 @@ _log = logging.getLogger("mofa.persistence.backends.mysql")
 
 _PACKET_MARGIN: Final = 64 * 1024  # statement text and protocol overhead around the values
 _ESCAPED: Final = ("\\", "'", '"', "\n", "\r", "\x1a")  # each sent as two bytes
+
+
+class Outcome(NamedTuple):
+    """What one statement of a write reported: its OK packet, or a SELECT's rows.
+
+    A write returns one per statement, in the order of its text; the store unpacks them by
+    name (``_start, update, insert, _commit = await self._write(APPEND_ONE, …)``).
+    """
+
+    #: Rows the statement matched (an UPDATE: CLIENT_FOUND_ROWS), inserted or deleted.
+    affected_rows: int
+    #: LAST_INSERT_ID() after it: an INSERT's first auto-increment id, or LAST_INSERT_ID(expr).
+    last_insert_id: int
+    #: A SELECT's rows (None for other statements, and for the write's first statement).
+    rows: Any
 
 
 class MySqlStore(BaseStore):
@@ -258,12 +273,12 @@ class MySqlStore(BaseStore):
         session_id: str | None = None,
         creates_session: bool = False,
         retry_duplicates: bool = False,
-    ) -> list[tuple[int, int, Any]]:
+    ) -> list[Outcome]:
         """Run a write (one statement or a multi-statement transaction) in one round trip.
 
-        Returns ``(rowcount, lastrowid, rows)`` per statement. Deadlocks and lock-wait
-        timeouts roll back and run it again. For a write about ``session_id``, a row that
-        names a missing session raises :class:`SessionNotFoundError`, and, when the write
+        Returns what each statement reported (an :class:`Outcome`), in order. Deadlocks and
+        lock-wait timeouts roll back and run it again. For a write about ``session_id``, a row
+        that names a missing session raises :class:`SessionNotFoundError`, and, when the write
         ``creates_session``, a duplicate key raises :class:`SessionExistsError`.
         """
         with self._in_flight:
@@ -276,10 +291,10 @@ class MySqlStore(BaseStore):
                         cursor = connection.cursor()
                         try:
                             await cursor.execute(sql, args)
-                            results = [(cursor.rowcount, cursor.lastrowid, None)]
+                            results = [Outcome(cursor.rowcount, cursor.lastrowid, None)]
                             while await cursor.nextset():
                                 rows = await cursor.fetchall() if cursor.description else None
-                                results.append((cursor.rowcount, cursor.lastrowid, rows))
+                                results.append(Outcome(cursor.rowcount, cursor.lastrowid, rows))
                             self._outage.answered()
                             return results
                         except Exception:
@@ -334,14 +349,14 @@ class MySqlStore(BaseStore):
             wire(agent.updated_at),
         )
         if owner is None:  # a new agent has no tenant (agent.tenant_id is None): the default
-            results = await self._write(UPSERT_AGENT, (*values, agent.id))
-            stored = results[1][2][0]
+            _insert, select = await self._write(UPSERT_AGENT, (*values, agent.id))
         else:
-            # [START TRANSACTION, INSERT, SELECT (created_at, tenant_id), COMMIT]
-            results = await self._write(UPSERT_OWNED_AGENT, (*values, agent.tenant_id, agent.id))
-            stored = results[2][2][0]
-        created_at = aware(stored[0])
-        tenant_id = None if stored[1] is None else stored[1].decode()
+            _start, _insert, select, _commit = await self._write(
+                UPSERT_OWNED_AGENT, (*values, agent.tenant_id, agent.id)
+            )
+        stored_created_at, stored_tenant_id = select.rows[0]  # the row as it is now
+        created_at = aware(stored_created_at)
+        tenant_id = None if stored_tenant_id is None else stored_tenant_id.decode()
         if owner is not None and tenant_id != owner.tenant_id:
             raise AgentExistsError(agent.id)  # another tenant's: the statement changed nothing
         if created_at == agent.created_at and tenant_id == agent.tenant_id:
@@ -426,22 +441,23 @@ class MySqlStore(BaseStore):
             session_id,
         )
         if owner is None:
-            results = await self._write(UPDATE_SESSION, (*values, session_id))
+            update, select = await self._write(UPDATE_SESSION, (*values, session_id))
         else:
             scope = owner_params(owner)
-            results = await self._write(UPDATE_OWNED_SESSION, (*values, *scope, session_id, *scope))
-        rows = results[1][2]
-        # [UPDATE (matched rows: CLIENT_FOUND_ROWS), SELECT]: the UPDATE must have found it.
-        if not results[0][0] or not rows:
+            update, select = await self._write(
+                UPDATE_OWNED_SESSION, (*values, *scope, session_id, *scope)
+            )
+        # The UPDATE must have found it (matched rows: CLIENT_FOUND_ROWS); the SELECT reads it.
+        if not update.affected_rows or not select.rows:
             raise SessionNotFoundError(session_id)
-        return session_from_row(rows[0])
+        return session_from_row(select.rows[0])
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
         if owner is None:
-            results = await self._write(DELETE_SESSION, (session_id,))
+            [delete] = await self._write(DELETE_SESSION, (session_id,))
         else:
-            results = await self._write(DELETE_OWNED_SESSION, (session_id, *owner_params(owner)))
-        return results[0][0] > 0
+            [delete] = await self._write(DELETE_OWNED_SESSION, (session_id, *owner_params(owner)))
+        return delete.affected_rows > 0
 
     # ------------------------------------------------------------------ messages
 
@@ -462,9 +478,9 @@ class MySqlStore(BaseStore):
         statement = APPEND_ONE
         if owner is not None:  # the owner's three after the UPDATE's session id
             statement, args = APPEND_OWNED_ONE, (*args[:2], *owner_params(owner), *args[2:])
-        results = await self._write(statement, args, session_id=session_id)
-        # [START TRANSACTION, UPDATE (insert id = new count = seq), INSERT (id), COMMIT]
-        return message.stored(session_id, results[1][1], results[2][1])
+        _start, update, insert, _commit = await self._write(statement, args, session_id=session_id)
+        # The UPDATE's LAST_INSERT_ID(expr) is the new count, the seq; the INSERT's, the row id.
+        return message.stored(session_id, update.last_insert_id, insert.last_insert_id)
 
     async def _append_messages(
         self,
@@ -489,8 +505,8 @@ class MySqlStore(BaseStore):
                 wired_now if message.timestamp is now else wire(message.timestamp),
             )
 
-        results = await self._write(statement, args, session_id=session_id)
-        last_seq, first_id = results[1][1], results[2][1]
+        _start, update, insert, _commit = await self._write(statement, args, session_id=session_id)
+        last_seq, first_id = update.last_insert_id, insert.last_insert_id
         # A multi-row INSERT reserves one consecutive block of auto-increment ids.
         return [
             message.stored(session_id, last_seq - count + 1 + index, first_id + index)
@@ -538,10 +554,10 @@ class MySqlStore(BaseStore):
             statement = SAVE_STATE
         else:
             statement, args = SAVE_OWNED_STATE, (*args, session_id, *owner_params(owner))
-        results = await self._write(statement, args, session_id=session_id, retry_duplicates=True)
-        if not results[0][0]:  # out of scope (or missing): nothing was inserted
+        [insert] = await self._write(statement, args, session_id=session_id, retry_duplicates=True)
+        if not insert.affected_rows:  # out of scope (or missing): nothing was inserted
             raise SessionNotFoundError(session_id)
-        return AgentState(session_id, results[0][1], state, now)
+        return AgentState(session_id, insert.last_insert_id, state, now)
 
     async def _get_state(
         self, session_id: str, version: int | None, owner: Owner | None
