@@ -2,7 +2,7 @@
 
 A write's text may hold several statements, separated by ``;``, sent in one round trip
 and, where it says START TRANSACTION, committed together; the store gets one
-``_store.Outcome`` per statement, in the order written here, and unpacks them by name.
+``_calls.Outcome`` per statement, in the order written here, and unpacks them by name.
 """
 
 from __future__ import annotations
