@@ -10,9 +10,7 @@ from typing import Any
 from mofa.persistence import schema
 from mofa.persistence.backends.mysql._connect import Target
 
-__all__ = [
-    "migrate",
-]
+__all__ = ["migrate"]
 
 _MIGRATIONS_TABLE_EXISTS = (
     "SELECT COUNT(*) FROM information_schema.tables "
@@ -27,6 +25,8 @@ _EXISTING_COLUMNS = (
 
 
 async def migrate(cursor: Any, target: Target, create_schema: bool) -> tuple[int, ...]:
+    """Bring the schema on ``cursor``'s connection to the latest version (with
+    ``create_schema`` False: only check that it is current); the migrations applied."""
     await cursor.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,))
     version = 0
     if (await cursor.fetchall())[0][0]:
