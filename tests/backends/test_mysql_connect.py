@@ -1,6 +1,6 @@
 """How the MySQL/MariaDB store connects: the connect timeout, which covers the server's
 handshake, and host ``localhost``, which means the server's unix socket (see
-``mofa.persistence.backends._mysql_connect``).
+``mofa.persistence.backends.mysql._connect``).
 
 The localhost tests need the server on this machine (they skip otherwise) and create real
 accounts, with random names, that are dropped afterwards; the timeout tests need no server.
@@ -29,7 +29,7 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
-from mofa.persistence.backends import _mysql_connect
+from mofa.persistence.backends.mysql import _connect
 from tests._cli import run_mofa
 from tests.reliability._harness import free_port
 from tests.servers import (
@@ -277,7 +277,7 @@ async def test_protocol_and_socket_parameters_choose_the_transport(
             host = await _newest_client_host(name)
             assert (host == "localhost") is over_socket, (url, host)
     # No socket anywhere: localhost is reached over TCP, as before.
-    monkeypatch.setattr(_mysql_connect, "SOCKET_PATHS", ())
+    monkeypatch.setattr(_connect, "SOCKET_PATHS", ())
     async with await open_store(local):
         assert await _newest_client_host(name) != "localhost"
     with pytest.raises(StoreConnectionError) as caught:
@@ -352,7 +352,7 @@ async def test_refused_localhost_login_names_socket_and_protocol(
             assert str(caught.value) == expected
             assert "wrong-Secret-42" not in repr(caught.value)
         # No socket anywhere: the login goes over TCP, and the message says why.
-        monkeypatch.setattr(_mysql_connect, "SOCKET_PATHS", ("/nonexistent/mysqld.sock",))
+        monkeypatch.setattr(_connect, "SOCKET_PATHS", ("/nonexistent/mysqld.sock",))
         with pytest.raises(AuthenticationError) as caught:
             await open_store(local)
         assert str(caught.value) == (

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends import mysql, sqlite
+from mofa.persistence.backends import sqlite
 from mofa.persistence.backends._sql import (
     _FILTER_COLUMNS,
     EQUAL,
     IS_NULL,
     FilterKey,
 )
+from mofa.persistence.backends.mysql import _statements as mysql_statements
 from mofa.persistence.backends.postgres import _statements as postgres_statements
 from tests._cli import mofa
 from tests.cli.test_db import _open_and_close, sqlite_catalog
@@ -188,7 +189,8 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
     else:
         async with mysql_connection(url) as connection, connection.cursor() as cursor:
             for key in _COMBINATIONS:
-                await cursor.execute(f"EXPLAIN {mysql._LIST_SESSIONS[key]}", (*_values(key), 10, 0))
+                statement = mysql_statements.LIST_SESSIONS[key]
+                await cursor.execute(f"EXPLAIN {statement}", (*_values(key), 10, 0))
                 columns = [column[0] for column in cursor.description]
                 rows = await cursor.fetchall()
                 plans[key] = "\n".join(str(dict(zip(columns, row, strict=True))) for row in rows)
