@@ -17,7 +17,7 @@ from pathlib import Path
 from mofa.persistence import Role, Session
 from mofa.persistence._base import EncodedMessage
 from mofa.persistence._codec import format_time
-from mofa.persistence.backends import files
+from mofa.persistence.backends.files import _store as files
 
 
 class Raw:

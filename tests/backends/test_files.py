@@ -27,12 +27,8 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
-from mofa.persistence.backends.files import (
-    NO_AGENT_DIR,
-    default_data_dir,
-    directory_url,
-    encode_name,
-)
+from mofa.persistence.backends.files import default_data_dir, directory_url, encode_name
+from mofa.persistence.backends.files._store import NO_AGENT_DIR
 
 pytestmark = pytest.mark.files
 

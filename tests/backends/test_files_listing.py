@@ -20,9 +20,10 @@ import pytest
 
 from mofa.persistence import FileStore, QueryError, Session
 from mofa.persistence import _base as store_module
-from mofa.persistence.backends import files as files_module
-from mofa.persistence.backends._files_tree import FileTree
-from mofa.persistence.backends.files import COMPACT_AFTER, LISTING_FILE, STORE_MARKER
+from mofa.persistence.backends.files import STORE_MARKER
+from mofa.persistence.backends.files import _store as files_module
+from mofa.persistence.backends.files._store import COMPACT_AFTER, LISTING_FILE
+from mofa.persistence.backends.files._tree import FileTree
 from tests.backends.test_files import print_without_write_access
 
 pytestmark = pytest.mark.files
