@@ -17,7 +17,8 @@ from pathlib import Path
 from mofa.persistence import Role, Session
 from mofa.persistence._base import EncodedMessage
 from mofa.persistence._codec import format_time
-from mofa.persistence.backends.files import _store as files
+from mofa.persistence.backends.files import _layout, _listing, _log, _records
+from mofa.persistence.locations import directory_url
 
 
 class Raw:
@@ -25,7 +26,7 @@ class Raw:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.url = files.directory_url(directory)
+        self.url = directory_url(directory)
 
     @classmethod
     async def open(cls) -> Raw:
@@ -42,7 +43,7 @@ class Raw:
     async def bulk_load(self, sessions: int, messages_per_session: int, users: int) -> None:
         base = datetime(2026, 1, 1, tzinfo=UTC)
         root = self.directory
-        (root / "sessions" / files.encode_name("bulk-agent")).mkdir(mode=0o700)
+        (root / "sessions" / _layout.encode_name("bulk-agent")).mkdir(mode=0o700)
         listing: list[bytes] = []
         for index in range(sessions):
             created = base + timedelta(milliseconds=index)
@@ -58,13 +59,13 @@ class Raw:
                 created,
                 created,
             )
-            paths = files._SessionFiles.at(root / "sessions", "bulk-agent", session.session_id)
-            paths.header.write_bytes(files._header_bytes(session, "{}"))
-            (root / "index" / f"{files.encode_name(session.session_id)}.json").write_bytes(
-                files._index_bytes(session.session_id, "bulk-agent")
+            paths = _layout.SessionFiles.at(root / "sessions", "bulk-agent", session.session_id)
+            paths.header.write_bytes(_records.header_bytes(session, "{}"))
+            (root / "index" / f"{_layout.encode_name(session.session_id)}.json").write_bytes(
+                _records.index_bytes(session.session_id, "bulk-agent")
             )
             log = b"".join(
-                files._message_line(
+                _records.message_line(
                     EncodedMessage(
                         Role.USER if seq % 2 else Role.ASSISTANT,
                         f"message {seq} of session {index}",
@@ -81,9 +82,11 @@ class Raw:
             )
             paths.messages.write_bytes(log)
             paths.states.write_bytes(b"")
-            paths.summary.write_bytes(files._summary_bytes(messages_per_session, len(log), stamp))
+            paths.summary.write_bytes(_log.summary_bytes(messages_per_session, len(log), stamp))
             listing.append(
-                files._listing_line(stamp, session.session_id, "bulk-agent", session.user_id, None)
+                _listing.listing_line(
+                    stamp, session.session_id, "bulk-agent", session.user_id, None
+                )
             )
-        with open(root / files.LISTING_FILE, "ab") as listed:
+        with open(root / _layout.LISTING_FILE, "ab") as listed:
             listed.write(b"".join(listing))

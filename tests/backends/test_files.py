@@ -28,7 +28,7 @@ from mofa.persistence import (
     open_store,
 )
 from mofa.persistence.backends.files import default_data_dir, directory_url, encode_name
-from mofa.persistence.backends.files._store import NO_AGENT_DIR
+from mofa.persistence.backends.files._layout import NO_AGENT_DIR
 
 pytestmark = pytest.mark.files
 

@@ -81,7 +81,8 @@ How it stays correct:
   one hop per operation.
 """
 
-from mofa.persistence.backends.files._store import FileStore, encode_name
+from mofa.persistence.backends.files._layout import encode_name
+from mofa.persistence.backends.files._store import FileStore
 from mofa.persistence.locations import (
     STORE_MARKER,
     default_data_dir,
