@@ -546,6 +546,19 @@ async def test_bad_directories_and_options_are_one_clear_error(tmp_path: Path) -
         await FileStore.connect("sqlite://./x.db")
 
 
+async def test_connect_takes_the_url_then_keyword_options(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with pytest.raises(TypeError):
+        await FileStore.connect(f"file://{data}", 2)  # type: ignore[call-arg]
+    with pytest.raises(InvalidInputError, match=r"^create_schema must be True or False"):
+        await FileStore.connect(f"file://{data}", create_schema="no")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"^Unknown FileStore option 'workers'"):
+        await FileStore.connect(f"file://{data}", workers=2)
+    assert not data.exists()  # refused before anything is made
+    async with await FileStore.connect(f"file://{data}", max_workers=1) as store:
+        assert store.directory == data
+
+
 def _snapshot(root: Path) -> dict[str, tuple[int, int, int, bytes | None]]:
     """Every entry under ``root`` (itself included): mode, size, mtime and a file's bytes."""
     entries: dict[str, tuple[int, int, int, bytes | None]] = {}

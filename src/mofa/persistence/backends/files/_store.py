@@ -79,16 +79,22 @@ class FileStore(BaseStore):
 
     @classmethod
     async def connect(
-        cls, url: str | DatabaseURL | os.PathLike[str] | None = None, **options: Any
+        cls,
+        url: str | DatabaseURL | os.PathLike[str] | None = None,
+        *,
+        max_workers: int = 4,
+        create_schema: bool = True,
+        **options: Any,
     ) -> Self:
         """Open (creating if needed) the store in the URL's directory.
 
         Args:
             url: ``file:///abs/dir`` or ``file://./rel/dir``, a parsed URL, a directory
                 path, or ``None`` for :func:`default_data_dir`.
-            **options: ``max_workers`` (threads doing file work, default 4);
-                ``create_schema`` (default True; False: create and change nothing, and
-                refuse a directory that holds no mofa file store with :class:`SchemaError`).
+            max_workers: threads doing file work.
+            create_schema: False: create and change nothing, and refuse a directory that
+                holds no mofa file store with :class:`SchemaError`.
+            options: none other; an unknown one raises :class:`InvalidInputError`.
         """
         if url is None:
             url = default_data_dir()
@@ -104,14 +110,12 @@ class FileStore(BaseStore):
                 )
             directory = Path(parsed.path)
         reject_unknown_options("FileStore", options, ("max_workers", "create_schema"))
-        max_workers = options.get("max_workers", 4)
-        create = options.get("create_schema", True)
-        check_flag("create_schema", create)
+        check_flag("create_schema", create_schema)
         check_option("max_workers", max_workers, integer=True, minimum=1)
         directory = directory.expanduser().absolute()
         store = cls(parsed, directory, max_workers=max_workers)
         try:
-            applied, listed = await store._run(prepare, store._tree, store._layout, create)
+            applied, listed = await store._run(prepare, store._tree, store._layout, create_schema)
         except BaseException:
             store._executor.shutdown(wait=False)
             store._tree.close()
