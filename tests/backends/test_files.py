@@ -13,7 +13,9 @@ import stat
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,16 +25,15 @@ from mofa.persistence import (
     NewMessage,
     QueryError,
     SchemaError,
+    Session,
     SessionNotFoundError,
     StoreConnectionError,
     open_store,
 )
-from mofa.persistence.backends.files import (
-    NO_AGENT_DIR,
-    default_data_dir,
-    directory_url,
-    encode_name,
-)
+from mofa.persistence import _base as store_module
+from mofa.persistence.backends.files import default_data_dir, directory_url, encode_name
+from mofa.persistence.backends.files._bulk import write_sessions
+from mofa.persistence.backends.files._layout import NO_AGENT_DIR
 
 pytestmark = pytest.mark.files
 
@@ -550,6 +551,19 @@ async def test_bad_directories_and_options_are_one_clear_error(tmp_path: Path) -
         await FileStore.connect("sqlite://./x.db")
 
 
+async def test_connect_takes_the_url_then_keyword_options(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with pytest.raises(TypeError):
+        await FileStore.connect(f"file://{data}", 2)  # type: ignore[call-arg]
+    with pytest.raises(InvalidInputError, match=r"^create_schema must be True or False"):
+        await FileStore.connect(f"file://{data}", create_schema="no")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"^Unknown FileStore option 'workers'"):
+        await FileStore.connect(f"file://{data}", workers=2)
+    assert not data.exists()  # refused before anything is made
+    async with await FileStore.connect(f"file://{data}", max_workers=1) as store:
+        assert store.directory == data
+
+
 def _snapshot(root: Path) -> dict[str, tuple[int, int, int, bytes | None]]:
     """Every entry under ``root`` (itself included): mode, size, mtime and a file's bytes."""
     entries: dict[str, tuple[int, int, int, bytes | None]] = {}
@@ -815,3 +829,68 @@ def test_a_delete_that_cannot_tidy_the_lock_file_still_reports_success(tmp_path:
     )
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == "True None\n"
+
+
+# --------------------------------------------------------------------------- the benchmarks' fill
+
+
+async def test_the_bulk_fill_writes_the_files_the_api_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The benchmarks fill a store with write_sessions (no fsync, no lock): it must leave the
+    # files that creating the sessions and appending their messages one by one leaves.
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    monkeypatch.setattr(store_module, "utc_now", lambda: at)
+    Spec = tuple[
+        str, str | None, str | None, str | None, dict[str, Any], list[tuple[str, str, Any]]
+    ]
+    specs: list[Spec] = [
+        ("s1", "agent-a", "alice", None, {}, [("user", "hi", {}), ("assistant", "yo", {"k": 1})]),
+        ("s2", None, "bob", "t1", {"tags": ["x", "é"]}, []),
+        ("Session 3", "agent-a", None, "t1", {}, [("tool", "result " * 50, {})]),
+    ]
+    api, filled = tmp_path / "api", tmp_path / "filled"
+    async with await FileStore.connect(api) as store:
+        for session_id, agent_id, user_id, tenant_id, metadata, messages in specs:
+            await store.create_session(
+                session_id,
+                agent_id=agent_id,
+                user_id=user_id,
+                tenant_id=tenant_id,
+                metadata=metadata,
+            )
+            for role, content, message_metadata in messages:
+                await store.append_message(session_id, role, content, metadata=message_metadata)
+    async with await FileStore.connect(filled):
+        pass
+    write_sessions(
+        filled,
+        [
+            (
+                Session(session_id, agent_id, user_id, tenant_id, "active", metadata, 0, at, at),
+                [
+                    store_module._encode_message(role, content, message_metadata, None, at)
+                    for role, content, message_metadata in messages
+                ],
+            )
+            for session_id, agent_id, user_id, tenant_id, metadata, messages in specs
+        ],
+    )
+
+    def files(root: Path) -> dict[str, tuple[bytes, int]]:
+        return {
+            path.relative_to(root).as_posix(): (
+                path.read_bytes(),
+                stat.S_IMODE(path.stat().st_mode),
+            )
+            for path in _tree(root)
+            if path.is_file() and path.parent.name != "locks"
+        }
+
+    assert files(filled) == files(api)
+    async with await FileStore.connect(filled) as store:
+        assert [s.session_id for s in await store.list_sessions(tenant_id="t1")] == [
+            "s2",
+            "Session 3",
+        ]
+        assert (await store.append_message("s1", "user", "more")).seq == 3

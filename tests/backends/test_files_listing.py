@@ -20,9 +20,10 @@ import pytest
 
 from mofa.persistence import FileStore, QueryError, Session
 from mofa.persistence import _base as store_module
-from mofa.persistence.backends import files as files_module
-from mofa.persistence.backends._files_tree import FileTree
-from mofa.persistence.backends.files import COMPACT_AFTER, LISTING_FILE, STORE_MARKER
+from mofa.persistence.backends.files import STORE_MARKER, _listing
+from mofa.persistence.backends.files._layout import LISTING_FILE
+from mofa.persistence.backends.files._listing import COMPACT_AFTER
+from mofa.persistence.backends.files._tree import FileTree
 from tests.backends.test_files import print_without_write_access
 
 pytestmark = pytest.mark.files
@@ -416,7 +417,7 @@ async def test_two_processes_creating_sessions_keep_the_list_whole_and_ordered(
 def test_lines_holding_a_needle_are_found_across_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(files_module, "_BLOCK", block)
+    monkeypatch.setattr(_listing, "BLOCK", block)
     rng = random.Random(block)
     lines = [
         b"".join(rng.choice([b"x", b"ab", b"needle", b" "]) for _ in range(rng.randrange(40)))
@@ -429,8 +430,6 @@ def test_lines_holding_a_needle_are_found_across_blocks(
         path.write_bytes(b"".join(line + b"\n" for line in lines) + torn)
         with path.open("rb") as file:
             found = list(
-                files_module._lines_holding_backward(
-                    file.fileno(), len(path.read_bytes()), b"needle"
-                )
+                _listing._lines_holding_backward(file.fileno(), len(path.read_bytes()), b"needle")
             )
         assert found == [line for line in reversed(lines) if b"needle" in line]

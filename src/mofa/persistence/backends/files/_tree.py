@@ -25,7 +25,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import stat
 import threading
 import weakref
@@ -33,26 +32,21 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from mofa.persistence.backends.files._durable import (
+    DIR_MODE,
+    FILE_MODE,
+    temporary_file,
+    unlink_quietly,
+)
 from mofa.persistence.errors import ConflictError
 
-__all__ = ["DIR_MODE", "FILE_MODE", "FileTree", "write_all"]
-
-FILE_MODE = 0o600
-DIR_MODE = 0o700
+__all__ = ["FileTree"]
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # What opening a link with O_NOFOLLOW reports: ELOOP (Linux, macOS), EMLINK (FreeBSD), and
 # ENOTDIR when O_DIRECTORY is asked for too. Each is checked with lstat before it is
 # reported as a link.
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Write every byte of ``data`` to ``fd`` (``os.write`` may write fewer)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 class FileTree:
@@ -305,11 +299,11 @@ class FileTree:
         last = len(parts) - 1
         directory = self._enter(parts, last)
         try:
-            temporary = _temporary_file(directory, parts[last], data)
+            temporary = temporary_file(directory, parts[last], data)
             try:
                 os.replace(temporary, parts[last], src_dir_fd=directory, dst_dir_fd=directory)
             except BaseException:
-                _unlink_quietly(directory, temporary)
+                unlink_quietly(directory, temporary)
                 raise
             os.fsync(directory)
         except OSError as exc:
@@ -324,13 +318,13 @@ class FileTree:
         last = len(parts) - 1
         directory = self._enter(parts, last)
         try:
-            temporary = _temporary_file(directory, parts[last], data)
+            temporary = temporary_file(directory, parts[last], data)
             try:
                 os.link(temporary, parts[last], src_dir_fd=directory, dst_dir_fd=directory)
             except FileExistsError:
                 return False
             finally:
-                _unlink_quietly(directory, temporary)
+                unlink_quietly(directory, temporary)
             os.fsync(directory)
             return True
         except OSError as exc:
@@ -403,29 +397,3 @@ def _close_all(descriptors: set[int]) -> None:
     for fd in descriptors:
         os.close(fd)
     descriptors.clear()
-
-
-def _temporary_file(directory: int, name: str, data: bytes) -> str:
-    """Write ``data`` to a new 0600 file beside ``name`` in ``directory`` and fsync it; its
-    name."""
-    temporary = f".{name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(
-        temporary,
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-        FILE_MODE,
-        dir_fd=directory,
-    )
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        _unlink_quietly(directory, temporary)
-        raise
-    os.close(fd)
-    return temporary
-
-
-def _unlink_quietly(directory: int, name: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(name, dir_fd=directory)
