@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends import mysql, postgres, sqlite
+from mofa.persistence.backends import mysql, postgres
 from mofa.persistence.backends._sql import (
     _FILTER_COLUMNS,
     EQUAL,
     IS_NULL,
     FilterKey,
 )
+from mofa.persistence.backends.sqlite import _statements as sqlite_statements
 from tests._cli import mofa
 from tests.cli.test_db import _open_and_close, sqlite_catalog
 from tests.cli.test_db_existing_tables import (
@@ -103,7 +104,7 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
 #: Each combination of filters given or not, as the stores key their listing statements. An
 #: owner scope with a ``None`` field lists through ``IS NULL``; those plans are left to each
 #: server's planner (PostgreSQL's generic plan does not always pick the exact index).
-_COMBINATIONS = [key for key in sqlite._LIST_SESSIONS if IS_NULL not in key]
+_COMBINATIONS = [key for key in sqlite_statements._LIST_SESSIONS if IS_NULL not in key]
 
 
 def _sessions(count: int) -> list[tuple[str, str, str, str, str]]:
@@ -161,8 +162,9 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
         connection = sqlite3.connect(url.removeprefix("sqlite://"))
         try:
             for key in _COMBINATIONS:
+                statement = sqlite_statements._LIST_SESSIONS[key]
                 rows = connection.execute(
-                    f"EXPLAIN QUERY PLAN {sqlite._LIST_SESSIONS[key]}", (*_values(key), 10, 0)
+                    f"EXPLAIN QUERY PLAN {statement}", (*_values(key), 10, 0)
                 ).fetchall()
                 plans[key] = "\n".join(row[-1] for row in rows)
         finally:
