@@ -104,7 +104,7 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
 #: Each combination of filters given or not, as the stores key their listing statements. An
 #: owner scope with a ``None`` field lists through ``IS NULL``; those plans are left to each
 #: server's planner (PostgreSQL's generic plan does not always pick the exact index).
-_COMBINATIONS = [key for key in sqlite_statements._LIST_SESSIONS if IS_NULL not in key]
+_COMBINATIONS = [key for key in sqlite_statements.LIST_SESSIONS if IS_NULL not in key]
 
 
 def _sessions(count: int) -> list[tuple[str, str, str, str, str]]:
@@ -162,7 +162,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
         connection = sqlite3.connect(url.removeprefix("sqlite://"))
         try:
             for key in _COMBINATIONS:
-                statement = sqlite_statements._LIST_SESSIONS[key]
+                statement = sqlite_statements.LIST_SESSIONS[key]
                 rows = connection.execute(
                     f"EXPLAIN QUERY PLAN {statement}", (*_values(key), 10, 0)
                 ).fetchall()

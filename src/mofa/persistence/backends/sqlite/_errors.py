@@ -13,6 +13,8 @@ from mofa.persistence.errors import (
     StoreConnectionError,
 )
 
+__all__ = ["is_busy", "translate"]
+
 # Primary result codes (https://sqlite.org/rescode.html).
 _SQLITE_PERM = 3
 _SQLITE_BUSY = 5
@@ -32,13 +34,13 @@ def _primary_code(exc: sqlite3.Error) -> int | None:
     return None if code is None else int(code) & 0xFF
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+def is_busy(exc: sqlite3.Error) -> bool:
     if _primary_code(exc) in (_SQLITE_BUSY, _SQLITE_LOCKED):
         return True
     return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
-def _translate(
+def translate(
     exc: sqlite3.Error | OSError, path: str, session_id: str | None = None
 ) -> PersistenceError:
     """The one place where a ``sqlite3`` (or file system) error becomes an error of the tree.
@@ -64,7 +66,7 @@ def _translate(
             f"Cannot write to {where} ({text}); check the permissions of the file and of "
             "its directory (SQLite also writes the -wal and -shm files next to it)."
         )
-    if _is_busy(exc):  # exc is a sqlite3.Error from here on
+    if is_busy(exc):  # exc is a sqlite3.Error from here on
         return StoreConnectionError(
             f"{subject} stayed locked by another connection for too "
             "long; retry, or find the process holding a long transaction on it."

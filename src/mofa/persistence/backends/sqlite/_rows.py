@@ -7,9 +7,11 @@ from typing import Any
 from mofa.persistence._codec import ROLES, damaged_record, decode_json, parse_time
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 
+__all__ = ["agent_from_row", "message_from_row", "session_from_row", "state_from_row"]
 
-def _session(row: tuple[Any, ...]) -> Session:
-    # Columns in the dataclass's field order; positional (see _message).
+
+def session_from_row(row: tuple[Any, ...]) -> Session:
+    # Columns in the dataclass's field order; positional (see message_from_row).
     try:
         return Session(
             row[0],
@@ -30,7 +32,7 @@ def _session(row: tuple[Any, ...]) -> Session:
         ) from exc
 
 
-def _message(session_id: str, row: tuple[Any, ...]) -> Message:
+def message_from_row(session_id: str, row: tuple[Any, ...]) -> Message:
     # Positional: this runs once per loaded message, and keywords cost 40% more here.
     try:
         return Message(
@@ -51,7 +53,7 @@ def _message(session_id: str, row: tuple[Any, ...]) -> Message:
         ) from exc
 
 
-def _agent(row: tuple[Any, ...]) -> Agent:
+def agent_from_row(row: tuple[Any, ...]) -> Agent:
     try:
         return Agent(
             id=row[0],
@@ -70,7 +72,7 @@ def _agent(row: tuple[Any, ...]) -> Agent:
         raise damaged_record(f"agent {row[0]!r}", fields, exc) from exc
 
 
-def _state(session_id: str, row: tuple[Any, ...]) -> AgentState:
+def state_from_row(session_id: str, row: tuple[Any, ...]) -> AgentState:
     try:
         return AgentState(session_id, row[0], decode_json(row[1]), parse_time(row[2]))
     except (ValueError, TypeError) as exc:

@@ -6,6 +6,8 @@ import sqlite3
 
 from mofa.persistence import schema
 
+__all__ = ["migrate", "place", "schema_version"]
+
 _MIGRATIONS_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 _SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM mofa_schema_migrations"
 #: mofa's tables that exist already (before the first migration), with their columns.
@@ -21,22 +23,22 @@ _EXISTING_INDEXES = (
 )
 
 
-def _schema_version(connection: sqlite3.Connection) -> int:
+def schema_version(connection: sqlite3.Connection) -> int:
     """The database's schema version (0: no schema yet)."""
     exists = connection.execute(_MIGRATIONS_TABLE_EXISTS, (schema.MIGRATIONS_TABLE,)).fetchone()
     return int(connection.execute(_SCHEMA_VERSION).fetchone()[0]) if exists else 0
 
 
-def _place(path: str) -> str:
+def place(path: str) -> str:
     """The database as schema errors name it."""
     return f"SQLite database {path!r}"
 
 
-def _migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
+def migrate(connection: sqlite3.Connection, path: str) -> tuple[int, ...]:
     """Bring the schema to the latest version (inside the caller's BEGIN IMMEDIATE, so of
     several processes connecting at once one upgrades and the others then see it done)."""
-    current = _schema_version(connection)
-    where = _place(path)
+    current = schema_version(connection)
+    where = place(path)
     applied = schema.check_version("sqlite", current, where)
     if current == 0:
         tables = schema.table_names("sqlite")

@@ -12,26 +12,28 @@ from mofa.persistence._entities import Agent, AgentState, Message, Owner, Sessio
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import session_filters
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
-from mofa.persistence.backends.sqlite._statements import _LIST_SESSIONS
+from mofa.persistence.backends.sqlite._statements import LIST_SESSIONS
 from mofa.persistence.backends.sqlite._transactions import (
-    _append_many_tx,
-    _append_one_tx,
-    _create_session_tx,
-    _delete_session_tx,
-    _get_agent_tx,
-    _get_session_tx,
-    _get_state_tx,
-    _list_agents_tx,
-    _list_messages_tx,
-    _list_recent_tx,
-    _list_sessions_tx,
-    _list_states_tx,
-    _save_state_tx,
-    _update_session_tx,
-    _upsert_agent_tx,
+    append_many_tx,
+    append_one_tx,
+    create_session_tx,
+    delete_session_tx,
+    get_agent_tx,
+    get_session_tx,
+    get_state_tx,
+    list_agents_tx,
+    list_messages_tx,
+    list_recent_tx,
+    list_sessions_tx,
+    list_states_tx,
+    save_state_tx,
+    update_session_tx,
+    upsert_agent_tx,
 )
-from mofa.persistence.backends.sqlite._worker import _MEMORY, _Worker
+from mofa.persistence.backends.sqlite._worker import MEMORY, Worker
 from mofa.persistence.errors import InvalidURLError
+
+__all__ = ["SqliteStore"]
 
 
 def _absolute(path: str) -> str:
@@ -48,7 +50,7 @@ class SqliteStore(BaseStore):
 
     backend = "sqlite"
 
-    def __init__(self, url: DatabaseURL, worker: _Worker) -> None:
+    def __init__(self, url: DatabaseURL, worker: Worker) -> None:
         super().__init__(url)
         self._worker = worker
 
@@ -90,8 +92,8 @@ class SqliteStore(BaseStore):
                 f"{parsed.masked!r} is not a SQLite URL; write sqlite://./relative.db, "
                 "sqlite:///absolute.db or sqlite::memory:."
             )
-        path = parsed.path if parsed.path == _MEMORY else _absolute(parsed.path)
-        worker = _Worker(path, busy_timeout, lock_timeout)
+        path = parsed.path if parsed.path == MEMORY else _absolute(parsed.path)
+        worker = Worker(path, busy_timeout, lock_timeout)
         try:
             applied = await worker.call(worker.open, create_schema)
         except BaseException:
@@ -107,13 +109,13 @@ class SqliteStore(BaseStore):
     # ---------------------------------------------------------------- agents
 
     async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
-        return await self._worker.write(_upsert_agent_tx, agent, owner)
+        return await self._worker.write(upsert_agent_tx, agent, owner)
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
-        return await self._worker.read(_get_agent_tx, agent_id)
+        return await self._worker.read(get_agent_tx, agent_id)
 
     async def _list_agents(self, limit: int | None) -> list[Agent]:
-        return await self._worker.read(_list_agents_tx, _no_limit(limit))
+        return await self._worker.read(list_agents_tx, _no_limit(limit))
 
     # -------------------------------------------------------------- sessions
     # With an owner each call runs the same one hop: the scope is a condition of the
@@ -121,14 +123,14 @@ class SqliteStore(BaseStore):
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         return await self._worker.write(
-            _create_session_tx,
+            create_session_tx,
             session,
             metadata_json,
             session_id=session.session_id,
         )
 
     async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
-        return await self._worker.read(_get_session_tx, session_id, owner)
+        return await self._worker.read(get_session_tx, session_id, owner)
 
     async def _list_sessions(
         self,
@@ -141,7 +143,7 @@ class SqliteStore(BaseStore):
     ) -> list[Session]:
         key, filters = session_filters(agent_id, user_id, tenant_id, owner)
         parameters = (*filters, _no_limit(limit), offset)
-        return await self._worker.read(_list_sessions_tx, _LIST_SESSIONS[key], parameters)
+        return await self._worker.read(list_sessions_tx, LIST_SESSIONS[key], parameters)
 
     async def _update_session(
         self,
@@ -153,7 +155,7 @@ class SqliteStore(BaseStore):
         owner: Owner | None,
     ) -> Session:
         return await self._worker.write(
-            _update_session_tx,
+            update_session_tx,
             session_id,
             status,
             metadata_json,
@@ -164,7 +166,7 @@ class SqliteStore(BaseStore):
         )
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
-        return await self._worker.write(_delete_session_tx, session_id, owner)
+        return await self._worker.write(delete_session_tx, session_id, owner)
 
     # -------------------------------------------------------------- messages
 
@@ -172,7 +174,7 @@ class SqliteStore(BaseStore):
         self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
     ) -> Message:
         return await self._worker.write(
-            _append_one_tx, session_id, message, now, owner, session_id=session_id
+            append_one_tx, session_id, message, now, owner, session_id=session_id
         )
 
     async def _append_messages(
@@ -183,20 +185,20 @@ class SqliteStore(BaseStore):
         owner: Owner | None,
     ) -> list[Message]:
         return await self._worker.write(
-            _append_many_tx, session_id, messages, now, owner, session_id=session_id
+            append_many_tx, session_id, messages, now, owner, session_id=session_id
         )
 
     async def _list_messages(
         self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
     ) -> list[Message]:
         return await self._worker.read(
-            _list_messages_tx, session_id, _no_limit(limit), after_seq, owner
+            list_messages_tx, session_id, _no_limit(limit), after_seq, owner
         )
 
     async def _list_recent_messages(
         self, session_id: str, limit: int, owner: Owner | None
     ) -> list[Message]:
-        return await self._worker.read(_list_recent_tx, session_id, limit, owner)
+        return await self._worker.read(list_recent_tx, session_id, limit, owner)
 
     # ----------------------------------------------------------------- state
 
@@ -209,7 +211,7 @@ class SqliteStore(BaseStore):
         owner: Owner | None,
     ) -> AgentState:
         return await self._worker.write(
-            _save_state_tx,
+            save_state_tx,
             session_id,
             state,
             state_json,
@@ -221,9 +223,9 @@ class SqliteStore(BaseStore):
     async def _get_state(
         self, session_id: str, version: int | None, owner: Owner | None
     ) -> AgentState | None:
-        return await self._worker.read(_get_state_tx, session_id, version, owner)
+        return await self._worker.read(get_state_tx, session_id, version, owner)
 
     async def _list_states(
         self, session_id: str, limit: int | None, owner: Owner | None
     ) -> list[AgentState]:
-        return await self._worker.read(_list_states_tx, session_id, _no_limit(limit), owner)
+        return await self._worker.read(list_states_tx, session_id, _no_limit(limit), owner)

@@ -11,51 +11,74 @@ from mofa.persistence._codec import format_time
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence.backends._sql import owner_params
-from mofa.persistence.backends.sqlite._rows import _agent, _message, _session, _state
+from mofa.persistence.backends.sqlite._rows import (
+    agent_from_row,
+    message_from_row,
+    session_from_row,
+    state_from_row,
+)
 from mofa.persistence.backends.sqlite._statements import (
-    _BUMP_COUNT,
-    _BUMP_COUNT_RETURNING,
-    _BUMP_OWNED_COUNT,
-    _BUMP_OWNED_COUNT_RETURNING,
-    _DELETE_OWNED_SESSION,
-    _DELETE_SESSION,
-    _ENSURE_AGENT,
-    _HAS_RETURNING,
-    _INSERT_MESSAGE,
-    _INSERT_OWNED_STATE,
-    _INSERT_OWNED_STATE_RETURNING,
-    _INSERT_SESSION,
-    _INSERT_STATE,
-    _INSERT_STATE_RETURNING,
-    _SELECT_AGENT,
-    _SELECT_AGENTS,
-    _SELECT_COUNT,
-    _SELECT_LATEST_STATE,
-    _SELECT_MESSAGES,
-    _SELECT_OWNED_LATEST_STATE,
-    _SELECT_OWNED_MESSAGES,
-    _SELECT_OWNED_RECENT_MESSAGES,
-    _SELECT_OWNED_SESSION,
-    _SELECT_OWNED_STATE,
-    _SELECT_OWNED_STATES,
-    _SELECT_RECENT_MESSAGES,
-    _SELECT_SESSION,
-    _SELECT_STATE,
-    _SELECT_STATE_VERSION,
-    _SELECT_STATES,
-    _UPDATE_OWNED_SESSION,
-    _UPDATE_SESSION,
-    _UPSERT_AGENT,
-    _UPSERT_OWNED_AGENT,
+    BUMP_COUNT,
+    BUMP_COUNT_RETURNING,
+    BUMP_OWNED_COUNT,
+    BUMP_OWNED_COUNT_RETURNING,
+    DELETE_OWNED_SESSION,
+    DELETE_SESSION,
+    ENSURE_AGENT,
+    HAS_RETURNING,
+    INSERT_MESSAGE,
+    INSERT_OWNED_STATE,
+    INSERT_OWNED_STATE_RETURNING,
+    INSERT_SESSION,
+    INSERT_STATE,
+    INSERT_STATE_RETURNING,
+    SELECT_AGENT,
+    SELECT_AGENTS,
+    SELECT_COUNT,
+    SELECT_LATEST_STATE,
+    SELECT_MESSAGES,
+    SELECT_OWNED_LATEST_STATE,
+    SELECT_OWNED_MESSAGES,
+    SELECT_OWNED_RECENT_MESSAGES,
+    SELECT_OWNED_SESSION,
+    SELECT_OWNED_STATE,
+    SELECT_OWNED_STATES,
+    SELECT_RECENT_MESSAGES,
+    SELECT_SESSION,
+    SELECT_STATE,
+    SELECT_STATE_VERSION,
+    SELECT_STATES,
+    UPDATE_OWNED_SESSION,
+    UPDATE_SESSION,
+    UPSERT_AGENT,
+    UPSERT_OWNED_AGENT,
 )
 from mofa.persistence.errors import AgentExistsError, SessionNotFoundError
 
+__all__ = [
+    "append_many_tx",
+    "append_one_tx",
+    "create_session_tx",
+    "delete_session_tx",
+    "get_agent_tx",
+    "get_session_tx",
+    "get_state_tx",
+    "list_agents_tx",
+    "list_messages_tx",
+    "list_recent_tx",
+    "list_sessions_tx",
+    "list_states_tx",
+    "save_state_tx",
+    "update_session_tx",
+    "upsert_agent_tx",
+]
 
-def _upsert_agent_tx(connection: sqlite3.Connection, agent: Agent, owner: Owner | None) -> Agent:
+
+def upsert_agent_tx(connection: sqlite3.Connection, agent: Agent, owner: Owner | None) -> Agent:
     # With an owner, agent.tenant_id is the owner's: the insert records it and the conflict
     # clause compares the stored one with it (excluded.tenant_id).
     cursor = connection.execute(
-        _UPSERT_AGENT if owner is None else _UPSERT_OWNED_AGENT,
+        UPSERT_AGENT if owner is None else UPSERT_OWNED_AGENT,
         (
             agent.id,
             agent.name,
@@ -71,21 +94,21 @@ def _upsert_agent_tx(connection: sqlite3.Connection, agent: Agent, owner: Owner 
     )
     if cursor.rowcount == 0:  # only a scoped upsert can change no row: another tenant's agent
         raise AgentExistsError(agent.id)
-    row = connection.execute(_SELECT_AGENT, (agent.id,)).fetchone()
-    return _agent(row)
+    row = connection.execute(SELECT_AGENT, (agent.id,)).fetchone()
+    return agent_from_row(row)
 
 
-def _create_session_tx(
+def create_session_tx(
     connection: sqlite3.Connection, session: Session, metadata_json: str
 ) -> Session:
     created = format_time(session.created_at)
     if session.agent_id is not None:
         connection.execute(
-            _ENSURE_AGENT,
+            ENSURE_AGENT,
             (session.agent_id, session.agent_id, created, created, created, session.tenant_id),
         )
     connection.execute(
-        _INSERT_SESSION,
+        INSERT_SESSION,
         (
             session.session_id,
             session.agent_id,
@@ -101,7 +124,7 @@ def _create_session_tx(
     return session
 
 
-def _update_session_tx(
+def update_session_tx(
     connection: sqlite3.Connection,
     session_id: str,
     status: str | None,
@@ -114,13 +137,13 @@ def _update_session_tx(
     expiry = format_time(expires_at) if isinstance(expires_at, datetime) else None
     parameters = (status, metadata_json, set_expiry, expiry, format_time(now), session_id)
     if owner is None:
-        cursor = connection.execute(_UPDATE_SESSION, parameters)
+        cursor = connection.execute(UPDATE_SESSION, parameters)
     else:
-        cursor = connection.execute(_UPDATE_OWNED_SESSION, (*parameters, *owner_params(owner)))
+        cursor = connection.execute(UPDATE_OWNED_SESSION, (*parameters, *owner_params(owner)))
     if cursor.rowcount == 0:
         raise SessionNotFoundError(session_id)
     # The row was just updated under this transaction's write lock: it is the owner's.
-    return _session(connection.execute(_SELECT_SESSION, (session_id,)).fetchone())
+    return session_from_row(connection.execute(SELECT_SESSION, (session_id,)).fetchone())
 
 
 def _bump_count(
@@ -133,11 +156,11 @@ def _bump_count(
     """
     if owner is None:
         parameters: tuple[Any, ...] = (added, now, session_id)
-        returning, plain = _BUMP_COUNT_RETURNING, _BUMP_COUNT
+        returning, plain = BUMP_COUNT_RETURNING, BUMP_COUNT
     else:
         parameters = (added, now, session_id, *owner_params(owner))
-        returning, plain = _BUMP_OWNED_COUNT_RETURNING, _BUMP_OWNED_COUNT
-    if _HAS_RETURNING:
+        returning, plain = BUMP_OWNED_COUNT_RETURNING, BUMP_OWNED_COUNT
+    if HAS_RETURNING:
         rows = connection.execute(returning, parameters).fetchall()
         if not rows:
             raise SessionNotFoundError(session_id)
@@ -145,10 +168,10 @@ def _bump_count(
     cursor = connection.execute(plain, parameters)  # pragma: no cover
     if cursor.rowcount == 0:  # pragma: no cover
         raise SessionNotFoundError(session_id)
-    return int(connection.execute(_SELECT_COUNT, (session_id,)).fetchone()[0])  # pragma: no cover
+    return int(connection.execute(SELECT_COUNT, (session_id,)).fetchone()[0])  # pragma: no cover
 
 
-def _append_one_tx(
+def append_one_tx(
     connection: sqlite3.Connection,
     session_id: str,
     message: EncodedMessage,
@@ -159,7 +182,7 @@ def _append_one_tx(
     seq = _bump_count(connection, session_id, 1, stamp, owner)
     when = message.timestamp
     cursor = connection.execute(
-        _INSERT_MESSAGE,
+        INSERT_MESSAGE,
         (
             session_id,
             seq,
@@ -172,7 +195,7 @@ def _append_one_tx(
     return message.stored(session_id, seq, cursor.lastrowid)
 
 
-def _append_many_tx(
+def append_many_tx(
     connection: sqlite3.Connection,
     session_id: str,
     messages: list[EncodedMessage],
@@ -183,7 +206,7 @@ def _append_many_tx(
     stamp = format_time(now)  # most messages carry the call's own time: format it once
     first_seq = _bump_count(connection, session_id, count, stamp, owner) - count + 1
     connection.executemany(
-        _INSERT_MESSAGE,
+        INSERT_MESSAGE,
         [
             (
                 session_id,
@@ -206,7 +229,7 @@ def _append_many_tx(
     ]
 
 
-def _save_state_tx(
+def save_state_tx(
     connection: sqlite3.Connection,
     session_id: str,
     state: dict[str, Any],
@@ -218,12 +241,12 @@ def _save_state_tx(
         # A missing session fails the foreign key, which write() reports as
         # SessionNotFoundError.
         parameters: tuple[Any, ...] = (session_id, state_json, format_time(now), session_id)
-        returning, plain = _INSERT_STATE_RETURNING, _INSERT_STATE
+        returning, plain = INSERT_STATE_RETURNING, INSERT_STATE
     else:
         # A missing or foreign session selects no row to insert.
         parameters = (state_json, format_time(now), session_id, *owner_params(owner))
-        returning, plain = _INSERT_OWNED_STATE_RETURNING, _INSERT_OWNED_STATE
-    if _HAS_RETURNING:
+        returning, plain = INSERT_OWNED_STATE_RETURNING, INSERT_OWNED_STATE
+    if HAS_RETURNING:
         rows = connection.execute(returning, parameters).fetchall()
         if not rows:
             raise SessionNotFoundError(session_id)
@@ -231,47 +254,45 @@ def _save_state_tx(
     else:  # pragma: no cover - SQLite before 3.35
         if connection.execute(plain, parameters).rowcount == 0:
             raise SessionNotFoundError(session_id)
-        version = int(connection.execute(_SELECT_STATE_VERSION, (session_id,)).fetchone()[0])
+        version = int(connection.execute(SELECT_STATE_VERSION, (session_id,)).fetchone()[0])
     return AgentState(session_id, version, state, now)
 
 
-def _get_agent_tx(connection: sqlite3.Connection, agent_id: str) -> Agent | None:
-    row = connection.execute(_SELECT_AGENT, (agent_id,)).fetchone()
-    return None if row is None else _agent(row)
+def get_agent_tx(connection: sqlite3.Connection, agent_id: str) -> Agent | None:
+    row = connection.execute(SELECT_AGENT, (agent_id,)).fetchone()
+    return None if row is None else agent_from_row(row)
 
 
-def _list_agents_tx(connection: sqlite3.Connection, limit: int) -> list[Agent]:
-    return [_agent(row) for row in connection.execute(_SELECT_AGENTS, (limit,))]
+def list_agents_tx(connection: sqlite3.Connection, limit: int) -> list[Agent]:
+    return [agent_from_row(row) for row in connection.execute(SELECT_AGENTS, (limit,))]
 
 
-def _get_session_tx(
+def get_session_tx(
     connection: sqlite3.Connection, session_id: str, owner: Owner | None
 ) -> Session | None:
     if owner is None:
-        row = connection.execute(_SELECT_SESSION, (session_id,)).fetchone()
+        row = connection.execute(SELECT_SESSION, (session_id,)).fetchone()
     else:
         row = connection.execute(
-            _SELECT_OWNED_SESSION, (session_id, *owner_params(owner))
+            SELECT_OWNED_SESSION, (session_id, *owner_params(owner))
         ).fetchone()
-    return None if row is None else _session(row)
+    return None if row is None else session_from_row(row)
 
 
-def _list_sessions_tx(
+def list_sessions_tx(
     connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]
 ) -> list[Session]:
-    return [_session(row) for row in connection.execute(sql, parameters)]
+    return [session_from_row(row) for row in connection.execute(sql, parameters)]
 
 
-def _delete_session_tx(
-    connection: sqlite3.Connection, session_id: str, owner: Owner | None
-) -> bool:
+def delete_session_tx(connection: sqlite3.Connection, session_id: str, owner: Owner | None) -> bool:
     if owner is None:
-        return connection.execute(_DELETE_SESSION, (session_id,)).rowcount > 0
+        return connection.execute(DELETE_SESSION, (session_id,)).rowcount > 0
     parameters = (session_id, *owner_params(owner))
-    return connection.execute(_DELETE_OWNED_SESSION, parameters).rowcount > 0
+    return connection.execute(DELETE_OWNED_SESSION, parameters).rowcount > 0
 
 
-def _list_messages_tx(
+def list_messages_tx(
     connection: sqlite3.Connection,
     session_id: str,
     limit: int,
@@ -279,49 +300,49 @@ def _list_messages_tx(
     owner: Owner | None,
 ) -> list[Message]:
     if owner is None:
-        rows = connection.execute(_SELECT_MESSAGES, (session_id, after_seq, limit)).fetchall()
+        rows = connection.execute(SELECT_MESSAGES, (session_id, after_seq, limit)).fetchall()
     else:
         parameters = (session_id, after_seq, session_id, *owner_params(owner), limit)
-        rows = connection.execute(_SELECT_OWNED_MESSAGES, parameters).fetchall()
-    return [_message(session_id, row) for row in rows]
+        rows = connection.execute(SELECT_OWNED_MESSAGES, parameters).fetchall()
+    return [message_from_row(session_id, row) for row in rows]
 
 
-def _list_recent_tx(
+def list_recent_tx(
     connection: sqlite3.Connection, session_id: str, limit: int, owner: Owner | None
 ) -> list[Message]:
     # Backwards through the (session_id, seq) index: reads only the rows it returns.
     if owner is None:
-        rows = connection.execute(_SELECT_RECENT_MESSAGES, (session_id, limit)).fetchall()
+        rows = connection.execute(SELECT_RECENT_MESSAGES, (session_id, limit)).fetchall()
     else:
         parameters = (session_id, session_id, *owner_params(owner), limit)
-        rows = connection.execute(_SELECT_OWNED_RECENT_MESSAGES, parameters).fetchall()
+        rows = connection.execute(SELECT_OWNED_RECENT_MESSAGES, parameters).fetchall()
     rows.reverse()
-    return [_message(session_id, row) for row in rows]
+    return [message_from_row(session_id, row) for row in rows]
 
 
-def _get_state_tx(
+def get_state_tx(
     connection: sqlite3.Connection, session_id: str, version: int | None, owner: Owner | None
 ) -> AgentState | None:
     if owner is None:
         if version is None:
-            row = connection.execute(_SELECT_LATEST_STATE, (session_id,)).fetchone()
+            row = connection.execute(SELECT_LATEST_STATE, (session_id,)).fetchone()
         else:
-            row = connection.execute(_SELECT_STATE, (session_id, version)).fetchone()
+            row = connection.execute(SELECT_STATE, (session_id, version)).fetchone()
     else:
         scope = (session_id, *owner_params(owner))
         if version is None:
-            row = connection.execute(_SELECT_OWNED_LATEST_STATE, (session_id, *scope)).fetchone()
+            row = connection.execute(SELECT_OWNED_LATEST_STATE, (session_id, *scope)).fetchone()
         else:
-            row = connection.execute(_SELECT_OWNED_STATE, (session_id, version, *scope)).fetchone()
-    return None if row is None else _state(session_id, row)
+            row = connection.execute(SELECT_OWNED_STATE, (session_id, version, *scope)).fetchone()
+    return None if row is None else state_from_row(session_id, row)
 
 
-def _list_states_tx(
+def list_states_tx(
     connection: sqlite3.Connection, session_id: str, limit: int, owner: Owner | None
 ) -> list[AgentState]:
     if owner is None:
-        rows = connection.execute(_SELECT_STATES, (session_id, limit))
+        rows = connection.execute(SELECT_STATES, (session_id, limit))
     else:
         parameters = (session_id, session_id, *owner_params(owner), limit)
-        rows = connection.execute(_SELECT_OWNED_STATES, parameters)
-    return [_state(session_id, row) for row in rows]
+        rows = connection.execute(SELECT_OWNED_STATES, parameters)
+    return [state_from_row(session_id, row) for row in rows]

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from mofa.persistence import schema
-from mofa.persistence.backends.sqlite._errors import _is_busy, _translate
-from mofa.persistence.backends.sqlite._schema import _migrate, _place, _schema_version
+from mofa.persistence.backends.sqlite._errors import is_busy, translate
+from mofa.persistence.backends.sqlite._schema import migrate, place, schema_version
 from mofa.persistence.errors import SchemaError, StoreClosedError
+
+__all__ = ["MEMORY", "Worker"]
 
 _T = TypeVar("_T")
 
-_MEMORY: Final = ":memory:"
+MEMORY: Final = ":memory:"
 
 
 def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
@@ -44,12 +46,12 @@ _Job = tuple[
     asyncio.AbstractEventLoop,
     str | None,
 ]
-#: At most this many queued writes share one commit (see _Worker._run_writes).
+#: At most this many queued writes share one commit (see Worker._run_writes).
 _MAX_GROUP: Final = 128
 _NOTHING: Final = object()
 
 
-class _Worker:
+class Worker:
     """One thread that owns the connection and runs whole transactions, one at a time.
 
     A call costs one hop: the job goes on a queue, the thread runs it, and
@@ -148,7 +150,7 @@ class _Worker:
 
     def _failure(self, exc: BaseException, session_id: str | None) -> BaseException:
         if isinstance(exc, (sqlite3.Error, OSError)):
-            error = _translate(exc, self.path, session_id)
+            error = translate(exc, self.path, session_id)
             error.__cause__ = exc  # as `raise ... from exc` would
             return error
         return exc  # our own errors (and bugs) reach the caller as they are
@@ -210,9 +212,9 @@ class _Worker:
     def open(self, create_schema: bool = True) -> tuple[int, ...]:
         """Open the connection, set the pragmas, create or upgrade the schema (or, with
         ``create_schema`` False, refuse a file without the current schema, changing nothing)."""
-        if self.path != _MEMORY and create_schema:
+        if self.path != MEMORY and create_schema:
             _create_file(self.path)
-        if self.path != _MEMORY and not create_schema and not os.path.isfile(self.path):
+        if self.path != MEMORY and not create_schema and not os.path.isfile(self.path):
             raise SchemaError(f"There is no SQLite database at {self.path}; check the path.")
         connection = sqlite3.connect(
             self.path,
@@ -223,10 +225,10 @@ class _Worker:
         )
         try:
             self.connection = connection
-            where = _place(self.path)
+            where = place(self.path)
             # Versions only go up, so a current schema needs no write lock: connecting then
             # does not wait for another process's long transaction.
-            current = self._retry_busy(lambda: _schema_version(connection))
+            current = self._retry_busy(lambda: schema_version(connection))
             if not create_schema:
                 schema.check_ready("sqlite", current, where)
             pending = schema.check_version("sqlite", current, where)
@@ -239,7 +241,7 @@ class _Worker:
             connection.execute("PRAGMA foreign_keys = ON")
             if not pending:
                 return ()
-            return self.transaction(_migrate, self.path)
+            return self.transaction(migrate, self.path)
         except BaseException:
             self.connection = None
             connection.close()
@@ -254,7 +256,7 @@ class _Worker:
             try:
                 return action()
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                if not is_busy(exc) or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
