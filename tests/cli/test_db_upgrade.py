@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends import sqlite
 from mofa.persistence.backends._sql import (
     _FILTER_COLUMNS,
     EQUAL,
@@ -26,6 +25,7 @@ from mofa.persistence.backends._sql import (
 )
 from mofa.persistence.backends.mysql import _statements as mysql_statements
 from mofa.persistence.backends.postgres import _statements as postgres_statements
+from mofa.persistence.backends.sqlite import _statements as sqlite_statements
 from tests._cli import mofa
 from tests.cli.test_db import _open_and_close, sqlite_catalog
 from tests.cli.test_db_existing_tables import (
@@ -105,7 +105,7 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
 #: Each combination of filters given or not, as the stores key their listing statements. An
 #: owner scope with a ``None`` field lists through ``IS NULL``; those plans are left to each
 #: server's planner (PostgreSQL's generic plan does not always pick the exact index).
-_COMBINATIONS = [key for key in sqlite._LIST_SESSIONS if IS_NULL not in key]
+_COMBINATIONS = [key for key in sqlite_statements.LIST_SESSIONS if IS_NULL not in key]
 
 
 def _sessions(count: int) -> list[tuple[str, str, str, str, str]]:
@@ -163,8 +163,9 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
         connection = sqlite3.connect(url.removeprefix("sqlite://"))
         try:
             for key in _COMBINATIONS:
+                statement = sqlite_statements.LIST_SESSIONS[key]
                 rows = connection.execute(
-                    f"EXPLAIN QUERY PLAN {sqlite._LIST_SESSIONS[key]}", (*_values(key), 10, 0)
+                    f"EXPLAIN QUERY PLAN {statement}", (*_values(key), 10, 0)
                 ).fetchall()
                 plans[key] = "\n".join(row[-1] for row in rows)
         finally:

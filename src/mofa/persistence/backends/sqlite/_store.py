@@ -1,0 +1,231 @@
+"""The SQLite store: :class:`SqliteStore`, each call one hop to its worker thread."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any, Self
+
+from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._contract import Unset
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._url import DatabaseURL, parse_url
+from mofa.persistence.backends._sql import session_filters
+from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
+from mofa.persistence.backends.sqlite._statements import LIST_SESSIONS
+from mofa.persistence.backends.sqlite._transactions import (
+    append_many_tx,
+    append_one_tx,
+    create_session_tx,
+    delete_session_tx,
+    get_agent_tx,
+    get_session_tx,
+    get_state_tx,
+    list_agents_tx,
+    list_messages_tx,
+    list_recent_tx,
+    list_sessions_tx,
+    list_states_tx,
+    save_state_tx,
+    update_session_tx,
+    upsert_agent_tx,
+)
+from mofa.persistence.backends.sqlite._worker import MEMORY, Worker
+from mofa.persistence.errors import InvalidURLError
+
+__all__ = ["SqliteStore"]
+
+
+def _absolute(path: str) -> str:
+    """``~`` expanded, relative to the current directory (string work, no disk access)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _no_limit(limit: int | None) -> int:
+    return -1 if limit is None else limit  # SQLite: a negative LIMIT means none
+
+
+class SqliteStore(BaseStore):
+    """A SQLite database file (or ``sqlite::memory:``), used from asyncio."""
+
+    backend = "sqlite"
+
+    def __init__(self, url: DatabaseURL, worker: Worker) -> None:
+        super().__init__(url)
+        self._worker = worker
+
+    @property
+    def path(self) -> str:
+        """The database file's path (``:memory:`` for an in-memory database)."""
+        return self._worker.path
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | DatabaseURL = "sqlite://./mofa.db",
+        *,
+        busy_timeout: float = 5.0,
+        lock_timeout: float = 30.0,
+        create_schema: bool = True,
+        **options: Any,
+    ) -> Self:
+        """Open (creating if needed) the database a ``sqlite://`` URL names.
+
+        Args:
+            url: ``sqlite://./rel.db``, ``sqlite:///abs.db``, ``sqlite::memory:`` …
+            busy_timeout: seconds SQLite waits on a lock held by another connection.
+            lock_timeout: seconds the store keeps retrying a write that finds the file
+                locked before it reports :class:`StoreConnectionError` (nothing written).
+            create_schema: False: create and change nothing; refuse a missing file, or one
+                without the mofa schema or with an older one (:class:`SchemaError`).
+            options: none other; an unknown one raises :class:`InvalidInputError`.
+        """
+        reject_unknown_options(
+            "SqliteStore", options, ("busy_timeout", "lock_timeout", "create_schema")
+        )
+        check_option("busy_timeout", busy_timeout)
+        check_flag("create_schema", create_schema)
+        check_option("lock_timeout", lock_timeout)
+        parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.backend != "sqlite" or not parsed.path:
+            raise InvalidURLError(
+                f"{parsed.masked!r} is not a SQLite URL; write sqlite://./relative.db, "
+                "sqlite:///absolute.db or sqlite::memory:."
+            )
+        path = parsed.path if parsed.path == MEMORY else _absolute(parsed.path)
+        worker = Worker(path, busy_timeout, lock_timeout)
+        try:
+            applied = await worker.call(worker.open, create_schema)
+        except BaseException:
+            await worker.stop()
+            raise
+        store = cls(parsed, worker)
+        store.applied_migrations = applied
+        return store
+
+    async def _close(self) -> None:
+        await self._worker.stop()
+
+    # ---------------------------------------------------------------- agents
+
+    async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
+        return await self._worker.write(upsert_agent_tx, agent, owner)
+
+    async def _get_agent(self, agent_id: str) -> Agent | None:
+        return await self._worker.read(get_agent_tx, agent_id)
+
+    async def _list_agents(self, limit: int | None) -> list[Agent]:
+        return await self._worker.read(list_agents_tx, _no_limit(limit))
+
+    # -------------------------------------------------------------- sessions
+    # With an owner each call runs the same one hop: the scope is a condition of the
+    # statement that reads or writes the session's row (see the *_OWNED_* statements).
+
+    async def _create_session(self, session: Session, metadata_json: str) -> Session:
+        return await self._worker.write(
+            create_session_tx,
+            session,
+            metadata_json,
+            session_id=session.session_id,
+        )
+
+    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
+        return await self._worker.read(get_session_tx, session_id, owner)
+
+    async def _list_sessions(
+        self,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        limit: int | None,
+        offset: int,
+        owner: Owner | None,
+    ) -> list[Session]:
+        key, filters = session_filters(agent_id, user_id, tenant_id, owner)
+        parameters = (*filters, _no_limit(limit), offset)
+        return await self._worker.read(list_sessions_tx, LIST_SESSIONS[key], parameters)
+
+    async def _update_session(
+        self,
+        session_id: str,
+        status: str | None,
+        metadata_json: str | None,
+        expires_at: datetime | Unset | None,
+        now: datetime,
+        owner: Owner | None,
+    ) -> Session:
+        return await self._worker.write(
+            update_session_tx,
+            session_id,
+            status,
+            metadata_json,
+            expires_at,
+            now,
+            owner,
+            session_id=session_id,
+        )
+
+    async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
+        return await self._worker.write(delete_session_tx, session_id, owner)
+
+    # -------------------------------------------------------------- messages
+
+    async def _append_message(
+        self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None
+    ) -> Message:
+        return await self._worker.write(
+            append_one_tx, session_id, message, now, owner, session_id=session_id
+        )
+
+    async def _append_messages(
+        self,
+        session_id: str,
+        messages: list[EncodedMessage],
+        now: datetime,
+        owner: Owner | None,
+    ) -> list[Message]:
+        return await self._worker.write(
+            append_many_tx, session_id, messages, now, owner, session_id=session_id
+        )
+
+    async def _list_messages(
+        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
+    ) -> list[Message]:
+        return await self._worker.read(
+            list_messages_tx, session_id, _no_limit(limit), after_seq, owner
+        )
+
+    async def _list_recent_messages(
+        self, session_id: str, limit: int, owner: Owner | None
+    ) -> list[Message]:
+        return await self._worker.read(list_recent_tx, session_id, limit, owner)
+
+    # ----------------------------------------------------------------- state
+
+    async def _save_state(
+        self,
+        session_id: str,
+        state: dict[str, Any],
+        state_json: str,
+        now: datetime,
+        owner: Owner | None,
+    ) -> AgentState:
+        return await self._worker.write(
+            save_state_tx,
+            session_id,
+            state,
+            state_json,
+            now,
+            owner,
+            session_id=session_id,
+        )
+
+    async def _get_state(
+        self, session_id: str, version: int | None, owner: Owner | None
+    ) -> AgentState | None:
+        return await self._worker.read(get_state_tx, session_id, version, owner)
+
+    async def _list_states(
+        self, session_id: str, limit: int | None, owner: Owner | None
+    ) -> list[AgentState]:
+        return await self._worker.read(list_states_tx, session_id, _no_limit(limit), owner)
