@@ -27,7 +27,6 @@ from mofa.persistence import (
     InvalidURLError,
     MySqlStore,
     PermissionDeniedError,
-    SchemaError,
     StoreConnectionError,
     open_store,
 )
@@ -376,18 +375,6 @@ async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:
         assert [m.content for m in await store.list_messages("s")] == ["after"]
     finally:
         await store.close()
-
-
-async def test_newer_schema_is_refused(fresh_url: str, database: str) -> None:
-    async with await open_store(fresh_url) as store:
-        assert store.applied_migrations == all_versions("mysql")
-    async with await open_store(fresh_url) as store:
-        assert store.applied_migrations == ()
-    await mysql_rows(
-        fresh_url, "INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'future')"
-    )
-    with pytest.raises(SchemaError, match="schema version 999, newer than"):
-        await open_store(fresh_url)
 
 
 async def test_missing_driver_names_the_extra(fresh_url: str) -> None:

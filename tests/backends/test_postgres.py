@@ -28,7 +28,6 @@ from mofa.persistence import (
     NewMessage,
     PermissionDeniedError,
     QueryError,
-    SchemaError,
     StoreConnectionError,
     open_store,
 )
@@ -340,17 +339,6 @@ async def test_other_sql_errors_are_query_errors(database_url: str) -> None:
         await postgres_rows(database_url, "DROP TABLE messages")
         with pytest.raises(QueryError, match='relation "messages" does not exist'):
             await store.append_message("s", "user", "x")
-
-
-async def test_newer_schema_is_refused(database_url: str) -> None:
-    async with await open_store(database_url):
-        pass
-    await postgres_rows(
-        database_url,
-        "INSERT INTO mofa_schema_migrations (version, name) VALUES (999, 'from_the_future')",
-    )
-    with pytest.raises(SchemaError, match="version 999"):
-        await open_store(database_url)
 
 
 async def test_bad_url_option_is_an_invalid_url_error(database_url: str) -> None:

@@ -20,7 +20,6 @@ import pytest
 
 from mofa.persistence import (
     Message,
-    SchemaError,
     Session,
     SqliteStore,
     StoreConnectionError,
@@ -111,20 +110,6 @@ async def test_schema_created_once(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "s.db") as check:
         versions = check.execute("SELECT version FROM mofa_schema_migrations").fetchall()
     assert versions == [(v,) for v in range(1, latest_version("sqlite") + 1)]
-
-
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "future.db"
-    async with await SqliteStore.connect(f"sqlite://{path}"):
-        pass
-    newer = latest_version("sqlite") + 1
-    with sqlite3.connect(path) as connection:
-        connection.execute(
-            "INSERT INTO mofa_schema_migrations (version, name) VALUES (?, 'from_the_future')",
-            (newer,),
-        )
-    with pytest.raises(SchemaError, match=f"schema version {newer}"):
-        await SqliteStore.connect(f"sqlite://{path}")
 
 
 async def test_directory_instead_of_file(tmp_path: Path) -> None:
