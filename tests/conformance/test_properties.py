@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from mofa.persistence import BaseStore, InvalidInputError
-from tests.conformance.test_values import strictly_equal
+from mofa.persistence.testing.conformance.values import strictly_equal
 
 # Hypothesis caches what it learns of the code under ./.hypothesis, even without an example
 # database, from collection on (so before any fixture runs): keep that out of the work tree.
