@@ -362,3 +362,19 @@ async def test_refused_localhost_login_names_socket_and_protocol(
             f"may not match an account '{name}'@'localhost': give the socket's path with "
             "?socket=/path/to/mysqld.sock."
         )
+
+
+@pytest.mark.parametrize("code", [1045, 1698])
+def test_both_login_refusals_are_authentication_errors(code: int) -> None:
+    """MariaDB refuses a login with 1698 rather than 1045 when it ran no password check for
+    the account it matched (seen over TCP for an account that exists only at 'localhost'):
+    both are the same wrong-credentials message, never a raw SQL error."""
+    from mofa.persistence._url import parse_url
+    from mofa.persistence.backends.mysql._errors import translate
+
+    target = _connect.Target(parse_url("mysql://ann:Secret-9@db.example:3306/app?protocol=tcp"))
+    refusal = RuntimeError(code, "Access denied for user 'ann'@'10.0.0.7'")
+    error = translate(refusal, target)
+    assert isinstance(error, AuthenticationError)
+    assert str(error).startswith("MySQL at db.example:3306 refused user 'ann': access denied")
+    assert "Secret-9" not in str(error)

@@ -33,6 +33,11 @@ __all__ = [
 # MySQL / MariaDB error numbers the store reacts to.
 _ER_DBACCESS_DENIED: Final = 1044
 _ER_ACCESS_DENIED: Final = 1045
+# MariaDB answers a failed login with 1698 instead of 1045 when no password check ran for the
+# account it matched (no such account over this route, or a socket-auth account): the same
+# refusal to the user.
+_ER_ACCESS_DENIED_NO_PASSWORD: Final = 1698
+_LOGIN_REFUSED: Final = frozenset({_ER_ACCESS_DENIED, _ER_ACCESS_DENIED_NO_PASSWORD})
 _ER_BAD_NULL: Final = 1048
 _ER_BAD_DB: Final = 1049
 ER_DUP_ENTRY: Final = 1062
@@ -111,7 +116,7 @@ def translate(
             f"Failed to connect to {label} at {where}: {reason} — is the server running? "
             f"Check with: {target.ping_hint()}"
         )
-    if code == _ER_ACCESS_DENIED:
+    if code in _LOGIN_REFUSED:
         return AuthenticationError(
             f"{label} at {where} refused user {target.user!r}: access denied (wrong user name "
             f"or password) — check the credentials in the URL{target.denied_hint()}."
