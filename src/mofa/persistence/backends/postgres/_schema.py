@@ -1,11 +1,13 @@
-"""Creating or upgrading the schema on connect: the lock, the version, the catalog checks."""
+"""Creating or upgrading the schema on connect: the advisory lock and the catalog queries
+around the shared migration (``_sql._migrate``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
-from mofa.persistence import schema
 from mofa.persistence._url import DatabaseURL
+from mofa.persistence.backends._sql import migrate as migrate_with
 from mofa.persistence.backends.postgres._errors import CALL, CONNECT, translate
 from mofa.persistence.backends.postgres._url import Target
 from mofa.persistence.errors import PersistenceError, QueryError, SchemaError
@@ -30,13 +32,34 @@ _EXISTING_INDEXES = (
 )
 
 
-async def _schema_version(connection: Any) -> int:
-    """The database's schema version (0: no schema yet)."""
-    if not await connection.fetchval("SELECT to_regclass('mofa_schema_migrations') IS NOT NULL"):
-        return 0
-    return int(
-        await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations")
-    )
+_TABLE_EXISTS: Final = "SELECT to_regclass($1::text) IS NOT NULL"
+
+
+class _Session:
+    """The shared migration's view of one pooled connection (see ``_sql._migrate``)."""
+
+    dialect = _DIALECT
+
+    def __init__(self, connection: Any, where: str) -> None:
+        self.connection = connection
+        self.where = where
+
+    async def table_exists(self, name: str) -> bool:
+        return bool(await self.connection.fetchval(_TABLE_EXISTS, name))
+
+    async def scalar(self, sql: str) -> Any:
+        return await self.connection.fetchval(sql)
+
+    async def existing_columns(self, tables: list[str]) -> Sequence[Sequence[str]]:
+        rows: list[Any] = await self.connection.fetch(_EXISTING_COLUMNS, tables)
+        return rows
+
+    async def existing_indexes(self, names: list[str]) -> Sequence[Sequence[str]]:
+        rows: list[Any] = await self.connection.fetch(_EXISTING_INDEXES, names)
+        return rows
+
+    async def execute(self, statement: str) -> None:
+        await self.connection.execute(statement)
 
 
 async def migrate(pool: Any, url: DatabaseURL, create_schema: bool) -> tuple[int, ...]:
@@ -53,24 +76,13 @@ async def migrate(pool: Any, url: DatabaseURL, create_schema: bool) -> tuple[int
         connection = await pool.acquire()
     except Exception as exc:
         raise translate(exc, url, stage=CONNECT, write=False) from exc
-    where = f"PostgreSQL database at {Target(url).address}"
+    session = _Session(connection, f"PostgreSQL database at {Target(url).address}")
     try:
-        if not create_schema:
-            schema.check_ready(_DIALECT, await _schema_version(connection), where)
-            return ()
+        if not create_schema:  # reads only: no lock, no transaction
+            return await migrate_with(session, create_schema=False)
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
-            current = await _schema_version(connection)
-            applied = schema.check_version(_DIALECT, current, where)
-            if current == 0:
-                schema.check_existing_tables(
-                    _DIALECT,
-                    await connection.fetch(_EXISTING_COLUMNS, schema.table_names(_DIALECT)),
-                    where,
-                    await connection.fetch(_EXISTING_INDEXES, list(schema.index_tables(_DIALECT))),
-                )
-            for statement in schema.pending_statements(_DIALECT, current):
-                await connection.execute(statement)
+            applied = await migrate_with(session, create_schema=True)
     except PersistenceError:
         raise  # our own checks above: already the error to show
     except Exception as exc:
