@@ -32,7 +32,15 @@ _EXISTING_INDEXES = (
 )
 
 
-_TABLE_EXISTS: Final = "SELECT to_regclass($1::text) IS NOT NULL"
+#: Whether a table of that name is on the search path, as to_regclass() would find it, but
+#: read from pg_class in the statement's own snapshot, which is taken after the advisory
+#: lock. to_regclass() answered from what the connection had cached: a connection that had
+#: asked before (a create_schema=False check) and then waited for the lock while another
+#: process created the schema still read "no table", and migrated a second time.
+_TABLE_EXISTS: Final = (
+    "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = $1 AND n.nspname = ANY(current_schemas(true)))"
+)
 
 
 class _Session:
