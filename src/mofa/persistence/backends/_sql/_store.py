@@ -57,8 +57,8 @@ class SqlStore(BaseStore):
     """The reads every SQL backend shares (see the module docstring)."""
 
     #: The backend's dialect and its read statements, set by each subclass.
-    dialect: ClassVar[Dialect]
-    reads: ClassVar[Reads]
+    _dialect: ClassVar[Dialect]
+    _reads: ClassVar[Reads]
 
     @abc.abstractmethod
     async def _select(
@@ -70,18 +70,18 @@ class SqlStore(BaseStore):
         """
 
     def _limit(self, limit: int | None) -> int | None:
-        return self.dialect.no_limit if limit is None else limit
+        return self._dialect.no_limit if limit is None else limit
 
     # ---------------------------------------------------------------- agents
 
     async def _get_agent(self, agent_id: str) -> Agent | None:
         return await self._select(
-            self.reads.get_agent, (agent_id,), _first, self.dialect.agent_from_row
+            self._reads.get_agent, (agent_id,), _first, self._dialect.agent_from_row
         )
 
     async def _list_agents(self, limit: int | None) -> list[Agent]:
         return await self._select(
-            self.reads.list_agents, (self._limit(limit),), _each, self.dialect.agent_from_row
+            self._reads.list_agents, (self._limit(limit),), _each, self._dialect.agent_from_row
         )
 
     # -------------------------------------------------------------- sessions
@@ -89,16 +89,16 @@ class SqlStore(BaseStore):
     async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
         args: tuple[Any, ...]
         if owner is None:
-            sql, args = self.reads.get_session, (session_id,)
+            sql, args = self._reads.get_session, (session_id,)
         else:
-            sql, args = self.reads.get_session_owned, (session_id, *owner_params(owner))
-        return await self._select(sql, args, _first, self.dialect.session_from_row)
+            sql, args = self._reads.get_session_owned, (session_id, *owner_params(owner))
+        return await self._select(sql, args, _first, self._dialect.session_from_row)
 
     async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
         key, filters = session_filters(query, owner)
         args = (*filters, self._limit(query.limit), query.offset)
         return await self._select(
-            self.reads.list_sessions[key], args, _each, self.dialect.session_from_row
+            self._reads.list_sessions[key], args, _each, self._dialect.session_from_row
         )
 
     # -------------------------------------------------------------- messages
@@ -109,23 +109,23 @@ class SqlStore(BaseStore):
         count = self._limit(limit)
         args: tuple[Any, ...]
         if owner is None:
-            sql, args = self.reads.list_messages, (session_id, after_seq, count)
+            sql, args = self._reads.list_messages, (session_id, after_seq, count)
         else:
-            sql = self.reads.list_messages_owned
+            sql = self._reads.list_messages_owned
             args = (session_id, after_seq, session_id, *owner_params(owner), count)
-        return await self._select(sql, args, self.dialect.messages_from_rows, session_id)
+        return await self._select(sql, args, self._dialect.messages_from_rows, session_id)
 
     async def _list_recent_messages(
         self, session_id: str, limit: int, owner: Owner | None
     ) -> list[Message]:
         args: tuple[Any, ...]
         if owner is None:
-            sql, args = self.reads.recent_messages, (session_id, limit)
+            sql, args = self._reads.recent_messages, (session_id, limit)
         else:
-            sql = self.reads.recent_messages_owned
+            sql = self._reads.recent_messages_owned
             args = (session_id, session_id, *owner_params(owner), limit)
         return await self._select(
-            sql, args, _oldest_first, self.dialect.messages_from_rows, session_id
+            sql, args, _oldest_first, self._dialect.messages_from_rows, session_id
         )
 
     # ----------------------------------------------------------------- state
@@ -133,7 +133,7 @@ class SqlStore(BaseStore):
     async def _get_state(
         self, session_id: str, version: int | None, owner: Owner | None
     ) -> AgentState | None:
-        reads = self.reads
+        reads = self._reads
         args: tuple[Any, ...]
         if owner is None:
             if version is None:
@@ -145,7 +145,7 @@ class SqlStore(BaseStore):
         else:
             sql = reads.state_version_owned
             args = (session_id, version, session_id, *owner_params(owner))
-        return await self._select(sql, args, _first_of, self.dialect.state_from_row, session_id)
+        return await self._select(sql, args, _first_of, self._dialect.state_from_row, session_id)
 
     async def _list_states(
         self, session_id: str, limit: int | None, owner: Owner | None
@@ -153,8 +153,8 @@ class SqlStore(BaseStore):
         count = self._limit(limit)
         args: tuple[Any, ...]
         if owner is None:
-            sql, args = self.reads.list_states, (session_id, count)
+            sql, args = self._reads.list_states, (session_id, count)
         else:
-            sql = self.reads.list_states_owned
+            sql = self._reads.list_states_owned
             args = (session_id, session_id, *owner_params(owner), count)
-        return await self._select(sql, args, _each_of, self.dialect.state_from_row, session_id)
+        return await self._select(sql, args, _each_of, self._dialect.state_from_row, session_id)

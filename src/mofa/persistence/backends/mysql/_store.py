@@ -49,8 +49,8 @@ class MySqlStore(PooledStore):
     """Sessions, messages and agent state in MySQL 8 or MariaDB 10.11+ (InnoDB)."""
 
     backend = "mysql"
-    dialect = DIALECT
-    reads = READS
+    _dialect = DIALECT
+    _reads = READS
 
     # ------------------------------------------------------------------ connecting
 

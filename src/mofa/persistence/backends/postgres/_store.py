@@ -76,8 +76,8 @@ class PostgresStore(SqlStore):
     """
 
     backend = "postgres"
-    dialect = DIALECT
-    reads = READS
+    _dialect = DIALECT
+    _reads = READS
 
     def __init__(self, url: DatabaseURL, pool: Any) -> None:
         super().__init__(url)

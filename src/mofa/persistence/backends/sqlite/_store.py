@@ -41,8 +41,8 @@ class SqliteStore(SqlStore):
     """A SQLite database file (or ``sqlite::memory:``), used from asyncio."""
 
     backend = "sqlite"
-    dialect = DIALECT
-    reads = READS
+    _dialect = DIALECT
+    _reads = READS
 
     def __init__(self, url: DatabaseURL, worker: Worker) -> None:
         super().__init__(url)
