@@ -33,6 +33,7 @@ from mofa.persistence import (
     open_store,
 )
 from mofa.persistence.backends.postgres import PostgresStore, _statements
+from mofa.persistence.backends.postgres._pooler import Pooling
 from mofa.persistence.schema import latest_version, table_names
 from tests.reliability._harness import free_port
 from tests.reliability.pgserver import PrivatePostgres, private_postgres
@@ -723,6 +724,9 @@ async def test_pool_size_and_pool_max_size_together_are_refused() -> None:
         await open_store("postgresql://postgres@127.0.0.1:1/mofa", pool_size=5, pool_max_size=5)
 
 
+_DIRECT = Pooling(None, detected=False)  # no pooler: migrations run on the store's connection
+
+
 class _OneConnection:
     """A pool of one given connection, for calling the schema step on it directly."""
 
@@ -751,11 +755,15 @@ async def test_a_connect_that_waited_for_the_schema_lock_sees_the_schema_made_me
     try:
         # The waiting connection has looked for the bookkeeping table before: not there yet.
         with pytest.raises(SchemaError, match="no mofa-sdk schema"):
-            await _schema.migrate(_OneConnection(waiting), parse_url(database_url), False)
+            await _schema.migrate(
+                _OneConnection(waiting), parse_url(database_url), False, pooling=_DIRECT
+            )
         async with other.transaction():
             await other.execute("SELECT pg_advisory_xact_lock($1)", _schema._SCHEMA_LOCK_KEY)
             step = asyncio.create_task(
-                _schema.migrate(_OneConnection(waiting), parse_url(database_url), True)
+                _schema.migrate(
+                    _OneConnection(waiting), parse_url(database_url), True, pooling=_DIRECT
+                )
             )
             await asyncio.sleep(0.2)  # it now waits for the lock
             assert not step.done()
