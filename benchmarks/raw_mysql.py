@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncmy
+import orjson
 
-from benchmarks._runner import with_database
+from benchmarks._measure import RawMessage, RawSession, with_database
 from mofa.persistence import schema
 
 NAME = "mysql"
@@ -61,6 +62,35 @@ def _connect_kwargs(url: str) -> dict[str, Any]:
         "connect_timeout": 5,
         "stmt_cache_size": 64,
     }
+
+
+def _time(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC)
+
+
+def messages(rows: list[Any]) -> list[RawMessage]:
+    """One object per row, its JSON decoded and its time UTC-aware: the comparator's decode."""
+    loads = orjson.loads
+    return [RawMessage(r[0], r[1], r[2], r[3], loads(r[4]), _time(r[5])) for r in rows]
+
+
+def sessions(rows: list[Any]) -> list[RawSession]:
+    loads = orjson.loads
+    return [
+        RawSession(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            loads(r[5]),
+            r[6],
+            _time(r[7]),
+            _time(r[8]),
+            None if r[9] is None else _time(r[9]),
+        )
+        for r in rows
+    ]
 
 
 async def _admin(sql: str) -> None:
@@ -175,35 +205,38 @@ class Raw:
         if results[1][0] != 1:
             raise LookupError(session_id)
 
-    async def load_all(self, session_id: str) -> list[tuple[Any, ...]]:
-        return await self._fetch(
+    async def load_all(self, session_id: str) -> list[RawMessage]:
+        rows = await self._fetch(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (session_id, 0, 18446744073709551615),
         )
+        return messages(rows)
 
-    async def load_last(self, session_id: str, n: int) -> list[tuple[Any, ...]]:
+    async def load_last(self, session_id: str, n: int) -> list[RawMessage]:
         rows = await self._fetch(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
             (session_id, n),
         )
         rows.reverse()
-        return rows
+        return messages(rows)
 
-    async def list_user_sessions(self, user_id: str, limit: int) -> list[tuple[Any, ...]]:
-        return await self._fetch(
+    async def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
+        rows = await self._fetch(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = %s "
             "ORDER BY created_at DESC, session_id DESC LIMIT %s OFFSET %s",
             (user_id, limit, 0),
         )
+        return sessions(rows)
 
-    async def list_recent_sessions(self, limit: int) -> list[tuple[Any, ...]]:
-        return await self._fetch(
+    async def list_recent_sessions(self, limit: int) -> list[RawSession]:
+        rows = await self._fetch(
             f"SELECT {_SESSION_COLUMNS} FROM sessions "
             "ORDER BY created_at DESC, session_id DESC LIMIT %s OFFSET %s",
             (limit, 0),
         )
+        return sessions(rows)
 
     async def bulk_load(self, sessions: int, messages_per_session: int, users: int) -> None:
         base = datetime(2026, 1, 1)

@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 
-from benchmarks._runner import with_database
+from benchmarks._measure import RawMessage, RawSession, with_database
 from mofa.persistence import schema
 
 NAME = "postgres"
@@ -43,6 +44,31 @@ _APPEND_BATCH = (
     "FROM s, unnest($3::varchar[], $4::text[]) WITH ORDINALITY AS m(role, content, position) "
     "ORDER BY m.position"
 )
+
+
+def messages(rows: list[Any]) -> list[RawMessage]:
+    """One object per row, its JSON decoded and its time UTC-aware: the comparator's decode."""
+    loads = orjson.loads
+    return [RawMessage(r[0], r[1], r[2], r[3], loads(r[4]), r[5]) for r in rows]
+
+
+def sessions(rows: list[Any]) -> list[RawSession]:
+    loads = orjson.loads
+    return [
+        RawSession(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            loads(r[5]),
+            r[6],
+            r[7],
+            r[8],
+            None if r[9] is None else r[9],
+        )
+        for r in rows
+    ]
 
 
 async def _no_reset(connection: Any) -> None:
@@ -126,15 +152,16 @@ class Raw:
             datetime.now(UTC),
         )
 
-    async def load_all(self, session_id: str) -> list[Any]:
-        return list(
+    async def load_all(self, session_id: str) -> list[RawMessage]:
+        rows = list(
             await self._pool.fetch(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 ORDER BY seq",
                 session_id,
             )
         )
+        return messages(rows)
 
-    async def load_last(self, session_id: str, n: int) -> list[Any]:
+    async def load_last(self, session_id: str, n: int) -> list[RawMessage]:
         rows = list(
             await self._pool.fetch(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 "
@@ -144,10 +171,10 @@ class Raw:
             )
         )
         rows.reverse()
-        return rows
+        return messages(rows)
 
-    async def list_user_sessions(self, user_id: str, limit: int) -> list[Any]:
-        return list(
+    async def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
+        rows = list(
             await self._pool.fetch(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = $1 "
                 "ORDER BY created_at DESC, session_id DESC LIMIT $2",
@@ -155,15 +182,17 @@ class Raw:
                 limit,
             )
         )
+        return sessions(rows)
 
-    async def list_recent_sessions(self, limit: int) -> list[Any]:
-        return list(
+    async def list_recent_sessions(self, limit: int) -> list[RawSession]:
+        rows = list(
             await self._pool.fetch(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions "
                 "ORDER BY created_at DESC, session_id DESC LIMIT $1",
                 limit,
             )
         )
+        return sessions(rows)
 
     async def bulk_load(self, sessions: int, messages_per_session: int, users: int) -> None:
         """COPY in chunks, then ANALYZE so the planner knows the tables' new size."""

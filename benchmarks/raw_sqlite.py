@@ -1,31 +1,71 @@
-"""SQLite for the benchmarks: temporary database files and the raw ``sqlite3`` baseline.
+"""SQLite for the benchmarks: temporary database files and the raw ``sqlite3`` comparators.
 
-The raw side is the floor the store is measured against: blocking ``sqlite3`` calls straight on
-the event loop's thread, WAL, ``synchronous=FULL``, the store's own schema, and the minimal
-hand-written SQL for the same data changes (one ``BEGIN IMMEDIATE`` transaction per append that
-bumps the session counter and inserts the row with the next seq).
+The comparator (:class:`Raw`) is raw ``sqlite3`` in the store's thread model: every call is one
+hop to one dedicated worker thread (a queue in, ``call_soon_threadsafe`` back), since an async
+store must never block the event loop on disk. It runs the minimal hand-written SQL for the
+same data changes (one ``BEGIN IMMEDIATE`` transaction per append that bumps the session
+counter and inserts the row with the next seq) and, on reads, turns each row into one object
+with its JSON decoded and its time parsed, on the worker thread, in the same hop.
+:class:`Blocking` does exactly the same on the event loop's own thread: the reference column
+(what the hop costs). Both: WAL, ``synchronous=FULL``, the store's own schema.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import shutil
 import sqlite3
 import tempfile
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
+
+from benchmarks._measure import RawMessage, RawSession
 from mofa.persistence import schema
 
 NAME = "sqlite"
 
+_T = TypeVar("_T")
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _SESSION_COLUMNS = ", ".join(schema.table_columns(NAME)["sessions"])
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime(_TIME_FORMAT)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text + "+00:00")
+
+
+def messages(rows: list[Any]) -> list[RawMessage]:
+    loads = orjson.loads
+    return [RawMessage(r[0], r[1], r[2], r[3], loads(r[4]), _time(r[5])) for r in rows]
+
+
+def sessions(rows: list[Any]) -> list[RawSession]:
+    loads = orjson.loads
+    return [
+        RawSession(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            loads(r[5]),
+            r[6],
+            _time(r[7]),
+            _time(r[8]),
+            None if r[9] is None else _time(r[9]),
+        )
+        for r in rows
+    ]
 
 
 async def create_database() -> str:
@@ -39,15 +79,50 @@ async def drop_database(url: str) -> None:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
     return connection
 
 
-class Raw:
-    """Blocking ``sqlite3`` doing the store's durable work with the least possible code."""
+def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
+
+
+class _Thread:
+    """One worker thread: a job queue in, ``call_soon_threadsafe`` back (one hop a call)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            function, args, future, loop = job
+            try:
+                value, error = function(*args), None
+            except BaseException as exc:
+                value, error = None, exc
+            loop.call_soon_threadsafe(_resolve, future, value, error)
+
+    def call(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((function, args, future, loop))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+
+class _Sync:
+    """The blocking bodies: ``sqlite3`` doing the store's durable work with the least code."""
 
     def __init__(self, url: str, connection: sqlite3.Connection, owned: bool) -> None:
         self.url = url
@@ -55,10 +130,11 @@ class Raw:
         self._owned = owned
 
     @classmethod
-    async def open(cls, url: str | None = None) -> Raw:
+    def open(cls, url: str | None = None) -> _Sync:
         owned = url is None
         if url is None:
-            url = await create_database()
+            directory = tempfile.mkdtemp(prefix="mofa-bench-", dir=os.environ.get("MOFA_BENCH_DIR"))
+            url = f"sqlite://{Path(directory) / 'bench.db'}"
         connection = _connect(url.removeprefix("sqlite://"))
         connection.execute("BEGIN IMMEDIATE")
         # A database the store made already has the schema (SQLite's ADD COLUMN cannot run
@@ -72,12 +148,12 @@ class Raw:
         connection.execute("COMMIT")
         return cls(url, connection, owned)
 
-    async def close(self) -> None:
+    def close(self) -> None:
         self._connection.close()
         if self._owned:
-            await drop_database(self.url)
+            shutil.rmtree(Path(self.url.removeprefix("sqlite://")).parent, ignore_errors=True)
 
-    async def create_session(self, session_id: str, user_id: str, agent_id: str) -> None:
+    def create_session(self, session_id: str, user_id: str, agent_id: str) -> None:
         now = _now()
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
@@ -93,7 +169,7 @@ class Raw:
         )
         connection.execute("COMMIT")
 
-    async def append_one(self, session_id: str, role: str, content: str) -> None:
+    def append_one(self, session_id: str, role: str, content: str) -> None:
         now = _now()
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
@@ -109,7 +185,7 @@ class Raw:
         )
         connection.execute("COMMIT")
 
-    async def append_batch(self, session_id: str, rows: list[tuple[str, str]]) -> None:
+    def append_batch(self, session_id: str, rows: list[tuple[str, str]]) -> None:
         now = _now()
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
@@ -124,37 +200,42 @@ class Raw:
         )
         connection.execute("COMMIT")
 
-    async def load_all(self, session_id: str) -> list[tuple[Any, ...]]:
-        return self._connection.execute(
+    def load_all(self, session_id: str) -> list[RawMessage]:
+        rows = self._connection.execute(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = ? ORDER BY seq",
             (session_id,),
         ).fetchall()
+        return messages(rows)
 
-    async def load_last(self, session_id: str, n: int) -> list[tuple[Any, ...]]:
+    def load_last(self, session_id: str, n: int) -> list[RawMessage]:
         rows = self._connection.execute(
             "SELECT id, seq, role, content, metadata, timestamp FROM messages "
             "WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
             (session_id, n),
         ).fetchall()
         rows.reverse()
-        return rows
+        return messages(rows)
 
-    async def list_user_sessions(self, user_id: str, limit: int) -> list[tuple[Any, ...]]:
-        return self._connection.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? "
-            "ORDER BY created_at DESC, session_id DESC LIMIT ?",
-            (user_id, limit),
-        ).fetchall()
+    def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
+        return sessions(
+            self._connection.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ? "
+                "ORDER BY created_at DESC, session_id DESC LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+        )
 
-    async def list_recent_sessions(self, limit: int) -> list[tuple[Any, ...]]:
-        return self._connection.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions "
-            "ORDER BY created_at DESC, session_id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+    def list_recent_sessions(self, limit: int) -> list[RawSession]:
+        return sessions(
+            self._connection.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions "
+                "ORDER BY created_at DESC, session_id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
 
-    async def bulk_load(self, sessions: int, messages_per_session: int, users: int) -> None:
+    def bulk_load(self, sessions: int, messages_per_session: int, users: int) -> None:
         base = datetime(2026, 1, 1, tzinfo=UTC)
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
@@ -195,3 +276,83 @@ class Raw:
             "VALUES (?, ?, ?, ?, '{}', ?)",
             rows,
         )
+
+
+class Blocking:
+    """The reference: the comparator's work on the event loop's own thread (blocking it)."""
+
+    def __init__(self, sync: _Sync) -> None:
+        self._sync = sync
+
+    @classmethod
+    async def open(cls, url: str | None = None) -> Blocking:
+        return cls(_Sync.open(url))
+
+    async def close(self) -> None:
+        self._sync.close()
+
+    async def create_session(self, session_id: str, user_id: str, agent_id: str) -> None:
+        self._sync.create_session(session_id, user_id, agent_id)
+
+    async def append_one(self, session_id: str, role: str, content: str) -> None:
+        self._sync.append_one(session_id, role, content)
+
+    async def append_batch(self, session_id: str, rows: list[tuple[str, str]]) -> None:
+        self._sync.append_batch(session_id, rows)
+
+    async def load_all(self, session_id: str) -> list[RawMessage]:
+        return self._sync.load_all(session_id)
+
+    async def load_last(self, session_id: str, n: int) -> list[RawMessage]:
+        return self._sync.load_last(session_id, n)
+
+    async def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
+        return self._sync.list_user_sessions(user_id, limit)
+
+    async def list_recent_sessions(self, limit: int) -> list[RawSession]:
+        return self._sync.list_recent_sessions(limit)
+
+    async def bulk_load(self, sessions: int, messages_per_session: int, users: int) -> None:
+        self._sync.bulk_load(sessions, messages_per_session, users)
+
+
+class Raw:
+    """The comparator: the same work, each call one hop to one worker thread that owns the
+    connection (the store's thread model)."""
+
+    def __init__(self, sync: _Sync, thread: _Thread) -> None:
+        self._sync = sync
+        self._thread = thread
+
+    @classmethod
+    async def open(cls, url: str | None = None) -> Raw:
+        thread = _Thread()
+        return cls(await thread.call(_Sync.open, url), thread)
+
+    async def close(self) -> None:
+        await self._thread.call(self._sync.close)
+        self._thread.stop()
+
+    async def create_session(self, session_id: str, user_id: str, agent_id: str) -> None:
+        await self._thread.call(self._sync.create_session, session_id, user_id, agent_id)
+
+    async def append_one(self, session_id: str, role: str, content: str) -> None:
+        await self._thread.call(self._sync.append_one, session_id, role, content)
+
+    async def append_batch(self, session_id: str, rows: list[tuple[str, str]]) -> None:
+        await self._thread.call(self._sync.append_batch, session_id, rows)
+
+    async def load_all(self, session_id: str) -> list[RawMessage]:
+        return await self._thread.call(self._sync.load_all, session_id)
+
+    async def load_last(self, session_id: str, n: int) -> list[RawMessage]:
+        return await self._thread.call(self._sync.load_last, session_id, n)
+
+    async def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
+        return await self._thread.call(self._sync.list_user_sessions, user_id, limit)
+
+    async def list_recent_sessions(self, limit: int) -> list[RawSession]:
+        return await self._thread.call(self._sync.list_recent_sessions, limit)
+
+    async def bulk_load(self, sessions: int, messages_per_session: int, users: int) -> None:
+        await self._thread.call(self._sync.bulk_load, sessions, messages_per_session, users)
