@@ -32,6 +32,7 @@ from mofa.persistence.errors import DamagedRecordError, InvalidInputError
 __all__ = [
     "MAX_ID_LENGTH",
     "ROLES",
+    "TIME_TEXT_LENGTH",
     "check_datetime",
     "check_id",
     "check_limit",
@@ -370,6 +371,8 @@ def check_limit(value: object, what: str = "limit") -> int | None:
 #: The text length of :func:`format_time`'s output: its fixed width is what keeps text order
 #: time order in SQLite and the file store.
 _TIME_TEXT_LENGTH: Final = 26
+#: The length of :func:`format_time`'s text (a row reader's inline fast path checks it).
+TIME_TEXT_LENGTH: Final = _TIME_TEXT_LENGTH
 #: A year of fewer than four digits at the start of a time: how versions before the four-digit
 #: rule wrote years 1 to 999 (strftime's %Y does not pad on glibc).
 _SHORT_YEAR = re.compile(r"^\d{1,3}(?=-)")

@@ -212,6 +212,96 @@ class AgentState:
     created_at: datetime
 
 
+class _MessageBuilder:
+    """Builds :class:`Message` objects on the load and append paths, 2x faster than
+    ``Message(...)``.
+
+    Why: a frozen class refuses ``self.x = …``, so ``Message.__init__`` stores each field
+    through a slot setter call (0.6-0.7 µs a message); a plain class with the same slots
+    stores them as ordinary attributes (0.3 µs). This one does that, then makes the object
+    the Message it describes by assigning ``__class__`` (allowed between classes of the same
+    layout). What comes back *is* a Message — ``type()``, equality, hashing, ``repr``,
+    pickling, ``copy`` and ``dataclasses.replace`` are Message's own — and nothing can write
+    to it afterwards. ``_check_builder`` turns a layout change into an import error.
+    """
+
+    # The entity's fields, in its order (_check_builder compares them).
+    __slots__ = ("session_id", "seq", "role", "content", "metadata", "timestamp", "id")  # noqa: RUF023
+
+    def __init__(
+        self,
+        session_id: str,
+        seq: int,
+        role: Role,
+        content: str,
+        metadata: dict[str, Any],
+        timestamp: datetime,
+        id: int | None,
+    ) -> None:
+        self.session_id = session_id
+        self.seq = seq
+        self.role = role
+        self.content = content
+        self.metadata = metadata
+        self.timestamp = timestamp
+        self.id = id
+        self.__class__ = Message  # type: ignore[assignment]
+
+
+class _SessionBuilder:
+    """Builds :class:`Session` objects on the listing path (see :class:`_MessageBuilder`)."""
+
+    __slots__ = (  # noqa: RUF023 - the entity's fields, in its order
+        "session_id",
+        "agent_id",
+        "user_id",
+        "tenant_id",
+        "status",
+        "metadata",
+        "message_count",
+        "created_at",
+        "updated_at",
+        "expires_at",
+    )
+
+    def __init__(
+        self,
+        session_id: str,
+        agent_id: str | None,
+        user_id: str | None,
+        tenant_id: str | None,
+        status: str,
+        metadata: dict[str, Any],
+        message_count: int,
+        created_at: datetime,
+        updated_at: datetime,
+        expires_at: datetime | None,
+    ) -> None:
+        self.session_id = session_id
+        self.agent_id = agent_id
+        self.user_id = user_id
+        self.tenant_id = tenant_id
+        self.status = status
+        self.metadata = metadata
+        self.message_count = message_count
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.expires_at = expires_at
+        self.__class__ = Session  # type: ignore[assignment]
+
+
+def _check_builder(builder: type, entity: type, sample: tuple[Any, ...]) -> Callable[..., Any]:
+    """``builder``, once it is known to make exactly what ``entity(*sample)`` makes."""
+    fields = tuple(item.name for item in dataclasses.fields(entity))
+    slots = (getattr(builder, "__slots__", ()), getattr(entity, "__slots__", ()))
+    if slots != (fields, fields):  # pragma: no cover
+        raise RuntimeError(f"{builder.__name__} is out of date: {entity.__name__} has {fields}.")
+    built = builder(*sample)  # a layout that differs raises TypeError here, at import
+    if type(built) is not entity or built != entity(*sample):  # pragma: no cover
+        raise RuntimeError(f"{builder.__name__} does not build a {entity.__name__}.")
+    return builder
+
+
 def _fast_setters(entity: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
     """The slot setters of a frozen, slotted dataclass, checked against its fields.
 
@@ -261,3 +351,15 @@ def _fast_setters(entity: type, names: tuple[str, ...]) -> tuple[Callable[[Any, 
     _set_message_timestamp,
     _set_message_id,
 ) = _fast_setters(Message, ("session_id", "seq", "role", "content", "metadata", "timestamp", "id"))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: ``build_message(session_id, seq, role, content, metadata, timestamp, id)``: a Message,
+#: positional arguments only, nothing checked (the backends' row readers and appends).
+build_message: Callable[[str, int, Role, str, dict[str, Any], datetime, int | None], Message] = (
+    _check_builder(_MessageBuilder, Message, ("s", 1, Role.USER, "", {}, _EPOCH, 1))
+)
+#: ``build_session(...)``: a Session, the ten fields positionally (the listing readers).
+build_session: Callable[..., Session] = _check_builder(
+    _SessionBuilder, Session, ("s", None, None, None, "active", {}, 0, _EPOCH, _EPOCH, None)
+)

@@ -45,6 +45,8 @@ class Dialect:
     #: ``json_text(column)``: the column as the text its row reader decodes.
     json_text: Callable[[str], str]
     session_from_row: Callable[[Any], Session]
+    #: ``sessions_from_rows(rows)``: a listing's rows, one call per result.
+    sessions_from_rows: Callable[[Sequence[Any]], list[Session]]
     agent_from_row: Callable[[Any], Agent]
     #: ``messages_from_rows(session_id, rows)``: a load's hot path, so one call per result.
     messages_from_rows: Callable[[str, Sequence[Any]], list[Message]]

@@ -98,7 +98,7 @@ class SqlStore(BaseStore):
         key, filters = session_filters(query, owner)
         args = (*filters, self._limit(query.limit), query.offset)
         return await self._select(
-            self._reads.list_sessions[key], args, _each, self._dialect.session_from_row
+            self._reads.list_sessions[key], args, self._dialect.sessions_from_rows
         )
 
     # -------------------------------------------------------------- messages

@@ -7,13 +7,21 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from mofa.persistence._codec import ROLES, damaged_record, decode_json, unreadable_field
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Session,
+    build_message,
+    build_session,
+)
 
 __all__ = [
     "agent_from_row",
     "aware",
     "messages_from_rows",
     "session_from_row",
+    "sessions_from_rows",
     "state_from_row",
     "wire",
 ]
@@ -54,7 +62,7 @@ def session_from_row(row: Sequence[Any]) -> Session:
         expires,
     ) = row
     try:
-        return Session(
+        return build_session(
             session_id.decode(),
             None if agent_id is None else agent_id.decode(),
             None if user_id is None else user_id.decode(),
@@ -72,13 +80,47 @@ def session_from_row(row: Sequence[Any]) -> Session:
         raise damaged_record(f"session {session!r}", fields, exc, session_id=session) from exc
 
 
+def sessions_from_rows(rows: Sequence[Sequence[Any]]) -> list[Session]:
+    """Rows -> sessions: a listing's path, one comprehension (see messages_from_rows)."""
+    build, decode, combine, utc = build_session, decode_json, _combine, UTC
+    try:
+        return [
+            build(
+                session_id.decode(),
+                None if agent_id is None else agent_id.decode(),
+                None if user_id is None else user_id.decode(),
+                None if tenant_id is None else tenant_id.decode(),
+                status,
+                {} if metadata == "{}" else decode(metadata),
+                count,
+                combine(created.date(), created.time(), utc),
+                combine(updated.date(), updated.time(), utc),
+                None if expires is None else combine(expires.date(), expires.time(), utc),
+            )
+            for (
+                session_id,
+                agent_id,
+                user_id,
+                tenant_id,
+                status,
+                metadata,
+                count,
+                created,
+                updated,
+                expires,
+            ) in rows
+        ]
+    except _UNREADABLE:
+        return [session_from_row(row) for row in rows]  # raises, naming the row
+
+
 def messages_from_rows(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
     """Rows -> messages. The hot path of every load: one comprehension, positional fields,
     no call for the common empty metadata."""
-    roles, utc, decode, combine = ROLES, UTC, decode_json, _combine
+    build, roles, utc, decode, combine = build_message, ROLES, UTC, decode_json, _combine
     try:
         return [
-            Message(
+            build(
                 session_id,
                 seq,
                 roles[role],

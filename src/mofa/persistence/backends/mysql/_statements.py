@@ -21,6 +21,7 @@ from mofa.persistence.backends.mysql._rows import (
     agent_from_row,
     messages_from_rows,
     session_from_row,
+    sessions_from_rows,
     state_from_row,
 )
 
@@ -52,6 +53,7 @@ DIALECT: Final = Dialect(
     no_limit=NO_LIMIT,
     json_text=str,  # JSON columns arrive as text already
     session_from_row=session_from_row,
+    sessions_from_rows=sessions_from_rows,
     agent_from_row=agent_from_row,
     messages_from_rows=messages_from_rows,
     state_from_row=state_from_row,

@@ -8,7 +8,14 @@ from datetime import UTC
 from typing import Any
 
 from mofa.persistence._codec import ROLES, damaged_record, decode_json
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Session,
+    build_message,
+    build_session,
+)
 
 __all__ = [
     "agent_from_row",
@@ -16,6 +23,7 @@ __all__ = [
     "message_from_row",
     "messages_from_rows",
     "session_from_row",
+    "sessions_from_rows",
     "state_from_row",
     "utc",
 ]
@@ -34,7 +42,7 @@ def utc(value: Any) -> Any:
 def session_from_row(row: Any) -> Session:
     metadata = row[5]
     try:
-        return Session(
+        return build_session(
             row[0],
             row[1],
             row[2],
@@ -74,8 +82,61 @@ def message_from_row(session_id: str, row: Any) -> Message:
         ) from exc
 
 
+def sessions_from_rows(rows: Sequence[Any]) -> list[Session]:
+    """Rows -> sessions: a listing's path, one comprehension (see messages_from_rows)."""
+    build, decode, aware = build_session, decode_json, utc
+    try:
+        return [
+            build(
+                session_id,
+                agent_id,
+                user_id,
+                tenant_id,
+                status,
+                {} if metadata == "{}" else decode(metadata),
+                count,
+                aware(created),
+                aware(updated),
+                aware(expires),
+            )
+            for (
+                session_id,
+                agent_id,
+                user_id,
+                tenant_id,
+                status,
+                metadata,
+                count,
+                created,
+                updated,
+                expires,
+            ) in rows
+        ]
+    except ValueError:
+        return [session_from_row(row) for row in rows]  # raises, naming the row
+
+
 def messages_from_rows(session_id: str, rows: Sequence[Any]) -> list[Message]:
-    return [message_from_row(session_id, row) for row in rows]
+    """Rows -> messages: every load's hot path, so one comprehension with no call per row
+    beyond the entity's (empty metadata not decoded; times come aware from asyncpg but
+    for the two infinities, see utc). A row that does not decode sends the result through
+    message_from_row, which names it."""
+    build, roles, decode = build_message, ROLES, decode_json
+    try:
+        return [
+            build(
+                session_id,
+                seq,
+                roles[role],
+                content,
+                {} if metadata == "{}" else decode(metadata),
+                stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC),
+                message_id,
+            )
+            for message_id, seq, role, content, metadata, stamp in rows
+        ]
+    except (KeyError, ValueError):
+        return [message_from_row(session_id, row) for row in rows]  # raises, naming the row
 
 
 def agent_from_row(row: Any) -> Agent:

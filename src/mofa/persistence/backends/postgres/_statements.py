@@ -20,6 +20,7 @@ from mofa.persistence.backends.postgres._rows import (
     agent_from_row,
     messages_from_rows,
     session_from_row,
+    sessions_from_rows,
     state_from_row,
 )
 
@@ -48,6 +49,7 @@ DIALECT: Final = Dialect(
     no_limit=None,  # LIMIT NULL: every row
     json_text="{}::text".format,  # JSON travels as text and is decoded once, with orjson
     session_from_row=session_from_row,
+    sessions_from_rows=sessions_from_rows,
     agent_from_row=agent_from_row,
     messages_from_rows=messages_from_rows,
     state_from_row=state_from_row,

@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from mofa.persistence._codec import ROLES, damaged_record, decode_json, parse_time
-from mofa.persistence._entities import Agent, AgentState, Message, Session
+from mofa.persistence._codec import (
+    ROLES,
+    TIME_TEXT_LENGTH,
+    damaged_record,
+    decode_json,
+    parse_time,
+)
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Session,
+    build_message,
+    build_session,
+)
 
 __all__ = [
     "agent_from_row",
     "message_from_row",
     "messages_from_rows",
     "session_from_row",
+    "sessions_from_rows",
     "state_from_row",
 ]
+
+_from_iso = datetime.fromisoformat
+#: What a row that does not decode raises (a NULL where text belongs: TypeError).
+_UNREADABLE = (KeyError, ValueError, TypeError)
 
 
 def session_from_row(row: tuple[Any, ...]) -> Session:
     # Columns in the dataclass's field order; positional (see message_from_row).
     try:
-        return Session(
+        return build_session(
             row[0],
             row[1],
             row[2],
@@ -60,8 +79,61 @@ def message_from_row(session_id: str, row: tuple[Any, ...]) -> Message:
         ) from exc
 
 
+def sessions_from_rows(rows: Sequence[tuple[Any, ...]]) -> list[Session]:
+    """Rows -> sessions: a listing's path, one comprehension (see messages_from_rows)."""
+    build, decode, time = build_session, decode_json, parse_time
+    try:
+        return [
+            build(
+                session_id,
+                agent_id,
+                user_id,
+                tenant_id,
+                status,
+                {} if metadata == "{}" else decode(metadata),
+                count,
+                time(created),
+                time(updated),
+                None if expires is None else time(expires),
+            )
+            for (
+                session_id,
+                agent_id,
+                user_id,
+                tenant_id,
+                status,
+                metadata,
+                count,
+                created,
+                updated,
+                expires,
+            ) in rows
+        ]
+    except _UNREADABLE:
+        return [session_from_row(row) for row in rows]  # raises, naming the row
+
+
 def messages_from_rows(session_id: str, rows: Sequence[tuple[Any, ...]]) -> list[Message]:
-    return [message_from_row(session_id, row) for row in rows]
+    """Rows -> messages: every load's hot path, so one comprehension with no call per row
+    beyond the entity's and the time's (format_time's text parsed inline, as parse_time
+    does; empty metadata not decoded). A row that does not decode sends the result through
+    message_from_row, which names it."""
+    build, roles, decode, length = build_message, ROLES, decode_json, TIME_TEXT_LENGTH
+    try:
+        return [
+            build(
+                session_id,
+                seq,
+                roles[role],
+                content,
+                {} if metadata == "{}" else decode(metadata),
+                _from_iso(stamp + "+00:00") if len(stamp) == length else parse_time(stamp),
+                message_id,
+            )
+            for message_id, seq, role, content, metadata, stamp in rows
+        ]
+    except _UNREADABLE:
+        return [message_from_row(session_id, row) for row in rows]  # raises, naming the row
 
 
 def agent_from_row(row: tuple[Any, ...]) -> Agent:

@@ -15,6 +15,7 @@ from mofa.persistence.backends.sqlite._rows import (
     agent_from_row,
     messages_from_rows,
     session_from_row,
+    sessions_from_rows,
     state_from_row,
 )
 
@@ -53,6 +54,7 @@ DIALECT: Final = Dialect(
     no_limit=-1,  # a negative LIMIT means none
     json_text=str,  # JSON is TEXT
     session_from_row=session_from_row,
+    sessions_from_rows=sessions_from_rows,
     agent_from_row=agent_from_row,
     messages_from_rows=messages_from_rows,
     state_from_row=state_from_row,
