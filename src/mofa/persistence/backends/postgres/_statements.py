@@ -47,7 +47,10 @@ DIALECT: Final = Dialect(
     mark=numbered("$"),
     null_safe_equal="IS NOT DISTINCT FROM",
     no_limit=None,  # LIMIT NULL: every row
-    json_text="{}::text".format,  # JSON travels as text and is decoded once, with orjson
+    # asyncpg hands a JSONB column over as its text (the binary form is a version byte and
+    # the text), decoded once, with orjson; a ::text cast made the server convert every row
+    # again and cost a load of 5,000 messages about 10%.
+    json_text=str,
     session_from_row=session_from_row,
     sessions_from_rows=sessions_from_rows,
     agent_from_row=agent_from_row,
