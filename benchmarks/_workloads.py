@@ -182,6 +182,11 @@ def _loads_last(session: str, n: int) -> Read:
     return lambda side: partial(side.load_last, session, n)
 
 
+def _loads_last_owned(session: str, n: int) -> Read:
+    owner = _BULK_OWNER
+    return lambda side: partial(side.load_last_owned, session, n, owner.user_id, owner.agent_id)
+
+
 def _lists_user(limit: int) -> Read:
     return lambda side: partial(side.list_user_sessions, "user-0", limit)
 
@@ -206,6 +211,9 @@ async def w3(module: ModuleType, name: str, c: Counts) -> list[Row]:
         for label, side in others.items():
             expect(len(await side.load_all(session)), c.history, f"W3 {label} history")
             expect(len(await side.load_last(session, c.last)), c.last, f"W3 {label} last")
+            if label != "peer":
+                found = await _loads_last_owned(session, c.last)(side)()
+                expect(len(found), c.last, f"W3 {label} owner-scoped last")  # type: ignore[arg-type]
         rows = []
         for what, runs, mofa_call, read, scoped_row in (
             (
@@ -226,7 +234,7 @@ async def w3(module: ModuleType, name: str, c: Counts) -> list[Row]:
                 f"load last {c.last} of {c.history}, owner-scoped",
                 c.short_read_runs,
                 partial(store.list_recent_messages, session, limit=c.last, owner=_BULK_OWNER),
-                _loads_last(session, c.last),
+                _loads_last_owned(session, c.last),
                 True,
             ),
         ):

@@ -173,6 +173,23 @@ class Raw:
         rows.reverse()
         return messages(rows)
 
+    async def load_last_owned(
+        self, session_id: str, n: int, user_id: str, agent_id: str
+    ) -> list[RawMessage]:
+        rows = list(
+            await self._pool.fetch(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 AND EXISTS "
+                "(SELECT 1 FROM sessions s WHERE s.session_id = $1 AND s.tenant_id IS NULL "
+                "AND s.user_id = $2 AND s.agent_id = $3) ORDER BY seq DESC LIMIT $4",
+                session_id,
+                user_id,
+                agent_id,
+                n,
+            )
+        )
+        rows.reverse()
+        return messages(rows)
+
     async def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
         rows = list(
             await self._pool.fetch(

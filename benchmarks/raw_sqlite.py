@@ -217,6 +217,19 @@ class _Sync:
         rows.reverse()
         return messages(rows)
 
+    def load_last_owned(
+        self, session_id: str, n: int, user_id: str, agent_id: str
+    ) -> list[RawMessage]:
+        rows = self._connection.execute(
+            "SELECT id, seq, role, content, metadata, timestamp FROM messages "
+            "WHERE session_id = ? AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = ? "
+            "AND s.tenant_id IS NULL AND s.user_id = ? AND s.agent_id = ?) "
+            "ORDER BY seq DESC LIMIT ?",
+            (session_id, session_id, user_id, agent_id, n),
+        ).fetchall()
+        rows.reverse()
+        return messages(rows)
+
     def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
         return sessions(
             self._connection.execute(
@@ -306,6 +319,11 @@ class Blocking:
     async def load_last(self, session_id: str, n: int) -> list[RawMessage]:
         return self._sync.load_last(session_id, n)
 
+    async def load_last_owned(
+        self, session_id: str, n: int, user_id: str, agent_id: str
+    ) -> list[RawMessage]:
+        return self._sync.load_last_owned(session_id, n, user_id, agent_id)
+
     async def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
         return self._sync.list_user_sessions(user_id, limit)
 
@@ -347,6 +365,11 @@ class Raw:
 
     async def load_last(self, session_id: str, n: int) -> list[RawMessage]:
         return await self._thread.call(self._sync.load_last, session_id, n)
+
+    async def load_last_owned(
+        self, session_id: str, n: int, user_id: str, agent_id: str
+    ) -> list[RawMessage]:
+        return await self._thread.call(self._sync.load_last_owned, session_id, n, user_id, agent_id)
 
     async def list_user_sessions(self, user_id: str, limit: int) -> list[RawSession]:
         return await self._thread.call(self._sync.list_user_sessions, user_id, limit)

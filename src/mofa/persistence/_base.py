@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self
 from mofa.persistence._checked import SessionQuery, check_session_query
 from mofa.persistence._codec import (
     MAX_SEQ,
+    ROLES,
     check_datetime,
     check_id,
     check_limit,
@@ -48,6 +49,7 @@ from mofa.persistence.errors import InvalidInputError, SessionNotFoundError, Sto
 
 __all__ = ["BaseStore", "EncodedMessage"]
 
+_EMPTY_JSON = "{}"
 _MAX_STATUS = 50
 _MAX_AGENT_NAME = 255
 _MAX_AGENT_STATE = 50
@@ -88,14 +90,22 @@ def _encode_message(
     timestamp: datetime | None,
     now: datetime,
 ) -> EncodedMessage:
-    checked_role = check_role(role)
-    checked_content = check_text(content)
-    metadata_json = encode_json(metadata, "message metadata")
+    # Every appended message passes here (50 per call on a batch), so the common case —
+    # a known role, plain text, no metadata — takes no call beyond the result's; anything
+    # else goes through the checks that raise the errors.
+    checked_role = ROLES.get(role) if isinstance(role, str) else None
+    if checked_role is None:
+        checked_role = check_role(role)
+    if type(content) is not str or "\x00" in content or not content.isascii():
+        content = check_text(content)
+    if metadata is None:
+        metadata_json, decoded = _EMPTY_JSON, {}
+    else:
+        metadata_json = encode_json(metadata, "message metadata")
+        # Hand back what a read will return (a JSON round trip), not the caller's object.
+        decoded = decode_json(metadata_json)
     when = now if timestamp is None else check_datetime(timestamp, "message timestamp")
-    # Hand back what a read will return (a JSON round trip), not the caller's object.
-    return EncodedMessage(
-        checked_role, checked_content, decode_json(metadata_json), metadata_json, when
-    )
+    return EncodedMessage(checked_role, content, decoded, metadata_json, when)
 
 
 def _check_owner(owner: object) -> Owner | None:
