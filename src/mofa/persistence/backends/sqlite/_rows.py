@@ -81,7 +81,7 @@ def message_from_row(session_id: str, row: tuple[Any, ...]) -> Message:
 
 def sessions_from_rows(rows: Sequence[tuple[Any, ...]]) -> list[Session]:
     """Rows -> sessions: a listing's path, one comprehension (see messages_from_rows)."""
-    build, decode, time = build_session, decode_json, parse_time
+    build, decode, time, length = build_session, decode_json, parse_time, TIME_TEXT_LENGTH
     try:
         return [
             build(
@@ -92,8 +92,8 @@ def sessions_from_rows(rows: Sequence[tuple[Any, ...]]) -> list[Session]:
                 status,
                 {} if metadata == "{}" else decode(metadata),
                 count,
-                time(created),
-                time(updated),
+                _from_iso(created + "+00:00") if len(created) == length else time(created),
+                _from_iso(updated + "+00:00") if len(updated) == length else time(updated),
                 None if expires is None else time(expires),
             )
             for (
