@@ -5,8 +5,8 @@ MariaDB as root). The raw side is the floor the store is measured against: an as
 the same connection settings (utf8mb4, UTC session time zone, autocommit, server-side prepared
 reads), the store's schema, and the same statements — an append is one multi-statement round
 trip ``START TRANSACTION; UPDATE sessions … LAST_INSERT_ID(message_count + 1) …; INSERT INTO
-messages …; COMMIT`` — but rows come back as the driver's tuples, with no entities and no JSON
-decoding.
+messages …; COMMIT`` — and reads turn each tuple into one plain object with its JSON decoded and its
+time made UTC-aware (``messages``, ``sessions``): the comparator, on the loop like the store.
 """
 
 from __future__ import annotations

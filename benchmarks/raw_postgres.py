@@ -5,8 +5,8 @@ local server as ``postgres``). The raw side is the floor the store is measured a
 asyncpg pool set up as well as asyncpg allows (the per-release reset switched off, prepared
 statements cached per connection), the store's schema, and the same statements — an append
 is one CTE statement that bumps the session counter and inserts the row, a batch is one
-``unnest()`` statement — but rows come back as asyncpg records, with no entities and no JSON
-decoding.
+``unnest()`` statement — and reads turn each record into one plain object with its JSON
+decoded (``messages``, ``sessions``): the comparator, on the event loop like the store.
 """
 
 from __future__ import annotations
