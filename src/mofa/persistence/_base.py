@@ -37,6 +37,7 @@ from mofa.persistence._entities import (
     Owner,
     Role,
     Session,
+    SessionConditions,
     new_session_id,
     utc_now,
 )
@@ -292,6 +293,9 @@ class BaseStore(abc.ABC):
         agent_id: str | None = None,
         user_id: str | None = None,
         tenant_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
         owner: Owner | None = None,
@@ -300,14 +304,24 @@ class BaseStore(abc.ABC):
 
         A filter left ``None`` matches any value; through ``owner`` only the owner's sessions
         are listed (its ``None`` fields match sessions without that value), so a filter
-        that names another value lists nothing. Reads no messages: ``message_count`` is
-        kept on write.
+        that names another value lists nothing. ``status`` matches the stored status (an
+        expired session keeps its own); ``since`` and ``until`` bound ``created_at``
+        (``since <= created_at < until``). The agent, user and tenant filters choose the
+        index the listing reads in order; the others are checked on the rows it reads, so
+        nothing is sorted. Reads no messages: ``message_count`` is kept on write.
         """
         self._check_open()
         filters = (
             check_optional_id(agent_id, "agent id"),
             check_optional_id(user_id, "user id"),
             check_optional_id(tenant_id, "tenant id"),
+        )
+        conditions = SessionConditions(
+            status=None
+            if status is None
+            else check_short_text(status, "session status", _MAX_STATUS),
+            since=None if since is None else check_datetime(since, "since"),
+            until=None if until is None else check_datetime(until, "until"),
         )
         checked_limit = check_limit(limit)
         checked_offset = check_limit(offset, "offset") or 0
@@ -319,7 +333,7 @@ class BaseStore(abc.ABC):
                 for given, mine in zip(filters, own, strict=True)
             ):
                 return []  # a filter outside the scope: nothing of the owner's matches
-        return await self._list_sessions(*filters, checked_limit, checked_offset, scope)
+        return await self._list_sessions(*filters, checked_limit, checked_offset, scope, conditions)
 
     async def update_session(
         self,
@@ -535,8 +549,10 @@ class BaseStore(abc.ABC):
         limit: int | None,
         offset: int,
         owner: Owner | None,
+        conditions: SessionConditions,
     ) -> list[Session]:
-        """With an ``owner`` the filters are the owner's (``None``: the column is NULL)."""
+        """With an ``owner`` the filters are the owner's (``None``: the column is NULL);
+        ``conditions`` are checked too (see :meth:`list_sessions`)."""
 
     @abc.abstractmethod
     async def _update_session(

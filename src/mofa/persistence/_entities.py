@@ -23,6 +23,7 @@ __all__ = [
     "Owner",
     "Role",
     "Session",
+    "SessionConditions",
     "SessionStatus",
     "new_session_id",
     "utc_now",
@@ -100,6 +101,32 @@ class Owner:
             session.tenant_id == self.tenant_id
             and session.user_id == self.user_id
             and session.agent_id == self.agent_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConditions:
+    """What a session listing checks beside the ids: the stored ``status``, and
+    ``since <= created_at < until``. A ``None`` field checks nothing.
+
+    Backends receive it checked (times aware, in UTC); the in-memory and file stores test a
+    session with :meth:`matches`, the SQL stores put the same conditions in the statement.
+    """
+
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def any(self) -> bool:
+        """Whether there is anything to check."""
+        return self.status is not None or self.since is not None or self.until is not None
+
+    def matches(self, session: Session) -> bool:
+        return (
+            (self.status is None or session.status == self.status)
+            and (self.since is None or session.created_at >= self.since)
+            and (self.until is None or session.created_at < self.until)
         )
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
-from mofa.persistence._entities import Owner
+from mofa.persistence._entities import Owner, SessionConditions
 
 __all__ = [
     "ANY",
     "EQUAL",
     "IS_NULL",
     "FilterKey",
+    "SessionConditions",
     "list_sessions_statements",
     "owner_condition",
     "owner_params",
@@ -23,9 +25,13 @@ __all__ = [
 ANY: Final = 0
 EQUAL: Final = 1
 IS_NULL: Final = 2
-#: How a session listing filters (agent_id, user_id, tenant_id).
-FilterKey = tuple[int, int, int]
+#: How a session listing filters (agent_id, user_id, tenant_id), then whether it has a
+#: status, a ``since`` and an ``until`` condition.
+FilterKey = tuple[int, int, int, bool, bool, bool]
 _FILTER_COLUMNS = ("agent_id", "user_id", "tenant_id")
+#: The status and creation-time conditions, each followed by its placeholder.
+_EXTRA_CONDITIONS = ("status = ", "created_at >= ", "created_at < ")
+_EXTRA_KEYS = tuple(itertools.product((False, True), repeat=3))
 #: The owner scope's columns, in the order of :func:`owner_params`.
 _OWNER_COLUMNS = ("tenant_id", "user_id", "agent_id")
 
@@ -34,19 +40,26 @@ def list_sessions_statements(columns: str, mark: Callable[[int], str]) -> dict[F
     """The session-listing statement for each combination of filters.
 
     One statement per combination, so each gets a plan that uses its index (``IS NULL`` is
-    an index condition too). Its parameters are the values :func:`session_filters` returns,
-    then LIMIT and OFFSET; ``mark(n)`` writes the dialect's n-th placeholder (from 1).
+    an index condition too). The id filters pick the index; ``created_at`` bounds are a range
+    on its next column, and a status is checked on the rows read in the index's order, so no
+    statement sorts. Its parameters are the values :func:`session_filters` returns, then
+    LIMIT and OFFSET; ``mark(n)`` writes the dialect's n-th placeholder (from 1).
     """
     statements: dict[FilterKey, str] = {}
-    for agent, user, tenant in itertools.product((ANY, EQUAL, IS_NULL), repeat=3):
-        key = (agent, user, tenant)
+    ids = itertools.product((ANY, EQUAL, IS_NULL), repeat=3)
+    for (agent, user, tenant), extra in itertools.product(ids, _EXTRA_KEYS):
+        key: FilterKey = (agent, user, tenant, *extra)  # type: ignore[assignment]
         conditions, count = [], 0
-        for name, how in zip(_FILTER_COLUMNS, key, strict=True):
+        for name, how in zip(_FILTER_COLUMNS, key[:3], strict=True):
             if how == EQUAL:
                 count += 1
                 conditions.append(f"{name} = {mark(count)}")
             elif how == IS_NULL:
                 conditions.append(f"{name} IS NULL")
+        for condition, wanted in zip(_EXTRA_CONDITIONS, extra, strict=True):
+            if wanted:
+                count += 1
+                conditions.append(condition + mark(count))
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         statements[key] = (
             f"SELECT {columns} FROM sessions{where} "  # noqa: S608 - constant fragments
@@ -57,13 +70,33 @@ def list_sessions_statements(columns: str, mark: Callable[[int], str]) -> dict[F
 
 
 def session_filters(
-    agent_id: str | None, user_id: str | None, tenant_id: str | None, owner: Owner | None
-) -> tuple[FilterKey, list[str]]:
+    agent_id: str | None,
+    user_id: str | None,
+    tenant_id: str | None,
+    owner: Owner | None,
+    extra: SessionConditions | None = None,
+    wire_time: Callable[[datetime], Any] = lambda value: value,
+) -> tuple[FilterKey, list[Any]]:
     """The key of the listing statement for these filters, and its filter parameters.
 
     Through an ``owner`` the filters are the owner's, and its ``None`` fields are ``IS
     NULL`` (the store has already answered a filter that contradicts the scope).
+    ``wire_time`` turns a ``since`` / ``until`` time into what the dialect compares with
+    ``created_at`` (SQLite's text, MySQL's naive UTC).
     """
+    key, parameters = _id_filters(agent_id, user_id, tenant_id, owner)
+    extra = extra or SessionConditions()
+    values = (extra.status, extra.since, extra.until)
+    for value in values:
+        if value is not None:
+            parameters.append(value if isinstance(value, str) else wire_time(value))
+    present = tuple(value is not None for value in values)
+    return (*key, *present), parameters  # type: ignore[return-value]
+
+
+def _id_filters(
+    agent_id: str | None, user_id: str | None, tenant_id: str | None, owner: Owner | None
+) -> tuple[tuple[int, int, int], list[Any]]:
     if owner is None:
         values = (agent_id, user_id, tenant_id)
         key = (

@@ -25,7 +25,14 @@ from typing import Any, Self, TypeVar
 from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._codec import decode_json
 from mofa.persistence._contract import Unset
-from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Owner,
+    Session,
+    SessionConditions,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._toolkit import check_flag, placeholder_agent, reject_unknown_options
 from mofa.persistence.errors import (
@@ -153,6 +160,7 @@ class InMemoryStore(BaseStore):
         limit: int | None,
         offset: int,
         owner: Owner | None,
+        conditions: SessionConditions,
     ) -> list[Session]:
         rows = [
             row
@@ -161,6 +169,7 @@ class InMemoryStore(BaseStore):
             and (user_id is None or row.session.user_id == user_id)
             and (tenant_id is None or row.session.tenant_id == tenant_id)
             and (owner is None or owner.owns(row.session))
+            and conditions.matches(row.session)
         ]
         rows.sort(key=lambda r: (r.session.created_at, r.session.session_id), reverse=True)
         end = None if limit is None else offset + limit

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 from mofa.persistence._codec import format_time, parse_time
-from mofa.persistence._entities import Owner, Session
+from mofa.persistence._entities import Owner, Session, SessionConditions
 from mofa.persistence.backends.files._durable import FILE_MODE, append_durably
 from mofa.persistence.backends.files._layout import LISTING_FILE, Layout, agent_dir_name
 from mofa.persistence.backends.files._log import BLOCK, lines_backward, parse
@@ -185,6 +186,7 @@ class SessionList:
         limit: int | None,
         offset: int,
         owner: Owner | None,
+        conditions: SessionConditions | None = None,
     ) -> list[Session]:
         if limit == 0:
             return []
@@ -209,12 +211,19 @@ class SessionList:
                 pass  # removed by hand: the headers still tell (a writable open rebuilds it)
             else:
                 try:
-                    return self._list_from_listing(fd, wanted, limit, offset)
+                    return self._list_from_listing(fd, wanted, limit, offset, conditions)
                 finally:
                     os.close(fd)
         found = scan_headers(self._tree, self._layout, wanted)
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         end = None if limit is None else offset + limit
+        if conditions is not None and conditions.any:
+            # Checked on each session, newest first, as the SQL stores check them on rows.
+            sessions = (
+                session_from(self._tree, header, self._layout.files(header["agent_id"], key))
+                for _created, key, header in found
+            )
+            return list(itertools.islice(filter(conditions.matches, sessions), offset, end))
         page = found[offset:end]
         # Counts are read for the page only, from each session's summary (a log is read only
         # when its summary is stale after a crash).
@@ -224,7 +233,12 @@ class SessionList:
         ]
 
     def _list_from_listing(
-        self, fd: int, wanted: dict[str, str | None], limit: int | None, offset: int
+        self,
+        fd: int,
+        wanted: dict[str, str | None],
+        limit: int | None,
+        offset: int,
+        conditions: SessionConditions | None,
     ) -> list[Session]:
         """A page of sessions read from the session list: only the headers and summaries
         of the sessions on the page (and of the ``offset`` ones before it) are opened.
@@ -237,6 +251,7 @@ class SessionList:
         needles = [
             _listing_needle(key, value) for key, value in wanted.items() if value is not None
         ]
+        checked = conditions if conditions is not None and conditions.any else None
         page: list[Session] = []
         seen: set[str] = set()
         stale = 0
@@ -252,10 +267,15 @@ class SessionList:
                 stale += 1
                 continue
             seen.add(session_id)
+            found = None
+            if checked:
+                found = session_from(self._tree, header, files)
+                if not checked.matches(found):
+                    continue
             if offset:
                 offset -= 1
                 continue
-            page.append(session_from(self._tree, header, files))
+            page.append(found or session_from(self._tree, header, files))
             if len(page) == limit:
                 break
         if stale >= COMPACT_AFTER and self._compacting.acquire(blocking=False):

@@ -19,7 +19,14 @@ from typing import Any, Self, TypeVar
 
 from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._contract import Unset
-from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Owner,
+    Session,
+    SessionConditions,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.backends.files._group_commit import Group, GroupCommit
@@ -208,9 +215,17 @@ class FileStore(BaseStore):
         limit: int | None,
         offset: int,
         owner: Owner | None,
+        conditions: SessionConditions,
     ) -> list[Session]:
         return await self._run(
-            self._session_list.list_sessions, agent_id, user_id, tenant_id, limit, offset, owner
+            self._session_list.list_sessions,
+            agent_id,
+            user_id,
+            tenant_id,
+            limit,
+            offset,
+            owner,
+            conditions,
         )
 
     async def _update_session(

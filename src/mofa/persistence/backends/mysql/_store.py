@@ -8,7 +8,14 @@ from typing import Any, Self
 
 from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
-from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Owner,
+    Session,
+    SessionConditions,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import owner_params, session_filters
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
@@ -239,8 +246,9 @@ class MySqlStore(PooledStore):
         limit: int | None,
         offset: int,
         owner: Owner | None,
+        conditions: SessionConditions,
     ) -> list[Session]:
-        key, filters = session_filters(agent_id, user_id, tenant_id, owner)
+        key, filters = session_filters(agent_id, user_id, tenant_id, owner, conditions, wire)
         args = (*filters, NO_LIMIT if limit is None else limit, offset)
         return [session_from_row(row) for row in await self._fetch(LIST_SESSIONS[key], args)]
 

@@ -12,7 +12,14 @@ from typing import Any, Self
 
 from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._contract import Unset
-from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Owner,
+    Session,
+    SessionConditions,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import owner_params, session_filters
@@ -320,8 +327,9 @@ class PostgresStore(BaseStore):
         limit: int | None,
         offset: int,
         owner: Owner | None,
+        conditions: SessionConditions,
     ) -> list[Session]:
-        key, args = session_filters(agent_id, user_id, tenant_id, owner)
+        key, args = session_filters(agent_id, user_id, tenant_id, owner, conditions)
         rows = await self._fetch(LIST_SESSIONS[key], *args, limit, offset, write=False)
         return [row_session(row) for row in rows]
 

@@ -7,8 +7,16 @@ from datetime import datetime
 from typing import Any, Self
 
 from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._codec import format_time
 from mofa.persistence._contract import Unset
-from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._entities import (
+    Agent,
+    AgentState,
+    Message,
+    Owner,
+    Session,
+    SessionConditions,
+)
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import session_filters
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
@@ -140,8 +148,9 @@ class SqliteStore(BaseStore):
         limit: int | None,
         offset: int,
         owner: Owner | None,
+        conditions: SessionConditions,
     ) -> list[Session]:
-        key, filters = session_filters(agent_id, user_id, tenant_id, owner)
+        key, filters = session_filters(agent_id, user_id, tenant_id, owner, conditions, format_time)
         parameters = (*filters, _no_limit(limit), offset)
         return await self._worker.read(list_sessions_tx, LIST_SESSIONS[key], parameters)
 
