@@ -312,7 +312,7 @@ def _served_in_index_order(dialect: str, key: FilterKey, plan: str) -> bool:
 @pytest.mark.parametrize("dialect", ALL_TYPES)
 def test_status_and_time_filters_read_in_the_index_order(dialect: str, tmp_path: Path) -> None:
     combinations: list[FilterKey] = [
-        (*key[:3], *extra)  # type: ignore[misc]
+        (*key[:3], *extra)
         for key in _COMBINATIONS
         for extra in _EXTRAS
     ]
