@@ -47,6 +47,7 @@ def test_persistence_all_is_pinned_and_sorted() -> None:
         "PersistenceError",
         "PersistencePlugin",
         "PostgresStore",
+        "PruneResult",
         "QueryError",
         "Role",
         "SchemaError",

@@ -312,9 +312,7 @@ def _served_in_index_order(dialect: str, key: FilterKey, plan: str) -> bool:
 @pytest.mark.parametrize("dialect", ALL_TYPES)
 def test_status_and_time_filters_read_in_the_index_order(dialect: str, tmp_path: Path) -> None:
     combinations: list[FilterKey] = [
-        (*key[:3], *extra)
-        for key in _COMBINATIONS
-        for extra in _EXTRAS
+        (*key[:3], *extra) for key in _COMBINATIONS for extra in _EXTRAS
     ]
     with empty_database(dialect, tmp_path) as url:
         asyncio.run(_open_and_close(url))

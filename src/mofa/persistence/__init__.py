@@ -30,6 +30,7 @@ from mofa.persistence._entities import (
     SessionStatus,
     new_session_id,
 )
+from mofa.persistence._prune import PruneResult
 from mofa.persistence._registry import BACKENDS, backend_class, open_store
 from mofa.persistence._url import SHOWN_PARAMETERS, DatabaseURL, mask_url, parse_url
 from mofa.persistence.errors import (
@@ -86,6 +87,7 @@ __all__ = [
     "PersistenceError",
     "PersistencePlugin",
     "PostgresStore",
+    "PruneResult",
     "QueryError",
     "Role",
     "SchemaError",

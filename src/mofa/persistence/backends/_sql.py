@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from mofa.persistence._entities import Owner, SessionConditions
+from mofa.persistence._prune import PruneRule
 
 __all__ = [
     "ANY",
@@ -15,9 +16,11 @@ __all__ = [
     "IS_NULL",
     "FilterKey",
     "SessionConditions",
+    "delete_sessions_statement",
     "list_sessions_statements",
     "owner_condition",
     "owner_params",
+    "prune_parameters",
     "session_filters",
 ]
 
@@ -132,3 +135,29 @@ def owner_condition(
 def owner_params(owner: Owner) -> tuple[str | None, str | None, str | None]:
     """The parameters of :func:`owner_condition`, in its order."""
     return owner.tenant_id, owner.user_id, owner.agent_id
+
+
+def delete_sessions_statement(count: int, mark: Callable[[int], str], tail: str = "") -> str:
+    """Delete ``count`` sessions by id that a prune rule still selects (their messages and
+    state go by cascade).
+
+    Parameters: the ids, then the rule's ``older_than`` twice and its ``now`` twice (each
+    ``None`` when that condition is not part of the rule), as :func:`prune_parameters`
+    gives them; ``tail`` ends the statement (``RETURNING session_id``, ``FOR UPDATE``).
+    """
+    ids = ", ".join(mark(n) for n in range(1, count + 1))
+    older, now = count + 1, count + 3
+    return (
+        f"DELETE FROM sessions WHERE session_id IN ({ids})"  # noqa: S608 - constant fragments
+        f" AND ({mark(older)} IS NULL OR updated_at < {mark(older + 1)})"
+        f" AND ({mark(now)} IS NULL OR expires_at <= {mark(now + 1)}){tail}"
+    )
+
+
+def prune_parameters(
+    session_ids: list[str], rule: PruneRule, wire_time: Callable[[datetime], Any]
+) -> list[Any]:
+    """The parameters of :func:`delete_sessions_statement`."""
+    older = None if rule.older_than is None else wire_time(rule.older_than)
+    now = wire_time(rule.now) if rule.expired else None
+    return [*session_ids, older, older, now, now]

@@ -255,7 +255,15 @@ class SessionList:
         page: list[Session] = []
         seen: set[str] = set()
         stale = 0
+        # Lines are in creation order (fixed-width UTC text, so text order is time order):
+        # the time bounds are checked on the line, before its session's files are opened.
+        since = None if checked is None or checked.since is None else format_time(checked.since)
+        until = None if checked is None or checked.until is None else format_time(checked.until)
         for entry in _listed_newest_first(fd, os.fstat(fd).st_size, needles):
+            if until is not None and entry["created_at"] >= until:
+                continue
+            if since is not None and entry["created_at"] < since:
+                break
             session_id = entry["session_id"]
             if session_id in seen or any(entry[key] != value for key, value in wanted.items()):
                 continue

@@ -20,6 +20,7 @@ from mofa.persistence._entities import (
     Session,
     SessionConditions,
 )
+from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import owner_params, session_filters
@@ -53,6 +54,7 @@ from mofa.persistence.backends.postgres._statements import (
     CREATE_SESSION,
     DELETE_SESSION,
     DELETE_SESSION_OWNED,
+    DELETE_SESSIONS,
     GET_AGENT,
     GET_SESSION,
     GET_SESSION_OWNED,
@@ -365,6 +367,12 @@ class PostgresStore(BaseStore):
         return bool(
             await self._fetch(DELETE_SESSION_OWNED, session_id, *owner_params(owner), write=True)
         )
+
+    async def _delete_sessions(self, session_ids: list[str], rule: PruneRule) -> list[str]:
+        older = rule.older_than
+        now = rule.now if rule.expired else None
+        rows = await self._fetch(DELETE_SESSIONS, session_ids, older, now, write=True)
+        return [row[0] for row in rows]
 
     # -------------------------------------------------------------- messages
 

@@ -17,6 +17,7 @@ from mofa.persistence._entities import (
     Session,
     SessionConditions,
 )
+from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import session_filters
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
@@ -26,6 +27,7 @@ from mofa.persistence.backends.sqlite._transactions import (
     append_one_tx,
     create_session_tx,
     delete_session_tx,
+    delete_sessions_tx,
     get_agent_tx,
     get_session_tx,
     get_state_tx,
@@ -176,6 +178,9 @@ class SqliteStore(BaseStore):
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
         return await self._worker.write(delete_session_tx, session_id, owner)
+
+    async def _delete_sessions(self, session_ids: list[str], rule: PruneRule) -> list[str]:
+        return await self._worker.write(delete_sessions_tx, session_ids, rule)
 
     # -------------------------------------------------------------- messages
 

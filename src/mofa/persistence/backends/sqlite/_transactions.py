@@ -10,7 +10,8 @@ from mofa.persistence._base import EncodedMessage
 from mofa.persistence._codec import format_time
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence.backends._sql import owner_params
+from mofa.persistence._prune import PruneRule
+from mofa.persistence.backends._sql import delete_sessions_statement, owner_params, prune_parameters
 from mofa.persistence.backends.sqlite._rows import (
     agent_from_row,
     message_from_row,
@@ -60,6 +61,7 @@ __all__ = [
     "append_one_tx",
     "create_session_tx",
     "delete_session_tx",
+    "delete_sessions_tx",
     "get_agent_tx",
     "get_session_tx",
     "get_state_tx",
@@ -283,6 +285,14 @@ def list_sessions_tx(
     connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]
 ) -> list[Session]:
     return [session_from_row(row) for row in connection.execute(sql, parameters)]
+
+
+def delete_sessions_tx(
+    connection: sqlite3.Connection, session_ids: list[str], rule: PruneRule
+) -> list[str]:
+    sql = delete_sessions_statement(len(session_ids), lambda _: "?", " RETURNING session_id")
+    parameters = prune_parameters(session_ids, rule, format_time)
+    return [row[0] for row in connection.execute(sql, parameters).fetchall()]
 
 
 def delete_session_tx(connection: sqlite3.Connection, session_id: str, owner: Owner | None) -> bool:
