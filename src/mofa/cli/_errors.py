@@ -15,22 +15,21 @@ produced the message.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
-import signal
 import sys
-import threading
-import types
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mofa.config import ConfigError
-from mofa.persistence import PersistenceError
-from mofa.persistence._url import scrub
-from mofa.persistence.errors import MissingDependencyError
+if TYPE_CHECKING:
+    import types
+
+    from mofa.persistence.errors import MissingDependencyError
+
+# The store, the configuration loader and asyncio load when a command first runs one (see
+# run()): `mofa --version` and `mofa --help` import none of them.
 
 __all__ = [
     "EXIT_FAILURE",
@@ -111,6 +110,10 @@ def run(
             error's own).
         interrupted: The message for Ctrl-C (exit :data:`EXIT_INTERRUPTED`).
     """
+    from mofa.config import ConfigError
+    from mofa.persistence import PersistenceError
+    from mofa.persistence.errors import MissingDependencyError
+
     try:
         return _run_interruptibly(coroutine_factory)
     except CliError:
@@ -142,6 +145,18 @@ def _run_interruptibly(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) 
     turns the cancellation into its own error (a connect timeout expiring in the same
     instant, a wrapped socket error) would otherwise be reported as the failure.
     """
+    import asyncio
+    import logging
+    import signal
+    import threading
+
+    # Errors reach the user as one "Error: …" line. Without a handler, asyncio's own log
+    # records (a driver's "Future exception was never retrieved" after Ctrl-C cut a connect
+    # short) would go to stderr through logging's last-resort handler, after that line.
+    asyncio_log = logging.getLogger("asyncio")
+    if not asyncio_log.handlers:
+        asyncio_log.addHandler(logging.NullHandler())
+
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
@@ -174,7 +189,11 @@ def _run_interruptibly(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) 
 
 def _scrub(message: str, url: str | None) -> str:
     """Belt and braces: whatever produced ``message``, no secret of ``url`` survives."""
-    return message if not url else scrub(message, url)
+    if not url:
+        return message
+    from mofa.persistence._url import scrub
+
+    return scrub(message, url)
 
 
 def _silence_stdout() -> None:

@@ -15,6 +15,7 @@ Backend classes (``PostgresStore``, ``MySqlStore``, ``SqliteStore``, ``FileStore
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from mofa.persistence._base import BaseStore
@@ -104,6 +105,13 @@ __all__ = [
     "open_store",
     "parse_url",
 ]
+
+# A library leaves logging to its application (the standard library's advice): without a
+# handler configured, mofa's records go nowhere instead of to Python's last-resort stderr.
+# Every logger of the package is below mofa.persistence, which every backend loads through.
+_ROOT_LOGGER = logging.getLogger("mofa")
+if not any(isinstance(handler, logging.NullHandler) for handler in _ROOT_LOGGER.handlers):
+    _ROOT_LOGGER.addHandler(logging.NullHandler())
 
 #: Store class name -> backend name: a backend's module loads on first use of its class.
 _LAZY = {record.class_name: backend for backend, record in BACKENDS.items()}
