@@ -7,7 +7,9 @@ The store is the first of:
    the agent configuration may set, see :func:`mofa.config.environment`)
 3. ``persistence.database`` of the agent configuration: ``--config PATH``, else
    ``./agent.yml`` when it exists (``persistence.enabled: false`` skips it)
-4. the local file store in :func:`~mofa.persistence.locations.default_data_dir`
+4. the ``DATABASE_URL`` environment variable (the seeds tell users to export it; a ``.env``
+   may set it too) — after agent.yml, whose ``url: ${DATABASE_URL}`` reads the same value
+5. the local file store in :func:`~mofa.persistence.locations.default_data_dir`
    (``$MOFA_DATA_DIR``, else ``$XDG_DATA_HOME/mofa``, else ``~/.local/share/mofa``)
 
 How a failure reaches the user (one ``Error: …`` line, an exit code, no password) is
@@ -38,6 +40,7 @@ from mofa.persistence.locations import STORE_MARKER
 __all__ = [
     "DATABASE_URL_VARIABLE",
     "EXIT_NOT_FOUND",
+    "GENERIC_URL_VARIABLE",
     "StoreChoice",
     "default_store_url",
     "get_session_or_exit",
@@ -51,6 +54,8 @@ __all__ = [
 EXIT_NOT_FOUND = 1
 
 DATABASE_URL_VARIABLE = "MOFA_DATABASE_URL"
+#: The seeds' variable (``export DATABASE_URL=…``), read after agent.yml.
+GENERIC_URL_VARIABLE = "DATABASE_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,9 @@ def resolve_store(
                 return StoreChoice(url, str(config_path))
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+    generic = settings.get(GENERIC_URL_VARIABLE, "")
+    if generic.strip():
+        return StoreChoice(generic, GENERIC_URL_VARIABLE)
     return StoreChoice(default_store_url(settings), "default")
 
 
