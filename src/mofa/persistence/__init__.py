@@ -31,6 +31,7 @@ from mofa.persistence._entities import (
     SessionStatus,
     new_session_id,
 )
+from mofa.persistence._health import HealthFacts, StoreCounts
 from mofa.persistence._prune import PruneResult
 from mofa.persistence._registry import BACKENDS, backend_class, open_store
 from mofa.persistence._url import SHOWN_PARAMETERS, DatabaseURL, mask_url, parse_url
@@ -75,6 +76,7 @@ __all__ = [
     "DatabaseNotFoundError",
     "DatabaseURL",
     "FileStore",
+    "HealthFacts",
     "InMemoryStore",
     "InvalidInputError",
     "InvalidURLError",
@@ -100,6 +102,7 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreConnectionError",
+    "StoreCounts",
     "mask_url",
     "new_session_id",
     "open_store",

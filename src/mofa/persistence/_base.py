@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -41,7 +41,7 @@ from mofa.persistence._entities import (
     new_session_id,
     utc_now,
 )
-from mofa.persistence._prune import PruneResult, PruneRule, prune
+from mofa.persistence._maintenance import Maintenance
 from mofa.persistence._registry import display_name
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.errors import InvalidInputError, SessionNotFoundError, StoreClosedError
@@ -113,7 +113,7 @@ def _check_owner(owner: object) -> Owner | None:
     )
 
 
-class BaseStore(abc.ABC):
+class BaseStore(Maintenance, abc.ABC):
     """Validation, lifecycle and derived operations shared by every backend."""
 
     #: The backend's name as used in URLs and messages ("sqlite", "postgres", …).
@@ -171,7 +171,7 @@ class BaseStore(abc.ABC):
                 with contextlib.suppress(Exception):
                     self._drop_connections()
 
-    def _drop_connections(self) -> None:  # noqa: B027 - only loop-bound stores have anything to drop
+    def _drop_connections(self) -> None:
         """Drop the connections without awaiting anything (close() from a foreign loop)."""
 
     @property
@@ -371,48 +371,6 @@ class BaseStore(abc.ABC):
         scope = _check_owner(owner)
         return await self._delete_session(check_id(session_id), scope)
 
-    async def prune_sessions(
-        self,
-        *,
-        older_than: datetime | None = None,
-        expired: bool = False,
-        keep_last: int | None = None,
-        agent_id: str | None = None,
-        user_id: str | None = None,
-        tenant_id: str | None = None,
-        dry_run: bool = False,
-        batch_size: int = 200,
-        on_batch: Callable[[Sequence[Session], bool], object] | None = None,
-    ) -> PruneResult:
-        """Delete the sessions that match every condition given (with their messages and
-        state), ``batch_size`` per short transaction, so other writers never wait long.
-
-        ``older_than``: last activity (``updated_at``) before this time; ``expired``: past
-        their ``expires_at``; ``keep_last``: all but each agent's ``keep_last`` newest.
-        ``agent_id``, ``user_id`` and ``tenant_id`` narrow the rule (at least one of the
-        three rule conditions is required). ``dry_run`` deletes nothing and counts what
-        would go. ``on_batch(sessions, dry_run)`` is called after each batch with the
-        sessions it deleted (or would delete). A session whose activity moved past
-        ``older_than`` (or whose expiry moved) after the scan is kept.
-        """
-        self._check_open()
-        filters = (
-            check_optional_id(agent_id, "agent id"),
-            check_optional_id(user_id, "user id"),
-            check_optional_id(tenant_id, "tenant id"),
-        )
-        if not check_limit(batch_size, "batch_size"):
-            raise InvalidInputError("batch_size must be a positive integer.")
-        rule = PruneRule(
-            now=utc_now(),
-            older_than=None if older_than is None else check_datetime(older_than, "older_than"),
-            expired=bool(expired),
-            keep_last=check_limit(keep_last, "keep_last"),
-        )
-        return await prune(
-            self, rule, filters, dry_run=dry_run, batch_size=batch_size, on_batch=on_batch
-        )
-
     # -------------------------------------------------------------- messages
 
     async def append_message(
@@ -610,22 +568,6 @@ class BaseStore(abc.ABC):
 
     @abc.abstractmethod
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool: ...
-
-    async def _delete_sessions(self, session_ids: list[str], rule: PruneRule) -> list[str]:
-        """Delete those of ``session_ids`` that ``rule`` still selects; return their ids.
-
-        One session at a time here; the SQL stores override it with one statement per batch.
-        """
-        deleted = []
-        for session_id in session_ids:
-            found = await self._get_session(session_id, None)
-            if (
-                found is not None
-                and rule.selects(found)
-                and await self._delete_session(session_id, None)
-            ):
-                deleted.append(session_id)
-        return deleted
 
     async def _append_message(
         self, session_id: str, message: EncodedMessage, now: datetime, owner: Owner | None

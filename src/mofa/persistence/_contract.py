@@ -25,6 +25,7 @@ from mofa.persistence._entities import (
 )
 
 if TYPE_CHECKING:
+    from mofa.persistence._health import HealthFacts, StoreCounts
     from mofa.persistence._prune import PruneResult
     from mofa.persistence._url import DatabaseURL
 
@@ -142,6 +143,10 @@ class Store(Protocol):
         batch_size: int = 200,
         on_batch: Callable[[Sequence[Session], bool], object] | None = None,
     ) -> PruneResult: ...
+
+    async def get_counts(self) -> StoreCounts: ...
+
+    async def get_health(self) -> HealthFacts: ...
 
     # Messages
     async def append_message(

@@ -20,7 +20,7 @@ from mofa.persistence._entities import Session, SessionConditions
 from mofa.persistence.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from mofa.persistence._base import BaseStore
+    from mofa.persistence._maintenance import Maintenance
 
 __all__ = ["PruneResult", "PruneRule", "prune"]
 
@@ -59,7 +59,7 @@ class PruneResult:
 
 
 async def _scan(
-    store: BaseStore, filters: tuple[str | None, str | None, str | None], rule: PruneRule
+    store: Maintenance, filters: tuple[str | None, str | None, str | None], rule: PruneRule
 ) -> list[Session]:
     """The sessions ``rule`` selects among those matching ``filters``, newest first."""
     selected: list[Session] = []
@@ -94,7 +94,7 @@ async def _scan(
 
 
 async def prune(
-    store: BaseStore,
+    store: Maintenance,
     rule: PruneRule,
     filters: tuple[str | None, str | None, str | None],
     *,

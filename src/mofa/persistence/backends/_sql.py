@@ -8,15 +8,19 @@ from datetime import datetime
 from typing import Any, Final
 
 from mofa.persistence._entities import Owner, SessionConditions
+from mofa.persistence._health import HealthFacts
 from mofa.persistence._prune import PruneRule
 
 __all__ = [
     "ANY",
+    "COUNTS",
     "EQUAL",
+    "HEALTH",
     "IS_NULL",
     "FilterKey",
     "SessionConditions",
     "delete_sessions_statement",
+    "health_facts",
     "list_sessions_statements",
     "owner_condition",
     "owner_params",
@@ -161,3 +165,36 @@ def prune_parameters(
     older = None if rule.older_than is None else wire_time(rule.older_than)
     now = wire_time(rule.now) if rule.expired else None
     return [*session_ids, older, older, now, now]
+
+
+#: The store's counts: agents, sessions, and messages from the counters kept on write.
+COUNTS: Final = (
+    "SELECT (SELECT COUNT(*) FROM agents), (SELECT COUNT(*) FROM sessions), "
+    "(SELECT COALESCE(SUM(message_count), 0) FROM sessions)"
+)
+#: Rows whose parent is gone (messages, agent_state, sessions without their agent), then the
+#: sessions whose message_count disagrees with their messages: possible only after another
+#: program wrote with foreign keys off. Reads whole tables (``mofa db doctor`` only).
+HEALTH: Final = (
+    "SELECT (SELECT COUNT(*) FROM messages WHERE NOT EXISTS (SELECT 1 FROM sessions "
+    "WHERE sessions.session_id = messages.session_id)), "
+    "(SELECT COUNT(*) FROM agent_state WHERE NOT EXISTS (SELECT 1 FROM sessions "
+    "WHERE sessions.session_id = agent_state.session_id)), "
+    "(SELECT COUNT(*) FROM sessions WHERE agent_id IS NOT NULL AND NOT EXISTS "
+    "(SELECT 1 FROM agents WHERE agents.id = sessions.agent_id)), "
+    "(SELECT COUNT(*) FROM sessions WHERE message_count <> (SELECT COUNT(*) FROM messages "
+    "WHERE messages.session_id = sessions.session_id))"
+)
+
+
+def health_facts(
+    indexes: list[str], settings: dict[str, str], row: tuple[Any, ...] | list[Any]
+) -> HealthFacts:
+    """:class:`HealthFacts` from the index names and a :data:`HEALTH` row."""
+    messages, states, sessions, miscounted = (int(value) for value in row)
+    return HealthFacts(
+        indexes=frozenset(indexes),
+        settings=settings,
+        orphans={"messages": messages, "agent_state": states, "sessions": sessions},
+        miscounted=miscounted,
+    )

@@ -16,10 +16,14 @@ from mofa.persistence._entities import (
     Session,
     SessionConditions,
 )
+from mofa.persistence._health import HealthFacts, StoreCounts
 from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import (
+    COUNTS,
+    HEALTH,
     delete_sessions_statement,
+    health_facts,
     owner_params,
     prune_parameters,
     session_filters,
@@ -77,6 +81,11 @@ from mofa.persistence.errors import (
 )
 
 __all__ = ["MySqlStore"]
+
+#: The indexes a health check finds.
+_INDEX_NAMES = (
+    "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
+)
 
 
 class MySqlStore(PooledStore):
@@ -307,6 +316,19 @@ class MySqlStore(PooledStore):
         sql = f"START TRANSACTION; {select}; {delete}; COMMIT"
         _start, selected, _delete, _commit = await self._write(sql, parameters * 2)
         return [bytes(row[0]).decode() for row in selected.rows]
+
+    async def _get_counts(self) -> StoreCounts:
+        [row] = await self._fetch(COUNTS, ())
+        return StoreCounts(*(int(value) for value in row))
+
+    async def _get_health(self) -> HealthFacts:
+        indexes = [
+            name.decode() if isinstance(name, bytes) else str(name)
+            for (name,) in await self._fetch(_INDEX_NAMES, ())
+        ]
+        [(version,)] = await self._fetch("SELECT VERSION()", ())
+        [row] = await self._fetch(HEALTH, ())
+        return health_facts(indexes, {"server_version": str(version)}, tuple(row))
 
     # ------------------------------------------------------------------ messages
 

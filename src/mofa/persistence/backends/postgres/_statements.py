@@ -23,6 +23,7 @@ __all__ = [
     "GET_AGENT",
     "GET_SESSION",
     "GET_SESSION_OWNED",
+    "INDEX_NAMES",
     "LATEST_STATE",
     "LATEST_STATE_OWNED",
     "LIST_AGENTS",
@@ -131,6 +132,8 @@ UPDATE_SESSION: Final = _update_session_query("")
 UPDATE_SESSION_OWNED: Final = _update_session_query(_owned(7))
 DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1 RETURNING 1"
 DELETE_SESSION_OWNED: Final = f"DELETE FROM sessions WHERE session_id = $1{_owned(2)} RETURNING 1"  # noqa: S608
+#: The indexes a health check finds.
+INDEX_NAMES: Final = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
 #: A prune's batch: the ids, then the rule's older_than and now (NULL: not in the rule).
 DELETE_SESSIONS: Final = (
     "DELETE FROM sessions WHERE session_id = ANY($1::text[])"

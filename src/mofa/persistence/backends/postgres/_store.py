@@ -20,10 +20,17 @@ from mofa.persistence._entities import (
     Session,
     SessionConditions,
 )
+from mofa.persistence._health import HealthFacts, StoreCounts
 from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
-from mofa.persistence.backends._sql import owner_params, session_filters
+from mofa.persistence.backends._sql import (
+    COUNTS,
+    HEALTH,
+    health_facts,
+    owner_params,
+    session_filters,
+)
 from mofa.persistence.backends._toolkit import RETRY_SECONDS, InFlight, backoff
 from mofa.persistence.backends.postgres._errors import (
     CALL,
@@ -58,6 +65,7 @@ from mofa.persistence.backends.postgres._statements import (
     GET_AGENT,
     GET_SESSION,
     GET_SESSION_OWNED,
+    INDEX_NAMES,
     LATEST_STATE,
     LATEST_STATE_OWNED,
     LIST_AGENTS,
@@ -373,6 +381,16 @@ class PostgresStore(BaseStore):
         now = rule.now if rule.expired else None
         rows = await self._fetch(DELETE_SESSIONS, session_ids, older, now, write=True)
         return [row[0] for row in rows]
+
+    async def _get_counts(self) -> StoreCounts:
+        [row] = await self._fetch(COUNTS, write=False)
+        return StoreCounts(*(int(value) for value in row))
+
+    async def _get_health(self) -> HealthFacts:
+        indexes = [row[0] for row in await self._fetch(INDEX_NAMES, write=False)]
+        [version] = await self._fetch("SHOW server_version", write=False)
+        [row] = await self._fetch(HEALTH, write=False)
+        return health_facts(indexes, {"server_version": str(version[0])}, tuple(row))
 
     # -------------------------------------------------------------- messages
 

@@ -17,9 +17,10 @@ from mofa.persistence._entities import (
     Session,
     SessionConditions,
 )
+from mofa.persistence._health import HealthFacts, StoreCounts
 from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._sql import session_filters
+from mofa.persistence.backends._sql import COUNTS, session_filters
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.backends.sqlite._statements import LIST_SESSIONS
 from mofa.persistence.backends.sqlite._transactions import (
@@ -31,6 +32,7 @@ from mofa.persistence.backends.sqlite._transactions import (
     get_agent_tx,
     get_session_tx,
     get_state_tx,
+    health_tx,
     list_agents_tx,
     list_messages_tx,
     list_recent_tx,
@@ -181,6 +183,13 @@ class SqliteStore(BaseStore):
 
     async def _delete_sessions(self, session_ids: list[str], rule: PruneRule) -> list[str]:
         return await self._worker.write(delete_sessions_tx, session_ids, rule)
+
+    async def _get_counts(self) -> StoreCounts:
+        row = await self._worker.read(lambda connection: connection.execute(COUNTS).fetchone())
+        return StoreCounts(*(int(value) for value in row))
+
+    async def _get_health(self) -> HealthFacts:
+        return await self._worker.read(health_tx)
 
     # -------------------------------------------------------------- messages
 

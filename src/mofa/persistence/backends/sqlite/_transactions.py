@@ -10,8 +10,15 @@ from mofa.persistence._base import EncodedMessage
 from mofa.persistence._codec import format_time
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._health import HealthFacts
 from mofa.persistence._prune import PruneRule
-from mofa.persistence.backends._sql import delete_sessions_statement, owner_params, prune_parameters
+from mofa.persistence.backends._sql import (
+    HEALTH,
+    delete_sessions_statement,
+    health_facts,
+    owner_params,
+    prune_parameters,
+)
 from mofa.persistence.backends.sqlite._rows import (
     agent_from_row,
     message_from_row,
@@ -56,6 +63,9 @@ from mofa.persistence.backends.sqlite._statements import (
 )
 from mofa.persistence.errors import AgentExistsError, SessionNotFoundError
 
+#: The indexes a health check finds (SQLite's own, for keys, start with sqlite_).
+INDEX_NAMES = "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'"
+
 __all__ = [
     "append_many_tx",
     "append_one_tx",
@@ -65,6 +75,7 @@ __all__ = [
     "get_agent_tx",
     "get_session_tx",
     "get_state_tx",
+    "health_tx",
     "list_agents_tx",
     "list_messages_tx",
     "list_recent_tx",
@@ -356,3 +367,12 @@ def list_states_tx(
         parameters = (session_id, session_id, *owner_params(owner), limit)
         rows = connection.execute(SELECT_OWNED_STATES, parameters)
     return [state_from_row(session_id, row) for row in rows]
+
+
+def health_tx(connection: sqlite3.Connection) -> HealthFacts:
+    indexes = [row[0] for row in connection.execute(INDEX_NAMES)]
+    settings = {
+        name: str(connection.execute(f"PRAGMA {name}").fetchone()[0])
+        for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+    }
+    return health_facts(indexes, settings, connection.execute(HEALTH).fetchone())

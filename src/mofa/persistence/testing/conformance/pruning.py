@@ -1,4 +1,5 @@
-"""Pruning sessions (``prune_sessions``): the same sessions go on every backend."""
+"""Pruning sessions (``prune_sessions``) and a store's counts and health facts: the same
+answers on every backend."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mofa.persistence import BaseStore, InvalidInputError, Session
+from mofa.persistence import BaseStore, InvalidInputError, NewMessage, Session, StoreCounts
+from mofa.persistence._health import expected_indexes
 from mofa.persistence._prune import PruneRule
 
 
@@ -146,3 +148,31 @@ async def test_bad_prunes_are_refused(
     with pytest.raises(InvalidInputError, match=message):
         await store.prune_sessions(**options)  # type: ignore[arg-type]
     assert await _ids(store) == ["kept"]
+
+
+# ------------------------------------------------------------------ counts and health
+
+
+async def test_counts_come_from_the_kept_counters(store: BaseStore) -> None:
+    assert await store.get_counts() == StoreCounts(0, 0, 0)
+    await store.upsert_agent("lonely")
+    await store.create_session("a", agent_id="bot")
+    await store.create_session("b", agent_id="bot")
+    await store.create_session("c")
+    await store.append_messages("a", [NewMessage("user", "1"), NewMessage("assistant", "2")])
+    await store.append_message("b", "user", "3")
+    assert await store.get_counts() == StoreCounts(agents=2, sessions=3, messages=3)
+    await store.delete_session("a")
+    assert await store.get_counts() == StoreCounts(agents=2, sessions=2, messages=1)
+
+
+async def test_a_healthy_store_has_no_orphans(store: BaseStore) -> None:
+    await store.create_session("a", agent_id="bot")
+    await store.append_message("a", "user", "hi")
+    await store.save_state("a", {"step": 1})
+    facts = await store.get_health()
+    assert all(count == 0 for count in facts.orphans.values())
+    assert facts.miscounted == 0
+    if facts.indexes is not None:  # the SQL stores: every index of the schema is there
+        dialect = store.backend
+        assert expected_indexes(dialect) <= facts.indexes
