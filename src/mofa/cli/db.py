@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from mofa.cli._doctor import doctor
 from mofa.cli._errors import CliError, missing_driver_message, run
 from mofa.cli._files import atomic_text_file, cannot_write
 from mofa.persistence import DatabaseURL, InvalidURLError, open_store, parse_url
@@ -103,6 +104,7 @@ def db() -> None:
       mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"
       mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"
       mofa db init -t sqlite -u "sqlite://./mofa.db"
+      mofa db doctor
 
     Running SQL on a server needs its driver: pip install 'mofa-sdk[db]' (or the
     'postgres' / 'mysql' extra). Printing and saving SQL work without it.
@@ -280,3 +282,6 @@ def _hint_environment_url(db_type: str) -> None:
                 f'run: mofa db init -t {db_type} -u "${name}"'
             )
             return
+
+
+db.add_command(doctor)
