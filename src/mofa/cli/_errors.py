@@ -110,7 +110,6 @@ def run(
             error's own).
         interrupted: The message for Ctrl-C (exit :data:`EXIT_INTERRUPTED`).
     """
-    from mofa.config import ConfigError
     from mofa.persistence import PersistenceError
     from mofa.persistence.errors import MissingDependencyError
 
@@ -124,7 +123,9 @@ def run(
         # The reader went away (``| head``): stop quietly, as command-line tools do.
         _silence_stdout()
         raise SystemExit(EXIT_FAILURE) from None
-    except (PersistenceError, ConfigError, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (PersistenceError, OSError, *_config_errors())):
+            raise
         code = EXIT_FAILURE if exit_code_for is None else exit_code_for(exc)
         if isinstance(exc, MissingDependencyError) and describe_missing_driver is not None:
             message = describe_missing_driver(exc)
@@ -135,6 +136,13 @@ def run(
         if not message.strip():
             message = type(exc).__name__
         raise CommandError(_scrub(message, url), code) from None
+
+
+def _config_errors() -> tuple[type[Exception], ...]:
+    """:class:`~mofa.config.ConfigError` once the configuration loader is loaded (it cannot
+    be raised before): a command that reads no agent.yml does not import it (nor YAML)."""
+    config = sys.modules.get("mofa.config")
+    return () if config is None else (config.ConfigError,)
 
 
 def _run_interruptibly(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

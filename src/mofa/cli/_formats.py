@@ -14,8 +14,6 @@ Every machine format is written a record at a time, so a long listing is never h
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -55,6 +53,8 @@ def format_option(*names: str, formats: Sequence[str] = FORMATS) -> Callable[[An
 
 
 def _compact(value: object) -> str:
+    import json
+
     return json.dumps(
         value, ensure_ascii=False, separators=(",", ":"), default=_json_time, allow_nan=False
     )
@@ -107,6 +107,8 @@ def write_records(
         write((box_table(columns, rows) if rows else empty_table) + "\n")
         return len(rows)
     if output_format == "csv":
+        import csv
+
         writer = csv.writer(_Line(write), lineterminator="\n")
         writer.writerow(columns)
         for record in records:

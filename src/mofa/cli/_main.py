@@ -9,7 +9,6 @@ asyncio, YAML and the database drivers load only when a command needs them.
 from __future__ import annotations
 
 import codecs
-import importlib
 import io
 import sys
 from typing import Any
@@ -18,6 +17,7 @@ import click
 
 from mofa import __version__
 from mofa.cli._errors import EXIT_INTERRUPTED, CommandError
+from mofa.cli._lazy import LazyGroup
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -50,28 +50,13 @@ class GlobalOptions:
         return f"GlobalOptions(config_path={self.config_path!r})"
 
 
-class _RootGroup(click.Group):
+class _RootGroup(LazyGroup):
     """The ``mofa`` group: commands load on first use; Ctrl-C anywhere in a command exits 130
     with one line.
 
     click would print "Aborted!" and exit 1 for a Ctrl-C outside :func:`~mofa.cli._errors.run`
     (while a command reads its configuration, say), as if the command had failed.
     """
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        command: click.Command = getattr(importlib.import_module(entry[0]), entry[1])
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # From the table above: listing the commands imports none of them.
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, entry[2]) for name, entry in sorted(COMMANDS.items())])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -80,7 +65,7 @@ class _RootGroup(click.Group):
             raise CommandError("Interrupted.", EXIT_INTERRUPTED) from None
 
 
-@click.group(cls=_RootGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=_RootGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="mofa")
 @click.option(
     "--database-url",

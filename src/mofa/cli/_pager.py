@@ -10,9 +10,7 @@ the command quietly.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -28,6 +26,8 @@ def wants_pager(lines: int, *, enabled: bool = True) -> bool:
 
 
 def _pager_command() -> list[str] | None:
+    import shlex
+
     command = os.environ.get("MOFA_PAGER") or os.environ.get("PAGER") or "less"
     words = shlex.split(command)
     if not words or words == ["cat"]:
@@ -38,6 +38,8 @@ def _pager_command() -> list[str] | None:
 @contextmanager
 def paged(use_pager: bool) -> Iterator[Callable[[str], object]]:
     """A ``write`` for the command's output: into the pager when ``use_pager``, else stdout."""
+    import subprocess  # only a terminal ever gets here: piped output starts no pager
+
     command = _pager_command() if use_pager else None
     process = None
     if command is not None:

@@ -13,15 +13,12 @@ document, so ``session export`` streams a 100,000-message session without buildi
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
-
-import yaml
 
 __all__ = [
     "CONTENT_WIDTH",
@@ -51,8 +48,6 @@ OutputFormat = Literal["table", "json", "yaml"]
 #: Widest Content cell of the conversation table, in terminal columns (the seeds' width).
 CONTENT_WIDTH: Final = 68
 _ELLIPSIS: Final = "…"
-#: Wide enough that PyYAML never folds a long string over several lines.
-_YAML_WIDTH: Final = 1 << 30
 
 
 # ----------------------------------------------------------------------------- times
@@ -332,41 +327,9 @@ def _json_default(value: object) -> object:
 
 def to_json(value: object, *, indent: int | None = 2) -> str:
     """JSON text (UTF-8 characters kept as they are, datetimes as :func:`iso_time`)."""
+    import json
+
     return json.dumps(value, indent=indent, ensure_ascii=False, default=_json_default)
-
-
-class _YamlDumper(yaml.SafeDumper):
-    """Safe YAML in the seeds' layout: list items indented under their key, no folding."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # PyYAML puts a mapping's list at the key's own indentation ("key:\n- a");
-        # the seeds indent it ("key:\n  - a"). Both parse the same.
-        super().increase_indent(flow, False)
-
-    def choose_scalar_style(self) -> str:
-        style: str = super().choose_scalar_style()
-        # A multi-line single-quoted scalar depends on the indentation it is written at;
-        # double quotes escape the line breaks, so an item reads the same at any indent.
-        if style == "'" and self.analysis is not None and self.analysis.multiline:
-            return '"'
-        return style
-
-
-def _represent_datetime(dumper: yaml.SafeDumper, value: datetime) -> yaml.ScalarNode:
-    # A YAML timestamp, written the way the JSON view writes it; safe_load reads it back as
-    # the same (UTC-aware) datetime.
-    return dumper.represent_scalar("tag:yaml.org,2002:timestamp", iso_time(value))
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # Multi-line text as a literal block: readable, and still exact when read back (PyYAML
-    # falls back to a quoted scalar when a block cannot hold the text faithfully).
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_YamlDumper.add_representer(datetime, _represent_datetime)
-_YamlDumper.add_representer(str, _represent_str)
 
 
 #: Text that PyYAML writes as a plain scalar and reads back as the same string: starts with
@@ -403,16 +366,14 @@ def _fast_yaml_mapping(item: Mapping[str, Any]) -> list[str] | None:
 
 
 def to_yaml(value: object) -> str:
-    """Block-style YAML that ``yaml.safe_load`` reads back to ``value`` (keys in order)."""
-    text: str = yaml.dump(
-        value,
-        Dumper=_YamlDumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=_YAML_WIDTH,
-    )
-    return text
+    """Block-style YAML that ``yaml.safe_load`` reads back to ``value`` (keys in order).
+
+    PyYAML loads on the first call (:mod:`mofa.cli._yaml_dump`): commands that print no
+    YAML never import it.
+    """
+    from mofa.cli._yaml_dump import dump
+
+    return dump(value)
 
 
 def render(value: object, output_format: OutputFormat) -> str:

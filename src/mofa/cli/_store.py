@@ -27,13 +27,6 @@ import click
 
 from mofa.cli._errors import CommandError
 from mofa.cli._render import shown_id
-from mofa.config import (
-    DEFAULT_CONFIG_NAME,
-    ConfigError,
-    default_store_url,
-    environment,
-    load_config,
-)
 from mofa.persistence import BaseStore, SchemaError, Session, mask_url, open_store, parse_url
 from mofa.persistence.locations import STORE_MARKER
 
@@ -42,7 +35,6 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "GENERIC_URL_VARIABLE",
     "StoreChoice",
-    "default_store_url",
     "get_session_or_exit",
     "not_found",
     "open_existing_store",
@@ -85,6 +77,19 @@ def resolve_store(
     """
     if database_url is not None:
         return StoreChoice(database_url, "--database-url")
+    # The process environment wins over every .env file: no file needs reading (nor the
+    # configuration loader importing) when it names the store.
+    process = os.environ if environ is None else environ
+    if process.get(DATABASE_URL_VARIABLE, "").strip():
+        return StoreChoice(process[DATABASE_URL_VARIABLE], DATABASE_URL_VARIABLE)
+    from mofa.config import (
+        DEFAULT_CONFIG_NAME,
+        ConfigError,
+        default_store_url,
+        environment,
+        load_config,
+    )
+
     if config_path is not None:
         config_path = Path(config_path)
     else:

@@ -8,7 +8,6 @@ alone, so it pipes into ``jq`` or a file; progress lines, the delete prompt and 
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -20,6 +19,7 @@ import click
 from mofa.cli._errors import CommandError, run
 from mofa.cli._files import atomic_text_file, cannot_write
 from mofa.cli._formats import csv_cell, format_option, jsonl_line, write_records
+from mofa.cli._lazy import LazyGroup
 from mofa.cli._options import count_callback, time_callback
 from mofa.cli._pager import paged, wants_pager
 from mofa.cli._progress import say
@@ -33,8 +33,6 @@ from mofa.cli._render import (
     session_header_lines,
     shown_id,
 )
-from mofa.cli._session_delete import delete_command
-from mofa.cli._session_prune import prune_command
 from mofa.cli._store import StoreChoice, get_session_or_exit, open_existing_store, store_choice
 from mofa.persistence import (
     BaseStore,
@@ -47,7 +45,21 @@ from mofa.persistence import (
 BATCH_SIZE = 1000
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "delete": (
+            "mofa.cli._session_delete",
+            "delete_command",
+            "Delete sessions and their conversation history.",
+        ),
+        "prune": (
+            "mofa.cli._session_prune",
+            "prune_command",
+            "Delete old, expired or surplus sessions (a dry run unless --yes).",
+        ),
+    },
+)
 def session() -> None:
     """Session management: list, show, export, delete and prune conversation sessions."""
 
@@ -339,6 +351,8 @@ def show_command(
                 async for message in messages():
                     stdout.write(jsonl_line(_message_entry(message)))
             else:
+                import csv
+
                 rows = csv.writer(stdout, lineterminator="\n")
                 rows.writerow(_CSV_MESSAGE_COLUMNS)
                 async for message in messages():
@@ -486,7 +500,3 @@ def export_command(
     count = run(export, url=choice.url)
     _progress(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}")
     _progress("✓ Session exported successfully")
-
-
-session.add_command(delete_command)
-session.add_command(prune_command)

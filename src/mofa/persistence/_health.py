@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cache
-
-from mofa.persistence import schema
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 
 __all__ = ["HealthFacts", "StoreCounts", "expected_indexes"]
 
+#: An empty mapping no caller can change (the default of the fields that hold one).
+_NOTHING: Final[Mapping[Any, Any]] = MappingProxyType({})
 _INDEX_NAME = re.compile(r"\bINDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(idx_\w+)", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class StoreCounts:
+class StoreCounts(NamedTuple):
     """How many agents, sessions and messages a store holds."""
 
     agents: int
@@ -30,8 +30,7 @@ class StoreCounts:
     messages: int
 
 
-@dataclass(frozen=True, slots=True)
-class HealthFacts:
+class HealthFacts(NamedTuple):
     """What a store's database says about itself.
 
     ``indexes``: the names of the indexes present (``None``: the store has no indexes to
@@ -44,14 +43,16 @@ class HealthFacts:
     """
 
     indexes: frozenset[str] | None = None
-    settings: Mapping[str, str] = field(default_factory=dict)
-    orphans: Mapping[str, int] = field(default_factory=dict)
+    settings: Mapping[str, str] = _NOTHING
+    orphans: Mapping[str, int] = _NOTHING
     miscounted: int = 0
 
 
 @cache
 def expected_indexes(dialect: str) -> frozenset[str]:
     """The indexes the schema's migrations create on ``dialect``."""
+    from mofa.persistence import schema
+
     return frozenset(
         name
         for migration in schema.migrations(dialect)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mofa.persistence._entities import Session, SessionConditions
 from mofa.persistence.errors import InvalidInputError
@@ -29,8 +28,7 @@ _PAGE = 1000
 _MICROSECOND = timedelta(microseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
-class PruneRule:
+class PruneRule(NamedTuple):
     """Which sessions a prune removes: those that match every condition given.
 
     ``older_than``: last activity (``updated_at``) before this time. ``expired``: an
@@ -50,8 +48,7 @@ class PruneRule:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PruneResult:
+class PruneResult(NamedTuple):
     """What a prune deleted (or, in a dry run, would delete)."""
 
     sessions: int
