@@ -1,9 +1,10 @@
 """Every example in every ``--help`` runs, as a user would paste it into a shell.
 
 Each example runs in its own directory with a fresh SQLite store (``./mofa.db``, also
-``$MOFA_DATABASE_URL``) that holds the sessions the examples name; the placeholder server URLs of the examples point
-at the test servers, and ``$DATABASE_URL`` at a SQLite file. Pipes into ``jq`` run whole
-when ``jq`` is installed; without it, the ``mofa`` part before the pipe runs alone.
+``$MOFA_DATABASE_URL``) that holds the sessions the examples name; the placeholder server
+URLs of the examples point at the test servers, and ``$DATABASE_URL`` at a SQLite file.
+Pipes into ``jq`` run whole when ``jq`` is installed; without it, the ``mofa`` part before
+the pipe runs alone.
 """
 
 from __future__ import annotations
