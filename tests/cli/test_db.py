@@ -647,6 +647,7 @@ def test_db_help_lists_each_subcommand_once_with_the_seeds_description() -> None
     assert text.count("Commands:") == 1
     listed = text.split("Commands:\n")[1].splitlines()
     assert listed == [
+        "  doctor  Check the store: schema, indexes, rows, permissions; each fix.",
         "  init    Initialize database tables (print, save or run the SQL).",
         "  schema  Show database schema SQL.",
     ]

@@ -50,7 +50,9 @@ class Report:
         self.lines.append(f"  fix: {fix}")
 
 
-@click.command("doctor")
+@click.command(
+    "doctor", short_help="Check the store: schema, indexes, rows, permissions; each fix."
+)
 @click.option("--quick", is_flag=True, help="Skip reading every record back (the slow check).")
 @click.pass_context
 def doctor(ctx: click.Context, quick: bool) -> None:
