@@ -126,6 +126,8 @@ def test_the_example_runs(example: str, tmp_path: Path, request: pytest.FixtureR
         "DATABASE_URL": f"sqlite://{tmp_path / 'from-env.db'}",
         "NO_COLOR": "1",
     }
+    if "$DIRECT_URL" in example:  # a PostgreSQL server's own address (not a pooler's)
+        environment["DIRECT_URL"] = str(request.getfixturevalue("postgres_server_database"))
     if "$DATABASE_URL" in example or "--database-url" in example or " -u " in example:
         environment.pop("MOFA_DATABASE_URL")
     result = subprocess.run(

@@ -129,7 +129,8 @@ def db() -> None:
     "database_url",
     metavar="URL",
     help="Run the SQL on this database now (creates or upgrades the tables in one "
-    "transaction on PostgreSQL and SQLite; safe to repeat). Needs the database's driver.",
+    "transaction on PostgreSQL and SQLite; safe to repeat). Needs the database's driver. "
+    "PostgreSQL: a direct URL; one through PgBouncer in transaction mode is refused.",
 )
 @click.pass_context
 def init(
@@ -153,6 +154,7 @@ def init(
       mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"
       mofa db init -t sqlite -u "sqlite://./mofa.db"
       mofa db init -u "$DATABASE_URL"
+      mofa db init -t postgres -u "$DIRECT_URL"    # the server itself, not PgBouncer
       mofa --database-url sqlite://./mofa.db db init -t sqlite
 
     \b
