@@ -10,6 +10,8 @@ the scan and its batch (a new message moved its last activity) is kept.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -26,6 +28,8 @@ __all__ = ["PruneResult", "PruneRule", "prune"]
 #: Sessions read per page of the scan.
 _PAGE = 1000
 _MICROSECOND = timedelta(microseconds=1)
+#: The longest pause between two batches, in seconds.
+_MAX_PAUSE = 0.1
 
 
 class PruneRule(NamedTuple):
@@ -114,8 +118,13 @@ async def prune(
             gone = batch
         else:
             store._check_open()
+            started = time.monotonic()
             deleted = set(await store._delete_sessions([s.session_id for s in batch], rule))
             gone = [session for session in batch if session.session_id in deleted]
+            # Other writers get the database between two batches for as long as a batch
+            # held it: a writer waiting on SQLite's lock (which retries after sleeps of up
+            # to 100 ms) would otherwise find the next batch already holding it.
+            await asyncio.sleep(min(time.monotonic() - started, _MAX_PAUSE))
         sessions += len(gone)
         messages += sum(session.message_count for session in gone)
         if on_batch is not None:
