@@ -41,10 +41,14 @@ def describe_source(choice: StoreChoice) -> str:
 
 
 def store_paths(choice: StoreChoice) -> dict[str, str]:
-    """The files behind a store: a SQLite database file, or a file store's directory."""
-    from mofa.persistence import parse_url
+    """The files behind a store: a SQLite database file, or a file store's directory (none
+    for a URL that does not parse: opening it reports that)."""
+    from mofa.persistence import InvalidURLError, parse_url
 
-    parsed = parse_url(choice.url)
+    try:
+        parsed = parse_url(choice.url)
+    except InvalidURLError:
+        return {}
     path = parsed.path or ""
     if parsed.backend == "sqlite" and path and path != ":memory:":
         return {"database_file": os.path.abspath(os.path.expanduser(path))}
@@ -68,13 +72,15 @@ def info(ctx: click.Context, output_format: str) -> None:
       mofa info
       mofa --database-url sqlite://./mofa.db info --format json | jq .sessions
     """
-    from mofa.persistence import parse_url, schema
+    from mofa.persistence import InvalidURLError, parse_url, schema
     from mofa.persistence._registry import display_name
 
     output_format = output_format.lower()
     choice = store_choice(ctx)
-    parsed = parse_url(choice.url) if choice.url.strip() else None
-    backend = parsed.backend if parsed is not None else "unknown"
+    try:
+        backend = parse_url(choice.url).backend
+    except InvalidURLError as exc:  # the message shows the URL masked
+        raise CommandError(str(exc)) from None
     facts: dict[str, Any] = {
         "store": choice.masked,
         "source": choice.source,
