@@ -17,12 +17,8 @@ from typing import Any
 import pytest
 
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends._sql import (
-    _FILTER_COLUMNS,
-    EQUAL,
-    IS_NULL,
-    FilterKey,
-)
+from mofa.persistence.backends._sql import EQUAL, IS_NULL, FilterKey
+from mofa.persistence.backends._sql._statements import _FILTER_COLUMNS
 from mofa.persistence.backends.mysql import _statements as mysql_statements
 from mofa.persistence.backends.postgres import _statements as postgres_statements
 from mofa.persistence.backends.sqlite import _statements as sqlite_statements
@@ -106,7 +102,7 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
 #: owner scope with a ``None`` field lists through ``IS NULL``; those plans are left to each
 #: server's planner (PostgreSQL's generic plan does not always pick the exact index).
 _COMBINATIONS = [
-    key for key in sqlite_statements.LIST_SESSIONS if IS_NULL not in key and not any(key[3:])
+    key for key in sqlite_statements.READS.list_sessions if IS_NULL not in key and not any(key[3:])
 ]
 
 
@@ -184,7 +180,7 @@ async def _plans(
         connection = sqlite3.connect(url.removeprefix("sqlite://"))
         try:
             for key in combinations:
-                statement = sqlite_statements.LIST_SESSIONS[key]
+                statement = sqlite_statements.READS.list_sessions[key]
                 rows = connection.execute(
                     f"EXPLAIN QUERY PLAN {statement}", (*_values(key, dialect), 10, 0)
                 ).fetchall()
@@ -200,7 +196,7 @@ async def _plans(
             # statement to one plan for all values: check that plan.
             await connection.execute("SET plan_cache_mode = force_generic_plan")
             for n, key in enumerate(combinations):
-                statement = postgres_statements.LIST_SESSIONS[key]
+                statement = postgres_statements.READS.list_sessions[key]
                 await connection.execute(f"PREPARE listing{n} AS {statement}")
                 arguments = ", ".join(f"'{value}'" for value in _values(key, dialect))
                 call = f"listing{n}({arguments}{', ' if arguments else ''}10, 0)"
@@ -211,7 +207,7 @@ async def _plans(
     else:
         async with mysql_connection(url) as connection, connection.cursor() as cursor:
             for key in combinations:
-                statement = mysql_statements.LIST_SESSIONS[key]
+                statement = mysql_statements.READS.list_sessions[key]
                 await cursor.execute(f"EXPLAIN {statement}", (*_values(key, dialect), 10, 0))
                 columns = [column[0] for column in cursor.description]
                 rows = await cursor.fetchall()
@@ -336,7 +332,8 @@ def test_a_selective_agent_filter_bounds_the_rows_a_status_filter_reads(tmp_path
         connection = await asyncpg.connect(url)
         try:
             await connection.execute("SET plan_cache_mode = force_generic_plan")
-            await connection.execute(f"PREPARE listing AS {postgres_statements.LIST_SESSIONS[key]}")
+            statement = postgres_statements.READS.list_sessions[key]
+            await connection.execute(f"PREPARE listing AS {statement}")
             rows = await connection.fetch(
                 "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE listing('a1', 'archived', 10, 0)"
             )

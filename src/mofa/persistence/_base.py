@@ -16,6 +16,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from mofa.persistence._checked import SessionQuery, check_session_query
 from mofa.persistence._codec import (
     MAX_SEQ,
     check_datetime,
@@ -37,7 +38,6 @@ from mofa.persistence._entities import (
     Owner,
     Role,
     Session,
-    SessionConditions,
     new_session_id,
     utc_now,
 )
@@ -312,29 +312,13 @@ class BaseStore(Maintenance, abc.ABC):
         nothing is sorted. Reads no messages: ``message_count`` is kept on write.
         """
         self._check_open()
-        filters = (
-            check_optional_id(agent_id, "agent id"),
-            check_optional_id(user_id, "user id"),
-            check_optional_id(tenant_id, "tenant id"),
+        query = check_session_query(
+            agent_id, user_id, tenant_id, limit, offset, status, since, until
         )
-        conditions = SessionConditions(
-            status=None
-            if status is None
-            else check_short_text(status, "session status", _MAX_STATUS),
-            since=None if since is None else check_datetime(since, "since"),
-            until=None if until is None else check_datetime(until, "until"),
-        )
-        checked_limit = check_limit(limit)
-        checked_offset = check_limit(offset, "offset") or 0
         scope = _check_owner(owner)
-        if scope is not None:
-            own = (scope.agent_id, scope.user_id, scope.tenant_id)
-            if any(
-                given is not None and given != mine
-                for given, mine in zip(filters, own, strict=True)
-            ):
-                return []  # a filter outside the scope: nothing of the owner's matches
-        return await self._list_sessions(*filters, checked_limit, checked_offset, scope, conditions)
+        if scope is not None and query.outside(scope):
+            return []  # a filter outside the scope: nothing of the owner's matches
+        return await self._list_sessions(query, scope)
 
     async def update_session(
         self,
@@ -542,18 +526,8 @@ class BaseStore(Maintenance, abc.ABC):
     async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None: ...
 
     @abc.abstractmethod
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-        conditions: SessionConditions,
-    ) -> list[Session]:
-        """With an ``owner`` the filters are the owner's (``None``: the column is NULL);
-        ``conditions`` are checked too (see :meth:`list_sessions`)."""
+    async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
+        """With an ``owner`` the filters are the owner's (``None``: the column is NULL)."""
 
     @abc.abstractmethod
     async def _update_session(

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 __all__ = [
     "Agent",
@@ -23,7 +23,6 @@ __all__ = [
     "Owner",
     "Role",
     "Session",
-    "SessionConditions",
     "SessionStatus",
     "new_session_id",
     "utc_now",
@@ -101,33 +100,6 @@ class Owner:
             session.tenant_id == self.tenant_id
             and session.user_id == self.user_id
             and session.agent_id == self.agent_id
-        )
-
-
-class SessionConditions(NamedTuple):
-    """What a session listing checks beside the ids: the stored ``status``, and
-    ``since <= created_at < until``. A ``None`` field checks nothing.
-
-    Backends receive it checked (times aware, in UTC); the in-memory and file stores test a
-    session with :meth:`matches`, the SQL stores put the same conditions in the statement.
-    (A named tuple, not a dataclass: it is made at import time for a few µs, where a
-    dataclass takes ~2 ms of every command's start.)
-    """
-
-    status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    @property
-    def any(self) -> bool:
-        """Whether there is anything to check."""
-        return self.status is not None or self.since is not None or self.until is not None
-
-    def matches(self, session: Session) -> bool:
-        return (
-            (self.status is None or session.status == self.status)
-            and (self.since is None or session.created_at >= self.since)
-            and (self.until is None or session.created_at < self.until)
         )
 
 

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from mofa.persistence._checked import SessionQuery
 from mofa.persistence._codec import check_datetime, check_limit, check_optional_id
-from mofa.persistence._entities import Session, SessionConditions, utc_now
+from mofa.persistence._entities import Session, utc_now
 from mofa.persistence._health import HealthFacts, StoreCounts
 from mofa.persistence._prune import PruneResult, PruneRule, prune
 from mofa.persistence.errors import InvalidInputError
@@ -41,14 +42,7 @@ class Maintenance:
         async def _delete_session(self, session_id: str, owner: Owner | None) -> bool: ...
 
         async def _list_sessions(
-            self,
-            agent_id: str | None,
-            user_id: str | None,
-            tenant_id: str | None,
-            limit: int | None,
-            offset: int,
-            owner: Owner | None,
-            conditions: SessionConditions,
+            self, query: SessionQuery, owner: Owner | None
         ) -> list[Session]: ...
 
     async def prune_sessions(
@@ -134,7 +128,7 @@ class Maintenance:
         until: datetime | None = None
         while True:
             page = await self._list_sessions(
-                None, None, None, _COUNT_PAGE, 0, None, SessionConditions(until=until)
+                SessionQuery(None, None, None, _COUNT_PAGE, 0, until=until), None
             )
             for found in page:
                 sessions += 1
@@ -146,13 +140,8 @@ class Maintenance:
             until = page[-1].created_at
             same = [found for found in page if found.created_at == until]
             tied = await self._list_sessions(
+                SessionQuery(None, None, None, None, 0, since=until, until=until + _MICROSECOND),
                 None,
-                None,
-                None,
-                None,
-                0,
-                None,
-                SessionConditions(since=until, until=until + _MICROSECOND),
             )
             for found in tied[len(same) :]:
                 sessions += 1

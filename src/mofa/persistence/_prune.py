@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
-from mofa.persistence._entities import Session, SessionConditions
+from mofa.persistence._checked import SessionQuery
+from mofa.persistence._entities import Session
 from mofa.persistence.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -72,9 +73,7 @@ async def _scan(
         # Each page ends at the oldest time of the previous one (inclusive: ties are skipped
         # by id), so no page re-reads what came before it.
         bound = None if until is None else until + _MICROSECOND
-        page = await store._list_sessions(
-            *filters, page_size, 0, None, SessionConditions(until=bound)
-        )
+        page = await store._list_sessions(SessionQuery(*filters, page_size, 0, until=bound), None)
         fresh = [session for session in page if session.session_id not in at_boundary]
         for session in fresh:
             per_agent[session.agent_id] += 1

@@ -23,16 +23,10 @@ from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._checked import SessionQuery
 from mofa.persistence._codec import decode_json
 from mofa.persistence._contract import Unset
-from mofa.persistence._entities import (
-    Agent,
-    AgentState,
-    Message,
-    Owner,
-    Session,
-    SessionConditions,
-)
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._toolkit import check_flag, placeholder_agent, reject_unknown_options
 from mofa.persistence.errors import (
@@ -152,16 +146,8 @@ class InMemoryStore(BaseStore):
         return dataclasses.replace(row.session, metadata=decode_json(row.metadata_json))
 
     @_yields_first
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-        conditions: SessionConditions,
-    ) -> list[Session]:
+    async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
+        agent_id, user_id, tenant_id, limit, offset = query[:5]
         rows = [
             row
             for row in self._sessions.values()
@@ -169,7 +155,7 @@ class InMemoryStore(BaseStore):
             and (user_id is None or row.session.user_id == user_id)
             and (tenant_id is None or row.session.tenant_id == tenant_id)
             and (owner is None or owner.owns(row.session))
-            and conditions.matches(row.session)
+            and query.matches(row.session)
         ]
         rows.sort(key=lambda r: (r.session.created_at, r.session.session_id), reverse=True)
         end = None if limit is None else offset + limit

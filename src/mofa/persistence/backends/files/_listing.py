@@ -17,8 +17,9 @@ from typing import Any, Final
 
 import orjson
 
+from mofa.persistence._checked import SessionQuery
 from mofa.persistence._codec import format_time, parse_time
-from mofa.persistence._entities import Owner, Session, SessionConditions
+from mofa.persistence._entities import Owner, Session
 from mofa.persistence.backends.files._durable import FILE_MODE, append_durably
 from mofa.persistence.backends.files._layout import LISTING_FILE, Layout, agent_dir_name
 from mofa.persistence.backends.files._log import BLOCK, lines_backward, parse
@@ -178,16 +179,8 @@ class SessionList:
         self.listed = False
         self._compacting = threading.Lock()  # held while a compaction is queued or running
 
-    def list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-        conditions: SessionConditions | None = None,
-    ) -> list[Session]:
+    def list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
+        agent_id, user_id, tenant_id, limit, offset = query[:5]
         if limit == 0:
             return []
         # What a session's ids must equal. The most selective first: it is the one the list
@@ -211,19 +204,19 @@ class SessionList:
                 pass  # removed by hand: the headers still tell (a writable open rebuilds it)
             else:
                 try:
-                    return self._list_from_listing(fd, wanted, limit, offset, conditions)
+                    return self._list_from_listing(fd, wanted, limit, offset, query)
                 finally:
                     os.close(fd)
         found = scan_headers(self._tree, self._layout, wanted)
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         end = None if limit is None else offset + limit
-        if conditions is not None and conditions.any:
+        if query.conditional:
             # Checked on each session, newest first, as the SQL stores check them on rows.
             sessions = (
                 session_from(self._tree, header, self._layout.files(header["agent_id"], key))
                 for _created, key, header in found
             )
-            return list(itertools.islice(filter(conditions.matches, sessions), offset, end))
+            return list(itertools.islice(filter(query.matches, sessions), offset, end))
         page = found[offset:end]
         # Counts are read for the page only, from each session's summary (a log is read only
         # when its summary is stale after a crash).
@@ -238,7 +231,7 @@ class SessionList:
         wanted: dict[str, str | None],
         limit: int | None,
         offset: int,
-        conditions: SessionConditions | None,
+        query: SessionQuery,
     ) -> list[Session]:
         """A page of sessions read from the session list: only the headers and summaries
         of the sessions on the page (and of the ``offset`` ones before it) are opened.
@@ -251,7 +244,7 @@ class SessionList:
         needles = [
             _listing_needle(key, value) for key, value in wanted.items() if value is not None
         ]
-        checked = conditions if conditions is not None and conditions.any else None
+        checked = query if query.conditional else None
         page: list[Session] = []
         seen: set[str] = set()
         stale = 0
@@ -276,7 +269,7 @@ class SessionList:
                 continue
             seen.add(session_id)
             found = None
-            if checked:
+            if checked is not None:
                 found = session_from(self._tree, header, files)
                 if not checked.matches(found):
                     continue
