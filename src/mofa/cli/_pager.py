@@ -10,7 +10,6 @@ the command quietly.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -22,7 +21,12 @@ def wants_pager(lines: int, *, enabled: bool = True) -> bool:
     """Whether ``lines`` of output to stdout should go through a pager."""
     if not enabled or not sys.stdout.isatty():
         return False
-    return lines > shutil.get_terminal_size().lines - 1
+    try:
+        height = int(os.environ.get("LINES", "")) or os.get_terminal_size(sys.stdout.fileno()).lines
+    except (ValueError, OSError):
+        height = 24
+    # (os, not shutil: shutil's imports cost a few ms of every command's start)
+    return lines > (height or 24) - 1
 
 
 def _pager_command() -> list[str] | None:
