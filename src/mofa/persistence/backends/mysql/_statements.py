@@ -23,6 +23,7 @@ from mofa.persistence.backends.mysql._rows import (
     session_from_row,
     sessions_from_rows,
     state_from_row,
+    wire,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ DIALECT: Final = Dialect(
     agent_from_row=agent_from_row,
     messages_from_rows=messages_from_rows,
     state_from_row=state_from_row,
+    wire_time=wire,  # DATETIME(6) holds naive UTC
 )
 READS: Final = reads(DIALECT)
 
