@@ -2,6 +2,7 @@
 
 from mofa.persistence.testing.conformance.messages import *  # noqa: F403
 from mofa.persistence.testing.conformance.ownership import *  # noqa: F403
+from mofa.persistence.testing.conformance.restore import *  # noqa: F403
 from mofa.persistence.testing.conformance.sessions import *  # noqa: F403
 from mofa.persistence.testing.conformance.state import *  # noqa: F403
 from mofa.persistence.testing.conformance.times import *  # noqa: F403
