@@ -488,7 +488,9 @@ class BaseStore(abc.ABC):
                 checked, metadata_json, checked_agent, batches, policy
             )
         finally:
-            await batches.aclose()
+            # A backend that gave up waiting may leave it running; it then ends on its own.
+            with contextlib.suppress(RuntimeError):
+                await batches.aclose()
 
     # ------------------------------------------------------------ to implement
 

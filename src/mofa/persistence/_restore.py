@@ -38,9 +38,11 @@ __all__ = [
     "RestoreBatch",
     "RestoredMessage",
     "RestoredState",
+    "SourceError",
     "check_policy",
     "check_restored_agent",
     "check_restored_session",
+    "next_batch",
     "restore_batches",
 ]
 
@@ -99,6 +101,24 @@ class RestoreBatch:
     def __init__(self) -> None:
         self.messages: list[RestoredMessage] = []
         self.states: list[RestoredState] = []
+
+
+class SourceError(Exception):
+    """An exception raised while the records were read (a bad record, a failing file),
+    carried through a backend's database error handling to be raised as it is."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+async def next_batch(batches: AsyncIterator[RestoreBatch]) -> RestoreBatch | None:
+    """The next batch (``None`` at the end); what reading it raised comes as
+    :class:`SourceError`, so a backend never takes it for an error of its database."""
+    try:
+        return await anext(batches, None)
+    except Exception as exc:
+        raise SourceError(exc) from exc
 
 
 def check_policy(on_conflict: object) -> ConflictPolicy:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Self
 
 from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import session_filters
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
+from mofa.persistence.backends.sqlite._restore import BatchSource, restore_tx
 from mofa.persistence.backends.sqlite._statements import LIST_SESSIONS
 from mofa.persistence.backends.sqlite._transactions import (
     append_many_tx,
@@ -229,3 +232,27 @@ class SqliteStore(BaseStore):
         self, session_id: str, limit: int | None, owner: Owner | None
     ) -> list[AgentState]:
         return await self._worker.read(list_states_tx, session_id, _no_limit(limit), owner)
+
+    # --------------------------------------------------------------- restore
+
+    async def _restore_session(
+        self,
+        session: Session,
+        metadata_json: str,
+        agent: Agent | None,
+        batches: AsyncIterator[RestoreBatch],
+        on_conflict: ConflictPolicy,
+    ) -> Session | None:
+        source = BatchSource(batches)
+        try:
+            return await self._worker.write(
+                restore_tx,
+                session,
+                metadata_json,
+                agent,
+                on_conflict,
+                source,
+                session_id=session.session_id,
+            )
+        finally:
+            source.abandoned.set()

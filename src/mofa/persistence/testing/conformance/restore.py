@@ -80,9 +80,7 @@ def without_ids(messages: list[Message]) -> list[tuple[object, ...]]:
 
 async def test_restore_keeps_every_field(store: BaseStore) -> None:
     session = a_session()
-    restored = await store.restore_session(
-        session, [*some_states(), *some_messages()], agent=AGENT
-    )
+    restored = await store.restore_session(session, [*some_states(), *some_messages()], agent=AGENT)
     assert restored == session
     assert await store.get_session("restored") == session
     messages = await store.list_messages("restored")
