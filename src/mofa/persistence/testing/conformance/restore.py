@@ -233,3 +233,14 @@ async def test_an_empty_session_restores(store: BaseStore) -> None:
     assert await store.restore_session(session) == session
     assert await store.get_session("restored") == session
     assert (await store.append_message("restored", "user", "first")).seq == 1
+
+
+async def test_restored_sessions_are_listed_by_their_creation_time(store: BaseStore) -> None:
+    live = await store.create_session("live", agent_id="agent-r")
+    await store.restore_session(a_session("old", count=0))
+    await store.restore_session(a_session("older", count=0, created_at=T0 - timedelta(days=1)))
+    await store.restore_session(a_session("old", count=0), on_conflict="replace")
+    listed = await store.list_sessions()
+    assert [found.session_id for found in listed] == ["live", "old", "older"]
+    assert listed[0] == live
+    assert [found.session_id for found in await store.list_sessions(offset=1, limit=1)] == ["old"]
