@@ -11,7 +11,7 @@ through in flat memory. A record that fails a check ends the iteration with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -270,7 +270,7 @@ async def _each(
 async def restore_batches(
     session: Session,
     records: Iterable[Message | AgentState] | AsyncIterable[Message | AgentState],
-) -> AsyncIterator[RestoreBatch]:
+) -> AsyncGenerator[RestoreBatch]:
     """``records`` checked and grouped into batches (see :data:`BATCH_ROWS`).
 
     Messages must come with ``seq`` 1, 2, 3… and states with version 1, 2, 3…, each kind in

@@ -7,3 +7,4 @@ from mofa.persistence.testing.conformance.sessions import *  # noqa: F403
 from mofa.persistence.testing.conformance.state import *  # noqa: F403
 from mofa.persistence.testing.conformance.times import *  # noqa: F403
 from mofa.persistence.testing.conformance.values import *  # noqa: F403
+from mofa.persistence.testing.conformance.transfer import *  # noqa: F403
