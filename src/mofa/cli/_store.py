@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from mofa.cli._errors import CommandError
 from mofa.config import (
     DEFAULT_CONFIG_NAME,
@@ -35,8 +37,10 @@ from mofa.persistence.locations import STORE_MARKER
 __all__ = [
     "DATABASE_URL_VARIABLE",
     "StoreChoice",
+    "choice_of",
     "default_store_url",
     "open_existing_store",
+    "open_store_to_write",
     "resolve_store",
 ]
 
@@ -103,6 +107,24 @@ async def open_existing_store(choice: StoreChoice) -> BaseStore:
         return await open_store(choice.url, create_schema=False)
     except SchemaError as exc:  # no store there, or not one this version reads: exit 1
         raise CommandError(str(exc)) from None
+
+
+async def open_store_to_write(choice: StoreChoice) -> BaseStore:
+    """Open the store an import writes into: like :func:`open_existing_store` (a missing
+    database or one without the mofa schema is reported: ``mofa db init`` makes it), except
+    that the default file store is created if nothing was stored there yet, as the agent
+    would create it."""
+    if choice.source == "default" and not _default_store_made(choice.url):
+        return await open_store(choice.url)
+    return await open_existing_store(choice)
+
+
+def choice_of(ctx: click.Context) -> StoreChoice:
+    """The store a command of ``ctx`` uses (from the root group's options)."""
+    options = ctx.find_root().obj
+    return resolve_store(
+        getattr(options, "database_url", None), getattr(options, "config_path", None)
+    )
 
 
 def _default_store_made(url: str) -> bool:

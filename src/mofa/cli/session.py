@@ -1,4 +1,4 @@
-"""``mofa session``: list, show, export and delete stored sessions.
+"""``mofa session``: list, show, export, import and delete stored sessions.
 
 Each command resolves the store (see :mod:`mofa.cli._store`), makes its library calls and
 hands plain dictionaries to :mod:`mofa.cli._render`. Data (a table, JSON, YAML) goes to stdout
@@ -9,13 +9,11 @@ alone, so it pipes into ``jq`` or a file; progress lines, the delete prompt and 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import click
 
 from mofa.cli._errors import CommandError, run
-from mofa.cli._files import atomic_text_file, cannot_write
 from mofa.cli._prompt import ask_yes_no
 from mofa.cli._render import (
     DocumentWriter,
@@ -24,14 +22,14 @@ from mofa.cli._render import (
     render_session_table,
     shown_id,
 )
-from mofa.cli._store import StoreChoice, open_existing_store, resolve_store
+from mofa.cli._store import StoreChoice, choice_of, open_existing_store
+from mofa.cli._transfer import export_command, import_command
 from mofa.persistence import (
     BaseStore,
     InvalidInputError,
     InvalidURLError,
     Message,
     PermissionDeniedError,
-    PersistenceError,
     Session,
     SessionNotFoundError,
 )
@@ -44,14 +42,15 @@ BATCH_SIZE = 1000
 
 @click.group()
 def session() -> None:
-    """Session management: list, show, export and delete conversation sessions."""
+    """Session management: list, show, export, import and delete conversation sessions."""
 
 
 def _choice(ctx: click.Context) -> StoreChoice:
-    options = ctx.find_root().obj
-    return resolve_store(
-        getattr(options, "database_url", None), getattr(options, "config_path", None)
-    )
+    return choice_of(ctx)
+
+
+session.add_command(export_command)
+session.add_command(import_command)
 
 
 def _progress(line: str) -> None:
@@ -192,19 +191,6 @@ def _message_entry(message: Message) -> dict[str, Any]:
     return entry
 
 
-def _export_entry(message: Message) -> dict[str, Any]:
-    """A message as ``session export`` writes it: the seeds' fields, then its metadata when
-    it has any, so a reply marked partial or failed is restored as such."""
-    entry: dict[str, Any] = {
-        "role": message.role.value,
-        "content": message.content,
-        "timestamp": message.timestamp,
-    }
-    if message.metadata:
-        entry["metadata"] = message.metadata
-    return entry
-
-
 @session.command("show")
 @click.argument("session_id")
 @click.option(
@@ -254,90 +240,6 @@ def show_command(ctx: click.Context, session_id: str, output_format: str) -> Non
             stdout.flush()
 
     run(show, url=choice.url)
-
-
-# ---------------------------------------------------------------------------- export
-
-
-@session.command("export")
-@click.argument("session_id")
-@click.option(
-    "-o",
-    "--output",
-    "output_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="File to write (missing parent directories are created); - writes to stdout.",
-)
-@click.option(
-    "-f",
-    "--format",
-    "export_format",
-    required=True,
-    type=click.Choice(["json", "yaml"], case_sensitive=False),
-    help="Export format.",
-)
-@click.pass_context
-def export_command(
-    ctx: click.Context, session_id: str, output_path: Path, export_format: str
-) -> None:
-    """Export a session and its messages to a JSON or YAML file.
-
-    The file is written atomically (missing parent directories are created); a long history
-    is streamed, not loaded at once. With -o - the document goes to stdout and the progress
-    lines to stderr.
-
-    Nothing stored is left out: "metadata" holds the agent_id, user_id and tenant_id columns
-    and the session's own metadata; keys of its own metadata named like one of those columns
-    are kept apart, in "shadowed_metadata". A message's metadata (model, usage, a partial or
-    failed status) follows it when it has any.
-
-    \b
-    Examples:
-      mofa session export agent-001:session-123 -o session.json --format json
-      mofa session export agent-001:session-123 -o ./exports/session.yaml -f yaml
-      mofa session export agent-001:session-123 -o - -f json | jq '.messages | length'
-    """
-    export_format = export_format.lower()
-    choice = _choice(ctx)
-    to_stdout = str(output_path) == "-"
-
-    async def export() -> int:
-        async with await open_existing_store(choice) as store:
-            found = await _get_session(store, session_id)
-            try:
-                if to_stdout:
-                    return await write(store, found, sys.stdout)
-                # Private: a session's conversation is nobody else's to read.
-                with atomic_text_file(output_path, mode=0o600, make_parents=True) as handle:
-                    return await write(store, found, handle)
-            except OSError as exc:
-                if isinstance(exc, PersistenceError):
-                    raise
-                raise CommandError(cannot_write("export", output_path, exc)) from exc
-
-    async def write(store: BaseStore, found: Session, handle: IO[str]) -> int:
-        writer = DocumentWriter(cast(Literal["json", "yaml"], export_format), handle.write)
-        writer.start(
-            {
-                "session_id": found.session_id,
-                "created_at": found.created_at,
-                **_metadata_fields(found),
-            },
-            "messages",
-        )
-        async for message in store.iter_messages(session_id, batch_size=BATCH_SIZE):
-            writer.add(_export_entry(message))
-        writer.finish()
-        return writer.count
-
-    _progress(f"→ Exporting session: {shown_id(session_id)}")
-    _progress(f"  Format: {export_format}")
-    _progress(f"  Output: {'stdout' if to_stdout else output_path}")
-    count = run(export, url=choice.url)
-    _progress(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}")
-    _progress("✓ Session exported successfully")
 
 
 # ---------------------------------------------------------------------------- delete

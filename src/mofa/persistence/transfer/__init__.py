@@ -40,6 +40,7 @@ from mofa.persistence.errors import (
     InvalidInputError,
     PersistenceError,
     QueryError,
+    SessionExistsError,
     SessionNotFoundError,
 )
 from mofa.persistence.transfer._canonical import FORMAT, MINOR, ExportFormatError
@@ -218,7 +219,10 @@ async def import_sessions(
         except PersistenceError as exc:
             if not _session_level(exc):
                 raise
-            results.append(ImportResult(name, session.session_id, "failed", error=str(exc)))
+            error = f"{item.position}: {exc}"
+            if isinstance(exc, SessionExistsError):
+                error = error.rstrip(".") + " (--on-conflict skip or replace)."
+            results.append(ImportResult(name, session.session_id, "failed", error=error))
             continue
         if restored is None:
             results.append(ImportResult(name, session.session_id, "skipped"))

@@ -20,13 +20,17 @@ from mofa.persistence.transfer import (
 
 AWKWARD = [
     NewMessage("system", "You are terse."),
-    NewMessage("user", "emoji 👍🏽 ❤️ 1️⃣, CJK 你好世界, RTL שלום, \u200b zero-width, \t tab\nnewline"),
+    NewMessage(
+        "user", "emoji 👍🏽 ❤️ 1️⃣, CJK 你好世界, RTL שלום, \u200b zero-width, \t tab\nnewline"
+    ),
     NewMessage(
         "assistant",
         "partial answer",
         {"status": "partial", "usage": {"prompt_tokens": 3, "ratio": 0.1, "neg": -0.0}},
     ),
-    NewMessage("tool", '{"json": "inside text"}', {"tool_call_id": "call_1", "deep": [[[{"a": 1}]]]}),
+    NewMessage(
+        "tool", '{"json": "inside text"}', {"tool_call_id": "call_1", "deep": [[[{"a": 1}]]]}
+    ),
     NewMessage("assistant", "failed", {"status": "failed", "error": "timeout"}),
 ]
 
@@ -126,7 +130,8 @@ async def test_a_taken_id_fails_or_imports_under_a_new_one(store: BaseStore) -> 
     assert copy.session_id == "copy"
     copied = await store.get_session("copy")
     original = await store.get_session("awkward")
-    assert copied is not None and original is not None
+    assert copied is not None
+    assert original is not None
     assert (copied.updated_at, copied.message_count) == (original.updated_at, 5)
     replaced = await import_session(store, io.BytesIO(data), on_conflict="replace")
     assert replaced.outcome == "replaced"
