@@ -23,7 +23,7 @@ from tests.cli.test_session import MAIN, on_terminal, seed
 from tests.conftest import _params
 from tests.servers import database_name, mysql_account, postgres_account, with_credentials
 
-SUBCOMMANDS = ["list", "show", "export", "delete"]
+SUBCOMMANDS = ["list", "show", "export", "import", "delete"]
 
 
 # -------------------------------------------------------------------------------- help
@@ -41,7 +41,8 @@ def test_session_help_lists_every_subcommand() -> None:
     [
         ("list", ["-a, --agent AGENT_ID", "-n, --limit N", "--output-format [table|json]"]),
         ("show", ["SESSION_ID", "-f, -o, --format [table|json|yaml]"]),
-        ("export", ["SESSION_ID", "-o, --output PATH", "-f, --format [json|yaml]"]),
+        ("export", ["[SESSION_ID]", "-o, --output PATH", "-f, --format [json|yaml|jsonl]"]),
+        ("import", ["FILE...", "--on-conflict [fail|skip|replace]", "--session-id NEW_ID"]),
         ("delete", ["SESSION_ID", "--force", "Exit codes: 0 deleted, 1 session not found, 2"]),
     ],
 )
@@ -62,7 +63,7 @@ def test_every_subcommand_has_help(subcommand: str, expected: list[str]) -> None
     [
         (["show", "s1", "--format", "xml"], "'table', 'json', 'yaml'"),
         (["show", "s1", "-o", "csv"], "'table', 'json', 'yaml'"),
-        (["export", "s1", "-o", "x.json", "-f", "table"], "'json', 'yaml'"),
+        (["export", "s1", "-o", "x.json", "-f", "table"], "'json', 'yaml', 'jsonl'"),
         (["list", "--output-format", "yaml"], "'table', 'json'"),
     ],
 )
