@@ -47,11 +47,14 @@ class SessionSource:
     raises :class:`ExportFormatError`, which a restore in progress rolls back.
     """
 
-    def __init__(self, header: Header, position: str, records: Iterator[tuple[str, Any]]) -> None:
+    def __init__(
+        self, header: Header, position: str, records: Iterator[tuple[str, Any]], name: str
+    ) -> None:
         self.header = header
         self.position = position
         self._records = records
         self._consumed = False
+        self._end = f"{name}: the end of session {header.session.session_id!r}"
 
     def records(self) -> Iterator[Message | AgentState]:
         if self._consumed:
@@ -71,17 +74,14 @@ class SessionSource:
         count = self.header.session.message_count
         if checked.count != count:
             raise ExportFormatError(
-                f"{self._end}: the file holds {checked.count} messages of session "
-                f"{session_id!r}, its header says {count}: it was cut short or changed"
+                f"{self._end}: the file holds {checked.count} of its messages, its header "
+                f"says {count}: it was cut short or changed"
             )
         if checked.hexdigest() != self.header.sha256:
             raise ExportFormatError(
-                f"{self._end}: the integrity check failed: the SHA-256 of the messages of "
-                f"session {session_id!r} differs from the one in its header; the file was "
-                "changed or damaged in transit"
+                f"{self._end}: the integrity check failed: the SHA-256 of its messages "
+                "differs from the one in its header; the file was changed or damaged in transit"
             )
-
-    _end = "the end of the session"
 
     def drain(self) -> None:
         """Read past what is left of the session (after a skip or a failure)."""
@@ -104,11 +104,11 @@ class Reader:
         raise NotImplementedError
 
 
-def _decode(data: bytes, where: str) -> str:
+def _decode(data: bytes, where: str, first_line: int = 1) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + first_line
         raise ExportFormatError(
             f"{where}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); an export is "
             "UTF-8 JSON, JSON Lines or YAML"
@@ -168,7 +168,7 @@ class _Document(Reader):
             for index, message in enumerate(lists["messages"]):
                 yield "json-message", (f"{self.name}: $.messages[{index}]", message)
 
-        yield SessionSource(header, where, records())
+        yield SessionSource(header, where, records(), self.name)
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -242,7 +242,7 @@ class _Lines(Reader):
                 try:
                     orjson.loads(data)
                 except orjson.JSONDecodeError:
-                    _decode(data, self.name)
+                    _decode(data, self.name, self._number)
                     raise ExportFormatError(
                         f"{where}: the line is cut short (no newline, not complete JSON); "
                         "the file was truncated"
@@ -250,7 +250,7 @@ class _Lines(Reader):
             try:
                 value = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
-                _decode(data, where)
+                _decode(data, self.name, self._number)
                 raise ExportFormatError(f"{where}: not valid JSON ({exc.msg})") from None
             if not isinstance(value, dict) or value.get("type") not in _LINE_TYPES:
                 raise ExportFormatError(
@@ -310,7 +310,7 @@ class _Lines(Reader):
                 if self._pending is None:
                     return
                 continue
-            source = SessionSource(header, where, self._until_next_header())
+            source = SessionSource(header, where, self._until_next_header(), self.name)
             yield source
             # A damaged line of a session that was skipped or failed already: passed over.
             with contextlib.suppress(ExportFormatError):
