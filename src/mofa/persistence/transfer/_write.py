@@ -36,12 +36,25 @@ _JSON: Final = orjson.OPT_SORT_KEYS
 _PRETTY: Final = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's pure-Python safe dumper (libyaml's may differ in a corner, and equal data
+    must give equal bytes on every machine), with text that holds a character YAML reads
+    as a line break (NEL, U+2028, U+2029) always double-quoted: in single quotes or plain,
+    a reader folds it into a space."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = '"' if any(char in text for char in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_text)
+
+
 def _yaml(value: Any) -> bytes:
-    # The pure-Python dumper everywhere: libyaml's may differ in a corner, and equal data
-    # must give equal bytes on every machine.
     text: str = yaml.dump(
         value,
-        Dumper=yaml.SafeDumper,
+        Dumper=_Dumper,
         sort_keys=True,
         allow_unicode=True,
         default_flow_style=False,
