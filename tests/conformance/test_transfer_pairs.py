@@ -24,8 +24,8 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from mofa.persistence import BaseStore, NewMessage, open_store
 from mofa.persistence.transfer import export_session, import_session
-from tests.conftest import BACKENDS, _empty
 from tests.conformance.test_properties import _json_objects, _texts
+from tests.conftest import BACKENDS, _empty
 from tests.servers import drop_mofa_tables, mysql_database, postgres_database
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "mofa-tests-hypothesis")
