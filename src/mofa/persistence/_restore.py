@@ -233,7 +233,8 @@ def _restored_message(item: Message, session_id: str, expected: int) -> Restored
         seq,
         check_role(item.role),
         check_text(item.content, f"content of message {seq}"),
-        decode_json(metadata_json),
+        # The backends write metadata_json; a read decodes that, so this copy is not kept.
+        dict(metadata),
         metadata_json,
         check_datetime(item.timestamp, f"timestamp of message {seq}"),
     )
@@ -254,6 +255,10 @@ def _restored_state(item: AgentState, session_id: str, expected: int) -> Restore
         encode_json(item.state, f"agent state version {version}"),
         check_datetime(item.created_at, f"created_at of state version {version}"),
     )
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 async def _each(
@@ -296,12 +301,12 @@ async def restore_batches(
                     f"message_count), but message {message.seq} was given."
                 )
             batch.messages.append(message)
-            size += len(message.content.encode()) + len(message.metadata_json.encode())
+            size += _utf8_size(message.content) + _utf8_size(message.metadata_json)
         elif isinstance(item, AgentState):
             state = _restored_state(item, session_id, next_version)
             next_version += 1
             batch.states.append(state)
-            size += len(state.state_json.encode())
+            size += _utf8_size(state.state_json)
         else:
             raise InvalidInputError(
                 f"restore_session takes Message and AgentState records, not {type(item).__name__}."

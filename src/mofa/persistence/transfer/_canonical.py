@@ -172,12 +172,15 @@ class MessageHash:
         self._hash = hashlib.sha256()
         self.count = 0
 
-    def add(self, canonical: Mapping[str, Any]) -> None:
+    def add(self, canonical: Mapping[str, Any]) -> bytes:
+        """Hash the message; its compact canonical JSON (without the newline)."""
         try:
-            self._hash.update(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS) + b"\n")
+            data = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
         except TypeError as exc:  # a value JSON cannot hold: the store refuses it too
             raise InvalidInputError(f"A message holds a value JSON cannot hold: {exc}.") from exc
+        self._hash.update(data + b"\n")
         self.count += 1
+        return data
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

@@ -68,10 +68,16 @@ def _message_json(item: dict[str, Any]) -> bytes:
     return b"\n    " + orjson.dumps(item, option=_PRETTY).replace(b"\n", b"\n    ")
 
 
-_ITEM: Final[dict[str, Callable[[dict[str, Any]], bytes]]] = {
-    "json": _message_json,
-    "yaml": lambda item: _yaml([item]),
-    "jsonl": lambda item: orjson.dumps({**item, "type": "message"}, option=_JSON) + b"\n",
+def _message_line(item: dict[str, Any], compact: bytes) -> bytes:
+    # "type" sorts after every key of a message ("timestamp" included): the line is the
+    # hashed compact JSON with it added last.
+    return compact[:-1] + b',"type":"message"}\n'
+
+
+_ITEM: Final[dict[str, Callable[[dict[str, Any], bytes], bytes]]] = {
+    "json": lambda item, _compact: _message_json(item),
+    "yaml": lambda item, _compact: _yaml([item]),
+    "jsonl": _message_line,
 }
 
 
@@ -88,8 +94,7 @@ async def _spool_messages(
         if message.seq > session.message_count:
             break  # appended after the header was read: the next export has it
         item = message_object(message)
-        digest.add(item)
-        data = render(item)
+        data = render(item, digest.add(item))
         if kind == "json" and not first:
             data = b"," + data
         first = False
