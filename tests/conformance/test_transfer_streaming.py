@@ -5,6 +5,7 @@ the 100,000-message case)."""
 
 from __future__ import annotations
 
+import io
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,3 +62,20 @@ async def test_a_jsonl_import_takes_flat_memory(durable_url: str, tmp_path: Path
     # 1,000 records or 4 MiB of text), never by the session.
     assert peaks[1] < peaks[0] * 1.25 + 1_000_000
     assert peaks[1] < 16_000_000
+
+
+async def test_a_session_larger_than_the_packet_limit_imports(store: BaseStore) -> None:
+    """20 messages of 1 MB (20 MB, over MariaDB's 16 MB packet limit) in one import: the
+    batches are cut by bytes, not rows."""
+    megabyte = "m" * 1_000_000
+    await store.create_session("wide", agent_id="agent")
+    for index in range(20):  # (one append of them all would be one 20 MB write: refused)
+        await store.append_message("wide", "user", f"{index}{megabyte}")
+    buffer = io.BytesIO()
+    await export_session(store, "wide", buffer, format="jsonl")
+    await store.delete_session("wide")
+    result = await import_session(store, io.BytesIO(buffer.getvalue()))
+    assert (result.outcome, result.messages) == ("imported", 20)
+    again = io.BytesIO()
+    await export_session(store, "wide", again, format="jsonl")
+    assert again.getvalue() == buffer.getvalue()
