@@ -1,7 +1,9 @@
 """Fixtures shared by every test.
 
 ``store`` is the conformance fixture: a test that takes only ``store`` runs on every backend.
-Select one with a mark: ``pytest -m sqlite``, ``-m postgres``, ``-m "not mysql"``.
+Select one with a mark: ``pytest -m sqlite``, ``-m postgres``, ``-m "not mysql"``. The
+conformance suite (``tests/conformance``) also runs on ``pgbouncer``: the PostgreSQL store
+through a private PgBouncer in transaction mode (marks ``postgres`` and ``pgbouncer``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ from pathlib import Path
 import pytest
 
 from mofa.persistence import BaseStore, open_store, schema
+from tests.pgbouncer import PgBouncer, pgbouncer
 from tests.servers import drop_mofa_tables, mysql_database, postgres_database
 
 #: Every backend; the conformance suite runs on each one.
 BACKENDS = ["memory", "sqlite", "files", "postgres", "mysql"]
 #: Backends whose data outlives a process (several processes can share one).
 DURABLE_BACKENDS = [name for name in BACKENDS if name != "memory"]
+#: The conformance suite's backends: every backend, and the PostgreSQL store through
+#: PgBouncer in transaction mode (its URL goes through the pooler; the fixtures create the
+#: schema on the direct URL first, as `mofa db init -u DIRECT_URL` would).
+CONFORMANCE_BACKENDS = [*BACKENDS, "pgbouncer"]
+CONFORMANCE_DURABLE_BACKENDS = [*DURABLE_BACKENDS, "pgbouncer"]
 
 
 def all_versions(dialect: str) -> tuple[int, ...]:
@@ -32,7 +40,13 @@ def recorded_versions(dialect: str) -> list[tuple[int, str]]:
 
 
 def _params(names: list[str]) -> list[object]:
-    return [pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in names]
+    return [pytest.param(name, marks=_marks(name), id=name) for name in names]
+
+
+def _marks(name: str) -> list[pytest.MarkDecorator]:
+    if name == "pgbouncer":  # needs the PostgreSQL server too: `-m postgres` selects it
+        return [pytest.mark.postgres, pytest.mark.pgbouncer]
+    return [getattr(pytest.mark, name)]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -73,6 +87,18 @@ def mysql_server_database() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def pgbouncer_server() -> Iterator[PgBouncer]:
+    """One private PgBouncer (transaction mode) in front of the PostgreSQL server, for the run."""
+    with pgbouncer() as bouncer:
+        yield bouncer
+
+
+def server_kind(backend: str) -> str:
+    """The server a backend's database lives on ("postgres" for pgbouncer)."""
+    return "postgres" if backend == "pgbouncer" else backend
+
+
 def url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A URL for a database of ``backend`` (the server ones are shared by the whole run)."""
     if backend == "memory":
@@ -85,14 +111,25 @@ def url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str
         return str(request.getfixturevalue("postgres_server_database"))
     if backend == "mysql":
         return str(request.getfixturevalue("mysql_server_database"))
+    if backend == "pgbouncer":
+        bouncer: PgBouncer = request.getfixturevalue("pgbouncer_server")
+        return bouncer.url(str(request.getfixturevalue("postgres_server_database")))
     raise AssertionError(backend)
 
 
 async def _empty(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """``url_for``, with a server database emptied of every mofa table."""
+    """``url_for``, with a server database emptied of every mofa table.
+
+    pgbouncer: the schema is then created through the direct URL (migrations are refused
+    through a transaction pooler), so the database is empty of data, not of tables.
+    """
     url = url_for(backend, tmp_path, request)
     if backend in ("postgres", "mysql"):
         await drop_mofa_tables(backend, url)
+    if backend == "pgbouncer":
+        direct = url_for("postgres", tmp_path, request)
+        await drop_mofa_tables("postgres", direct)
+        await (await open_store(direct)).close()
     return url
 
 

@@ -13,6 +13,7 @@ import pytest
 from mofa.persistence import SchemaError, open_store, schema
 from mofa.persistence._registry import record_for
 from mofa.persistence.locations import STORE_MARKER
+from tests.conftest import server_kind
 from tests.servers import server_rows
 
 #: A version no mofa-sdk has written yet.
@@ -33,7 +34,7 @@ async def _mark_newer(backend: str, url: str) -> None:
         with sqlite3.connect(url.removeprefix("sqlite://")) as connection:
             connection.execute(statement)
     else:
-        await server_rows(backend, url, statement)
+        await server_rows(server_kind(backend), url, statement)
 
 
 async def test_a_store_a_newer_version_upgraded_is_refused(
@@ -41,8 +42,9 @@ async def test_a_store_a_newer_version_upgraded_is_refused(
 ) -> None:
     async with await open_store(durable_url) as store:
         await store.create_session("kept", user_id="u")
-        dialect = record_for(durable_backend).dialect
-        if dialect is not None:
+        dialect = record_for(store.backend).dialect
+        # Through PgBouncer the fixture made the schema on the direct URL already.
+        if dialect is not None and durable_backend != "pgbouncer":
             assert store.applied_migrations == tuple(
                 migration.version for migration in schema.migrations(dialect)
             )

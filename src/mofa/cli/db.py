@@ -91,7 +91,8 @@ def db() -> None:
     "database_url",
     metavar="URL",
     help="Run the SQL on this database now (creates or upgrades the tables in one "
-    "transaction on PostgreSQL and SQLite; safe to repeat). Needs the database's driver.",
+    "transaction on PostgreSQL and SQLite; safe to repeat). Needs the database's driver. "
+    "PostgreSQL: a direct URL; one through PgBouncer in transaction mode is refused.",
 )
 def init(db_type: str, output: Path | None, database_url: str | None) -> None:
     """Initialize persistence database tables for agents, sessions, messages and state.
@@ -110,6 +111,7 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
       mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"
       mofa db init -t sqlite -u "sqlite://./mofa.db"
       mofa db init -t postgres -u "$DATABASE_URL"
+      mofa db init -t postgres -u "$DIRECT_URL"    # the server itself, not PgBouncer
 
     \b
     URLs:

@@ -45,6 +45,7 @@ SHOWN_PARAMETERS = frozenset(
         "dbname",
         "host",
         "hostaddr",
+        "pool_mode",
         "port",
         "search_path",
         "sslcert",

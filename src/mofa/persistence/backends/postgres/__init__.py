@@ -13,8 +13,19 @@ URLs are libpq's (asyncpg parses them): ``postgresql://user:password@host:port/d
 percent-encoded passwords, ``?sslmode=disable|prefer|require|verify-full``, a unix socket
 (``postgresql:///mofa?host=/var/run/postgresql``), ``?password=``, ``?port=``,
 ``?connect_timeout=`` (seconds; the ``connect_timeout`` option wins over it); other parameters
-are sent to the server as settings (``?application_name=…``). Tuning goes on
-:meth:`PostgresStore.connect` (``pool_min_size``, ``pool_max_size``, ``connect_timeout``…).
+are sent to the server as settings (``?application_name=…``). ``?pool_mode=transaction|
+statement|session`` says how a pooler in front of the server shares its connections (see
+below). Tuning goes on :meth:`PostgresStore.connect` (``pool_min_size``, ``pool_max_size``,
+``connect_timeout``, ``migrate_url``…).
+
+Behind PgBouncer in transaction mode (found on connect, or said by ``?pool_mode=``) the store
+prepares no named statement, and refuses to migrate the schema there: migrations run on
+``migrate_url=`` (a direct URL, opened only when one is due) or ``mofa db init -u`` (see
+:mod:`._pooler`)::
+
+    store = await PostgresStore.connect(
+        "postgresql://app@pgbouncer:6432/mofa", migrate_url="postgresql://app@db:5432/mofa"
+    )
 
 How it stays close to the raw driver:
 

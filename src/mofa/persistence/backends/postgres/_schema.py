@@ -1,18 +1,24 @@
-"""Creating or upgrading the schema on connect: the lock, the version, the catalog checks."""
+"""Creating or upgrading the schema on connect: the lock, the version, the catalog checks, and
+where migrations run (the store's pool, or a direct connection: ``migrate_url``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from mofa.persistence import schema
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.backends.postgres._errors import CALL, CONNECT, translate
-from mofa.persistence.backends.postgres._url import Target
+from mofa.persistence.backends.postgres._pool import import_asyncpg
+from mofa.persistence.backends.postgres._pooler import Pooling, through_pooler, unpinned_refusal
+from mofa.persistence.backends.postgres._url import DriverURL, Target
 from mofa.persistence.errors import PersistenceError, QueryError, SchemaError
 
 __all__ = ["migrate"]
 
 _DIALECT: Final = "postgres"
+_DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 #: pg_advisory_xact_lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
 _SCHEMA_LOCK_KEY: Final = 0x6D6F66615F736368
 #: mofa's tables that exist already in the schema CREATE TABLE would use, with their columns.
@@ -39,48 +45,135 @@ async def _schema_version(connection: Any) -> int:
     )
 
 
-async def migrate(pool: Any, url: DatabaseURL, create_schema: bool) -> tuple[int, ...]:
+async def migrate(
+    pool: Any,
+    url: DatabaseURL,
+    create_schema: bool,
+    *,
+    pooling: Pooling,
+    migrate_url: DatabaseURL | None = None,
+    connect_timeout: float | None = None,
+) -> tuple[int, ...]:
     """Bring the schema to the latest version, in one transaction under an advisory lock.
 
-    Several processes may connect at once: the transaction-scoped advisory lock makes
-    them take turns, and each one reads the version only once it holds the lock. With
-    ``create_schema`` False the version is only read and checked.
+    Several processes may connect at once: the advisory lock makes them take turns, and
+    each one reads the version only once it holds the lock. With ``create_schema`` False
+    the version is only read and checked.
+
+    Migrations run on the pool when its connections pin their server session, else (or
+    whenever ``migrate_url`` is given) on one direct connection to ``migrate_url``, opened
+    only when a migration is due; through a pooler that shares server connections, without
+    ``migrate_url``, a due migration is refused. The version is read through the pool first,
+    so an up-to-date database costs no second connection.
 
     Returns:
         The migrations applied (the store's ``applied_migrations``).
     """
+    where = f"PostgreSQL database at {Target(url).address}"
+    async with _pooled(pool, url) as connection:
+        try:
+            if not create_schema:
+                schema.check_ready(_DIALECT, await _schema_version(connection), where)
+                return ()
+            if migrate_url is None and pooling.pins_sessions:
+                return await _migrate_on(connection, where)
+            pending = schema.check_version(_DIALECT, await _schema_version(connection), where)
+        except PersistenceError:
+            raise  # our own checks above: already the error to show
+        except Exception as exc:
+            raise _migration_error(exc, url) from exc
+        if not pending:
+            return ()
+        if migrate_url is None:
+            raise SchemaError(unpinned_refusal(where, pooling, pending))
+    applied = await _migrate_direct(migrate_url, connect_timeout)
+    async with _pooled(pool, url) as connection:
+        try:
+            current = await _schema_version(connection)
+        except Exception as exc:
+            raise _migration_error(exc, url) from exc
+    if current != schema.latest_version(_DIALECT):
+        raise SchemaError(
+            f"migrate_url ({migrate_url.masked}) upgraded a database to schema version "
+            f"{schema.latest_version(_DIALECT)}, but the {where} is at version {current}: "
+            "the two URLs name different databases; point migrate_url at the same database."
+        )
+    return applied
+
+
+@contextlib.asynccontextmanager
+async def _pooled(pool: Any, url: DatabaseURL) -> AsyncIterator[Any]:
+    """A connection of the pool, for the schema's statements."""
     try:
         connection = await pool.acquire()
     except Exception as exc:
         raise translate(exc, url, stage=CONNECT, write=False) from exc
-    where = f"PostgreSQL database at {Target(url).address}"
     try:
-        if not create_schema:
-            schema.check_ready(_DIALECT, await _schema_version(connection), where)
-            return ()
-        async with connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
-            current = await _schema_version(connection)
-            applied = schema.check_version(_DIALECT, current, where)
-            if current == 0:
-                schema.check_existing_tables(
-                    _DIALECT,
-                    await connection.fetch(_EXISTING_COLUMNS, schema.table_names(_DIALECT)),
-                    where,
-                    await connection.fetch(_EXISTING_INDEXES, list(schema.index_tables(_DIALECT))),
-                )
-            for statement in schema.pending_statements(_DIALECT, current):
-                await connection.execute(statement)
-    except PersistenceError:
-        raise  # our own checks above: already the error to show
-    except Exception as exc:
-        error = translate(exc, url, stage=CALL, write=True)
-        if type(error) is QueryError:
-            error = SchemaError(
-                f"Creating or upgrading the schema in PostgreSQL at "
-                f"{Target(url).address} failed: {error}"
-            )
-        raise error from exc
+        yield connection
     finally:
         await pool.release(connection)
+
+
+async def _migrate_on(connection: Any, where: str) -> tuple[int, ...]:
+    """Every pending migration, in one transaction under the advisory lock."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
+        current = await _schema_version(connection)
+        applied = schema.check_version(_DIALECT, current, where)
+        if current == 0:
+            schema.check_existing_tables(
+                _DIALECT,
+                await connection.fetch(_EXISTING_COLUMNS, schema.table_names(_DIALECT)),
+                where,
+                await connection.fetch(_EXISTING_INDEXES, list(schema.index_tables(_DIALECT))),
+            )
+        for statement in schema.pending_statements(_DIALECT, current):
+            await connection.execute(statement)
     return applied
+
+
+async def _migrate_direct(url: DatabaseURL, connect_timeout: float | None) -> tuple[int, ...]:
+    """Migrate on one new connection to ``url`` (``migrate_url``), which must pin its session."""
+    where = f"PostgreSQL database at {Target(url).address}"
+    driver_url = DriverURL(url)
+    declared = Pooling(driver_url.pool_mode, detected=False)
+    if not declared.pins_sessions:
+        raise SchemaError(
+            f"migrate_url ({url.masked}) says pool_mode={driver_url.pool_mode}: migrations "
+            "need a direct connection to PostgreSQL (or a pooler in session mode)."
+        )
+    asyncpg = import_asyncpg()
+    try:
+        connection = await asyncpg.connect(
+            dsn=driver_url.dsn,
+            port=driver_url.ports,
+            # As for the store's own URL: the option wins over the URL's ?connect_timeout=.
+            timeout=connect_timeout or driver_url.connect_timeout or _DEFAULT_CONNECT_TIMEOUT,
+            statement_cache_size=0,  # a handful of statements, each run once
+        )
+    except Exception as exc:
+        raise translate(exc, url, stage=CONNECT, write=False) from exc
+    try:
+        pooling = Pooling(driver_url.pool_mode, await through_pooler(connection))
+        if not pooling.pins_sessions:
+            pending = schema.check_version(_DIALECT, await _schema_version(connection), where)
+            raise SchemaError(
+                unpinned_refusal(where, pooling, pending, via=f"migrate_url ({url.masked})")
+            )
+        return await _migrate_on(connection, where)
+    except PersistenceError:
+        raise
+    except Exception as exc:
+        raise _migration_error(exc, url) from exc
+    finally:
+        await connection.close()
+
+
+def _migration_error(exc: BaseException, url: DatabaseURL) -> PersistenceError:
+    error = translate(exc, url, stage=CALL, write=True)
+    if type(error) is QueryError:
+        error = SchemaError(
+            f"Creating or upgrading the schema in PostgreSQL at "
+            f"{Target(url).address} failed: {error}"
+        )
+    return error

@@ -75,6 +75,7 @@ from mofa.persistence.backends.postgres._times import bad_time_search, damaged_t
 from mofa.persistence.backends.postgres._url import Target
 from mofa.persistence.errors import (
     AgentExistsError,
+    InvalidInputError,
     InvalidURLError,
     PersistenceError,
     SessionExistsError,
@@ -85,6 +86,22 @@ __all__ = ["PostgresStore"]
 
 # The package's name, as before the split: what applications configure and tests filter on.
 _log = logging.getLogger("mofa.persistence.backends.postgres")
+
+
+def _migrate_url(url: str | DatabaseURL | None) -> DatabaseURL | None:
+    """``migrate_url=``, parsed and checked (a PostgreSQL URL, or None)."""
+    if url is None:
+        return None
+    if not isinstance(url, str | DatabaseURL):
+        raise InvalidInputError(
+            f"migrate_url must be a postgres:// URL (a string), not {type(url).__name__}."
+        )
+    parsed = parse_url(url) if isinstance(url, str) else url
+    if parsed.backend != "postgres":
+        raise InvalidURLError(
+            f"migrate_url must be a postgres:// or postgresql:// URL, not {parsed.masked!r}."
+        )
+    return parsed
 
 
 class PostgresStore(BaseStore):
@@ -112,9 +129,10 @@ class PostgresStore(BaseStore):
         pool_max_size: int | None = None,
         connect_timeout: float | None = None,
         command_timeout: float | None = None,
-        statement_cache_size: int = 100,
+        statement_cache_size: int | None = None,
         max_inactive_connection_lifetime: float = 300.0,
         create_schema: bool = True,
+        migrate_url: str | DatabaseURL | None = None,
         **options: Any,
     ) -> Self:
         """Open a pool on ``url`` and create or upgrade the schema.
@@ -128,10 +146,16 @@ class PostgresStore(BaseStore):
             connect_timeout: seconds to wait for a new connection (default: the URL's
                 ``?connect_timeout=``, else 10; given here, it wins over the URL's).
             command_timeout: seconds a statement may run (``None``: no limit).
-            statement_cache_size: prepared statements kept per connection.
+            statement_cache_size: named prepared statements kept per connection (default
+                100; 0, and refused above 0, behind a pooler that shares server connections:
+                the URL's ``?pool_mode=transaction`` or ``statement``, or a pooler found on
+                connect unless the URL says ``?pool_mode=session``).
             max_inactive_connection_lifetime: seconds before an idle connection is closed.
             create_schema: False: change nothing in the database; refuse one without the
                 mofa schema or with an older one (:class:`SchemaError`).
+            migrate_url: a direct URL to the same database, where migrations run when one is
+                due (the URL itself may then go through PgBouncer in transaction mode, where
+                migrations are refused). Opened only when the schema needs a migration.
             options: ``pool_size`` is accepted as another name for ``pool_max_size`` (the
                 MySQL store's name for it); anything else is refused.
 
@@ -140,14 +164,17 @@ class PostgresStore(BaseStore):
             StoreConnectionError: the server cannot be reached (or refused the login:
                 :class:`AuthenticationError`; or has no such database:
                 :class:`DatabaseNotFoundError`).
-            SchemaError: the database holds a newer schema than this version knows.
+            SchemaError: the database holds a newer schema than this version knows; or it
+                needs a migration and the URL goes through a pooler that shares server
+                connections, with no ``migrate_url``.
         """
         parsed = parse_url(url) if isinstance(url, str) else url
         if parsed.backend != "postgres":
             raise InvalidURLError(
                 f"PostgresStore needs a postgres:// or postgresql:// URL, not {parsed.masked!r}."
             )
-        pool = await open_pool(
+        migrate_to = _migrate_url(migrate_url)
+        pool, pooling = await open_pool(
             parsed,
             pool_min_size=pool_min_size,
             pool_max_size=pool_max_size,
@@ -160,7 +187,14 @@ class PostgresStore(BaseStore):
         )
         store = cls(parsed, pool)
         try:
-            store.applied_migrations = await migrate(pool, parsed, create_schema)
+            store.applied_migrations = await migrate(
+                pool,
+                parsed,
+                create_schema,
+                pooling=pooling,
+                migrate_url=migrate_to,
+                connect_timeout=connect_timeout,
+            )
             await open_connections(pool, parsed, pool_min_size)
         except BaseException:
             pool.terminate()

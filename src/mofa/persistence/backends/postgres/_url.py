@@ -13,6 +13,7 @@ from mofa.persistence.errors import InvalidURLError
 
 __all__ = [
     "DEFAULT_PORT",
+    "POOL_MODES",
     "DriverURL",
     "Target",
 ]
@@ -82,6 +83,12 @@ def _encode_userinfo(url: DatabaseURL) -> str:
     return url.raw.replace(netloc, encoded + netloc[len(userinfo) :], 1)
 
 
+#: The values of ``?pool_mode=``: PgBouncer's names for how it shares server connections.
+POOL_MODES: Final = ("session", "transaction", "statement")
+#: Parameters the store reads itself; asyncpg would send them to the server as settings.
+_STORE_PARAMETERS: Final = frozenset({"connect_timeout", "pool_mode"})
+
+
 class DriverURL:
     """The URL as asyncpg is given it, with the libpq parameters asyncpg gets wrong handled here.
 
@@ -89,10 +96,12 @@ class DriverURL:
       ignore the parameter when the URL names a host); the ports go to asyncpg explicitly
       and, as in libpq, override a port in the authority;
     * ``?connect_timeout=`` (seconds) is taken out of the DSN, as asyncpg would send it to the
-      server as a setting, and becomes the connect timeout.
+      server as a setting, and becomes the connect timeout;
+    * ``?pool_mode=session|transaction|statement`` (the store's own: how the pooler the URL
+      goes through shares server connections, see :mod:`._pooler`) is taken out too.
     """
 
-    __slots__ = ("connect_timeout", "dsn", "ports")
+    __slots__ = ("connect_timeout", "dsn", "pool_mode", "ports")
 
     def __init__(self, url: DatabaseURL) -> None:
         query = url.query
@@ -120,12 +129,23 @@ class DriverURL:
                     "write e.g. connect_timeout=10, or pass connect_timeout= to open_store()."
                 )
             self.connect_timeout = seconds
-            # The query starts at the first '?' (a '#' before it would leave no query at all).
-            base, _, rest = url.raw.partition("?")
-            query_text, hash_mark, fragment = rest.partition("#")
-            kept = [
-                item
-                for item in query_text.split("&")
-                if unquote_plus(item.partition("=")[0]) != "connect_timeout"
-            ]
-            self.dsn = base + ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
+        self.pool_mode: str | None = query.get("pool_mode")
+        if self.pool_mode is not None and self.pool_mode not in POOL_MODES:
+            raise InvalidURLError(
+                f"The PostgreSQL URL {url.masked!r} has pool_mode={self.pool_mode!r}; write "
+                "pool_mode=transaction (or statement) for a PgBouncer that shares server "
+                "connections between transactions, pool_mode=session for one that pins them."
+            )
+        if _STORE_PARAMETERS.intersection(query):
+            self.dsn = _without_parameters(self.dsn, _STORE_PARAMETERS)
+
+
+def _without_parameters(dsn: str, names: frozenset[str]) -> str:
+    """``dsn`` without the query parameters ``names`` (the rest kept as written)."""
+    # The query starts at the first '?' (a '#' before it would leave no query at all).
+    base, _, rest = dsn.partition("?")
+    query_text, hash_mark, fragment = rest.partition("#")
+    kept = [
+        item for item in query_text.split("&") if unquote_plus(item.partition("=")[0]) not in names
+    ]
+    return base + ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
