@@ -233,8 +233,8 @@ def _restored_message(item: Message, session_id: str, expected: int) -> Restored
         seq,
         check_role(item.role),
         check_text(item.content, f"content of message {seq}"),
-        # The backends write metadata_json; a read decodes that, so this copy is not kept.
-        dict(metadata),
+        # The backends write metadata_json and a read decodes that: this object is not kept.
+        metadata,
         metadata_json,
         check_datetime(item.timestamp, f"timestamp of message {seq}"),
     )

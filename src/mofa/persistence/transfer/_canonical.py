@@ -42,6 +42,8 @@ FORMAT: Final = "mofa-session/1"
 MINOR: Final = 0
 _FORMAT_TEXT = re.compile(r"mofa-session/(\d+)(?:\.(\d+))?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: A time as :func:`time_text` writes it (then it needs no formatting again for the hash).
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 #: The session's columns that ``metadata`` holds beside the session's own keys (the seeds'
 #: shape); own keys of those names go in ``shadowed_metadata``.
 COLUMN_KEYS: Final = ("agent_id", "user_id", "tenant_id")
@@ -154,15 +156,25 @@ def message_from(
     if role not in _ROLES:
         raise _fail(where, f"unknown role {role!r}; a role is one of {', '.join(sorted(_ROLES))}")
     metadata = _object(record.get("metadata", {}), where, "metadata")
+    stamp = record["timestamp"]
     message = Message(
         session_id,
         _integer(record, "seq", where),
         Role(role),
         _text(record, "content", where),
         metadata,
-        _time(record["timestamp"], where, "timestamp"),
+        _time(stamp, where, "timestamp"),
     )
-    return message, message_object(message)
+    if type(stamp) is not str or not _CANONICAL_TIME.fullmatch(stamp):
+        stamp = time_text(message.timestamp)
+    canonical = {
+        "content": message.content,
+        "metadata": metadata,
+        "role": role,
+        "seq": message.seq,
+        "timestamp": stamp,
+    }
+    return message, canonical
 
 
 class MessageHash:
