@@ -1,14 +1,17 @@
-"""Creating or upgrading the schema on connect: the lock, the version, the catalog checks, and
-where migrations run (the store's pool, or a direct connection: ``migrate_url``)."""
+"""Creating or upgrading the schema on connect: the advisory lock and the catalog queries
+around the shared migration (``_sql._migrate``), and where migrations run (the store's pool,
+or a direct connection: ``migrate_url``)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 from mofa.persistence import schema
 from mofa.persistence._url import DatabaseURL
+from mofa.persistence.backends._sql import migrate as migrate_with
+from mofa.persistence.backends._sql import read_version
 from mofa.persistence.backends.postgres._errors import CALL, CONNECT, translate
 from mofa.persistence.backends.postgres._pool import import_asyncpg
 from mofa.persistence.backends.postgres._pooler import Pooling, through_pooler, unpinned_refusal
@@ -36,13 +39,47 @@ _EXISTING_INDEXES = (
 )
 
 
+#: Whether a table of that name is on the search path, as to_regclass() would find it, but
+#: read from pg_class in the statement's own snapshot, which is taken after the advisory
+#: lock. to_regclass() answered from what the connection had cached: a connection that had
+#: asked before (a create_schema=False check) and then waited for the lock while another
+#: process created the schema still read "no table", and migrated a second time.
+_TABLE_EXISTS: Final = (
+    "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = $1 AND n.nspname = ANY(current_schemas(true)))"
+)
+
+
+class _Session:
+    """The shared migration's view of one pooled connection (see ``_sql._migrate``)."""
+
+    dialect = _DIALECT
+
+    def __init__(self, connection: Any, where: str) -> None:
+        self.connection = connection
+        self.where = where
+
+    async def table_exists(self, name: str) -> bool:
+        return bool(await self.connection.fetchval(_TABLE_EXISTS, name))
+
+    async def scalar(self, sql: str) -> Any:
+        return await self.connection.fetchval(sql)
+
+    async def existing_columns(self, tables: list[str]) -> Sequence[Sequence[str]]:
+        rows: list[Any] = await self.connection.fetch(_EXISTING_COLUMNS, tables)
+        return rows
+
+    async def existing_indexes(self, names: list[str]) -> Sequence[Sequence[str]]:
+        rows: list[Any] = await self.connection.fetch(_EXISTING_INDEXES, names)
+        return rows
+
+    async def execute(self, statement: str) -> None:
+        await self.connection.execute(statement)
+
+
 async def _schema_version(connection: Any) -> int:
     """The database's schema version (0: no schema yet)."""
-    if not await connection.fetchval("SELECT to_regclass('mofa_schema_migrations') IS NOT NULL"):
-        return 0
-    return int(
-        await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations")
-    )
+    return await read_version(_Session(connection, where=""))  # reading it names no database
 
 
 async def migrate(
@@ -118,18 +155,7 @@ async def _migrate_on(connection: Any, where: str) -> tuple[int, ...]:
     """Every pending migration, in one transaction under the advisory lock."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
-        current = await _schema_version(connection)
-        applied = schema.check_version(_DIALECT, current, where)
-        if current == 0:
-            schema.check_existing_tables(
-                _DIALECT,
-                await connection.fetch(_EXISTING_COLUMNS, schema.table_names(_DIALECT)),
-                where,
-                await connection.fetch(_EXISTING_INDEXES, list(schema.index_tables(_DIALECT))),
-            )
-        for statement in schema.pending_statements(_DIALECT, current):
-            await connection.execute(statement)
-    return applied
+        return await migrate_with(_Session(connection, where), create_schema=True)
 
 
 async def _migrate_direct(url: DatabaseURL, connect_timeout: float | None) -> tuple[int, ...]:
