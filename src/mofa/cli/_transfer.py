@@ -15,8 +15,9 @@ import click
 
 from mofa.cli._errors import CommandError, run
 from mofa.cli._files import atomic_text_file, cannot_write
+from mofa.cli._progress import say
 from mofa.cli._render import shown_id
-from mofa.cli._store import choice_of, open_existing_store, open_store_to_write
+from mofa.cli._store import open_existing_store, open_store_to_write, store_choice
 from mofa.persistence import BaseStore, PersistenceError, SessionNotFoundError
 from mofa.persistence.transfer import (
     ImportResult,
@@ -31,7 +32,7 @@ ExportFormat = Literal["json", "yaml", "jsonl"]
 
 
 def _progress(line: str) -> None:
-    click.echo(line, err=True)
+    say(line)
 
 
 def _plural(count: int, word: str) -> str:
@@ -107,7 +108,7 @@ def export_command(
         raise click.UsageError(
             f"Several sessions go into one stream: use -f jsonl, not -f {kind}.", ctx
         )
-    choice = choice_of(ctx)
+    choice = store_choice(ctx)
     to_stdout = str(output_path) == "-"
 
     async def export() -> tuple[int, int]:
@@ -227,7 +228,7 @@ def import_command(
     """
     if new_session_id is not None and len(files) > 1:
         raise click.UsageError("--session-id names one session: give one FILE.", ctx)
-    choice = choice_of(ctx)
+    choice = store_choice(ctx)
     kind = None if import_format is None else cast(ExportFormat, import_format.lower())
     policy = cast(Literal["fail", "skip", "replace"], on_conflict.lower())
 
