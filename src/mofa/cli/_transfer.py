@@ -221,10 +221,12 @@ def import_command(
 
     \b
     Examples:
-      mofa session import session.json
-      mofa session import acme.jsonl --on-conflict skip        # restore a tenant backup
-      mofa session import session.json --session-id session-123-copy
-      mofa session export S1 -o - -f jsonl | mofa --database-url "$PROD" session import -
+      mofa session export agent-001:session-123 -o s.json -f json \\
+        && mofa session import s.json --on-conflict skip
+      mofa session export agent-001:session-123 -o - -f jsonl \\
+        | mofa session import - --session-id copy-123
+      mofa session export --agent agent-001 -o a.jsonl -f jsonl \\
+        && mofa session import a.jsonl --on-conflict replace
     """
     if new_session_id is not None and len(files) > 1:
         raise click.UsageError("--session-id names one session: give one FILE.", ctx)
