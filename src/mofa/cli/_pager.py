@@ -25,10 +25,8 @@ def wants_pager(lines: int, *, enabled: bool = True) -> bool:
     # cost a few ms of every command's start); a shell rarely exports it, so the terminal's
     # own size is the usual answer, and 24 rows when neither says.
     height = 0
-    try:
+    with suppress(ValueError):
         height = int(os.environ.get("LINES", ""))
-    except ValueError:
-        pass
     if height <= 0:
         try:
             height = os.get_terminal_size(sys.stdout.fileno()).lines
