@@ -457,9 +457,7 @@ async def test_a_listing_before_a_time_seeks_to_it(
             bound = ordered[index].created_at
             parsed.clear()
             page = await store.list_sessions(until=bound, limit=10)
-            want = sorted(
-                (key for key in keys(created) if key[0] < bound), reverse=True
-            )[:10]
+            want = sorted((key for key in keys(created) if key[0] < bound), reverse=True)[:10]
             assert keys(page) == want
             assert len(parsed) < 40, index  # ~2 log2(600) probes, then the page
         parsed.clear()
