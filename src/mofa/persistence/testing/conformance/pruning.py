@@ -154,12 +154,14 @@ async def test_prune_deletes_as_it_scans(store: BaseStore) -> None:
         for dry_run in (True, False):
             pages.clear()
             reads_before_batch: list[int] = []
+
+            def on_batch(
+                _batch: Sequence[Session], _dry: bool, seen: list[int] = reads_before_batch
+            ) -> None:
+                seen.append(len(pages))
+
             result = await store.prune_sessions(
-                keep_last=0,
-                agent_id="a",
-                dry_run=dry_run,
-                batch_size=2,
-                on_batch=lambda _batch, _dry, seen=reads_before_batch: seen.append(len(pages)),
+                keep_last=0, agent_id="a", dry_run=dry_run, batch_size=2, on_batch=on_batch
             )
             assert result.sessions == 13
             assert reads_before_batch[0] == 1
