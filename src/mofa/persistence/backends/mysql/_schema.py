@@ -5,9 +5,12 @@ The store holds the schema lock (GET_LOCK) while :func:`migrate` runs.
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from mofa.persistence import schema
+from mofa.persistence.backends._online import LockWaitTimeout, run_steps
 from mofa.persistence.backends.mysql._connect import Target
 
 __all__ = ["migrate"]
@@ -50,6 +53,40 @@ async def migrate(cursor: Any, target: Target, create_schema: bool) -> tuple[int
     # DDL commits implicitly in MySQL, so each statement is written to be safe to re-run
     # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE, an index created only when missing)
     # should a run be interrupted.
-    for statement in schema.pending_statements("mysql", version):
-        await cursor.execute(statement)
+    await run_steps(_Steps(cursor), schema.pending_steps("mysql", version))
     return applied
+
+
+#: MySQL's and MariaDB's "Lock wait timeout exceeded" (a metadata lock here).
+_LOCK_WAIT_TIMEOUT = 1205
+
+
+class _Steps:
+    """The online runner's view of the schema connection (see :mod:`.._online`)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()  # DDL commits by itself: nothing to group
+
+    async def execute(self, statement: str) -> None:
+        await self._cursor.execute(statement)
+
+    async def execute_online(self, statement: str, lock_wait: float | None) -> None:
+        if lock_wait is None:
+            await self._cursor.execute(statement)
+            return
+        # Whole seconds, at least 1; the DDL's metadata lock waits no longer.
+        await self._cursor.execute(f"SET SESSION lock_wait_timeout = {max(1, round(lock_wait))}")
+        try:
+            await self._cursor.execute(statement)
+        except Exception as exc:
+            if exc.args and exc.args[0] == _LOCK_WAIT_TIMEOUT:
+                raise LockWaitTimeout(str(exc)) from exc
+            raise
+        finally:
+            await self._cursor.execute("SET SESSION lock_wait_timeout = DEFAULT")
+
+    async def index_valid(self, name: str) -> bool | None:
+        return None  # no CREATE INDEX CONCURRENTLY here: online index builds are ALTER TABLE

@@ -3,13 +3,22 @@ where migrations run (the store's pool, or a direct connection: ``migrate_url``)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from mofa.persistence import schema
 from mofa.persistence._url import DatabaseURL
-from mofa.persistence.backends.postgres._errors import CALL, CONNECT, translate
+from mofa.persistence.backends._online import LockWaitTimeout, run_steps
+from mofa.persistence.backends.postgres._errors import (
+    CALL,
+    CONNECT,
+    LOCK_NOT_AVAILABLE,
+    sqlstate,
+    translate,
+)
 from mofa.persistence.backends.postgres._pool import import_asyncpg
 from mofa.persistence.backends.postgres._pooler import Pooling, through_pooler, unpinned_refusal
 from mofa.persistence.backends.postgres._url import DriverURL, Target
@@ -19,7 +28,7 @@ __all__ = ["migrate"]
 
 _DIALECT: Final = "postgres"
 _DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-#: pg_advisory_xact_lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
+#: Advisory lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
 _SCHEMA_LOCK_KEY: Final = 0x6D6F66615F736368
 #: mofa's tables that exist already in the schema CREATE TABLE would use, with their columns.
 _EXISTING_COLUMNS = (
@@ -54,7 +63,8 @@ async def migrate(
     migrate_url: DatabaseURL | None = None,
     connect_timeout: float | None = None,
 ) -> tuple[int, ...]:
-    """Bring the schema to the latest version, in one transaction under an advisory lock.
+    """Bring the schema to the latest version, step by step (:mod:`.._online`) under a
+    session-level advisory lock.
 
     Several processes may connect at once: the advisory lock makes them take turns, and
     each one reads the version only once it holds the lock. With ``create_schema`` False
@@ -115,9 +125,9 @@ async def _pooled(pool: Any, url: DatabaseURL) -> AsyncIterator[Any]:
 
 
 async def _migrate_on(connection: Any, where: str) -> tuple[int, ...]:
-    """Every pending migration, in one transaction under the advisory lock."""
-    async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
+    """Every pending migration, step by step, under the session-level schema lock."""
+    await _take_schema_lock(connection)
+    try:
         current = await _schema_version(connection)
         applied = schema.check_version(_DIALECT, current, where)
         if current == 0:
@@ -127,9 +137,58 @@ async def _migrate_on(connection: Any, where: str) -> tuple[int, ...]:
                 where,
                 await connection.fetch(_EXISTING_INDEXES, list(schema.index_tables(_DIALECT))),
             )
-        for statement in schema.pending_statements(_DIALECT, current):
-            await connection.execute(statement)
+        await run_steps(_Steps(connection), schema.pending_steps(_DIALECT, current))
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK_KEY)
     return applied
+
+
+async def _take_schema_lock(connection: Any) -> None:
+    """The session-level schema lock, held across the migration's steps and transactions.
+
+    Asked for with ``pg_try_advisory_lock`` until granted, never waited for in one
+    statement: a statement waiting for the lock holds a snapshot, and a ``CREATE INDEX
+    CONCURRENTLY`` of the holder's migration waits for every older snapshot to go away —
+    a deadlock PostgreSQL would break by failing one of the two.
+    """
+    pause = 0.01
+    while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _SCHEMA_LOCK_KEY):
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+class _Steps:
+    """The online runner's view of one connection (see :mod:`.._online`)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        transaction: AbstractAsyncContextManager[object] = self._connection.transaction()
+        return transaction
+
+    async def execute(self, statement: str) -> None:
+        await self._connection.execute(statement)
+
+    async def execute_online(self, statement: str, lock_wait: float | None) -> None:
+        if lock_wait is None:
+            await self._connection.execute(statement)
+            return
+        await self._connection.execute(f"SET lock_timeout = {max(1, round(lock_wait * 1000))}")
+        try:
+            await self._connection.execute(statement)
+        except Exception as exc:
+            if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                raise LockWaitTimeout(str(exc)) from exc
+            raise
+        finally:
+            await self._connection.execute("RESET lock_timeout")
+
+    async def index_valid(self, name: str) -> bool | None:
+        valid = await self._connection.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", name
+        )
+        return None if valid is None else bool(valid)
 
 
 async def _migrate_direct(url: DatabaseURL, connect_timeout: float | None) -> tuple[int, ...]:

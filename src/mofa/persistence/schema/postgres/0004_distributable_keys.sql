@@ -13,6 +13,8 @@ DECLARE
     old_key TEXT;
 BEGIN
     IF to_regclass('idx_messages_session') IS NOT NULL THEN
+        -- The rename of the index to the key's name is expected: no NOTICE about it.
+        PERFORM set_config('client_min_messages', 'warning', true);
         SELECT conname INTO old_key FROM pg_constraint
         WHERE conrelid = 'messages'::regclass AND contype = 'p';
         EXECUTE format(
