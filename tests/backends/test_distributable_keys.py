@@ -15,7 +15,13 @@ import pytest
 from mofa.persistence import open_store, schema
 from tests.conftest import _params
 from tests.partitioned import TABLES, partition, partitioned_tables
-from tests.servers import mysql_connection, postgres_rows, server_database, server_rows
+from tests.servers import (
+    mysql_connection,
+    postgres_rows,
+    server_database,
+    server_rows,
+    statements_through,
+)
 
 #: (table, key name, its columns in order) of every primary and unique key of the three tables.
 _PG_KEYS = (
@@ -56,17 +62,6 @@ def server(request: pytest.FixtureRequest) -> str:
 def database(server: str) -> Iterator[str]:
     with server_database(server, "mofa_keys") as url:
         yield url
-
-
-def statements_through(dialect: str, version: int) -> list[str]:
-    """What made a database at ``version`` (the release of that version ran these)."""
-    statements: list[str] = []
-    for migration in schema.migrations(dialect)[:version]:
-        statements += migration.statements
-        if migration.version == 1:
-            statements.append(schema.bootstrap_statement(dialect))
-        statements.append(schema.record_statement(dialect, migration))
-    return statements
 
 
 async def _execute(server: str, url: str, statements: list[str]) -> None:

@@ -24,15 +24,14 @@ from mofa.persistence.backends import _online
 from mofa.persistence.backends._online import run_online, run_steps
 from mofa.persistence.backends.mysql import _schema as mysql_schema
 from mofa.persistence.backends.postgres import _schema as postgres_schema
-from tests.backends.test_distributable_keys import (
-    _EXPECTED,
-    _VERSION_3_ROWS,
-    _execute,
-    _keys,
+from tests.backends.test_distributable_keys import _EXPECTED, _VERSION_3_ROWS, _execute, _keys
+from tests.conftest import _params
+from tests.servers import (
+    mysql_connection,
+    postgres_database,
+    server_database,
     statements_through,
 )
-from tests.conftest import _params
-from tests.servers import mysql_connection, postgres_database, server_database
 
 
 @pytest.fixture
