@@ -36,8 +36,8 @@ from tests.servers import statements_through
 
 from benchmarks import raw_postgres
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends._online import run_steps
-from mofa.persistence.backends.postgres._schema import _SCHEMA_LOCK_KEY, _Steps
+from mofa.persistence.backends._sql._online import run_steps
+from mofa.persistence.backends.postgres._schema import _SCHEMA_LOCK_KEY, _Session
 from mofa.persistence.schema import Step
 
 _INDEX = "CREATE INDEX {concurrently}idx_bench_time ON messages (timestamp, session_id)"
@@ -113,7 +113,7 @@ async def _in_transaction(url: str, statements: list[str]) -> None:
 async def _online(url: str, statement: str) -> None:
     connection = await asyncpg.connect(url)
     try:
-        await run_steps(_Steps(connection), [Step(True, (statement,))])
+        await run_steps(_Session(connection, "benchmark"), [Step(True, (statement,))])
     finally:
         await connection.close()
 

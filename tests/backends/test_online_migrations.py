@@ -1,4 +1,4 @@
-"""The online migration runner (``backends/_online.py``) on the real servers.
+"""The online migration runner (``backends/_sql/_online.py``) on the real servers.
 
 An index build a kill left invalid is found and built again, a valid one is not built twice;
 an online statement that needs a strong lock gives way to writers instead of queueing them
@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends import _online
-from mofa.persistence.backends._online import run_online, run_steps
+from mofa.persistence.backends._sql import _online
+from mofa.persistence.backends._sql._online import run_online, run_steps
 from mofa.persistence.backends.mysql import _schema as mysql_schema
 from mofa.persistence.backends.postgres import _schema as postgres_schema
 from tests.backends.test_distributable_keys import _EXPECTED, _VERSION_3_ROWS, _execute, _keys
@@ -55,7 +55,7 @@ _BUILD = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_t_code ON t (code)"
 async def test_an_index_left_invalid_is_dropped_and_built_again(database: str) -> None:
     connection = await asyncpg.connect(database)
     try:
-        steps = postgres_schema._Steps(connection)
+        steps = postgres_schema._Session(connection, "test")
         await connection.execute(
             "CREATE TABLE t (id int PRIMARY KEY, code int);"
             "INSERT INTO t SELECT n, n % 1000 FROM generate_series(1, 5000) n"
@@ -98,7 +98,9 @@ async def test_a_key_change_gives_way_to_writers_and_retries(
         await reader_transaction.start()
         await long_reader.execute("SELECT count(*) FROM t")  # holds ACCESS SHARE on t
         alter = asyncio.create_task(
-            run_online(postgres_schema._Steps(migrator), "ALTER TABLE t ADD COLUMN extra int")
+            run_online(
+                postgres_schema._Session(migrator, "test"), "ALTER TABLE t ADD COLUMN extra int"
+            )
         )
         longest = 0.0
         finish = time.monotonic() + 1.5
@@ -133,12 +135,12 @@ async def _run_first_steps(server: str, url: str, count: int) -> None:
     if server == "postgres":
         connection = await asyncpg.connect(url)
         try:
-            await run_steps(postgres_schema._Steps(connection), steps)
+            await run_steps(postgres_schema._Session(connection, "test"), steps)
         finally:
             await connection.close()
         return
     async with mysql_connection(url) as connection, connection.cursor() as cursor:
-        await run_steps(mysql_schema._Steps(cursor), steps)
+        await run_steps(mysql_schema._Session(cursor, "test"), steps)
 
 
 async def test_an_upgrade_stopped_between_any_two_steps_is_finished(server: str) -> None:

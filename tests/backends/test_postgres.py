@@ -28,10 +28,12 @@ from mofa.persistence import (
     NewMessage,
     PermissionDeniedError,
     QueryError,
+    SchemaError,
     StoreConnectionError,
     open_store,
 )
 from mofa.persistence.backends.postgres import PostgresStore, _statements
+from mofa.persistence.backends.postgres._pooler import Pooling
 from mofa.persistence.schema import latest_version, table_names
 from tests.reliability._harness import free_port
 from tests.reliability.pgserver import PrivatePostgres, private_postgres
@@ -720,3 +722,56 @@ async def test_pool_size_is_named_as_written(value: object, expected: str) -> No
 async def test_pool_size_and_pool_max_size_together_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="two names for one option"):
         await open_store("postgresql://postgres@127.0.0.1:1/mofa", pool_size=5, pool_max_size=5)
+
+
+_DIRECT = Pooling(None, detected=False)  # no pooler: migrations run on the store's connection
+
+
+class _OneConnection:
+    """A pool of one given connection, for calling the schema step on it directly."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    async def acquire(self) -> asyncpg.Connection:
+        return self.connection
+
+    async def release(self, connection: asyncpg.Connection) -> None:
+        pass
+
+
+async def test_a_connect_that_waited_for_the_schema_lock_sees_the_schema_made_meanwhile(
+    database_url: str,
+) -> None:
+    """The version is read from the catalog once the advisory lock is taken: an answer the
+    connection got before another process created the schema (here from a
+    ``create_schema=False`` check on the same connection) must not make it migrate again."""
+    from mofa.persistence import schema
+    from mofa.persistence._url import parse_url
+    from mofa.persistence.backends.postgres import _schema
+
+    other = await asyncpg.connect(database_url)
+    waiting = await asyncpg.connect(database_url)
+    try:
+        # The waiting connection has looked for the bookkeeping table before: not there yet.
+        with pytest.raises(SchemaError, match="no mofa-sdk schema"):
+            await _schema.migrate(
+                _OneConnection(waiting), parse_url(database_url), False, pooling=_DIRECT
+            )
+        async with other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock($1)", _schema._SCHEMA_LOCK_KEY)
+            step = asyncio.create_task(
+                _schema.migrate(
+                    _OneConnection(waiting), parse_url(database_url), True, pooling=_DIRECT
+                )
+            )
+            await asyncio.sleep(0.2)  # it now waits for the lock
+            assert not step.done()
+            # The bookkeeping alone, at the latest version: enough to tell a second migration.
+            await other.execute(schema.bootstrap_statement("postgres"))
+            for migration in schema.migrations("postgres"):
+                await other.execute(schema.record_statement("postgres", migration))
+        assert await step == ()  # found the schema current: applied nothing
+    finally:
+        await other.close()
+        await waiting.close()

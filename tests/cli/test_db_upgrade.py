@@ -17,12 +17,8 @@ from typing import Any
 import pytest
 
 from mofa.persistence import open_store, schema
-from mofa.persistence.backends._sql import (
-    _FILTER_COLUMNS,
-    EQUAL,
-    IS_NULL,
-    FilterKey,
-)
+from mofa.persistence.backends._sql import EQUAL, IS_NULL, FilterKey
+from mofa.persistence.backends._sql._statements import _FILTER_COLUMNS
 from mofa.persistence.backends.mysql import _statements as mysql_statements
 from mofa.persistence.backends.postgres import _statements as postgres_statements
 from mofa.persistence.backends.sqlite import _statements as sqlite_statements
@@ -105,7 +101,7 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
 #: Each combination of filters given or not, as the stores key their listing statements. An
 #: owner scope with a ``None`` field lists through ``IS NULL``; those plans are left to each
 #: server's planner (PostgreSQL's generic plan does not always pick the exact index).
-_COMBINATIONS = [key for key in sqlite_statements.LIST_SESSIONS if IS_NULL not in key]
+_COMBINATIONS = [key for key in sqlite_statements.READS.list_sessions if IS_NULL not in key]
 
 
 def _sessions(count: int) -> list[tuple[str, str, str, str, str]]:
@@ -163,7 +159,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
         connection = sqlite3.connect(url.removeprefix("sqlite://"))
         try:
             for key in _COMBINATIONS:
-                statement = sqlite_statements.LIST_SESSIONS[key]
+                statement = sqlite_statements.READS.list_sessions[key]
                 rows = connection.execute(
                     f"EXPLAIN QUERY PLAN {statement}", (*_values(key), 10, 0)
                 ).fetchall()
@@ -179,7 +175,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
             # statement to one plan for all values: check that plan.
             await connection.execute("SET plan_cache_mode = force_generic_plan")
             for n, key in enumerate(_COMBINATIONS):
-                statement = postgres_statements.LIST_SESSIONS[key]
+                statement = postgres_statements.READS.list_sessions[key]
                 await connection.execute(f"PREPARE listing{n} AS {statement}")
                 arguments = ", ".join(f"'{value}'" for value in _values(key))
                 call = f"listing{n}({arguments}{', ' if arguments else ''}10, 0)"
@@ -190,7 +186,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
     else:
         async with mysql_connection(url) as connection, connection.cursor() as cursor:
             for key in _COMBINATIONS:
-                statement = mysql_statements.LIST_SESSIONS[key]
+                statement = mysql_statements.READS.list_sessions[key]
                 await cursor.execute(f"EXPLAIN {statement}", (*_values(key), 10, 0))
                 columns = [column[0] for column in cursor.description]
                 rows = await cursor.fetchall()

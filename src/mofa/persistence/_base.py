@@ -16,6 +16,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from mofa.persistence._checked import SessionQuery, check_session_query
 from mofa.persistence._codec import (
     MAX_SEQ,
     check_datetime,
@@ -304,22 +305,11 @@ class BaseStore(abc.ABC):
         kept on write.
         """
         self._check_open()
-        filters = (
-            check_optional_id(agent_id, "agent id"),
-            check_optional_id(user_id, "user id"),
-            check_optional_id(tenant_id, "tenant id"),
-        )
-        checked_limit = check_limit(limit)
-        checked_offset = check_limit(offset, "offset") or 0
+        query = check_session_query(agent_id, user_id, tenant_id, limit, offset)
         scope = _check_owner(owner)
-        if scope is not None:
-            own = (scope.agent_id, scope.user_id, scope.tenant_id)
-            if any(
-                given is not None and given != mine
-                for given, mine in zip(filters, own, strict=True)
-            ):
-                return []  # a filter outside the scope: nothing of the owner's matches
-        return await self._list_sessions(*filters, checked_limit, checked_offset, scope)
+        if scope is not None and query.outside(scope):
+            return []  # a filter outside the scope: nothing of the owner's matches
+        return await self._list_sessions(query, scope)
 
     async def update_session(
         self,
@@ -527,15 +517,7 @@ class BaseStore(abc.ABC):
     async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None: ...
 
     @abc.abstractmethod
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-    ) -> list[Session]:
+    async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
         """With an ``owner`` the filters are the owner's (``None``: the column is NULL)."""
 
     @abc.abstractmethod

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._checked import SessionQuery
 from mofa.persistence._codec import decode_json
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
@@ -145,15 +146,8 @@ class InMemoryStore(BaseStore):
         return dataclasses.replace(row.session, metadata=decode_json(row.metadata_json))
 
     @_yields_first
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-    ) -> list[Session]:
+    async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
+        agent_id, user_id, tenant_id, limit, offset = query
         rows = [
             row
             for row in self._sessions.values()

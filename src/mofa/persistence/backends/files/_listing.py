@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 
+from mofa.persistence._checked import SessionQuery
 from mofa.persistence._codec import format_time, parse_time
 from mofa.persistence._entities import Owner, Session
 from mofa.persistence.backends.files._durable import FILE_MODE, append_durably
@@ -177,15 +178,8 @@ class SessionList:
         self.listed = False
         self._compacting = threading.Lock()  # held while a compaction is queued or running
 
-    def list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-    ) -> list[Session]:
+    def list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
+        agent_id, user_id, tenant_id, limit, offset = query
         if limit == 0:
             return []
         # What a session's ids must equal. The most selective first: it is the one the list

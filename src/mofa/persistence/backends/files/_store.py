@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._checked import SessionQuery
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._url import DatabaseURL, parse_url
@@ -200,18 +201,8 @@ class FileStore(BaseStore):
     async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
         return await self._run(get_session, self._tree, self._layout, session_id, owner)
 
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-    ) -> list[Session]:
-        return await self._run(
-            self._session_list.list_sessions, agent_id, user_id, tenant_id, limit, offset, owner
-        )
+    async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
+        return await self._run(self._session_list.list_sessions, query, owner)
 
     async def _update_session(
         self,

@@ -3,8 +3,9 @@
 :class:`PooledStore` holds the pool and runs the calls: a read is retried once on a broken
 pooled connection, a write (one statement, or a multi-statement transaction) is retried on
 deadlocks and lock-wait timeouts and reports one :class:`Outcome` per statement; errors
-are translated once and an outage is logged once. :class:`MySqlStore` adds opening the
-store and what each operation sends.
+are translated once and an outage is logged once. The reads themselves are
+:class:`~mofa.persistence.backends._sql.SqlStore`'s; :class:`MySqlStore` adds opening the
+store and what each write sends.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, Final, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple, TypeVar
 
-from mofa.persistence._base import BaseStore
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.backends._outage import OutageLog
+from mofa.persistence.backends._sql import SqlStore
 from mofa.persistence.backends._toolkit import RETRY_SECONDS, InFlight, backoff
 from mofa.persistence.backends.mysql._connect import Target
 from mofa.persistence.backends.mysql._errors import (
@@ -38,6 +39,8 @@ from mofa.persistence.errors import (
 )
 
 __all__ = ["Outcome", "PooledStore"]
+
+_T = TypeVar("_T")
 
 # The package's name, as before the split: outage records keep their logger.
 _log = logging.getLogger("mofa.persistence.backends.mysql")
@@ -61,7 +64,7 @@ class Outcome(NamedTuple):
     rows: Any
 
 
-class PooledStore(BaseStore):
+class PooledStore(SqlStore):
     """A MySQL store's pool and the calls it runs on it (see the module docstring)."""
 
     def __init__(self, url: DatabaseURL, pool: Any, target: Target) -> None:
@@ -122,6 +125,11 @@ class PooledStore(BaseStore):
                         continue
                     raise self._error(exc) from exc
             raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _select(
+        self, sql: str, args: Sequence[Any], read: Callable[..., _T], *read_args: Any
+    ) -> _T:
+        return read(*read_args, await self._fetch(sql, args))
 
     async def _write(
         self,

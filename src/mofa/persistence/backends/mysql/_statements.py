@@ -10,61 +10,60 @@ from __future__ import annotations
 import functools
 from typing import Final
 
-from mofa.persistence.backends._sql import list_sessions_statements, owner_condition
+from mofa.persistence.backends._sql import (
+    Dialect,
+    owner_condition,
+    positional,
+    reads,
+    session_in_scope,
+)
+from mofa.persistence.backends.mysql._rows import (
+    agent_from_row,
+    messages_from_rows,
+    session_from_row,
+    state_from_row,
+)
 
 __all__ = [
     "APPEND_ONE",
-    "APPEND_OWNED_ONE",
+    "APPEND_ONE_OWNED",
     "CREATE_SESSION_WITH_AGENT",
-    "DELETE_OWNED_SESSION",
     "DELETE_SESSION",
-    "GET_AGENT",
-    "GET_OWNED_SESSION",
-    "GET_SESSION",
+    "DELETE_SESSION_OWNED",
+    "DIALECT",
     "INSERT_SESSION",
-    "LATEST_OWNED_STATE",
-    "LATEST_STATE",
-    "LIST_AGENTS",
-    "LIST_MESSAGES",
-    "LIST_OWNED_MESSAGES",
-    "LIST_OWNED_STATES",
-    "LIST_SESSIONS",
-    "LIST_STATES",
     "NO_LIMIT",
-    "OWNED_STATE_VERSION",
-    "RECENT_MESSAGES",
-    "RECENT_OWNED_MESSAGES",
-    "SAVE_OWNED_STATE",
+    "READS",
     "SAVE_STATE",
-    "STATE_VERSION",
-    "UPDATE_OWNED_SESSION",
+    "SAVE_STATE_OWNED",
     "UPDATE_SESSION",
+    "UPDATE_SESSION_OWNED",
     "UPSERT_AGENT",
-    "UPSERT_OWNED_AGENT",
+    "UPSERT_AGENT_OWNED",
     "append_many_statement",
 ]
 
 NO_LIMIT: Final = 18446744073709551615  # MySQL's documented "every row" LIMIT
 
-_SESSION_COLUMNS = (
-    "session_id, agent_id, user_id, tenant_id, status, metadata, message_count, "
-    "created_at, updated_at, expires_at"
+DIALECT: Final = Dialect(
+    name="mysql",
+    mark=positional("%s"),
+    null_safe_equal="<=>",
+    no_limit=NO_LIMIT,
+    json_text=str,  # JSON columns arrive as text already
+    session_from_row=session_from_row,
+    agent_from_row=agent_from_row,
+    messages_from_rows=messages_from_rows,
+    state_from_row=state_from_row,
 )
-
-_AGENT_COLUMNS = (
-    "id, name, state, started_at, provider, model, description, created_at, updated_at, tenant_id"
-)
+READS: Final = reads(DIALECT)
 
 # An owner scope (mofa.persistence.Owner) inside the statement that addresses the session:
 # NULL-safe equality (<=>), since a scope's None matches only a NULL column. Its parameters
 # are owner_params(owner). Through a scope another owner's session is exactly a missing one.
-_OWNED = owner_condition("<=>", lambda _: "%s", 1)
-#: Reads of messages and states: the one statement reads nothing unless the session is in
-#: scope (uncorrelated, so evaluated once; parameters: session_id, then the owner's).
-_IN_SCOPE = f"EXISTS (SELECT 1 FROM sessions WHERE sessions.session_id = %s AND {_OWNED})"  # noqa: S608
+_OWNED = owner_condition(DIALECT.null_safe_equal, DIALECT.mark, 1)
 
-# Every value is a %s parameter; the column lists come from the constants above, in the
-# order the row readers unpack them.
+# Every value is a %s parameter. The reads are READS, written once for every dialect.
 UPSERT_AGENT = (
     "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
     "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -79,7 +78,7 @@ UPSERT_AGENT = (
 # and the SELECT's tenant_id tells the refusal. One transaction: the INSERT's row lock
 # holds until the SELECT has read the row it decided on.
 _OWNED_FIELDS = ("name", "state", "started_at", "provider", "model", "description", "updated_at")
-UPSERT_OWNED_AGENT = (
+UPSERT_AGENT_OWNED = (
     "START TRANSACTION;\n"  # noqa: S608 - constant fragments
     "INSERT INTO agents (id, name, state, started_at, provider, model, description, "
     "created_at, updated_at, tenant_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -91,8 +90,6 @@ UPSERT_OWNED_AGENT = (
     + ";\nSELECT created_at, tenant_id FROM agents WHERE id = %s;\n"
     "COMMIT"
 )
-GET_AGENT = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = %s"  # noqa: S608
-LIST_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY updated_at DESC, id DESC LIMIT %s"  # noqa: S608
 
 INSERT_SESSION = (
     "INSERT INTO sessions (session_id, agent_id, user_id, tenant_id, status, metadata, "
@@ -108,19 +105,15 @@ CREATE_SESSION_WITH_AGENT = (
     + INSERT_SESSION
     + ";\nCOMMIT"
 )
-GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = %s"  # noqa: S608
-GET_OWNED_SESSION = f"{GET_SESSION} AND {_OWNED}"
 _SET_SESSION = (
     "UPDATE sessions SET updated_at = %s, status = COALESCE(%s, status), "
     "metadata = COALESCE(%s, metadata), expires_at = IF(%s, %s, expires_at) "
     "WHERE session_id = %s"
 )
-UPDATE_SESSION = f"{_SET_SESSION};\n{GET_SESSION}"
-UPDATE_OWNED_SESSION = f"{_SET_SESSION} AND {_OWNED};\n{GET_OWNED_SESSION}"
+UPDATE_SESSION = f"{_SET_SESSION};\n{READS.get_session}"
+UPDATE_SESSION_OWNED = f"{_SET_SESSION} AND {_OWNED};\n{READS.get_session_owned}"
 DELETE_SESSION = "DELETE FROM sessions WHERE session_id = %s"
-DELETE_OWNED_SESSION = f"{DELETE_SESSION} AND {_OWNED}"
-#: (agent?, user?, tenant?) -> statement.
-LIST_SESSIONS = list_sessions_statements(_SESSION_COLUMNS, lambda _: "%s")
+DELETE_SESSION_OWNED = f"{DELETE_SESSION} AND {_OWNED}"
 
 APPEND_ONE = (
     "START TRANSACTION;\n"
@@ -136,7 +129,7 @@ APPEND_ONE = (
 # (ROW_COUNT() is still the UPDATE's): the INSERT fails and the transaction is rolled back,
 # as for a missing session, so nothing changes. The foreign key alone cannot tell: another
 # owner's session exists.
-APPEND_OWNED_ONE = (
+APPEND_ONE_OWNED = (
     "START TRANSACTION;\n"
     "UPDATE sessions SET message_count = LAST_INSERT_ID(message_count + 1), updated_at = %s "
     f"WHERE session_id = %s AND {_OWNED};\n"
@@ -144,23 +137,6 @@ APPEND_OWNED_ONE = (
     "VALUES (IF(ROW_COUNT() = 1, %s, NULL), LAST_INSERT_ID(), %s, %s, %s, %s);\n"
     "COMMIT"
 )
-LIST_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
-    "WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s"
-)
-LIST_OWNED_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
-    f"WHERE session_id = %s AND seq > %s AND {_IN_SCOPE} ORDER BY seq LIMIT %s"
-)
-RECENT_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "
-    "WHERE session_id = %s ORDER BY seq DESC LIMIT %s"
-)
-RECENT_OWNED_MESSAGES = (
-    "SELECT id, seq, role, content, metadata, timestamp FROM messages "  # noqa: S608
-    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY seq DESC LIMIT %s"
-)
-
 # The new version comes back in the OK packet through LAST_INSERT_ID(expr); a concurrent
 # snapshot of the same session makes one of the two hit the primary key and retry.
 SAVE_STATE = (
@@ -172,27 +148,7 @@ SAVE_STATE = (
 # WHERE would still leave MAX()'s row), so out of scope nothing is inserted (0 rows). The
 # scope check and the insert are one statement; INSERT … SELECT reads sessions with a shared
 # lock (REPEATABLE READ, the default) and the foreign key check locks it too, until commit.
-SAVE_OWNED_STATE = f"{SAVE_STATE} HAVING {_IN_SCOPE}"
-LATEST_STATE = (
-    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
-    "ORDER BY version DESC LIMIT 1"
-)
-LATEST_OWNED_STATE = (
-    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
-    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY version DESC LIMIT 1"
-)
-STATE_VERSION = (
-    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s AND version = %s"
-)
-OWNED_STATE_VERSION = f"{STATE_VERSION} AND {_IN_SCOPE}"
-LIST_STATES = (
-    "SELECT version, state, created_at FROM agent_state WHERE session_id = %s "
-    "ORDER BY version DESC LIMIT %s"
-)
-LIST_OWNED_STATES = (
-    "SELECT version, state, created_at FROM agent_state "  # noqa: S608
-    f"WHERE session_id = %s AND {_IN_SCOPE} ORDER BY version DESC LIMIT %s"
-)
+SAVE_STATE_OWNED = f"{SAVE_STATE} HAVING {session_in_scope(DIALECT, 1)}"
 
 
 @functools.lru_cache(maxsize=64)  # batch sizes repeat; a one-off huge batch is not kept forever
@@ -202,7 +158,7 @@ def append_many_statement(count: int, owned: bool = False) -> str:
     # connection had (0 when fresh): signed arithmetic lets the INSERT reach the foreign key,
     # which reports the missing session, instead of failing on an unsigned underflow.
     # ``owned``: the owner scope is in the UPDATE, and the first row's session id is NULL
-    # unless the UPDATE matched the session (see APPEND_OWNED_ONE): one failing row fails
+    # unless the UPDATE matched the session (see APPEND_ONE_OWNED): one failing row fails
     # the whole INSERT.
     rows = ", ".join(
         f"({'IF(ROW_COUNT() = 1, %s, NULL)' if owned and index == 0 else '%s'}, "

@@ -10,49 +10,28 @@ from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._sql import owner_params, session_filters
+from mofa.persistence.backends._sql import owner_params
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.backends.mysql._calls import PooledStore
 from mofa.persistence.backends.mysql._connect import Target
 from mofa.persistence.backends.mysql._pool import import_driver, open_pool
-from mofa.persistence.backends.mysql._rows import (
-    agent_from_row,
-    aware,
-    messages_from_rows,
-    session_from_row,
-    state_from_row,
-    wire,
-)
+from mofa.persistence.backends.mysql._rows import aware, session_from_row, wire
 from mofa.persistence.backends.mysql._schema import migrate
 from mofa.persistence.backends.mysql._statements import (
     APPEND_ONE,
-    APPEND_OWNED_ONE,
+    APPEND_ONE_OWNED,
     CREATE_SESSION_WITH_AGENT,
-    DELETE_OWNED_SESSION,
     DELETE_SESSION,
-    GET_AGENT,
-    GET_OWNED_SESSION,
-    GET_SESSION,
+    DELETE_SESSION_OWNED,
+    DIALECT,
     INSERT_SESSION,
-    LATEST_OWNED_STATE,
-    LATEST_STATE,
-    LIST_AGENTS,
-    LIST_MESSAGES,
-    LIST_OWNED_MESSAGES,
-    LIST_OWNED_STATES,
-    LIST_SESSIONS,
-    LIST_STATES,
-    NO_LIMIT,
-    OWNED_STATE_VERSION,
-    RECENT_MESSAGES,
-    RECENT_OWNED_MESSAGES,
-    SAVE_OWNED_STATE,
+    READS,
     SAVE_STATE,
-    STATE_VERSION,
-    UPDATE_OWNED_SESSION,
+    SAVE_STATE_OWNED,
     UPDATE_SESSION,
+    UPDATE_SESSION_OWNED,
     UPSERT_AGENT,
-    UPSERT_OWNED_AGENT,
+    UPSERT_AGENT_OWNED,
     append_many_statement,
 )
 from mofa.persistence.errors import (
@@ -70,6 +49,8 @@ class MySqlStore(PooledStore):
     """Sessions, messages and agent state in MySQL 8 or MariaDB 10.11+ (InnoDB)."""
 
     backend = "mysql"
+    _dialect = DIALECT
+    _reads = READS
 
     # ------------------------------------------------------------------ connecting
 
@@ -174,7 +155,7 @@ class MySqlStore(PooledStore):
             _insert, select = await self._write(UPSERT_AGENT, (*values, agent.id))
         else:
             _start, _insert, select, _commit = await self._write(
-                UPSERT_OWNED_AGENT, (*values, agent.tenant_id, agent.id)
+                UPSERT_AGENT_OWNED, (*values, agent.tenant_id, agent.id)
             )
         stored_created_at, stored_tenant_id = select.rows[0]  # the row as it is now
         created_at = aware(stored_created_at)
@@ -184,14 +165,6 @@ class MySqlStore(PooledStore):
         if created_at == agent.created_at and tenant_id == agent.tenant_id:
             return agent
         return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
-
-    async def _get_agent(self, agent_id: str) -> Agent | None:
-        rows = await self._fetch(GET_AGENT, (agent_id,))
-        return agent_from_row(rows[0]) if rows else None
-
-    async def _list_agents(self, limit: int | None) -> list[Agent]:
-        rows = await self._fetch(LIST_AGENTS, (NO_LIMIT if limit is None else limit,))
-        return [agent_from_row(row) for row in rows]
 
     # ------------------------------------------------------------------ sessions
 
@@ -224,26 +197,6 @@ class MySqlStore(PooledStore):
         await self._write(statement, args, session_id=session.session_id, creates_session=True)
         return session
 
-    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
-        if owner is None:
-            rows = await self._fetch(GET_SESSION, (session_id,))
-        else:
-            rows = await self._fetch(GET_OWNED_SESSION, (session_id, *owner_params(owner)))
-        return session_from_row(rows[0]) if rows else None
-
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-    ) -> list[Session]:
-        key, filters = session_filters(agent_id, user_id, tenant_id, owner)
-        args = (*filters, NO_LIMIT if limit is None else limit, offset)
-        return [session_from_row(row) for row in await self._fetch(LIST_SESSIONS[key], args)]
-
     async def _update_session(
         self,
         session_id: str,
@@ -267,7 +220,7 @@ class MySqlStore(PooledStore):
         else:
             scope = owner_params(owner)
             update, select = await self._write(
-                UPDATE_OWNED_SESSION, (*values, *scope, session_id, *scope)
+                UPDATE_SESSION_OWNED, (*values, *scope, session_id, *scope)
             )
         # The UPDATE must have found it (matched rows: CLIENT_FOUND_ROWS); the SELECT reads it.
         if not update.affected_rows or not select.rows:
@@ -278,7 +231,7 @@ class MySqlStore(PooledStore):
         if owner is None:
             [delete] = await self._write(DELETE_SESSION, (session_id,))
         else:
-            [delete] = await self._write(DELETE_OWNED_SESSION, (session_id, *owner_params(owner)))
+            [delete] = await self._write(DELETE_SESSION_OWNED, (session_id, *owner_params(owner)))
         return delete.affected_rows > 0
 
     # ------------------------------------------------------------------ messages
@@ -299,7 +252,7 @@ class MySqlStore(PooledStore):
         )
         statement = APPEND_ONE
         if owner is not None:  # the owner's three after the UPDATE's session id
-            statement, args = APPEND_OWNED_ONE, (*args[:2], *owner_params(owner), *args[2:])
+            statement, args = APPEND_ONE_OWNED, (*args[:2], *owner_params(owner), *args[2:])
         _start, update, insert, _commit = await self._write(statement, args, session_id=session_id)
         # The UPDATE's LAST_INSERT_ID(expr) is the new count, the seq; the INSERT's, the row id.
         return message.stored(session_id, update.last_insert_id, insert.last_insert_id)
@@ -335,30 +288,6 @@ class MySqlStore(PooledStore):
             for index, message in enumerate(messages)
         ]
 
-    async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
-    ) -> list[Message]:
-        count = NO_LIMIT if limit is None else limit
-        if owner is None:
-            rows = await self._fetch(LIST_MESSAGES, (session_id, after_seq, count))
-        else:
-            rows = await self._fetch(
-                LIST_OWNED_MESSAGES,
-                (session_id, after_seq, session_id, *owner_params(owner), count),
-            )
-        return messages_from_rows(session_id, rows)
-
-    async def _list_recent_messages(
-        self, session_id: str, limit: int, owner: Owner | None
-    ) -> list[Message]:
-        if owner is None:
-            rows = await self._fetch(RECENT_MESSAGES, (session_id, limit))
-        else:
-            rows = await self._fetch(
-                RECENT_OWNED_MESSAGES, (session_id, session_id, *owner_params(owner), limit)
-            )
-        return messages_from_rows(session_id, rows[::-1])
-
     # ------------------------------------------------------------------ agent state
 
     async def _save_state(
@@ -375,38 +304,8 @@ class MySqlStore(PooledStore):
         if owner is None:
             statement = SAVE_STATE
         else:
-            statement, args = SAVE_OWNED_STATE, (*args, session_id, *owner_params(owner))
+            statement, args = SAVE_STATE_OWNED, (*args, session_id, *owner_params(owner))
         [insert] = await self._write(statement, args, session_id=session_id, retry_duplicates=True)
         if not insert.affected_rows:  # out of scope (or missing): nothing was inserted
             raise SessionNotFoundError(session_id)
         return AgentState(session_id, insert.last_insert_id, state, now)
-
-    async def _get_state(
-        self, session_id: str, version: int | None, owner: Owner | None
-    ) -> AgentState | None:
-        if owner is None:
-            if version is None:
-                rows = await self._fetch(LATEST_STATE, (session_id,))
-            else:
-                rows = await self._fetch(STATE_VERSION, (session_id, version))
-        elif version is None:
-            rows = await self._fetch(
-                LATEST_OWNED_STATE, (session_id, session_id, *owner_params(owner))
-            )
-        else:
-            rows = await self._fetch(
-                OWNED_STATE_VERSION, (session_id, version, session_id, *owner_params(owner))
-            )
-        return state_from_row(session_id, rows[0]) if rows else None
-
-    async def _list_states(
-        self, session_id: str, limit: int | None, owner: Owner | None
-    ) -> list[AgentState]:
-        count = NO_LIMIT if limit is None else limit
-        if owner is None:
-            rows = await self._fetch(LIST_STATES, (session_id, count))
-        else:
-            rows = await self._fetch(
-                LIST_OWNED_STATES, (session_id, session_id, *owner_params(owner), count)
-            )
-        return [state_from_row(session_id, row) for row in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -10,11 +11,12 @@ from mofa.persistence._codec import ROLES, damaged_record, decode_json
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 
 __all__ = [
+    "agent_from_row",
     "by_seq",
-    "row_agent",
-    "row_message",
-    "row_session",
-    "row_state",
+    "message_from_row",
+    "messages_from_rows",
+    "session_from_row",
+    "state_from_row",
     "utc",
 ]
 
@@ -29,7 +31,7 @@ def utc(value: Any) -> Any:
     return value.replace(tzinfo=UTC)
 
 
-def row_session(row: Any) -> Session:
+def session_from_row(row: Any) -> Session:
     metadata = row[5]
     try:
         return Session(
@@ -50,7 +52,7 @@ def row_session(row: Any) -> Session:
         ) from exc
 
 
-def row_message(session_id: str, row: Any) -> Message:
+def message_from_row(session_id: str, row: Any) -> Message:
     metadata = row[4]  # most messages carry none: skip the call for "{}"
     stamp = row[5]
     try:
@@ -72,7 +74,11 @@ def row_message(session_id: str, row: Any) -> Message:
         ) from exc
 
 
-def row_agent(row: Any) -> Agent:
+def messages_from_rows(session_id: str, rows: Sequence[Any]) -> list[Message]:
+    return [message_from_row(session_id, row) for row in rows]
+
+
+def agent_from_row(row: Any) -> Agent:
     return Agent(
         row[0],
         row[1],
@@ -87,7 +93,7 @@ def row_agent(row: Any) -> Agent:
     )
 
 
-def row_state(session_id: str, row: Any) -> AgentState:
+def state_from_row(session_id: str, row: Any) -> AgentState:
     try:
         return AgentState(session_id, row[0], decode_json(row[1]), utc(row[2]))
     except ValueError as exc:

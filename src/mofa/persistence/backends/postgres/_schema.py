@@ -1,17 +1,20 @@
-"""Creating or upgrading the schema on connect: the lock, the version, the catalog checks, and
-where migrations run (the store's pool, or a direct connection: ``migrate_url``)."""
+"""Creating or upgrading the schema on connect: the advisory lock and the catalog queries
+around the shared migration (``_sql._migrate``), and where migrations run (the store's pool,
+or a direct connection: ``migrate_url``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from mofa.persistence import schema
 from mofa.persistence._url import DatabaseURL
-from mofa.persistence.backends._online import LockWaitTimeout, run_steps
+from mofa.persistence.backends._sql import migrate as migrate_with
+from mofa.persistence.backends._sql import read_version
+from mofa.persistence.backends._sql._online import LockWaitTimeout
 from mofa.persistence.backends.postgres._errors import (
     CALL,
     CONNECT,
@@ -45,13 +48,73 @@ _EXISTING_INDEXES = (
 )
 
 
+#: Whether a table of that name is on the search path, as to_regclass() would find it, but
+#: read from pg_class in the statement's own snapshot, which is taken after the advisory
+#: lock. to_regclass() answered from what the connection had cached: a connection that had
+#: asked before (a create_schema=False check) and then waited for the lock while another
+#: process created the schema still read "no table", and migrated a second time.
+_TABLE_EXISTS: Final = (
+    "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = $1 AND n.nspname = ANY(current_schemas(true)))"
+)
+
+
+class _Session:
+    """The shared migration's view of one pooled connection (see ``_sql._migrate``)."""
+
+    dialect = _DIALECT
+
+    def __init__(self, connection: Any, where: str) -> None:
+        self.connection = connection
+        self.where = where
+
+    async def table_exists(self, name: str) -> bool:
+        return bool(await self.connection.fetchval(_TABLE_EXISTS, name))
+
+    async def scalar(self, sql: str) -> Any:
+        return await self.connection.fetchval(sql)
+
+    async def existing_columns(self, tables: list[str]) -> Sequence[Sequence[str]]:
+        rows: list[Any] = await self.connection.fetch(_EXISTING_COLUMNS, tables)
+        return rows
+
+    async def existing_indexes(self, names: list[str]) -> Sequence[Sequence[str]]:
+        rows: list[Any] = await self.connection.fetch(_EXISTING_INDEXES, names)
+        return rows
+
+    async def execute(self, statement: str) -> None:
+        await self.connection.execute(statement)
+
+    # The online runner's side (see ``_sql._online``).
+
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        transaction: AbstractAsyncContextManager[object] = self.connection.transaction()
+        return transaction
+
+    async def execute_online(self, statement: str, lock_wait: float | None) -> None:
+        if lock_wait is None:
+            await self.connection.execute(statement)
+            return
+        await self.connection.execute(f"SET lock_timeout = {max(1, round(lock_wait * 1000))}")
+        try:
+            await self.connection.execute(statement)
+        except Exception as exc:
+            if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                raise LockWaitTimeout(str(exc)) from exc
+            raise
+        finally:
+            await self.connection.execute("RESET lock_timeout")
+
+    async def index_valid(self, name: str) -> bool | None:
+        valid = await self.connection.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", name
+        )
+        return None if valid is None else bool(valid)
+
+
 async def _schema_version(connection: Any) -> int:
     """The database's schema version (0: no schema yet)."""
-    if not await connection.fetchval("SELECT to_regclass('mofa_schema_migrations') IS NOT NULL"):
-        return 0
-    return int(
-        await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM mofa_schema_migrations")
-    )
+    return await read_version(_Session(connection, where=""))  # reading it names no database
 
 
 async def migrate(
@@ -63,7 +126,7 @@ async def migrate(
     migrate_url: DatabaseURL | None = None,
     connect_timeout: float | None = None,
 ) -> tuple[int, ...]:
-    """Bring the schema to the latest version, step by step (:mod:`.._online`) under a
+    """Bring the schema to the latest version, step by step (``_sql._online``) under a
     session-level advisory lock.
 
     Several processes may connect at once: the advisory lock makes them take turns, and
@@ -128,23 +191,13 @@ async def _migrate_on(connection: Any, where: str) -> tuple[int, ...]:
     """Every pending migration, step by step, under the session-level schema lock."""
     await _take_schema_lock(connection)
     try:
-        current = await _schema_version(connection)
-        applied = schema.check_version(_DIALECT, current, where)
-        if current == 0:
-            schema.check_existing_tables(
-                _DIALECT,
-                await connection.fetch(_EXISTING_COLUMNS, schema.table_names(_DIALECT)),
-                where,
-                await connection.fetch(_EXISTING_INDEXES, list(schema.index_tables(_DIALECT))),
-            )
-        await run_steps(_Steps(connection), schema.pending_steps(_DIALECT, current))
+        return await migrate_with(_Session(connection, where), create_schema=True)
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK_KEY)
-    return applied
 
 
 async def _take_schema_lock(connection: Any) -> None:
-    """The session-level schema lock, held across the migration's steps and transactions.
+    """The session-level schema lock, held across a migration's steps and transactions.
 
     Asked for with ``pg_try_advisory_lock`` until granted, never waited for in one
     statement: a statement waiting for the lock holds a snapshot, and a ``CREATE INDEX
@@ -155,40 +208,6 @@ async def _take_schema_lock(connection: Any) -> None:
     while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _SCHEMA_LOCK_KEY):
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.2)
-
-
-class _Steps:
-    """The online runner's view of one connection (see :mod:`.._online`)."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-
-    def transaction(self) -> AbstractAsyncContextManager[object]:
-        transaction: AbstractAsyncContextManager[object] = self._connection.transaction()
-        return transaction
-
-    async def execute(self, statement: str) -> None:
-        await self._connection.execute(statement)
-
-    async def execute_online(self, statement: str, lock_wait: float | None) -> None:
-        if lock_wait is None:
-            await self._connection.execute(statement)
-            return
-        await self._connection.execute(f"SET lock_timeout = {max(1, round(lock_wait * 1000))}")
-        try:
-            await self._connection.execute(statement)
-        except Exception as exc:
-            if sqlstate(exc) == LOCK_NOT_AVAILABLE:
-                raise LockWaitTimeout(str(exc)) from exc
-            raise
-        finally:
-            await self._connection.execute("RESET lock_timeout")
-
-    async def index_valid(self, name: str) -> bool | None:
-        valid = await self._connection.fetchval(
-            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", name
-        )
-        return None if valid is None else bool(valid)
 
 
 async def _migrate_direct(url: DatabaseURL, connect_timeout: float | None) -> tuple[int, ...]:

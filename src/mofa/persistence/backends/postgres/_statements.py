@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from typing import Final
 
-from mofa.persistence.backends._sql import list_sessions_statements, owner_condition
+from mofa.persistence.backends._sql import (
+    Dialect,
+    numbered,
+    owner_condition,
+    reads,
+    sessions_columns,
+)
+from mofa.persistence.backends.postgres._rows import (
+    agent_from_row,
+    messages_from_rows,
+    session_from_row,
+    state_from_row,
+)
 
 __all__ = [
     "APPEND_BATCH",
@@ -19,33 +31,29 @@ __all__ = [
     "CREATE_SESSION",
     "DELETE_SESSION",
     "DELETE_SESSION_OWNED",
-    "GET_AGENT",
-    "GET_SESSION",
-    "GET_SESSION_OWNED",
-    "LATEST_STATE",
-    "LATEST_STATE_OWNED",
-    "LIST_AGENTS",
-    "LIST_MESSAGES",
-    "LIST_MESSAGES_OWNED",
-    "LIST_SESSIONS",
-    "LIST_STATES",
-    "LIST_STATES_OWNED",
-    "RECENT_MESSAGES",
-    "RECENT_MESSAGES_OWNED",
+    "DIALECT",
+    "READS",
     "SAVE_STATE",
     "SAVE_STATE_OWNED",
-    "STATE_VERSION",
-    "STATE_VERSION_OWNED",
     "UPDATE_SESSION",
     "UPDATE_SESSION_OWNED",
     "UPSERT_AGENT",
     "UPSERT_AGENT_OWNED",
 ]
 
-_SESSION_COLUMNS: Final = (
-    "session_id, agent_id, user_id, tenant_id, status, metadata::text, message_count, "
-    "created_at, updated_at, expires_at"
+DIALECT: Final = Dialect(
+    name="postgres",
+    mark=numbered("$"),
+    null_safe_equal="IS NOT DISTINCT FROM",
+    no_limit=None,  # LIMIT NULL: every row
+    json_text="{}::text".format,  # JSON travels as text and is decoded once, with orjson
+    session_from_row=session_from_row,
+    agent_from_row=agent_from_row,
+    messages_from_rows=messages_from_rows,
+    state_from_row=state_from_row,
 )
+READS: Final = reads(DIALECT)
+_SESSION_COLUMNS: Final = sessions_columns(DIALECT)
 
 
 def _owned(first: int, table: str = "sessions") -> str:
@@ -57,25 +65,8 @@ def _owned(first: int, table: str = "sessions") -> str:
     ``None`` must match a NULL column and nothing else; the row is always found by its key
     first, so the condition only filters that one row (it needs no index).
     """
-    return " AND " + owner_condition("IS NOT DISTINCT FROM", "${}".format, first, table)
+    return " AND " + owner_condition(DIALECT.null_safe_equal, DIALECT.mark, first, table)
 
-
-def _owned_session(first: int) -> str:
-    """`` AND `` the session named by ``$1`` exists inside the owner scope (``$first``…).
-
-    For reads of messages and states: uncorrelated, so PostgreSQL evaluates it once, as a
-    one-time filter before the index scan, in the statement's own snapshot (a session of
-    another owner reads as an empty one, in the same round trip).
-    """
-    return (
-        " AND EXISTS (SELECT 1 FROM sessions"  # noqa: S608 - constant fragments
-        f" WHERE sessions.session_id = $1{_owned(first)})"
-    )
-
-
-_AGENT_COLUMNS: Final = (
-    "id, name, state, started_at, provider, model, description, created_at, updated_at, tenant_id"
-)
 
 # Without an owner an existing agent keeps its tenant (tenant_id is not in the SET list);
 # RETURNING gives the stored created_at and tenant_id.
@@ -93,10 +84,6 @@ UPSERT_AGENT: Final = (
 UPSERT_AGENT_OWNED: Final = UPSERT_AGENT.replace(
     " RETURNING", " WHERE agents.tenant_id IS NOT DISTINCT FROM EXCLUDED.tenant_id RETURNING"
 )
-GET_AGENT: Final = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = $1"  # noqa: S608
-LIST_AGENTS: Final = (
-    f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY updated_at DESC, id DESC LIMIT $1"  # noqa: S608
-)
 
 # One statement: the agent row (when the session names an agent that has none and the
 # session id is free; it belongs to the session's tenant) and the session. The foreign key
@@ -113,8 +100,6 @@ CREATE_SESSION: Final = (
     "VALUES ($1, $2, $3, $4, $5, $6::jsonb, 0, $7, $7, $8) "
     "ON CONFLICT (session_id) DO NOTHING RETURNING session_id"
 )
-GET_SESSION: Final = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1"  # noqa: S608
-GET_SESSION_OWNED: Final = GET_SESSION + _owned(2)
 
 
 def _update_session_query(scope: str) -> str:
@@ -196,29 +181,6 @@ APPEND_BATCH_OWNED: Final = {
 }
 
 
-def _list_messages_query(scope: str) -> str:
-    return (
-        "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"  # noqa: S608
-        f" WHERE session_id = $1 AND seq > $2{scope} "
-        "ORDER BY seq LIMIT $3"
-    )
-
-
-LIST_MESSAGES: Final = _list_messages_query("")
-LIST_MESSAGES_OWNED: Final = _list_messages_query(_owned_session(4))
-
-
-# Backwards through the unique (session_id, seq) index: cost depends on n, not history size.
-def _recent_messages_query(scope: str) -> str:
-    return (
-        "SELECT id, seq, role, content, metadata::text, timestamp FROM messages"  # noqa: S608
-        f" WHERE session_id = $1{scope} ORDER BY seq DESC LIMIT $2"
-    )
-
-
-RECENT_MESSAGES: Final = _recent_messages_query("")
-RECENT_MESSAGES_OWNED: Final = _recent_messages_query(_owned_session(3))
-
 SAVE_STATE: Final = (
     "INSERT INTO agent_state (session_id, version, state, created_at) "
     "SELECT s.session_id, COALESCE((SELECT MAX(a.version) FROM agent_state a "
@@ -234,22 +196,3 @@ SAVE_STATE: Final = (
 SAVE_STATE_OWNED: Final = SAVE_STATE.replace(
     " RETURNING", f"{_owned(4, 's')} FOR KEY SHARE OF s RETURNING"
 )
-LATEST_STATE: Final = (
-    "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
-    "ORDER BY version DESC LIMIT 1"
-)
-LATEST_STATE_OWNED: Final = LATEST_STATE.replace(" ORDER BY", f"{_owned_session(2)} ORDER BY")
-STATE_VERSION: Final = (
-    "SELECT version, state::text, created_at FROM agent_state "
-    "WHERE session_id = $1 AND version = $2"
-)
-STATE_VERSION_OWNED: Final = STATE_VERSION + _owned_session(3)
-LIST_STATES: Final = (
-    "SELECT version, state::text, created_at FROM agent_state WHERE session_id = $1 "
-    "ORDER BY version DESC LIMIT $2"
-)
-
-LIST_STATES_OWNED: Final = LIST_STATES.replace(" ORDER BY", f"{_owned_session(3)} ORDER BY")
-
-
-LIST_SESSIONS: Final = list_sessions_statements(_SESSION_COLUMNS, "${}".format)

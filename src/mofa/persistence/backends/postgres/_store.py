@@ -1,4 +1,5 @@
-"""The PostgreSQL store: :class:`PostgresStore`, its calls, each one statement on the pool."""
+"""The PostgreSQL store: :class:`PostgresStore`, its writes (each one statement on the pool)
+and how a statement runs; the reads are :class:`~mofa.persistence.backends._sql.SqlStore`'s."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
-from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
-from mofa.persistence.backends._sql import owner_params, session_filters
+from mofa.persistence.backends._sql import SqlStore, owner_params
 from mofa.persistence.backends._toolkit import RETRY_SECONDS, InFlight, backoff
 from mofa.persistence.backends.postgres._errors import (
     CALL,
@@ -29,14 +31,7 @@ from mofa.persistence.backends.postgres._errors import (
     translate,
 )
 from mofa.persistence.backends.postgres._pool import open_connections, open_pool
-from mofa.persistence.backends.postgres._rows import (
-    by_seq,
-    row_agent,
-    row_message,
-    row_session,
-    row_state,
-    utc,
-)
+from mofa.persistence.backends.postgres._rows import by_seq, session_from_row, utc
 from mofa.persistence.backends.postgres._schema import migrate
 from mofa.persistence.backends.postgres._statements import (
     APPEND_BATCH,
@@ -46,23 +41,10 @@ from mofa.persistence.backends.postgres._statements import (
     CREATE_SESSION,
     DELETE_SESSION,
     DELETE_SESSION_OWNED,
-    GET_AGENT,
-    GET_SESSION,
-    GET_SESSION_OWNED,
-    LATEST_STATE,
-    LATEST_STATE_OWNED,
-    LIST_AGENTS,
-    LIST_MESSAGES,
-    LIST_MESSAGES_OWNED,
-    LIST_SESSIONS,
-    LIST_STATES,
-    LIST_STATES_OWNED,
-    RECENT_MESSAGES,
-    RECENT_MESSAGES_OWNED,
+    DIALECT,
+    READS,
     SAVE_STATE,
     SAVE_STATE_OWNED,
-    STATE_VERSION,
-    STATE_VERSION_OWNED,
     UPDATE_SESSION,
     UPDATE_SESSION_OWNED,
     UPSERT_AGENT,
@@ -80,6 +62,8 @@ from mofa.persistence.errors import (
 )
 
 __all__ = ["PostgresStore"]
+
+_T = TypeVar("_T")
 
 # The package's name, as before the split: what applications configure and tests filter on.
 _log = logging.getLogger("mofa.persistence.backends.postgres")
@@ -101,7 +85,7 @@ def _migrate_url(url: str | DatabaseURL | None) -> DatabaseURL | None:
     return parsed
 
 
-class PostgresStore(BaseStore):
+class PostgresStore(SqlStore):
     """Sessions, messages and agent state in PostgreSQL (asyncpg, pooled).
 
     Open it with :meth:`connect` (or ``open_store(url)``), close it with ``close()`` or
@@ -109,6 +93,8 @@ class PostgresStore(BaseStore):
     """
 
     backend = "postgres"
+    _dialect = DIALECT
+    _reads = READS
 
     def __init__(self, url: DatabaseURL, pool: Any) -> None:
         super().__init__(url)
@@ -268,6 +254,11 @@ class PostgresStore(BaseStore):
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
 
+    async def _select(
+        self, sql: str, args: Sequence[Any], read: Callable[..., _T], *read_args: Any
+    ) -> _T:
+        return read(*read_args, await self._fetch(sql, *args, write=False))
+
     def _failure(self, exc: BaseException, *, stage: str, write: bool) -> PersistenceError:
         """The error a call raises for ``exc``; an unreachable server is logged once."""
         error = translate(exc, self._url, stage=stage, write=write)
@@ -311,13 +302,6 @@ class PostgresStore(BaseStore):
             return dataclasses.replace(agent, created_at=created_at, tenant_id=tenant_id)
         return agent
 
-    async def _get_agent(self, agent_id: str) -> Agent | None:
-        rows = await self._fetch(GET_AGENT, agent_id, write=False)
-        return row_agent(rows[0]) if rows else None
-
-    async def _list_agents(self, limit: int | None) -> list[Agent]:
-        return [row_agent(row) for row in await self._fetch(LIST_AGENTS, limit, write=False)]
-
     # -------------------------------------------------------------- sessions
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
@@ -336,28 +320,6 @@ class PostgresStore(BaseStore):
         if not rows:
             raise SessionExistsError(session.session_id)
         return session
-
-    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
-        if owner is None:
-            rows = await self._fetch(GET_SESSION, session_id, write=False)
-        else:
-            rows = await self._fetch(
-                GET_SESSION_OWNED, session_id, *owner_params(owner), write=False
-            )
-        return row_session(rows[0]) if rows else None
-
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-    ) -> list[Session]:
-        key, args = session_filters(agent_id, user_id, tenant_id, owner)
-        rows = await self._fetch(LIST_SESSIONS[key], *args, limit, offset, write=False)
-        return [row_session(row) for row in rows]
 
     async def _update_session(
         self,
@@ -383,7 +345,7 @@ class PostgresStore(BaseStore):
             rows = await self._fetch(UPDATE_SESSION_OWNED, *args, *owner_params(owner), write=True)
         if not rows:
             raise SessionNotFoundError(session_id)
-        return row_session(rows[0])
+        return session_from_row(rows[0])
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
         if owner is None:
@@ -454,33 +416,6 @@ class PostgresStore(BaseStore):
             for message, (message_id, seq) in zip(messages, rows, strict=True)
         ]
 
-    async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
-    ) -> list[Message]:
-        if owner is None:
-            rows = await self._fetch(LIST_MESSAGES, session_id, after_seq, limit, write=False)
-        else:
-            rows = await self._fetch(
-                LIST_MESSAGES_OWNED,
-                session_id,
-                after_seq,
-                limit,
-                *owner_params(owner),
-                write=False,
-            )
-        return [row_message(session_id, row) for row in rows]
-
-    async def _list_recent_messages(
-        self, session_id: str, limit: int, owner: Owner | None
-    ) -> list[Message]:
-        if owner is None:
-            rows = await self._fetch(RECENT_MESSAGES, session_id, limit, write=False)
-        else:
-            rows = await self._fetch(
-                RECENT_MESSAGES_OWNED, session_id, limit, *owner_params(owner), write=False
-            )
-        return [row_message(session_id, row) for row in reversed(rows)]
-
     # ----------------------------------------------------------------- state
 
     async def _save_state(
@@ -507,32 +442,3 @@ class PostgresStore(BaseStore):
         if not rows:
             raise SessionNotFoundError(session_id)
         return AgentState(session_id, rows[0][0], state, now)
-
-    async def _get_state(
-        self, session_id: str, version: int | None, owner: Owner | None
-    ) -> AgentState | None:
-        if owner is None:
-            if version is None:
-                rows = await self._fetch(LATEST_STATE, session_id, write=False)
-            else:
-                rows = await self._fetch(STATE_VERSION, session_id, version, write=False)
-        elif version is None:
-            rows = await self._fetch(
-                LATEST_STATE_OWNED, session_id, *owner_params(owner), write=False
-            )
-        else:
-            rows = await self._fetch(
-                STATE_VERSION_OWNED, session_id, version, *owner_params(owner), write=False
-            )
-        return row_state(session_id, rows[0]) if rows else None
-
-    async def _list_states(
-        self, session_id: str, limit: int | None, owner: Owner | None
-    ) -> list[AgentState]:
-        if owner is None:
-            rows = await self._fetch(LIST_STATES, session_id, limit, write=False)
-        else:
-            rows = await self._fetch(
-                LIST_STATES_OWNED, session_id, limit, *owner_params(owner), write=False
-            )
-        return [row_state(session_id, row) for row in rows]

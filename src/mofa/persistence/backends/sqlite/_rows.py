@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mofa.persistence._codec import ROLES, damaged_record, decode_json, parse_time
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 
-__all__ = ["agent_from_row", "message_from_row", "session_from_row", "state_from_row"]
+__all__ = [
+    "agent_from_row",
+    "message_from_row",
+    "messages_from_rows",
+    "session_from_row",
+    "state_from_row",
+]
 
 
 def session_from_row(row: tuple[Any, ...]) -> Session:
@@ -51,6 +58,10 @@ def message_from_row(session_id: str, row: tuple[Any, ...]) -> Message:
             exc,
             session_id=session_id,
         ) from exc
+
+
+def messages_from_rows(session_id: str, rows: Sequence[tuple[Any, ...]]) -> list[Message]:
+    return [message_from_row(session_id, row) for row in rows]
 
 
 def agent_from_row(row: tuple[Any, ...]) -> Agent:

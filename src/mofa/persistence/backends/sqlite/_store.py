@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
-from mofa.persistence._base import BaseStore, EncodedMessage
+from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._sql import session_filters
+from mofa.persistence.backends._sql import SqlStore
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
-from mofa.persistence.backends.sqlite._statements import LIST_SESSIONS
+from mofa.persistence.backends.sqlite._statements import DIALECT, READS
 from mofa.persistence.backends.sqlite._transactions import (
     append_many_tx,
     append_one_tx,
     create_session_tx,
     delete_session_tx,
-    get_agent_tx,
-    get_session_tx,
-    get_state_tx,
-    list_agents_tx,
-    list_messages_tx,
-    list_recent_tx,
-    list_sessions_tx,
-    list_states_tx,
     save_state_tx,
+    select_tx,
     update_session_tx,
     upsert_agent_tx,
 )
@@ -35,20 +29,20 @@ from mofa.persistence.errors import InvalidURLError
 
 __all__ = ["SqliteStore"]
 
+_T = TypeVar("_T")
+
 
 def _absolute(path: str) -> str:
     """``~`` expanded, relative to the current directory (string work, no disk access)."""
     return os.path.abspath(os.path.expanduser(path))
 
 
-def _no_limit(limit: int | None) -> int:
-    return -1 if limit is None else limit  # SQLite: a negative LIMIT means none
-
-
-class SqliteStore(BaseStore):
+class SqliteStore(SqlStore):
     """A SQLite database file (or ``sqlite::memory:``), used from asyncio."""
 
     backend = "sqlite"
+    _dialect = DIALECT
+    _reads = READS
 
     def __init__(self, url: DatabaseURL, worker: Worker) -> None:
         super().__init__(url)
@@ -106,20 +100,19 @@ class SqliteStore(BaseStore):
     async def _close(self) -> None:
         await self._worker.stop()
 
+    async def _select(
+        self, sql: str, args: Sequence[Any], read: Callable[..., _T], *read_args: Any
+    ) -> _T:
+        return await self._worker.read(select_tx, sql, args, read, read_args)
+
     # ---------------------------------------------------------------- agents
 
     async def _upsert_agent(self, agent: Agent, owner: Owner | None) -> Agent:
         return await self._worker.write(upsert_agent_tx, agent, owner)
 
-    async def _get_agent(self, agent_id: str) -> Agent | None:
-        return await self._worker.read(get_agent_tx, agent_id)
-
-    async def _list_agents(self, limit: int | None) -> list[Agent]:
-        return await self._worker.read(list_agents_tx, _no_limit(limit))
-
     # -------------------------------------------------------------- sessions
     # With an owner each call runs the same one hop: the scope is a condition of the
-    # statement that reads or writes the session's row (see the *_OWNED_* statements).
+    # statement that reads or writes the session's row (see the *_OWNED statements).
 
     async def _create_session(self, session: Session, metadata_json: str) -> Session:
         return await self._worker.write(
@@ -128,22 +121,6 @@ class SqliteStore(BaseStore):
             metadata_json,
             session_id=session.session_id,
         )
-
-    async def _get_session(self, session_id: str, owner: Owner | None) -> Session | None:
-        return await self._worker.read(get_session_tx, session_id, owner)
-
-    async def _list_sessions(
-        self,
-        agent_id: str | None,
-        user_id: str | None,
-        tenant_id: str | None,
-        limit: int | None,
-        offset: int,
-        owner: Owner | None,
-    ) -> list[Session]:
-        key, filters = session_filters(agent_id, user_id, tenant_id, owner)
-        parameters = (*filters, _no_limit(limit), offset)
-        return await self._worker.read(list_sessions_tx, LIST_SESSIONS[key], parameters)
 
     async def _update_session(
         self,
@@ -188,18 +165,6 @@ class SqliteStore(BaseStore):
             append_many_tx, session_id, messages, now, owner, session_id=session_id
         )
 
-    async def _list_messages(
-        self, session_id: str, limit: int | None, after_seq: int, owner: Owner | None
-    ) -> list[Message]:
-        return await self._worker.read(
-            list_messages_tx, session_id, _no_limit(limit), after_seq, owner
-        )
-
-    async def _list_recent_messages(
-        self, session_id: str, limit: int, owner: Owner | None
-    ) -> list[Message]:
-        return await self._worker.read(list_recent_tx, session_id, limit, owner)
-
     # ----------------------------------------------------------------- state
 
     async def _save_state(
@@ -219,13 +184,3 @@ class SqliteStore(BaseStore):
             owner,
             session_id=session_id,
         )
-
-    async def _get_state(
-        self, session_id: str, version: int | None, owner: Owner | None
-    ) -> AgentState | None:
-        return await self._worker.read(get_state_tx, session_id, version, owner)
-
-    async def _list_states(
-        self, session_id: str, limit: int | None, owner: Owner | None
-    ) -> list[AgentState]:
-        return await self._worker.read(list_states_tx, session_id, _no_limit(limit), owner)

@@ -1,57 +1,41 @@
-"""The transaction bodies: each runs on the worker thread, inside write() or read()."""
+"""The transaction bodies: each runs on the worker thread, inside write() or read() (the
+writes, and :func:`select_tx` for every read of the shared core)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mofa.persistence._base import EncodedMessage
 from mofa.persistence._codec import format_time
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence.backends._sql import owner_params
-from mofa.persistence.backends.sqlite._rows import (
-    agent_from_row,
-    message_from_row,
-    session_from_row,
-    state_from_row,
-)
+from mofa.persistence.backends.sqlite._rows import agent_from_row, session_from_row
 from mofa.persistence.backends.sqlite._statements import (
     BUMP_COUNT,
+    BUMP_COUNT_OWNED,
+    BUMP_COUNT_OWNED_RETURNING,
     BUMP_COUNT_RETURNING,
-    BUMP_OWNED_COUNT,
-    BUMP_OWNED_COUNT_RETURNING,
-    DELETE_OWNED_SESSION,
     DELETE_SESSION,
+    DELETE_SESSION_OWNED,
     ENSURE_AGENT,
     HAS_RETURNING,
     INSERT_MESSAGE,
-    INSERT_OWNED_STATE,
-    INSERT_OWNED_STATE_RETURNING,
     INSERT_SESSION,
     INSERT_STATE,
+    INSERT_STATE_OWNED,
+    INSERT_STATE_OWNED_RETURNING,
     INSERT_STATE_RETURNING,
-    SELECT_AGENT,
-    SELECT_AGENTS,
+    READS,
     SELECT_COUNT,
-    SELECT_LATEST_STATE,
-    SELECT_MESSAGES,
-    SELECT_OWNED_LATEST_STATE,
-    SELECT_OWNED_MESSAGES,
-    SELECT_OWNED_RECENT_MESSAGES,
-    SELECT_OWNED_SESSION,
-    SELECT_OWNED_STATE,
-    SELECT_OWNED_STATES,
-    SELECT_RECENT_MESSAGES,
-    SELECT_SESSION,
-    SELECT_STATE,
     SELECT_STATE_VERSION,
-    SELECT_STATES,
-    UPDATE_OWNED_SESSION,
     UPDATE_SESSION,
+    UPDATE_SESSION_OWNED,
     UPSERT_AGENT,
-    UPSERT_OWNED_AGENT,
+    UPSERT_AGENT_OWNED,
 )
 from mofa.persistence.errors import AgentExistsError, SessionNotFoundError
 
@@ -60,25 +44,20 @@ __all__ = [
     "append_one_tx",
     "create_session_tx",
     "delete_session_tx",
-    "get_agent_tx",
-    "get_session_tx",
-    "get_state_tx",
-    "list_agents_tx",
-    "list_messages_tx",
-    "list_recent_tx",
-    "list_sessions_tx",
-    "list_states_tx",
     "save_state_tx",
+    "select_tx",
     "update_session_tx",
     "upsert_agent_tx",
 ]
+
+_T = TypeVar("_T")
 
 
 def upsert_agent_tx(connection: sqlite3.Connection, agent: Agent, owner: Owner | None) -> Agent:
     # With an owner, agent.tenant_id is the owner's: the insert records it and the conflict
     # clause compares the stored one with it (excluded.tenant_id).
     cursor = connection.execute(
-        UPSERT_AGENT if owner is None else UPSERT_OWNED_AGENT,
+        UPSERT_AGENT if owner is None else UPSERT_AGENT_OWNED,
         (
             agent.id,
             agent.name,
@@ -94,7 +73,7 @@ def upsert_agent_tx(connection: sqlite3.Connection, agent: Agent, owner: Owner |
     )
     if cursor.rowcount == 0:  # only a scoped upsert can change no row: another tenant's agent
         raise AgentExistsError(agent.id)
-    row = connection.execute(SELECT_AGENT, (agent.id,)).fetchone()
+    row = connection.execute(READS.get_agent, (agent.id,)).fetchone()
     return agent_from_row(row)
 
 
@@ -139,11 +118,11 @@ def update_session_tx(
     if owner is None:
         cursor = connection.execute(UPDATE_SESSION, parameters)
     else:
-        cursor = connection.execute(UPDATE_OWNED_SESSION, (*parameters, *owner_params(owner)))
+        cursor = connection.execute(UPDATE_SESSION_OWNED, (*parameters, *owner_params(owner)))
     if cursor.rowcount == 0:
         raise SessionNotFoundError(session_id)
     # The row was just updated under this transaction's write lock: it is the owner's.
-    return session_from_row(connection.execute(SELECT_SESSION, (session_id,)).fetchone())
+    return session_from_row(connection.execute(READS.get_session, (session_id,)).fetchone())
 
 
 def _bump_count(
@@ -159,7 +138,7 @@ def _bump_count(
         returning, plain = BUMP_COUNT_RETURNING, BUMP_COUNT
     else:
         parameters = (added, now, session_id, *owner_params(owner))
-        returning, plain = BUMP_OWNED_COUNT_RETURNING, BUMP_OWNED_COUNT
+        returning, plain = BUMP_COUNT_OWNED_RETURNING, BUMP_COUNT_OWNED
     if HAS_RETURNING:
         rows = connection.execute(returning, parameters).fetchall()
         if not rows:
@@ -245,7 +224,7 @@ def save_state_tx(
     else:
         # A missing or foreign session selects no row to insert.
         parameters = (state_json, format_time(now), session_id, *owner_params(owner))
-        returning, plain = INSERT_OWNED_STATE_RETURNING, INSERT_OWNED_STATE
+        returning, plain = INSERT_STATE_OWNED_RETURNING, INSERT_STATE_OWNED
     if HAS_RETURNING:
         rows = connection.execute(returning, parameters).fetchall()
         if not rows:
@@ -258,91 +237,20 @@ def save_state_tx(
     return AgentState(session_id, version, state, now)
 
 
-def get_agent_tx(connection: sqlite3.Connection, agent_id: str) -> Agent | None:
-    row = connection.execute(SELECT_AGENT, (agent_id,)).fetchone()
-    return None if row is None else agent_from_row(row)
-
-
-def list_agents_tx(connection: sqlite3.Connection, limit: int) -> list[Agent]:
-    return [agent_from_row(row) for row in connection.execute(SELECT_AGENTS, (limit,))]
-
-
-def get_session_tx(
-    connection: sqlite3.Connection, session_id: str, owner: Owner | None
-) -> Session | None:
-    if owner is None:
-        row = connection.execute(SELECT_SESSION, (session_id,)).fetchone()
-    else:
-        row = connection.execute(
-            SELECT_OWNED_SESSION, (session_id, *owner_params(owner))
-        ).fetchone()
-    return None if row is None else session_from_row(row)
-
-
-def list_sessions_tx(
-    connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]
-) -> list[Session]:
-    return [session_from_row(row) for row in connection.execute(sql, parameters)]
-
-
 def delete_session_tx(connection: sqlite3.Connection, session_id: str, owner: Owner | None) -> bool:
     if owner is None:
         return connection.execute(DELETE_SESSION, (session_id,)).rowcount > 0
     parameters = (session_id, *owner_params(owner))
-    return connection.execute(DELETE_OWNED_SESSION, parameters).rowcount > 0
+    return connection.execute(DELETE_SESSION_OWNED, parameters).rowcount > 0
 
 
-def list_messages_tx(
+def select_tx(
     connection: sqlite3.Connection,
-    session_id: str,
-    limit: int,
-    after_seq: int,
-    owner: Owner | None,
-) -> list[Message]:
-    if owner is None:
-        rows = connection.execute(SELECT_MESSAGES, (session_id, after_seq, limit)).fetchall()
-    else:
-        parameters = (session_id, after_seq, session_id, *owner_params(owner), limit)
-        rows = connection.execute(SELECT_OWNED_MESSAGES, parameters).fetchall()
-    return [message_from_row(session_id, row) for row in rows]
-
-
-def list_recent_tx(
-    connection: sqlite3.Connection, session_id: str, limit: int, owner: Owner | None
-) -> list[Message]:
-    # Backwards through the (session_id, seq) index: reads only the rows it returns.
-    if owner is None:
-        rows = connection.execute(SELECT_RECENT_MESSAGES, (session_id, limit)).fetchall()
-    else:
-        parameters = (session_id, session_id, *owner_params(owner), limit)
-        rows = connection.execute(SELECT_OWNED_RECENT_MESSAGES, parameters).fetchall()
-    rows.reverse()
-    return [message_from_row(session_id, row) for row in rows]
-
-
-def get_state_tx(
-    connection: sqlite3.Connection, session_id: str, version: int | None, owner: Owner | None
-) -> AgentState | None:
-    if owner is None:
-        if version is None:
-            row = connection.execute(SELECT_LATEST_STATE, (session_id,)).fetchone()
-        else:
-            row = connection.execute(SELECT_STATE, (session_id, version)).fetchone()
-    else:
-        scope = (session_id, *owner_params(owner))
-        if version is None:
-            row = connection.execute(SELECT_OWNED_LATEST_STATE, (session_id, *scope)).fetchone()
-        else:
-            row = connection.execute(SELECT_OWNED_STATE, (session_id, version, *scope)).fetchone()
-    return None if row is None else state_from_row(session_id, row)
-
-
-def list_states_tx(
-    connection: sqlite3.Connection, session_id: str, limit: int, owner: Owner | None
-) -> list[AgentState]:
-    if owner is None:
-        rows = connection.execute(SELECT_STATES, (session_id, limit))
-    else:
-        parameters = (session_id, session_id, *owner_params(owner), limit)
-        rows = connection.execute(SELECT_OWNED_STATES, parameters)
-    return [state_from_row(session_id, row) for row in rows]
+    sql: str,
+    args: Sequence[Any],
+    read: Callable[..., _T],
+    read_args: tuple[Any, ...],
+) -> _T:
+    """A read of the shared core (``SqlStore._select``): the rows become entities here, on
+    the worker thread, in the same hop."""
+    return read(*read_args, connection.execute(sql, args).fetchall())

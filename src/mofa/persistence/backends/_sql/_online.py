@@ -19,7 +19,12 @@ Resumable after a kill at any step: a plain step commits with its statements (an
 migration's version is recorded in a plain step after its online ones), and an online step
 is written to be run again (see the schema package). The caller holds the dialect's schema
 lock for the whole run, a session-level one, so two processes upgrading at once take turns
-and the second finds the work done.
+and the second finds the work done (:func:`~._migrate.migrate` reads the version under it).
+
+Where the servers do not allow it online, they say so: MySQL/MariaDB refuse an ``ALTER
+TABLE … ALGORITHM=INPLACE, LOCK=NONE`` they cannot run that way (MariaDB builds a FULLTEXT
+index only with a shared lock, and no InnoDB server changes a column's type in place), so
+such a migration states a weaker lock explicitly, and the guide says so.
 """
 
 from __future__ import annotations
@@ -64,7 +69,8 @@ class StepSession(Protocol):
     """One connection running a migration's steps (the dialect's side of the runner)."""
 
     def transaction(self) -> AbstractAsyncContextManager[object]:
-        """A transaction for a plain step (MySQL: none, each DDL commits by itself)."""
+        """A transaction for a plain step (MySQL: none, each DDL commits by itself; SQLite:
+        none, the caller's BEGIN IMMEDIATE holds the whole migration)."""
 
     async def execute(self, statement: str) -> None:
         """Run one statement."""

@@ -15,8 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 
@@ -30,16 +29,13 @@ from mofa.persistence import (
     StoreConnectionError,
     open_store,
 )
+from tests.backends.mysql._server import HOST, PORT, admin
 from tests.conftest import all_versions
 from tests.reliability._harness import free_port, make_certificate
 from tests.servers import (
     MYSQL_ADMIN_URL,
-    MYSQL_SERVER_URL,
-    database_name,
-    drop_mofa_tables,
     mysql_account,
     mysql_connection,
-    mysql_database,
     mysql_rows,
     require_server,
     server_unavailable,
@@ -49,41 +45,6 @@ from tests.servers import (
 )
 
 pytestmark = pytest.mark.mysql
-
-_HOST = urlsplit(MYSQL_ADMIN_URL).hostname or "127.0.0.1"
-_PORT = urlsplit(MYSQL_ADMIN_URL).port or 3306
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with mysql_database("mofa_mysql") as url:
-        yield url
-
-
-@pytest.fixture
-def database(database_url: str) -> str:
-    return database_name(database_url)
-
-
-@pytest.fixture
-async def fresh_url(database_url: str) -> str:
-    """The module's database, emptied of every mofa table."""
-    await drop_mofa_tables("mysql", database_url)
-    return database_url
-
-
-async def _admin(sql: str, *args: object) -> list[tuple[Any, ...]]:
-    """Run one statement as the admin user, on no database; return its rows."""
-    return await mysql_rows(MYSQL_SERVER_URL, sql, *args)
-
-
-@pytest.fixture
-def user(database: str) -> Iterator[tuple[str, str]]:
-    """A database user with a password full of URL-special characters, and all privileges
-    on the test database."""
-    password = f"p@ss:w/rd#?&{secrets.token_hex(3)}%"
-    with mysql_account(f"ALL PRIVILEGES ON `{database}`.*", password=password) as account:
-        yield account
 
 
 async def _round_trip(url: str) -> None:
@@ -118,8 +79,8 @@ async def test_password_as_query_parameter(
 
 
 async def test_unix_socket(fresh_url: str, database: str, user: tuple[str, str]) -> None:
-    [(path,)] = await _admin("SELECT @@socket")
-    if _HOST not in ("127.0.0.1", "localhost") or not Path(path).exists():
+    [(path,)] = await admin("SELECT @@socket")
+    if HOST not in ("127.0.0.1", "localhost") or not Path(path).exists():
         server_unavailable("mysql", f"its socket {path} is not on this machine")
     name, password = user
     url = (
@@ -137,7 +98,7 @@ async def test_ssl_modes_that_connect_without_server_ssl(fresh_url: str, mode: s
 
 
 async def test_ssl_required(fresh_url: str) -> None:
-    [(have_ssl,)] = await _admin("SELECT @@have_ssl")
+    [(have_ssl,)] = await admin("SELECT @@have_ssl")
     url = f"{fresh_url}?ssl-mode=REQUIRED"
     if have_ssl == "YES":
         await _round_trip(url)
@@ -161,7 +122,7 @@ async def test_bad_url_parameters(fresh_url: str, query: str, match: str) -> Non
 
 async def test_url_without_database() -> None:
     with pytest.raises(InvalidURLError, match="names no database"):
-        await open_store(f"mysql://root:secret@{_HOST}:{_PORT}")
+        await open_store(f"mysql://root:secret@{HOST}:{PORT}")
 
 
 # The ssl-ca / ssl-cert / ssl-key files are read before connecting: the URLs below point at a
@@ -284,7 +245,7 @@ async def test_unknown_database() -> None:
     with pytest.raises(DatabaseNotFoundError) as caught:
         await open_store(with_database(MYSQL_ADMIN_URL, missing))
     assert str(caught.value) == (
-        f"Failed to connect to MySQL at {_HOST}:{_PORT}: database '{missing}' does not exist "
+        f"Failed to connect to MySQL at {HOST}:{PORT}: database '{missing}' does not exist "
         f"— create it with: CREATE DATABASE {missing}"
     )
 
@@ -356,7 +317,7 @@ async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:
             victim = None
             for _ in range(200):
                 await asyncio.sleep(0.02)
-                rows = await _admin(
+                rows = await admin(
                     "SELECT id FROM information_schema.processlist WHERE db = %s AND "
                     "info LIKE %s AND id <> CONNECTION_ID()",
                     database,
@@ -366,7 +327,7 @@ async def test_lost_connection_mid_call(fresh_url: str, database: str) -> None:
                     victim = rows[0][0]
                     break
             assert victim is not None, "the append never reached the server"
-            await _admin(f"KILL CONNECTION {int(victim)}")
+            await admin(f"KILL CONNECTION {int(victim)}")
             with pytest.raises(StoreConnectionError, match="Lost the connection to MySQL"):
                 await blocked
             await cursor.execute("ROLLBACK")
@@ -408,7 +369,7 @@ async def test_unknown_option(fresh_url: str) -> None:
 
 
 async def test_ten_megabytes_and_the_packet_limit(fresh_url: str) -> None:
-    [(max_packet,)] = await _admin("SELECT @@max_allowed_packet")
+    [(max_packet,)] = await admin("SELECT @@max_allowed_packet")
     async with await open_store(fresh_url) as store:
         await store.create_session("s")
         big = "末尾🎉" + "0123456789abcdef" * (10 * 65536)

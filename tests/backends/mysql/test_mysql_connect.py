@@ -15,10 +15,9 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 
@@ -31,54 +30,15 @@ from mofa.persistence import (
 )
 from mofa.persistence.backends.mysql import _connect
 from tests._cli import run_mofa
+from tests.backends.mysql._server import HOST, PORT, admin
 from tests.reliability._harness import free_port
 from tests.servers import (
-    MYSQL_ADMIN_URL,
-    MYSQL_SERVER_URL,
-    database_name,
-    drop_mofa_tables,
     mysql_account,
-    mysql_database,
-    mysql_rows,
     server_unavailable,
     silent_server,
 )
 
 pytestmark = pytest.mark.mysql
-
-_HOST = urlsplit(MYSQL_ADMIN_URL).hostname or "127.0.0.1"
-_PORT = urlsplit(MYSQL_ADMIN_URL).port or 3306
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with mysql_database("mofa_connect") as url:
-        yield url
-
-
-@pytest.fixture
-def database(database_url: str) -> str:
-    return database_name(database_url)
-
-
-@pytest.fixture
-async def fresh_url(database_url: str) -> str:
-    """The module's database, emptied of every mofa table."""
-    await drop_mofa_tables("mysql", database_url)
-    return database_url
-
-
-async def _admin(sql: str, *args: object) -> list[tuple[Any, ...]]:
-    """Run one statement as the admin user, on no database; return its rows."""
-    return await mysql_rows(MYSQL_SERVER_URL, sql, *args)
-
-
-@pytest.fixture
-def user(database: str) -> Iterator[tuple[str, str]]:
-    """An account of any host ('%', so it may log in over the socket and over TCP) with all
-    privileges on the test database, and a password full of URL-special characters."""
-    with mysql_account(f"ALL PRIVILEGES ON `{database}`.*", password="p@ss:w/rd#?&%") as account:
-        yield account
 
 
 # ------------------------------------------------------------------------- connect timeout
@@ -214,9 +174,9 @@ async def _standard_socket(monkeypatch: pytest.MonkeyPatch) -> str:
     """The server's socket, found where localhost looks without $MYSQL_UNIX_PORT (skips the
     test when the server is not on this machine or keeps its socket elsewhere)."""
     monkeypatch.delenv("MYSQL_UNIX_PORT", raising=False)
-    [(path,)] = await _admin("SELECT @@socket")
+    [(path,)] = await admin("SELECT @@socket")
     found = [p for p in _STANDARD_SOCKETS if Path(p).is_socket()]
-    if _HOST not in ("127.0.0.1", "localhost") or not found or not Path(path).exists():
+    if HOST not in ("127.0.0.1", "localhost") or not found or not Path(path).exists():
         server_unavailable("mysql", f"its socket {path} is not on this machine")
     if not Path(found[0]).samefile(path):
         server_unavailable("mysql", f"its socket {path} is not where localhost looks first")
@@ -226,7 +186,7 @@ async def _standard_socket(monkeypatch: pytest.MonkeyPatch) -> str:
 async def _newest_client_host(user: str) -> str:
     """How the server sees the newest connection of ``user``: ``localhost`` over the unix
     socket, ``address:port`` over TCP."""
-    rows = await _admin(
+    rows = await admin(
         "SELECT host FROM information_schema.processlist WHERE user = %s ORDER BY id DESC",
         user,
     )
@@ -247,7 +207,7 @@ async def test_localhost_account_of_the_seeds_logs_in_over_the_socket(
         # A port changes nothing for localhost, as for the mysql client.
         for url in (
             f"mysql://{name}:{password}@localhost/{database}",
-            f"mysql://{name}:{password}@localhost:{_PORT}/{database}",
+            f"mysql://{name}:{password}@localhost:{PORT}/{database}",
         ):
             async with await open_store(url) as store:
                 assert await _newest_client_host(name) == "localhost"  # the socket, not TCP
@@ -265,13 +225,13 @@ async def test_protocol_and_socket_parameters_choose_the_transport(
     path = await _standard_socket(monkeypatch)
     name, password = user  # an account of any host ('%'): it may log in both ways
     credentials = f"{quote(name, safe='')}:{quote(password, safe='')}"
-    local = f"mysql://{credentials}@localhost:{_PORT}/{database}"
+    local = f"mysql://{credentials}@localhost:{PORT}/{database}"
     for url, over_socket in [
         (local, True),
         (f"{local}?protocol=tcp", False),
         (f"{local}?protocol=TCP&socket={path}", True),  # ?socket= always wins
-        (f"mysql://{credentials}@127.0.0.1:{_PORT}/{database}?protocol=socket", True),
-        (f"mysql://{credentials}@127.0.0.1:{_PORT}/{database}", False),
+        (f"mysql://{credentials}@127.0.0.1:{PORT}/{database}?protocol=socket", True),
+        (f"mysql://{credentials}@127.0.0.1:{PORT}/{database}", False),
     ]:
         async with await open_store(url):
             host = await _newest_client_host(name)
@@ -281,7 +241,7 @@ async def test_protocol_and_socket_parameters_choose_the_transport(
     async with await open_store(local):
         assert await _newest_client_host(name) != "localhost"
     with pytest.raises(StoreConnectionError) as caught:
-        await open_store(f"mysql://{credentials}@127.0.0.1:{_PORT}/{database}?protocol=socket")
+        await open_store(f"mysql://{credentials}@127.0.0.1:{PORT}/{database}?protocol=socket")
     assert str(caught.value) == (
         "Failed to connect to MySQL: the URL asks for protocol=socket, but no server socket "
         "was found at ; give its path with ?socket=/path/to/mysqld.sock, or use protocol=tcp."
@@ -321,7 +281,7 @@ async def test_refused_localhost_login_names_socket_and_protocol(
 ) -> None:
     path = await _standard_socket(monkeypatch)
     with mysql_account(f"ALL PRIVILEGES ON `{database}`.*", host="localhost") as (name, _):
-        local = f"mysql://{name}:wrong-Secret-42@localhost:{_PORT}/{database}"
+        local = f"mysql://{name}:wrong-Secret-42@localhost:{PORT}/{database}"
         cases = [
             (
                 local,
@@ -339,7 +299,7 @@ async def test_refused_localhost_login_names_socket_and_protocol(
             ),
             (
                 f"{local}?protocol=tcp",
-                f"MySQL at localhost:{_PORT} refused user {name!r}: access denied (wrong user "
+                f"MySQL at localhost:{PORT} refused user {name!r}: access denied (wrong user "
                 "name or password) — check the credentials in the URL; the login came over TCP "
                 "(?protocol=tcp), where the server may not match an account "
                 f"'{name}'@'localhost' as it does over its unix socket: drop ?protocol=tcp, or "
@@ -356,7 +316,7 @@ async def test_refused_localhost_login_names_socket_and_protocol(
         with pytest.raises(AuthenticationError) as caught:
             await open_store(local)
         assert str(caught.value) == (
-            f"MySQL at localhost:{_PORT} refused user {name!r}: access denied (wrong user name "
+            f"MySQL at localhost:{PORT} refused user {name!r}: access denied (wrong user name "
             "or password) — check the credentials in the URL; the login came over TCP because "
             "no server socket was found at /nonexistent/mysqld.sock, and over TCP the server "
             f"may not match an account '{name}'@'localhost': give the socket's path with "
