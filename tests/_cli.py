@@ -16,10 +16,16 @@ from mofa.cli import cli
 MOFA = Path(sys.executable).with_name("mofa")
 
 
-def mofa(*args: str, url: str | None = None, input: str | None = None) -> Result:
-    """Run ``mofa [--database-url URL] ARGS`` in-process."""
+def mofa(
+    *args: str,
+    url: str | None = None,
+    input: str | None = None,
+    env: Mapping[str, str | None] | None = None,
+) -> Result:
+    """Run ``mofa [--database-url URL] ARGS`` in-process (``env``: variables to set, or, as
+    None, to unset)."""
     prefix = ["--database-url", url] if url is not None else []
-    return CliRunner().invoke(cli, [*prefix, *args], prog_name="mofa", input=input)
+    return CliRunner().invoke(cli, [*prefix, *args], prog_name="mofa", input=input, env=env)
 
 
 def run_mofa(

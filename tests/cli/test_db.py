@@ -647,6 +647,7 @@ def test_db_help_lists_each_subcommand_once_with_the_seeds_description() -> None
     assert text.count("Commands:") == 1
     listed = text.split("Commands:\n")[1].splitlines()
     assert listed == [
+        "  doctor  Check the store: schema, indexes, rows, permissions; each fix.",
         "  init    Initialize database tables (print, save or run the SQL).",
         "  schema  Show database schema SQL.",
     ]
@@ -661,7 +662,7 @@ def test_db_init_help_explains_every_option() -> None:
     assert "Usage: mofa db init [OPTIONS]" in text
     for option in ["-t, --db-type", "-o, --output PATH", "-u, --database-url URL"]:
         assert option in text
-    assert "[postgres|mysql|sqlite]" in text
+    assert "[postgres|mysql|sqlite|postgresql|mariadb]" in text
     for example in [
         "mofa db init -t postgres\n",
         "mofa db init -t postgres -o migration.sql",
@@ -678,7 +679,7 @@ def test_db_schema_help_explains_the_option() -> None:
     assert result.exit_code == 0
     text = result.stdout
     assert "Usage: mofa db schema [OPTIONS]" in text
-    assert "-t, --db-type [postgres|mysql|sqlite]" in text
+    assert "-t, --db-type [postgres|mysql|sqlite|postgresql|mariadb]" in text
     for db_type in DB_TYPES:
         assert f"mofa db schema -t {db_type}" in text
 
@@ -697,3 +698,59 @@ def test_root_help_lists_the_db_group() -> None:
     result = mofa("--help")
     assert result.exit_code == 0
     assert "db " in result.stdout
+
+
+# ------------------------------------------------------- the global URL, -t left out
+
+
+def test_db_init_runs_against_the_global_database_url(tmp_path: Path) -> None:
+    """`mofa --database-url URL db init -t sqlite` creates the tables there (as -u does)."""
+    path = tmp_path / "global.db"
+    result = mofa("--database-url", f"sqlite://{path}", "db", "init", "-t", "sqlite")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # nothing printed: it ran
+    assert result.stderr.splitlines()[-1] == "✓ Database tables initialized successfully!"
+    assert "sessions.columns" in sqlite_catalog(path)
+
+
+def test_db_init_takes_the_type_from_the_url(tmp_path: Path) -> None:
+    path = tmp_path / "typed.db"
+    result = mofa("db", "init", "-u", f"sqlite://{path}")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("→ Initializing sqlite database...\n")
+    assert path.exists()
+    again = mofa("--database-url", f"sqlite://{path}", "db", "init")
+    assert again.exit_code == 0, again.output
+    assert "already up to date" in again.stderr
+
+
+@pytest.mark.parametrize(("alias", "dialect"), [("postgresql", "postgres"), ("mariadb", "mysql")])
+def test_db_type_aliases(alias: str, dialect: str) -> None:
+    assert mofa("db", "schema", "-t", alias).stdout == mofa("db", "schema", "-t", dialect).stdout
+    printed = mofa("db", "init", "-t", alias)
+    assert printed.exit_code == 0
+    assert printed.stdout == mofa("db", "init", "-t", dialect).stdout
+
+
+def test_db_init_without_a_url_prints_and_says_how_to_use_the_environments(
+    tmp_path: Path,
+) -> None:
+    """The seeds make printing the default; an environment URL is named, never shown."""
+    secret = "postgresql://user:s3cret@localhost/mofa"
+    result = mofa("db", "init", "-t", "postgres", env={"DATABASE_URL": secret})
+    assert result.exit_code == 0
+    assert result.stdout.startswith("-- MoFA PostgreSQL Schema")
+    assert result.stderr == (
+        "Note: $DATABASE_URL is set; this prints the SQL only. To create the tables there, "
+        'run: mofa db init -t postgres -u "$DATABASE_URL"\n'
+    )
+    assert "s3cret" not in result.output
+
+
+def test_a_url_that_names_no_sql_database_needs_no_type_to_be_refused(tmp_path: Path) -> None:
+    result = mofa("--database-url", f"file://{tmp_path}", "db", "init")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: the URL is a file:// URL, which names no SQL database; give a postgresql://, "
+        "mysql:// or sqlite:// URL."
+    )

@@ -101,7 +101,9 @@ def test_an_upgrade_that_stopped_part_way_completes_on_the_next_open(
 #: Each combination of filters given or not, as the stores key their listing statements. An
 #: owner scope with a ``None`` field lists through ``IS NULL``; those plans are left to each
 #: server's planner (PostgreSQL's generic plan does not always pick the exact index).
-_COMBINATIONS = [key for key in sqlite_statements.READS.list_sessions if IS_NULL not in key]
+_COMBINATIONS = [
+    key for key in sqlite_statements.READS.list_sessions if IS_NULL not in key and not any(key[3:])
+]
 
 
 def _sessions(count: int) -> list[tuple[str, str, str, str, str]]:
@@ -146,22 +148,41 @@ def _fill(dialect: str) -> list[str]:
     return [*agents, *inserts, analyze[dialect]]
 
 
-def _values(key: FilterKey) -> list[str]:
+def _values(key: FilterKey, dialect: str = "sqlite") -> list[str]:
     """The listing's filter values for ``key``, as the stores bind them (``IS NULL`` takes
     none)."""
-    return [value for value, how in zip(("a1", "u11", "t2"), key, strict=True) if how == EQUAL]
+    ids = [value for value, how in zip(("a1", "u11", "t2"), key[:3], strict=True) if how == EQUAL]
+    extras = ("active", _SINCE[dialect], _UNTIL[dialect])
+    return ids + [value for value, given in zip(extras, key[3:], strict=True) if given]
 
 
-async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
+#: ``since`` and ``until`` of the plans' listings, as each dialect binds them (an hour of the
+#: 3,000 seconds the fill spans).
+_SINCE = {
+    "sqlite": "2026-01-01 00:10:00.000000",
+    "postgres": "2026-01-01 00:10:00+00",
+    "mysql": "2026-01-01 00:10:00.000000",
+}
+_UNTIL = {
+    "sqlite": "2026-01-01 00:20:00.000000",
+    "postgres": "2026-01-01 00:20:00+00",
+    "mysql": "2026-01-01 00:20:00.000000",
+}
+
+
+async def _plans(
+    dialect: str, url: str, combinations: list[FilterKey] | None = None
+) -> dict[FilterKey, str]:
     """The plan of the store's own listing statement for each filter combination, LIMIT 10."""
     plans: dict[FilterKey, str] = {}
+    combinations = _COMBINATIONS if combinations is None else combinations
     if dialect == "sqlite":
         connection = sqlite3.connect(url.removeprefix("sqlite://"))
         try:
-            for key in _COMBINATIONS:
+            for key in combinations:
                 statement = sqlite_statements.READS.list_sessions[key]
                 rows = connection.execute(
-                    f"EXPLAIN QUERY PLAN {statement}", (*_values(key), 10, 0)
+                    f"EXPLAIN QUERY PLAN {statement}", (*_values(key, dialect), 10, 0)
                 ).fetchall()
                 plans[key] = "\n".join(row[-1] for row in rows)
         finally:
@@ -174,10 +195,10 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
             # The store's statements are prepared, and PostgreSQL may switch a prepared
             # statement to one plan for all values: check that plan.
             await connection.execute("SET plan_cache_mode = force_generic_plan")
-            for n, key in enumerate(_COMBINATIONS):
+            for n, key in enumerate(combinations):
                 statement = postgres_statements.READS.list_sessions[key]
                 await connection.execute(f"PREPARE listing{n} AS {statement}")
-                arguments = ", ".join(f"'{value}'" for value in _values(key))
+                arguments = ", ".join(f"'{value}'" for value in _values(key, dialect))
                 call = f"listing{n}({arguments}{', ' if arguments else ''}10, 0)"
                 rows = await connection.fetch(f"EXPLAIN EXECUTE {call}")
                 plans[key] = "\n".join(row[0] for row in rows)
@@ -185,9 +206,9 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
             await connection.close()
     else:
         async with mysql_connection(url) as connection, connection.cursor() as cursor:
-            for key in _COMBINATIONS:
+            for key in combinations:
                 statement = mysql_statements.READS.list_sessions[key]
-                await cursor.execute(f"EXPLAIN {statement}", (*_values(key), 10, 0))
+                await cursor.execute(f"EXPLAIN {statement}", (*_values(key, dialect), 10, 0))
                 columns = [column[0] for column in cursor.description]
                 rows = await cursor.fetchall()
                 plans[key] = "\n".join(str(dict(zip(columns, row, strict=True))) for row in rows)
@@ -196,7 +217,7 @@ async def _plans(dialect: str, url: str) -> dict[FilterKey, str]:
 
 def _index_for(key: FilterKey) -> str:
     """The index made for a filter combination: idx_sessions_ + its filters, in index order."""
-    agent, user, tenant = key
+    agent, user, tenant = key[:3]
     parts = [
         name for name, given in (("agent", agent), ("tenant", tenant), ("user", user)) if given
     ]
@@ -207,7 +228,7 @@ def _served_by_its_index(dialect: str, key: FilterKey, plan: str) -> bool:
     """Read through the combination's own index, every filter in the index condition and the
     order taken from the index (no sort), so the listing reads the rows it returns."""
     index = _index_for(key)
-    filters = [name for name, given in zip(_FILTER_COLUMNS, key, strict=True) if given]
+    filters = [name for name, given in zip(_FILTER_COLUMNS, key[:3], strict=True) if given]
     if dialect == "sqlite":
         return (
             plan.startswith(("SEARCH", "SCAN"))
@@ -227,7 +248,7 @@ def _served_by_its_index(dialect: str, key: FilterKey, plan: str) -> bool:
     return (
         len(plan.splitlines()) == 1
         and f"'key': '{index}'" in plan
-        and ("filesort" not in plan or all(key))
+        and ("filesort" not in plan or all(key[:3]))
     )
 
 
@@ -248,5 +269,82 @@ def test_version_1_left_the_agent_with_a_user_to_a_filter(tmp_path: Path) -> Non
     url = f"sqlite://{tmp_path / 'v1.db'}"
     execute("sqlite", url, [*version_1("sqlite"), *_fill("sqlite")])
     plans = asyncio.run(_plans("sqlite", url))
-    assert not _served_by_its_index("sqlite", (True, True, False), plans[True, True, False])
-    assert not _served_by_its_index("sqlite", (True, True, True), plans[True, True, True])
+    two: FilterKey = (True, True, False, False, False, False)
+    three: FilterKey = (True, True, True, False, False, False)
+    assert not _served_by_its_index("sqlite", two, plans[two])
+    assert not _served_by_its_index("sqlite", three, plans[three])
+
+
+#: A status, a creation-time range, and both, on top of each combination of id filters.
+_EXTRAS = [(True, False, False), (False, True, True), (True, True, True)]
+
+
+def _served_in_index_order(dialect: str, key: FilterKey, plan: str) -> bool:
+    """A listing with a status or time condition: still read through an index of its id
+    filters in the index's order (no sort), the time range in the index condition, the
+    status checked on the rows read. (With a time range the planner may prefer the index of
+    the most selective id filter to the combination's own: either reads in order.)"""
+    timed = key[4] or key[5]
+    if dialect == "sqlite":
+        return (
+            "USING INDEX idx_sessions_" in plan
+            and "TEMP B-TREE" not in plan
+            and (not timed or ("created_at>?" in plan and "created_at<?" in plan))
+        )
+    if dialect == "postgres":
+        condition = plan.partition("Index Cond")[2].partition("Filter")[0]
+        return (
+            "Index Scan Backward using idx_sessions_" in plan
+            and "Sort" not in plan
+            and (not timed or "created_at" in condition)
+        )
+    return (
+        len(plan.splitlines()) == 1
+        and "'key': 'idx_sessions_" in plan
+        and ("filesort" not in plan or all(key[:3]))
+    )
+
+
+@pytest.mark.parametrize("dialect", ALL_TYPES)
+def test_status_and_time_filters_read_in_the_index_order(dialect: str, tmp_path: Path) -> None:
+    combinations: list[FilterKey] = [
+        (*key[:3], *extra) for key in _COMBINATIONS for extra in _EXTRAS
+    ]
+    with empty_database(dialect, tmp_path) as url:
+        asyncio.run(_open_and_close(url))
+        execute(dialect, url, _fill(dialect))
+        plans = asyncio.run(_plans(dialect, url, combinations))
+    unserved = {
+        key: plan for key, plan in plans.items() if not _served_in_index_order(dialect, key, plan)
+    }
+    assert not unserved, "\n\n".join(f"{key}:\n{plan}" for key, plan in unserved.items())
+
+
+@pytest.mark.postgres
+def test_a_selective_agent_filter_bounds_the_rows_a_status_filter_reads(tmp_path: Path) -> None:
+    """One agent holds 600 of the 3,000 sessions; asking it for a status no session has reads
+    those 600 index entries and no more (without the index it would be all 3,000)."""
+    key: FilterKey = (EQUAL, 0, 0, True, False, False)
+
+    async def analyze(url: str) -> str:
+        import asyncpg
+
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("SET plan_cache_mode = force_generic_plan")
+            statement = postgres_statements.READS.list_sessions[key]
+            await connection.execute(f"PREPARE listing AS {statement}")
+            rows = await connection.fetch(
+                "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE listing('a1', 'archived', 10, 0)"
+            )
+            return "\n".join(row[0] for row in rows)
+        finally:
+            await connection.close()
+
+    with empty_database("postgres", tmp_path) as url:
+        asyncio.run(_open_and_close(url))
+        execute("postgres", url, _fill("postgres"))
+        plan = asyncio.run(analyze(url))
+    assert "Index Scan Backward using idx_sessions_agent on" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "Rows Removed by Filter: 600" in plan, plan

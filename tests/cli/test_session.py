@@ -219,13 +219,15 @@ def test_list_filters_by_agent_and_limits_newest_first(
 def test_list_json_is_the_seeds_shape_and_stdout_holds_only_json(
     seeded: tuple[str, dict[str, Session]],
 ) -> None:
+    """The seeds' fields; the time in RFC 3339 as every machine format prints it (the seeds'
+    list JSON had "2024-02-28 10:30:00": a deviation the README names)."""
     url, sessions = seeded
     result = mofa("session", "list", "--agent", "agent-001", "--output-format", "json", url=url)
     assert result.exit_code == 0, result.output
     expected = [
         {
             "session_id": key,
-            "created_at": created(sessions[key]),
+            "created_at": iso(sessions[key].created_at),
             "message_count": sessions[key].message_count,
             "status": "active",
         }

@@ -23,7 +23,7 @@ from tests.cli.test_session import MAIN, on_terminal, seed
 from tests.conftest import _params
 from tests.servers import database_name, mysql_account, postgres_account, with_credentials
 
-SUBCOMMANDS = ["list", "show", "export", "delete"]
+SUBCOMMANDS = ["list", "show", "export", "delete", "prune"]
 
 
 # -------------------------------------------------------------------------------- help
@@ -39,10 +39,50 @@ def test_session_help_lists_every_subcommand() -> None:
 @pytest.mark.parametrize(
     ("subcommand", "expected"),
     [
-        ("list", ["-a, --agent AGENT_ID", "-n, --limit N", "--output-format [table|json]"]),
-        ("show", ["SESSION_ID", "-f, -o, --format [table|json|yaml]"]),
+        (
+            "list",
+            [
+                "-a, --agent AGENT_ID",
+                "-n, --limit N",
+                "--user USER_ID",
+                "--tenant TENANT_ID",
+                "--status STATUS",
+                "--since WHEN",
+                "--until WHEN",
+                "--offset N",
+                "--columns COLUMNS",
+                "-f, --format, --output-format [table|json|jsonl|csv|yaml]",
+            ],
+        ),
+        (
+            "show",
+            [
+                "SESSION_ID",
+                "-f, -o, --format [table|json|jsonl|csv|yaml]",
+                "--head N",
+                "--tail N",
+                "--no-pager",
+            ],
+        ),
         ("export", ["SESSION_ID", "-o, --output PATH", "-f, --format [json|yaml]"]),
-        ("delete", ["SESSION_ID", "--force", "Exit codes: 0 deleted, 1 session not found, 2"]),
+        (
+            "delete",
+            [
+                "SESSION_ID...",
+                "--force",
+                "Exit codes (the worst one wins): 0 deleted, 1 a session not found, 2",
+            ],
+        ),
+        (
+            "prune",
+            [
+                "--older-than WHEN",
+                "--expired",
+                "--keep-last N",
+                "--yes",
+                "-f, --format [table|json|jsonl|csv|yaml]",
+            ],
+        ),
     ],
 )
 def test_every_subcommand_has_help(subcommand: str, expected: list[str]) -> None:
@@ -60,10 +100,11 @@ def test_every_subcommand_has_help(subcommand: str, expected: list[str]) -> None
 @pytest.mark.parametrize(
     ("args", "choices"),
     [
-        (["show", "s1", "--format", "xml"], "'table', 'json', 'yaml'"),
-        (["show", "s1", "-o", "csv"], "'table', 'json', 'yaml'"),
+        (["show", "s1", "--format", "xml"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
+        (["show", "s1", "-o", "tsv"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
         (["export", "s1", "-o", "x.json", "-f", "table"], "'json', 'yaml'"),
-        (["list", "--output-format", "yaml"], "'table', 'json'"),
+        (["list", "--output-format", "xml"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
+        (["prune", "--expired", "-f", "xml"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
     ],
 )
 def test_a_bad_format_exits_2_listing_the_choices(
@@ -249,14 +290,16 @@ def test_delete_without_the_privilege_exits_2(read_only_url: str, empty_url: str
 # ---------------------------------------------------------------- delete: the prompt
 
 
-def answer_prompt(url: str, answer: bytes | list[bytes]) -> tuple[int, str]:
+def answer_prompt(
+    url: str, answer: bytes | list[bytes], *, colour: bool = False
+) -> tuple[int, str]:
     """Run ``mofa session delete MAIN`` on a pseudo-terminal and type ``answer`` at the prompt
-    (a list: one answer a prompt)."""
-    code, output, answered = on_terminal(
-        [str(MOFA), "session", "delete", MAIN],
-        answer,
-        env={**os.environ, "MOFA_DATABASE_URL": url},
-    )
+    (a list: one answer a prompt). Without ``colour``, ``NO_COLOR`` is set."""
+    env = {**os.environ, "MOFA_DATABASE_URL": url}
+    env.pop("NO_COLOR", None)
+    if not colour:
+        env["NO_COLOR"] = "1"
+    code, output, answered = on_terminal([str(MOFA), "session", "delete", MAIN], answer, env=env)
     assert answered == (1 if isinstance(answer, bytes) else len(answer)), output
     return code, output
 
@@ -278,6 +321,18 @@ def test_delete_asks_with_the_seeds_prompt_and_deletes_on_yes(tmp_path: Path) ->
         "✓ Session deleted successfully\n"
     )
     assert MAIN not in mofa("session", "list", url=url).stdout
+
+
+def test_a_terminal_gets_colour_unless_no_color_is_set(tmp_path: Path) -> None:
+    """Colour only on a terminal (the test above: NO_COLOR set, none; through click's runner,
+    a pipe, none either)."""
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    asyncio.run(seed(url))
+    code, output = answer_prompt(url, b"y\n", colour=True)
+    assert code == 0, output
+    assert output.endswith("\x1b[32m✓ Session deleted successfully\x1b[0m\n")
+    piped = mofa("session", "list", url=url, env={"NO_COLOR": None})
+    assert "\x1b[" not in piped.stdout + piped.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Which store ``mofa session`` reads: --database-url, MOFA_DATABASE_URL, agent.yml, files.
+"""Which store ``mofa session`` reads: --database-url, MOFA_DATABASE_URL, agent.yml,
+DATABASE_URL, files.
 
 Each candidate source points at its own real store holding one session named after the
 source, so ``session list --output-format json`` shows which one the command opened.
@@ -71,6 +72,10 @@ def test_precedence_option_then_environment_then_config_then_files(
     monkeypatch.setenv("MOFA_DATA_DIR", str(data_dir))
     store_with(f"file://{data_dir}", "from-files")
     assert listed() == ["from-files"]
+
+    generic_url = store_with(f"sqlite://{tmp_path / 'generic.db'}", "from-database-url")
+    monkeypatch.setenv("DATABASE_URL", generic_url)
+    assert listed() == ["from-database-url"]
 
     config_url = store_with(f"sqlite://{tmp_path / 'config.db'}", "from-config")
     write_config(clean_environment / "agent.yml", config_url)
@@ -271,3 +276,10 @@ def test_the_library_opens_without_creating_when_asked(tmp_path: Path, url: str)
     assert asyncio.run(read()) == ["s1"]
     with pytest.raises(InvalidInputError, match="create_schema must be True or False, not 'no'"):
         asyncio.run(open_store(address, create_schema="no"))
+
+
+def test_database_url_from_a_dotenv_file_is_read(tmp_path: Path, clean_environment: Path) -> None:
+    url = store_with(f"sqlite://{tmp_path / 'dotenv-generic.db'}", "from-dotenv-generic")
+    (clean_environment / ".env").write_text(f"DATABASE_URL={url}\n", encoding="utf-8")
+    assert listed() == ["from-dotenv-generic"]
+    assert resolve_store(None, None).source == "DATABASE_URL"

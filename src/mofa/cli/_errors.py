@@ -15,22 +15,21 @@ produced the message.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
-import signal
 import sys
-import threading
-import types
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mofa.config import ConfigError
-from mofa.persistence import PersistenceError
-from mofa.persistence._url import scrub
-from mofa.persistence.errors import MissingDependencyError
+if TYPE_CHECKING:
+    import types
+
+    from mofa.persistence.errors import MissingDependencyError
+
+# The store, the configuration loader and asyncio load when a command first runs one (see
+# run()): `mofa --version` and `mofa --help` import none of them.
 
 __all__ = [
     "EXIT_FAILURE",
@@ -111,6 +110,9 @@ def run(
             error's own).
         interrupted: The message for Ctrl-C (exit :data:`EXIT_INTERRUPTED`).
     """
+    from mofa.persistence import PersistenceError
+    from mofa.persistence.errors import MissingDependencyError
+
     try:
         return _run_interruptibly(coroutine_factory)
     except CliError:
@@ -121,7 +123,9 @@ def run(
         # The reader went away (``| head``): stop quietly, as command-line tools do.
         _silence_stdout()
         raise SystemExit(EXIT_FAILURE) from None
-    except (PersistenceError, ConfigError, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (PersistenceError, OSError, *_config_errors())):
+            raise
         code = EXIT_FAILURE if exit_code_for is None else exit_code_for(exc)
         if isinstance(exc, MissingDependencyError) and describe_missing_driver is not None:
             message = describe_missing_driver(exc)
@@ -134,6 +138,13 @@ def run(
         raise CommandError(_scrub(message, url), code) from None
 
 
+def _config_errors() -> tuple[type[Exception], ...]:
+    """:class:`~mofa.config.ConfigError` once the configuration loader is loaded (it cannot
+    be raised before): a command that reads no agent.yml does not import it (nor YAML)."""
+    config = sys.modules.get("mofa.config")
+    return () if config is None else (config.ConfigError,)
+
+
 def _run_interruptibly(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """``asyncio.run``, except that a Ctrl-C is remembered: whatever the interrupted work
     raises afterwards, the caller sees :class:`KeyboardInterrupt`.
@@ -142,6 +153,18 @@ def _run_interruptibly(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) 
     turns the cancellation into its own error (a connect timeout expiring in the same
     instant, a wrapped socket error) would otherwise be reported as the failure.
     """
+    import asyncio
+    import logging
+    import signal
+    import threading
+
+    # Errors reach the user as one "Error: …" line. Without a handler, asyncio's own log
+    # records (a driver's "Future exception was never retrieved" after Ctrl-C cut a connect
+    # short) would go to stderr through logging's last-resort handler, after that line.
+    asyncio_log = logging.getLogger("asyncio")
+    if not asyncio_log.handlers:
+        asyncio_log.addHandler(logging.NullHandler())
+
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
@@ -174,7 +197,11 @@ def _run_interruptibly(coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) 
 
 def _scrub(message: str, url: str | None) -> str:
     """Belt and braces: whatever produced ``message``, no secret of ``url`` survives."""
-    return message if not url else scrub(message, url)
+    if not url:
+        return message
+    from mofa.persistence._url import scrub
+
+    return scrub(message, url)
 
 
 def _silence_stdout() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -60,6 +59,8 @@ def atomic_text_file(
             raise _under_a_file(path) from None
     if mode is None:
         mode = _mode_for(path)
+    import tempfile  # loaded by the commands that write a file, not at start-up
+
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:

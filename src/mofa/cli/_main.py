@@ -1,35 +1,58 @@
-"""The root ``mofa`` group and its global options."""
+"""The root ``mofa`` group and its global options.
+
+Start-up is kept to click and this module: the command groups (``db``, ``info``,
+``session``) are imported when one of them runs, or its own ``--help`` is asked for, never
+for ``mofa --version`` or ``mofa --help`` (a test pins the modules those import). The store,
+asyncio, YAML and the database drivers load only when a command needs them.
+"""
 
 from __future__ import annotations
 
 import codecs
 import io
-import logging
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import click
 
 from mofa import __version__
 from mofa.cli._errors import EXIT_INTERRUPTED, CommandError
-from mofa.cli.db import db
-from mofa.cli.session import session
+from mofa.cli._lazy import LazyGroup
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: Each command of ``mofa``: the module and name that define it, and its line in ``--help``.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "db": (
+        "mofa.cli.db",
+        "db",
+        "Database setup: print, save or apply the schema; check a store (doctor).",
+    ),
+    "info": ("mofa.cli.info", "info", "Which store the CLI uses and why, and what it holds."),
+    "session": (
+        "mofa.cli.session",
+        "session",
+        "Session management: list, show, export, delete and prune sessions.",
+    ),
+}
 
-@dataclass(frozen=True, slots=True)
+
 class GlobalOptions:
     """What the root group parsed; commands reach it through ``click.get_current_context().obj``."""
 
-    database_url: str | None = field(repr=False)  # it may hold a password
-    config_path: Path | None
+    __slots__ = ("config_path", "database_url")
+
+    def __init__(self, database_url: str | None, config_path: str | None) -> None:
+        self.database_url = database_url  # it may hold a password: not in repr()
+        self.config_path = config_path
+
+    def __repr__(self) -> str:
+        return f"GlobalOptions(config_path={self.config_path!r})"
 
 
-class _RootGroup(click.Group):
-    """The ``mofa`` group: Ctrl-C anywhere in a command exits 130 with one line.
+class _RootGroup(LazyGroup):
+    """The ``mofa`` group: commands load on first use; Ctrl-C anywhere in a command exits 130
+    with one line.
 
     click would print "Aborted!" and exit 1 for a Ctrl-C outside :func:`~mofa.cli._errors.run`
     (while a command reads its configuration, say), as if the command had failed.
@@ -42,23 +65,23 @@ class _RootGroup(click.Group):
             raise CommandError("Interrupted.", EXIT_INTERRUPTED) from None
 
 
-@click.group(cls=_RootGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=_RootGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="mofa")
 @click.option(
     "--database-url",
     metavar="URL",
     help="Store to use (postgres://…, mysql://…, sqlite://…, file:///dir). "
     "Default: $MOFA_DATABASE_URL, else persistence.database in agent.yml, "
-    "else the local file store.",
+    "else $DATABASE_URL, else the local file store. `mofa info` says which was picked.",
 )
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(dir_okay=False),
     help="Agent configuration to read the database from (default: ./agent.yml if present).",
 )
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, config_path: Path | None) -> None:
+def cli(ctx: click.Context, database_url: str | None, config_path: str | None) -> None:
     """MoFA: persistence for AI agents — sessions, history and state in a database.
 
     \b
@@ -66,12 +89,13 @@ def cli(ctx: click.Context, database_url: str | None, config_path: Path | None) 
       mofa db init -t postgres -o migration.sql
       mofa session list --limit 10
       mofa --database-url sqlite://./mofa.db session show SESSION_ID --format json
+      mofa info
+
+    \b
+    Shell completion (bash; zsh and fish alike, with _MOFA_COMPLETE=zsh_source / fish_source):
+      eval "$(_MOFA_COMPLETE=bash_source mofa)"
     """
     ctx.obj = GlobalOptions(database_url=database_url, config_path=config_path)
-
-
-cli.add_command(db)
-cli.add_command(session)
 
 
 def _json_escape(error: UnicodeError) -> tuple[str, int]:
@@ -102,8 +126,4 @@ def _survive_narrow_terminals() -> None:
 def main() -> None:
     """Console-script entry point."""
     _survive_narrow_terminals()
-    # Errors reach the user as one "Error: …" line. Without a handler, asyncio's own log
-    # records (a driver's "Future exception was never retrieved" after Ctrl-C cut a connect
-    # short) would go to stderr through logging's last-resort handler, after that line.
-    logging.getLogger("asyncio").addHandler(logging.NullHandler())
     cli(prog_name="mofa")

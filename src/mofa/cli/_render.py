@@ -13,7 +13,6 @@ document, so ``session export`` streams a 100,000-message session without buildi
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import unicodedata
@@ -21,21 +20,24 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-import yaml
-
 __all__ = [
     "CONTENT_WIDTH",
+    "CONVERSATION_HEADERS",
     "IDENTIFIER_KEYS",
+    "BoxLayout",
     "DocumentWriter",
     "OutputFormat",
     "box_table",
     "clock_time",
+    "conversation_cells",
     "display_width",
     "iso_time",
     "plain_time",
     "render",
     "render_session_table",
+    "session_header_lines",
     "shown_id",
+    "table_cells",
     "to_json",
     "to_yaml",
     "truncate",
@@ -46,8 +48,6 @@ OutputFormat = Literal["table", "json", "yaml"]
 #: Widest Content cell of the conversation table, in terminal columns (the seeds' width).
 CONTENT_WIDTH: Final = 68
 _ELLIPSIS: Final = "…"
-#: Wide enough that PyYAML never folds a long string over several lines.
-_YAML_WIDTH: Final = 1 << 30
 
 
 # ----------------------------------------------------------------------------- times
@@ -139,13 +139,34 @@ def shown_id(text: str) -> str:
     return quote + "".join(out) + quote
 
 
+#: Skin tones: no width of their own after the emoji they colour (👍🏽 is one picture).
+_SKIN_TONES: Final = frozenset("\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")
+#: Variation selector 16: asks for the emoji picture, two columns wide (❤️, 1️⃣).
+_VS16: Final = "\ufe0f"
+#: Keycap bases: a digit, # or * followed by VS16 (and U+20E3) is an emoji.
+_KEYCAP_BASES: Final = frozenset("0123456789#*")
+
+
 def _char_widths(text: str) -> Iterator[int]:
-    """Columns each character of ``text`` takes in a terminal: CJK characters two, combining
-    marks and format characters none, and an emoji joined to the one before it none (the
-    sequence is one picture, as wide as its first emoji)."""
+    """Columns each character of ``text`` takes in a terminal, as the ``wcwidth`` library
+    measures them (a test compares the two): CJK characters and emoji two, combining marks
+    and format characters none, an emoji joined to the one before it none (the sequence is
+    one picture, as wide as its first emoji), a skin tone after an emoji none, and VS16 one
+    more after a one-column symbol it turns into an emoji (❤️, ©️, 1️⃣).
+
+    Measured here rather than by importing ``wcwidth`` (its tables take ~25 ms to load,
+    half of what a ``mofa`` command may spend starting).
+    """
     joined = False
+    previous_width = 0
+    previous = ""
     for char in text:
-        if (
+        if char == _VS16:
+            widens = previous_width == 1 and (
+                previous in _KEYCAP_BASES or unicodedata.category(previous) in ("So", "Sm")
+            )
+            width = 1 if widens else 0
+        elif (char in _SKIN_TONES and previous_width == 2 and _is_emoji(previous)) or (
             (joined and _is_emoji(char))
             or unicodedata.combining(char)
             or unicodedata.category(char) in ("Mn", "Me", "Cf")
@@ -154,6 +175,8 @@ def _char_widths(text: str) -> Iterator[int]:
         else:
             width = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
         joined = char == _ZWJ
+        if width or char not in (_VS16, _ZWJ):
+            previous, previous_width = char, width
         yield width
 
 
@@ -210,6 +233,55 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - display_width(text))
 
 
+def table_cells(
+    headers: Sequence[str],
+    row: Sequence[object],
+    max_widths: Mapping[str, int] | None = None,
+) -> list[str]:
+    """One row's cells as a table prints them (see :func:`box_table`)."""
+    limits = max_widths or {}
+    line = []
+    for header, value in zip(headers, row, strict=True):
+        text = _cell_text(value, identifier=header in IDENTIFIER_KEYS)
+        if header in limits:
+            text = truncate(text, limits[header])
+        line.append(text)
+    return line
+
+
+class BoxLayout:
+    """The lines of a box table whose column widths are known: a table can be printed a
+    row at a time (``session show`` of a long session), its widths measured beforehand."""
+
+    def __init__(self, widths: Sequence[int]) -> None:
+        self.widths = list(widths)
+        self._box = _BOX if _can_draw_boxes() else _ASCII_BOX
+
+    @classmethod
+    def measure(cls, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> BoxLayout:
+        """Columns as wide as the widest of ``headers`` and the cells of ``rows``."""
+        widths = [display_width(header) for header in headers]
+        for line in rows:
+            for index, text in enumerate(line):
+                widths[index] = max(widths[index], display_width(text))
+        return cls(widths)
+
+    def _border(self, left: str, middle: str, right: str) -> str:
+        return left + middle.join(self._box[0] * (width + 2) for width in self.widths) + right
+
+    def row(self, values: Sequence[str]) -> str:
+        bar = self._box[1]
+        padded = (_pad(text, width) for text, width in zip(values, self.widths, strict=True))
+        return f"{bar} " + f" {bar} ".join(padded) + f" {bar}"
+
+    def head(self, headers: Sequence[str]) -> list[str]:
+        """The top border, the header row and the rule under it."""
+        return [self._border(*self._box[2:5]), self.row(headers), self._border(*self._box[5:8])]
+
+    def bottom(self) -> str:
+        return self._border(*self._box[8:11])
+
+
 def box_table(
     headers: Sequence[str],
     rows: Iterable[Sequence[object]],
@@ -222,33 +294,11 @@ def box_table(
     ``max_widths`` is cut to that many columns with "…"; an id column (``session_id``…)
     is shown as :func:`shown_id` shows it, never cut.
     """
-    limits = max_widths or {}
-    cells = []
-    for row in rows:
-        line = []
-        for header, value in zip(headers, row, strict=True):
-            text = _cell_text(value, identifier=header in IDENTIFIER_KEYS)
-            if header in limits:
-                text = truncate(text, limits[header])
-            line.append(text)
-        cells.append(line)
-    widths = [display_width(header) for header in headers]
-    for line in cells:
-        for index, text in enumerate(line):
-            widths[index] = max(widths[index], display_width(text))
-
-    box = _BOX if _can_draw_boxes() else _ASCII_BOX
-
-    def border(left: str, middle: str, right: str) -> str:
-        return left + middle.join(box[0] * (width + 2) for width in widths) + right
-
-    def row_line(values: Sequence[str]) -> str:
-        padded = (_pad(text, width) for text, width in zip(values, widths, strict=True))
-        return f"{box[1]} " + f" {box[1]} ".join(padded) + f" {box[1]}"
-
-    out = [border(*box[2:5]), row_line(headers), border(*box[5:8])]
-    out.extend(row_line(line) for line in cells)
-    out.append(border(*box[8:11]))
+    cells = [table_cells(headers, row, max_widths) for row in rows]
+    layout = BoxLayout.measure(headers, cells)
+    out = layout.head(headers)
+    out.extend(layout.row(line) for line in cells)
+    out.append(layout.bottom())
     return "\n".join(out)
 
 
@@ -277,41 +327,9 @@ def _json_default(value: object) -> object:
 
 def to_json(value: object, *, indent: int | None = 2) -> str:
     """JSON text (UTF-8 characters kept as they are, datetimes as :func:`iso_time`)."""
+    import json
+
     return json.dumps(value, indent=indent, ensure_ascii=False, default=_json_default)
-
-
-class _YamlDumper(yaml.SafeDumper):
-    """Safe YAML in the seeds' layout: list items indented under their key, no folding."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # PyYAML puts a mapping's list at the key's own indentation ("key:\n- a");
-        # the seeds indent it ("key:\n  - a"). Both parse the same.
-        super().increase_indent(flow, False)
-
-    def choose_scalar_style(self) -> str:
-        style: str = super().choose_scalar_style()
-        # A multi-line single-quoted scalar depends on the indentation it is written at;
-        # double quotes escape the line breaks, so an item reads the same at any indent.
-        if style == "'" and self.analysis is not None and self.analysis.multiline:
-            return '"'
-        return style
-
-
-def _represent_datetime(dumper: yaml.SafeDumper, value: datetime) -> yaml.ScalarNode:
-    # A YAML timestamp, written the way the JSON view writes it; safe_load reads it back as
-    # the same (UTC-aware) datetime.
-    return dumper.represent_scalar("tag:yaml.org,2002:timestamp", iso_time(value))
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # Multi-line text as a literal block: readable, and still exact when read back (PyYAML
-    # falls back to a quoted scalar when a block cannot hold the text faithfully).
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_YamlDumper.add_representer(datetime, _represent_datetime)
-_YamlDumper.add_representer(str, _represent_str)
 
 
 #: Text that PyYAML writes as a plain scalar and reads back as the same string: starts with
@@ -348,16 +366,14 @@ def _fast_yaml_mapping(item: Mapping[str, Any]) -> list[str] | None:
 
 
 def to_yaml(value: object) -> str:
-    """Block-style YAML that ``yaml.safe_load`` reads back to ``value`` (keys in order)."""
-    text: str = yaml.dump(
-        value,
-        Dumper=_YamlDumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=_YAML_WIDTH,
-    )
-    return text
+    """Block-style YAML that ``yaml.safe_load`` reads back to ``value`` (keys in order).
+
+    PyYAML loads on the first call (:mod:`mofa.cli._yaml_dump`): commands that print no
+    YAML never import it.
+    """
+    from mofa.cli._yaml_dump import dump
+
+    return dump(value)
 
 
 def render(value: object, output_format: OutputFormat) -> str:
@@ -439,13 +455,12 @@ class DocumentWriter:
 # --------------------------------------------------------------------- session show
 
 
-def render_session_table(document: Mapping[str, Any]) -> str:
-    """The ``session show`` table view of the document that its JSON and YAML views print.
+#: The conversation table's columns (``session show``).
+CONVERSATION_HEADERS: Final = ("Timestamp", "Role", "Content")
 
-    Ids are printed exactly, or quoted and escaped when something in them would not show
-    (:func:`shown_id`); a message whose metadata has a ``status`` (``partial``, ``failed``)
-    says so in the Role column.
-    """
+
+def session_header_lines(document: Mapping[str, Any]) -> list[str]:
+    """The ``session show`` table view's lines above the conversation table."""
     lines = [
         f"Session: {_cell_text(document['session_id'], identifier=True)}",
         f"Created: {_cell_text(document['created_at'])}",
@@ -459,20 +474,33 @@ def render_session_table(document: Mapping[str, Any]) -> str:
         lines += ["", "Shadowed metadata (stored under a column's name):"]
         lines.extend(_metadata_lines(document["shadowed_metadata"], identifiers=False))
     lines += ["", "Conversation:", ""]
+    return lines
+
+
+def conversation_cells(message: Mapping[str, Any]) -> list[str]:
+    """A message's cells in the conversation table."""
+    return table_cells(
+        CONVERSATION_HEADERS,
+        [clock_time(message["timestamp"]), _role_text(message), message["content"]],
+        {"Content": CONTENT_WIDTH},
+    )
+
+
+def render_session_table(document: Mapping[str, Any]) -> str:
+    """The ``session show`` table view of the document that its JSON and YAML views print.
+
+    Ids are printed exactly, or quoted and escaped when something in them would not show
+    (:func:`shown_id`); a message whose metadata has a ``status`` (``partial``, ``failed``)
+    says so in the Role column.
+    """
+    lines = session_header_lines(document)
     messages: list[Mapping[str, Any]] = document["messages"]
     if not messages:
         lines.append("No messages.")
     else:
-        lines.append(
-            box_table(
-                ["Timestamp", "Role", "Content"],
-                (
-                    [clock_time(message["timestamp"]), _role_text(message), message["content"]]
-                    for message in messages
-                ),
-                max_widths={"Content": CONTENT_WIDTH},
-            )
-        )
+        cells = [conversation_cells(message) for message in messages]
+        layout = BoxLayout.measure(CONVERSATION_HEADERS, cells)
+        lines += [*layout.head(CONVERSATION_HEADERS), *map(layout.row, cells), layout.bottom()]
     return "\n".join(lines)
 
 

@@ -7,7 +7,9 @@ The store is the first of:
    the agent configuration may set, see :func:`mofa.config.environment`)
 3. ``persistence.database`` of the agent configuration: ``--config PATH``, else
    ``./agent.yml`` when it exists (``persistence.enabled: false`` skips it)
-4. the local file store in :func:`~mofa.persistence.locations.default_data_dir`
+4. the ``DATABASE_URL`` environment variable (the seeds tell users to export it; a ``.env``
+   may set it too) — after agent.yml, whose ``url: ${DATABASE_URL}`` reads the same value
+5. the local file store in :func:`~mofa.persistence.locations.default_data_dir`
    (``$MOFA_DATA_DIR``, else ``$XDG_DATA_HOME/mofa``, else ``~/.local/share/mofa``)
 
 How a failure reaches the user (one ``Error: …`` line, an exit code, no password) is
@@ -21,26 +23,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from mofa.cli._errors import CommandError
-from mofa.config import (
-    DEFAULT_CONFIG_NAME,
-    ConfigError,
-    default_store_url,
-    environment,
-    load_config,
-)
-from mofa.persistence import BaseStore, SchemaError, mask_url, open_store, parse_url
+from mofa.cli._render import shown_id
+from mofa.persistence import BaseStore, SchemaError, Session, mask_url, open_store, parse_url
 from mofa.persistence.locations import STORE_MARKER
 
 __all__ = [
     "DATABASE_URL_VARIABLE",
+    "EXIT_NOT_FOUND",
+    "GENERIC_URL_VARIABLE",
     "StoreChoice",
-    "default_store_url",
+    "get_session_or_exit",
+    "not_found",
     "open_existing_store",
     "resolve_store",
+    "store_choice",
 ]
 
+#: The exit code of a session that is not there (the seeds' ``session delete`` table).
+EXIT_NOT_FOUND = 1
+
 DATABASE_URL_VARIABLE = "MOFA_DATABASE_URL"
+#: The seeds' variable (``export DATABASE_URL=…``), read after agent.yml.
+GENERIC_URL_VARIABLE = "DATABASE_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,7 @@ class StoreChoice:
 
 def resolve_store(
     database_url: str | None,
-    config_path: Path | None,
+    config_path: str | Path | None,
     *,
     environ: Mapping[str, str] | None = None,
 ) -> StoreChoice:
@@ -70,7 +77,22 @@ def resolve_store(
     """
     if database_url is not None:
         return StoreChoice(database_url, "--database-url")
-    if config_path is None:
+    # The process environment wins over every .env file: no file needs reading (nor the
+    # configuration loader importing) when it names the store.
+    process = os.environ if environ is None else environ
+    if process.get(DATABASE_URL_VARIABLE, "").strip():
+        return StoreChoice(process[DATABASE_URL_VARIABLE], DATABASE_URL_VARIABLE)
+    from mofa.config import (
+        DEFAULT_CONFIG_NAME,
+        ConfigError,
+        default_store_url,
+        environment,
+        load_config,
+    )
+
+    if config_path is not None:
+        config_path = Path(config_path)
+    else:
         candidate = Path.cwd() / DEFAULT_CONFIG_NAME
         # An agent.yml that exists but cannot be read is reported, not silently skipped.
         config_path = candidate if os.path.lexists(candidate) else None
@@ -85,6 +107,9 @@ def resolve_store(
                 return StoreChoice(url, str(config_path))
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+    generic = settings.get(GENERIC_URL_VARIABLE, "")
+    if generic.strip():
+        return StoreChoice(generic, GENERIC_URL_VARIABLE)
     return StoreChoice(default_store_url(settings), "default")
 
 
@@ -109,3 +134,25 @@ def _default_store_made(url: str) -> bool:
     """Whether the default file store at ``url`` has been written to (it has its marker)."""
     directory = parse_url(url).path or ""
     return os.path.isfile(os.path.join(os.path.expanduser(directory), STORE_MARKER))
+
+
+def store_choice(ctx: click.Context) -> StoreChoice:
+    """The store a command runs on, from the root group's options (``mofa --database-url``,
+    ``mofa --config``) and the environment."""
+    options = ctx.find_root().obj
+    return resolve_store(
+        getattr(options, "database_url", None), getattr(options, "config_path", None)
+    )
+
+
+def not_found(session_id: str) -> CommandError:
+    """``Session not found: ID`` (exit 1)."""
+    return CommandError(f"Session not found: {shown_id(session_id)}", EXIT_NOT_FOUND)
+
+
+async def get_session_or_exit(store: BaseStore, session_id: str) -> Session:
+    """The session, or :func:`not_found`."""
+    found = await store.get_session(session_id)
+    if found is None:
+        raise not_found(session_id)
+    return found

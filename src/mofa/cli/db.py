@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from mofa.cli._doctor import doctor
 from mofa.cli._errors import CliError, missing_driver_message, run
 from mofa.cli._files import atomic_text_file, cannot_write
 from mofa.persistence import DatabaseURL, InvalidURLError, open_store, parse_url
@@ -39,14 +40,50 @@ _CLIENT_COMMANDS = {
     "sqlite": "sqlite3 mofa.db < {path}",
 }
 
+#: Names -t takes besides the dialects: PostgreSQL's own scheme name, and MariaDB.
+TYPE_ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}
+
 _DB_TYPE_OPTION = click.option(
     "-t",
     "--db-type",
     "db_type",
-    required=True,
-    type=click.Choice(DB_TYPES, case_sensitive=False),
-    help="Database type (required): postgres, mysql (also MariaDB) or sqlite.",
+    type=click.Choice([*DB_TYPES, *TYPE_ALIASES], case_sensitive=False),
+    help="Database type: postgres (or postgresql), mysql (or mariadb) or sqlite. "
+    "May be left out when a URL (-u or mofa --database-url) says it.",
 )
+
+
+def _db_type(ctx: click.Context, given: str | None, url: DatabaseURL | None) -> str:
+    """-t as a dialect name, or the type the URL names; a usage error when neither says."""
+    if given is not None:
+        given = given.lower()
+        return TYPE_ALIASES.get(given, given)
+    if url is not None and url.backend in DB_TYPES:
+        return url.backend
+    if url is not None:
+        raise click.UsageError(
+            f"the URL is a {url.scheme}:// URL, which names no SQL database; "
+            "give a postgresql://, mysql:// or sqlite:// URL.",
+            ctx,
+        )
+    raise click.UsageError(
+        "Missing option '-t' / '--db-type' (postgres, mysql or sqlite); it may be left out "
+        "only when a URL (-u or mofa --database-url) says the type.",
+        ctx,
+    )
+
+
+def _global_url(ctx: click.Context) -> str | None:
+    """``mofa --database-url URL``, which ``db init`` runs against as it would ``-u URL``."""
+    return getattr(ctx.find_root().obj, "database_url", None)
+
+
+def _parse(database_url: str) -> DatabaseURL:
+    try:
+        return parse_url(database_url)
+    except InvalidURLError as exc:
+        # The parser's message shows the URL masked (mofa.persistence.mask_url).
+        raise click.UsageError(str(exc)) from None
 
 
 def _script_with_header(db_type: str, title: str) -> str:
@@ -68,6 +105,7 @@ def db() -> None:
       mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"
       mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"
       mofa db init -t sqlite -u "sqlite://./mofa.db"
+      mofa db doctor
 
     Running SQL on a server needs its driver: pip install 'mofa-sdk[db]' (or the
     'postgres' / 'mysql' extra). Printing and saving SQL work without it.
@@ -96,13 +134,18 @@ def db() -> None:
     "Needs the database's driver. "
     "PostgreSQL: a direct URL; one through PgBouncer in transaction mode is refused.",
 )
-def init(db_type: str, output: Path | None, database_url: str | None) -> None:
+@click.pass_context
+def init(
+    ctx: click.Context, db_type: str | None, output: Path | None, database_url: str | None
+) -> None:
     """Initialize persistence database tables for agents, sessions, messages and state.
 
-    Without -o or -u, prints the SQL to stdout. With -o, saves it to a file to run with the
-    database's own client. With -u, creates the tables on that database directly; running
-    it again changes nothing, and a table of the same name made by another program is
-    refused before anything is changed. The URL's password is never shown.
+    Without -o or -u, prints the SQL to stdout (also when $DATABASE_URL or
+    $MOFA_DATABASE_URL is set: a note on stderr says how to run it there). With -o, saves it
+    to a file to run with the database's own client. With -u (or mofa --database-url), creates
+    the tables on that database directly; running it again changes nothing, and a table of the
+    same name made by another program is refused before anything is changed. -t may be left
+    out when the URL says the type. The URL's password is never shown.
 
     \b
     Examples:
@@ -112,8 +155,9 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
       mofa db init -t postgres -u "postgresql://user:pass@localhost/mofa"
       mofa db init -t mysql -u "mysql://user:pass@localhost/mofa"
       mofa db init -t sqlite -u "sqlite://./mofa.db"
-      mofa db init -t postgres -u "$DATABASE_URL"
+      mofa db init -u "$DATABASE_URL"
       mofa db init -t postgres -u "$DIRECT_URL"    # the server itself, not PgBouncer
+      mofa --database-url sqlite://./mofa.db db init -t sqlite
 
     \b
     URLs:
@@ -122,8 +166,12 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
       sqlite://./relative.db   sqlite:///absolute/path.db
     Percent-encode a password holding '@', ':', '/', '?' or '#' (%40, %3A, %2F, %3F, %23).
     """
-    db_type = db_type.lower()
-    parsed = _check_url(db_type, database_url) if database_url is not None else None
+    database_url = database_url if database_url is not None else _global_url(ctx)
+    url = None if database_url is None else _parse(database_url)
+    db_type = _db_type(ctx, db_type, url)
+    parsed = _check_url(db_type, url) if url is not None else None
+    if parsed is None:
+        _hint_environment_url(db_type)
     to_stdout = output is None or str(output) == "-"
     if to_stdout and (parsed is None or output is not None):
         click.echo(_script_with_header(db_type, display_name(db_type)), nl=False)
@@ -135,7 +183,8 @@ def init(db_type: str, output: Path | None, database_url: str | None) -> None:
 
 @db.command(short_help="Show database schema SQL.")
 @_DB_TYPE_OPTION
-def schema(db_type: str) -> None:
+@click.pass_context
+def schema(ctx: click.Context, db_type: str | None) -> None:
     """Display the database schema SQL for a specific database type.
 
     The SQL is exactly what a store runs on an empty database (and what `mofa db init`
@@ -149,17 +198,13 @@ def schema(db_type: str) -> None:
       mofa db schema -t sqlite
       mofa db schema -t postgres > schema.sql
     """
-    db_type = db_type.lower()
+    global_url = _global_url(ctx)
+    db_type = _db_type(ctx, db_type, None if global_url is None else _parse(global_url))
     click.echo(_script_with_header(db_type, db_type.upper()), nl=False)
 
 
-def _check_url(db_type: str, database_url: str) -> DatabaseURL:
-    """Parse ``-u`` and make sure it names a database of type ``-t`` (usage errors: exit 2)."""
-    try:
-        parsed = parse_url(database_url)
-    except InvalidURLError as exc:
-        # The parser's message shows the URL masked (mofa.persistence.mask_url).
-        raise click.UsageError(str(exc)) from None
+def _check_url(db_type: str, parsed: DatabaseURL) -> DatabaseURL:
+    """Make sure the URL names a database of type ``-t`` (usage errors: exit 2)."""
     if parsed.backend == db_type:
         return parsed
     if parsed.backend in DB_TYPES:
@@ -222,3 +267,25 @@ def _initialize(db_type: str, url: DatabaseURL) -> None:
     say("✓ Database tables initialized successfully!")
     if url.backend == "sqlite" and url.path == ":memory:":
         say("  Note: an in-memory SQLite database is gone when mofa exits; nothing was saved.")
+
+
+def _hint_environment_url(db_type: str) -> None:
+    """Printing the SQL is the seeds' default; when the environment names a database, say
+    on stderr how to run it there instead (without printing the URL: it may hold a
+    password)."""
+    from mofa.config import ConfigError, environment
+
+    try:
+        settings = environment(None, settings_only=True)
+    except ConfigError:
+        return
+    for name in ("MOFA_DATABASE_URL", "DATABASE_URL"):
+        if settings.get(name, "").strip():
+            _progress(
+                f"Note: ${name} is set; this prints the SQL only. To create the tables there, "
+                f'run: mofa db init -t {db_type} -u "${name}"'
+            )
+            return
+
+
+db.add_command(doctor)

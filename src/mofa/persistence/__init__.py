@@ -15,6 +15,7 @@ Backend classes (``PostgresStore``, ``MySqlStore``, ``SqliteStore``, ``FileStore
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from mofa.persistence._base import BaseStore
@@ -30,6 +31,8 @@ from mofa.persistence._entities import (
     SessionStatus,
     new_session_id,
 )
+from mofa.persistence._health import HealthFacts, StoreCounts
+from mofa.persistence._prune import PruneResult
 from mofa.persistence._registry import BACKENDS, backend_class, open_store
 from mofa.persistence._url import SHOWN_PARAMETERS, DatabaseURL, mask_url, parse_url
 from mofa.persistence.errors import (
@@ -73,6 +76,7 @@ __all__ = [
     "DatabaseNotFoundError",
     "DatabaseURL",
     "FileStore",
+    "HealthFacts",
     "InMemoryStore",
     "InvalidInputError",
     "InvalidURLError",
@@ -86,6 +90,7 @@ __all__ = [
     "PersistenceError",
     "PersistencePlugin",
     "PostgresStore",
+    "PruneResult",
     "QueryError",
     "Role",
     "SchemaError",
@@ -97,11 +102,19 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreConnectionError",
+    "StoreCounts",
     "mask_url",
     "new_session_id",
     "open_store",
     "parse_url",
 ]
+
+# A library leaves logging to its application (the standard library's advice): without a
+# handler configured, mofa's records go nowhere instead of to Python's last-resort stderr.
+# Every logger of the package is below mofa.persistence, which every backend loads through.
+_ROOT_LOGGER = logging.getLogger("mofa")
+if not any(isinstance(handler, logging.NullHandler) for handler in _ROOT_LOGGER.handlers):
+    _ROOT_LOGGER.addHandler(logging.NullHandler())
 
 #: Store class name -> backend name: a backend's module loads on first use of its class.
 _LAZY = {record.class_name: backend for backend, record in BACKENDS.items()}

@@ -41,6 +41,7 @@ from mofa.persistence._entities import (
     new_session_id,
     utc_now,
 )
+from mofa.persistence._maintenance import Maintenance
 from mofa.persistence._registry import display_name
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.errors import InvalidInputError, SessionNotFoundError, StoreClosedError
@@ -112,7 +113,7 @@ def _check_owner(owner: object) -> Owner | None:
     )
 
 
-class BaseStore(abc.ABC):
+class BaseStore(Maintenance, abc.ABC):
     """Validation, lifecycle and derived operations shared by every backend."""
 
     #: The backend's name as used in URLs and messages ("sqlite", "postgres", …).
@@ -170,7 +171,7 @@ class BaseStore(abc.ABC):
                 with contextlib.suppress(Exception):
                     self._drop_connections()
 
-    def _drop_connections(self) -> None:  # noqa: B027 - only loop-bound stores have anything to drop
+    def _drop_connections(self) -> None:
         """Drop the connections without awaiting anything (close() from a foreign loop)."""
 
     @property
@@ -293,6 +294,9 @@ class BaseStore(abc.ABC):
         agent_id: str | None = None,
         user_id: str | None = None,
         tenant_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
         owner: Owner | None = None,
@@ -301,11 +305,16 @@ class BaseStore(abc.ABC):
 
         A filter left ``None`` matches any value; through ``owner`` only the owner's sessions
         are listed (its ``None`` fields match sessions without that value), so a filter
-        that names another value lists nothing. Reads no messages: ``message_count`` is
-        kept on write.
+        that names another value lists nothing. ``status`` matches the stored status (an
+        expired session keeps its own); ``since`` and ``until`` bound ``created_at``
+        (``since <= created_at < until``). The agent, user and tenant filters choose the
+        index the listing reads in order; the others are checked on the rows it reads, so
+        nothing is sorted. Reads no messages: ``message_count`` is kept on write.
         """
         self._check_open()
-        query = check_session_query(agent_id, user_id, tenant_id, limit, offset)
+        query = check_session_query(
+            agent_id, user_id, tenant_id, limit, offset, status, since, until
+        )
         scope = _check_owner(owner)
         if scope is not None and query.outside(scope):
             return []  # a filter outside the scope: nothing of the owner's matches

@@ -9,7 +9,7 @@ calls the backend's private ``_``-methods.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self, runtime_checkable
@@ -25,6 +25,8 @@ from mofa.persistence._entities import (
 )
 
 if TYPE_CHECKING:
+    from mofa.persistence._health import HealthFacts, StoreCounts
+    from mofa.persistence._prune import PruneResult
     from mofa.persistence._url import DatabaseURL
 
 __all__ = ["UNSET", "Store", "Unset"]
@@ -108,6 +110,9 @@ class Store(Protocol):
         agent_id: str | None = None,
         user_id: str | None = None,
         tenant_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
         owner: Owner | None = None,
@@ -124,6 +129,24 @@ class Store(Protocol):
     ) -> Session: ...
 
     async def delete_session(self, session_id: str, *, owner: Owner | None = None) -> bool: ...
+
+    async def prune_sessions(
+        self,
+        *,
+        older_than: datetime | None = None,
+        expired: bool = False,
+        keep_last: int | None = None,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        tenant_id: str | None = None,
+        dry_run: bool = False,
+        batch_size: int = 200,
+        on_batch: Callable[[Sequence[Session], bool], object] | None = None,
+    ) -> PruneResult: ...
+
+    async def get_counts(self) -> StoreCounts: ...
+
+    async def get_health(self) -> HealthFacts: ...
 
     # Messages
     async def append_message(

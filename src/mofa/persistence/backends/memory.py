@@ -147,7 +147,7 @@ class InMemoryStore(BaseStore):
 
     @_yields_first
     async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
-        agent_id, user_id, tenant_id, limit, offset = query
+        agent_id, user_id, tenant_id, limit, offset = query[:5]
         rows = [
             row
             for row in self._sessions.values()
@@ -155,6 +155,7 @@ class InMemoryStore(BaseStore):
             and (user_id is None or row.session.user_id == user_id)
             and (tenant_id is None or row.session.tenant_id == tenant_id)
             and (owner is None or owner.owns(row.session))
+            and query.matches(row.session)
         ]
         rows.sort(key=lambda r: (r.session.created_at, r.session.session_id), reverse=True)
         end = None if limit is None else offset + limit

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mofa.persistence._entities import Agent, AgentState, Message, Session
 
 __all__ = ["Dialect", "numbered", "positional"]
+
+
+def _as_is(value: datetime) -> datetime:
+    return value
 
 
 def numbered(prefix: str) -> Callable[[int], str]:
@@ -49,3 +54,6 @@ class Dialect:
     #: ``messages_from_rows(session_id, rows)``: a load's hot path, so one call per result.
     messages_from_rows: Callable[[str, Sequence[Any]], list[Message]]
     state_from_row: Callable[[str, Any], AgentState]
+    #: ``wire_time(value)``: an aware UTC time as the dialect compares it with a time column
+    #: (SQLite's fixed-width text, MySQL's naive UTC; PostgreSQL takes it as it is).
+    wire_time: Callable[[datetime], Any] = _as_is

@@ -14,7 +14,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
 from mofa.persistence._checked import SessionQuery
 from mofa.persistence._entities import Owner
@@ -40,9 +41,13 @@ __all__ = [
 ANY: Final = 0
 EQUAL: Final = 1
 IS_NULL: Final = 2
-#: How a session listing filters (agent_id, user_id, tenant_id).
-FilterKey = tuple[int, int, int]
+#: How a session listing filters (agent_id, user_id, tenant_id), then whether it has a
+#: status, a ``since`` and an ``until`` condition.
+FilterKey = tuple[int, int, int, bool, bool, bool]
 _FILTER_COLUMNS = ("agent_id", "user_id", "tenant_id")
+#: The status and creation-time conditions, each followed by its placeholder.
+_EXTRA_CONDITIONS = ("status = ", "created_at >= ", "created_at < ")
+_EXTRA_KEYS = tuple(itertools.product((False, True), repeat=3))
 #: The owner scope's columns, in the order of :func:`owner_params`.
 _OWNER_COLUMNS = ("tenant_id", "user_id", "agent_id")
 
@@ -66,19 +71,26 @@ def list_sessions_statements(columns: str, mark: Callable[[int], str]) -> dict[F
     """The session-listing statement for each combination of filters.
 
     One statement per combination, so each gets a plan that uses its index (``IS NULL`` is
-    an index condition too). Its parameters are the values :func:`session_filters` returns,
-    then LIMIT and OFFSET; ``mark(n)`` writes the dialect's n-th placeholder (from 1).
+    an index condition too). The id filters pick the index; ``created_at`` bounds are a range
+    on its next column, and a status is checked on the rows read in the index's order, so no
+    statement sorts. Its parameters are the values :func:`session_filters` returns, then
+    LIMIT and OFFSET; ``mark(n)`` writes the dialect's n-th placeholder (from 1).
     """
     statements: dict[FilterKey, str] = {}
-    for agent, user, tenant in itertools.product((ANY, EQUAL, IS_NULL), repeat=3):
-        key = (agent, user, tenant)
+    ids = itertools.product((ANY, EQUAL, IS_NULL), repeat=3)
+    for (agent, user, tenant), extra in itertools.product(ids, _EXTRA_KEYS):
+        key: FilterKey = (agent, user, tenant, *extra)  # type: ignore[assignment]
         conditions, count = [], 0
-        for name, how in zip(_FILTER_COLUMNS, key, strict=True):
+        for name, how in zip(_FILTER_COLUMNS, key[:3], strict=True):
             if how == EQUAL:
                 count += 1
                 conditions.append(f"{name} = {mark(count)}")
             elif how == IS_NULL:
                 conditions.append(f"{name} IS NULL")
+        for condition, wanted in zip(_EXTRA_CONDITIONS, extra, strict=True):
+            if wanted:
+                count += 1
+                conditions.append(condition + mark(count))
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         statements[key] = (
             f"SELECT {columns} FROM sessions{where} "  # noqa: S608 - constant fragments
@@ -88,27 +100,40 @@ def list_sessions_statements(columns: str, mark: Callable[[int], str]) -> dict[F
     return statements
 
 
-def session_filters(query: SessionQuery, owner: Owner | None) -> tuple[FilterKey, list[str]]:
+def session_filters(
+    query: SessionQuery,
+    owner: Owner | None,
+    wire_time: Callable[[datetime], Any] = lambda value: value,
+) -> tuple[FilterKey, list[Any]]:
     """The key of the listing statement for ``query``, and its filter parameters.
 
     Through an ``owner`` the filters are the owner's, and its ``None`` fields are ``IS
     NULL`` (the store has already answered a filter that contradicts the scope).
+    ``wire_time`` turns ``since`` / ``until`` into what the dialect compares with
+    ``created_at`` (:attr:`Dialect.wire_time`).
     """
     if owner is None:
         values = (query.agent_id, query.user_id, query.tenant_id)
-        key = (
+        ids = (
             EQUAL if query.agent_id is not None else ANY,
             EQUAL if query.user_id is not None else ANY,
             EQUAL if query.tenant_id is not None else ANY,
         )
     else:
         values = (owner.agent_id, owner.user_id, owner.tenant_id)
-        key = (
+        ids = (
             EQUAL if owner.agent_id is not None else IS_NULL,
             EQUAL if owner.user_id is not None else IS_NULL,
             EQUAL if owner.tenant_id is not None else IS_NULL,
         )
-    return key, [value for value in values if value is not None]
+    parameters: list[Any] = [value for value in values if value is not None]
+    if query.status is not None:
+        parameters.append(query.status)
+    for bound in (query.since, query.until):
+        if bound is not None:
+            parameters.append(wire_time(bound))
+    extra = (query.status is not None, query.since is not None, query.until is not None)
+    return (*ids, *extra), parameters
 
 
 def owner_condition(

@@ -16,7 +16,15 @@ from typing import Any, ClassVar, TypeVar
 from mofa.persistence._base import BaseStore
 from mofa.persistence._checked import SessionQuery
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._health import HealthFacts, StoreCounts
 from mofa.persistence.backends._sql._dialect import Dialect
+from mofa.persistence.backends._sql._maintenance import (
+    COUNTS,
+    HEALTH,
+    INDEX_NAMES,
+    SETTINGS,
+    health_facts,
+)
 from mofa.persistence.backends._sql._statements import Reads, owner_params, session_filters
 
 __all__ = ["SqlStore"]
@@ -95,7 +103,7 @@ class SqlStore(BaseStore):
         return await self._select(sql, args, _first, self._dialect.session_from_row)
 
     async def _list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
-        key, filters = session_filters(query, owner)
+        key, filters = session_filters(query, owner, self._dialect.wire_time)
         args = (*filters, self._limit(query.limit), query.offset)
         return await self._select(
             self._reads.list_sessions[key], args, _each, self._dialect.session_from_row
@@ -158,3 +166,24 @@ class SqlStore(BaseStore):
             sql = self._reads.list_states_owned
             args = (session_id, session_id, *owner_params(owner), count)
         return await self._select(sql, args, _each_of, self._dialect.state_from_row, session_id)
+
+    # ----------------------------------------------------------- maintenance
+
+    async def _get_counts(self) -> StoreCounts:
+        row = await self._select(COUNTS, (), _first, tuple)
+        return StoreCounts(*(int(value) for value in row or (0, 0, 0)))
+
+    async def _get_health(self) -> HealthFacts:
+        dialect = self._dialect.name
+        names = await self._select(INDEX_NAMES[dialect], (), _each, _text_of_first)
+        settings = {
+            name: str((await self._select(sql, (), _first, tuple) or ("",))[0])
+            for name, sql in SETTINGS[dialect].items()
+        }
+        row = await self._select(HEALTH, (), _first, tuple)
+        return health_facts(names, settings, row or (0, 0, 0, 0))
+
+
+def _text_of_first(row: Any) -> str:
+    value = row[0]
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)

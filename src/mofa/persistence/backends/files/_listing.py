@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -179,7 +180,7 @@ class SessionList:
         self._compacting = threading.Lock()  # held while a compaction is queued or running
 
     def list_sessions(self, query: SessionQuery, owner: Owner | None) -> list[Session]:
-        agent_id, user_id, tenant_id, limit, offset = query
+        agent_id, user_id, tenant_id, limit, offset = query[:5]
         if limit == 0:
             return []
         # What a session's ids must equal. The most selective first: it is the one the list
@@ -203,12 +204,19 @@ class SessionList:
                 pass  # removed by hand: the headers still tell (a writable open rebuilds it)
             else:
                 try:
-                    return self._list_from_listing(fd, wanted, limit, offset)
+                    return self._list_from_listing(fd, wanted, limit, offset, query)
                 finally:
                     os.close(fd)
         found = scan_headers(self._tree, self._layout, wanted)
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         end = None if limit is None else offset + limit
+        if query.conditional:
+            # Checked on each session, newest first, as the SQL stores check them on rows.
+            sessions = (
+                session_from(self._tree, header, self._layout.files(header["agent_id"], key))
+                for _created, key, header in found
+            )
+            return list(itertools.islice(filter(query.matches, sessions), offset, end))
         page = found[offset:end]
         # Counts are read for the page only, from each session's summary (a log is read only
         # when its summary is stale after a crash).
@@ -218,7 +226,12 @@ class SessionList:
         ]
 
     def _list_from_listing(
-        self, fd: int, wanted: dict[str, str | None], limit: int | None, offset: int
+        self,
+        fd: int,
+        wanted: dict[str, str | None],
+        limit: int | None,
+        offset: int,
+        query: SessionQuery,
     ) -> list[Session]:
         """A page of sessions read from the session list: only the headers and summaries
         of the sessions on the page (and of the ``offset`` ones before it) are opened.
@@ -231,10 +244,19 @@ class SessionList:
         needles = [
             _listing_needle(key, value) for key, value in wanted.items() if value is not None
         ]
+        checked = query if query.conditional else None
         page: list[Session] = []
         seen: set[str] = set()
         stale = 0
+        # Lines are in creation order (fixed-width UTC text, so text order is time order):
+        # the time bounds are checked on the line, before its session's files are opened.
+        since = None if checked is None or checked.since is None else format_time(checked.since)
+        until = None if checked is None or checked.until is None else format_time(checked.until)
         for entry in _listed_newest_first(fd, os.fstat(fd).st_size, needles):
+            if until is not None and entry["created_at"] >= until:
+                continue
+            if since is not None and entry["created_at"] < since:
+                break
             session_id = entry["session_id"]
             if session_id in seen or any(entry[key] != value for key, value in wanted.items()):
                 continue
@@ -246,10 +268,15 @@ class SessionList:
                 stale += 1
                 continue
             seen.add(session_id)
+            found = None
+            if checked is not None:
+                found = session_from(self._tree, header, files)
+                if not checked.matches(found):
+                    continue
             if offset:
                 offset -= 1
                 continue
-            page.append(session_from(self._tree, header, files))
+            page.append(found or session_from(self._tree, header, files))
             if len(page) == limit:
                 break
         if stale >= COMPACT_AFTER and self._compacting.acquire(blocking=False):

@@ -22,6 +22,7 @@ from mofa.persistence.backends.mysql._rows import (
     messages_from_rows,
     session_from_row,
     state_from_row,
+    wire,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ DIALECT: Final = Dialect(
     agent_from_row=agent_from_row,
     messages_from_rows=messages_from_rows,
     state_from_row=state_from_row,
+    wire_time=wire,  # DATETIME(6) holds naive UTC
 )
 READS: Final = reads(DIALECT)
 

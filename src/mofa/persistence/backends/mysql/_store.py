@@ -9,8 +9,13 @@ from typing import Any, Self
 from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
-from mofa.persistence.backends._sql import owner_params
+from mofa.persistence.backends._sql import (
+    delete_sessions_statement,
+    owner_params,
+    prune_parameters,
+)
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.backends.mysql._calls import PooledStore
 from mofa.persistence.backends.mysql._connect import Target
@@ -233,6 +238,19 @@ class MySqlStore(PooledStore):
         else:
             [delete] = await self._write(DELETE_SESSION_OWNED, (session_id, *owner_params(owner)))
         return delete.affected_rows > 0
+
+    async def _delete_sessions(self, session_ids: list[str], rule: PruneRule) -> list[str]:
+        # MySQL's DELETE returns no rows: the batch's rows are locked and read first, in the
+        # same transaction (and round trip), then deleted.
+        count = len(session_ids)
+        select = delete_sessions_statement(count, lambda _: "%s", " FOR UPDATE").replace(
+            "DELETE FROM sessions", "SELECT session_id FROM sessions", 1
+        )
+        parameters = prune_parameters(session_ids, rule, wire)
+        delete = delete_sessions_statement(count, lambda _: "%s")
+        sql = f"START TRANSACTION; {select}; {delete}; COMMIT"
+        _start, selected, _delete, _commit = await self._write(sql, parameters * 2)
+        return [bytes(row[0]).decode() for row in selected.rows]
 
     # ------------------------------------------------------------------ messages
 

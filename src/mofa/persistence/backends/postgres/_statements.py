@@ -30,6 +30,7 @@ __all__ = [
     "APPEND_ONE_OWNED",
     "CREATE_SESSION",
     "DELETE_SESSION",
+    "DELETE_SESSIONS",
     "DELETE_SESSION_OWNED",
     "DIALECT",
     "READS",
@@ -115,6 +116,12 @@ UPDATE_SESSION: Final = _update_session_query("")
 UPDATE_SESSION_OWNED: Final = _update_session_query(_owned(7))
 DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1 RETURNING 1"
 DELETE_SESSION_OWNED: Final = f"DELETE FROM sessions WHERE session_id = $1{_owned(2)} RETURNING 1"  # noqa: S608
+#: A prune's batch: the ids, then the rule's older_than and now (NULL: not in the rule).
+DELETE_SESSIONS: Final = (
+    "DELETE FROM sessions WHERE session_id = ANY($1::text[])"
+    " AND ($2::timestamptz IS NULL OR updated_at < $2)"
+    " AND ($3::timestamptz IS NULL OR expires_at <= $3) RETURNING session_id"
+)
 
 
 # An append is one statement and so one round trip: the UPDATE locks the session row (a

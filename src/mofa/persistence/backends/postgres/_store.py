@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar
 from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import SqlStore, owner_params
@@ -41,6 +42,7 @@ from mofa.persistence.backends.postgres._statements import (
     CREATE_SESSION,
     DELETE_SESSION,
     DELETE_SESSION_OWNED,
+    DELETE_SESSIONS,
     DIALECT,
     READS,
     SAVE_STATE,
@@ -353,6 +355,12 @@ class PostgresStore(SqlStore):
         return bool(
             await self._fetch(DELETE_SESSION_OWNED, session_id, *owner_params(owner), write=True)
         )
+
+    async def _delete_sessions(self, session_ids: list[str], rule: PruneRule) -> list[str]:
+        older = rule.older_than
+        now = rule.now if rule.expired else None
+        rows = await self._fetch(DELETE_SESSIONS, session_ids, older, now, write=True)
+        return [row[0] for row in rows]
 
     # -------------------------------------------------------------- messages
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
+from mofa.persistence._codec import format_time
 from mofa.persistence.backends._sql import Dialect, owner_condition, positional, reads
 from mofa.persistence.backends.sqlite._rows import (
     agent_from_row,
@@ -56,6 +57,7 @@ DIALECT: Final = Dialect(
     agent_from_row=agent_from_row,
     messages_from_rows=messages_from_rows,
     state_from_row=state_from_row,
+    wire_time=format_time,  # times are fixed-width UTC text
 )
 READS: Final = reads(DIALECT)
 

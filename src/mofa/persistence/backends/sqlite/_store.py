@@ -10,6 +10,7 @@ from typing import Any, Self, TypeVar
 from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._prune import PruneRule
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import SqlStore
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
@@ -19,6 +20,7 @@ from mofa.persistence.backends.sqlite._transactions import (
     append_one_tx,
     create_session_tx,
     delete_session_tx,
+    delete_sessions_tx,
     save_state_tx,
     select_tx,
     update_session_tx,
@@ -144,6 +146,9 @@ class SqliteStore(SqlStore):
 
     async def _delete_session(self, session_id: str, owner: Owner | None) -> bool:
         return await self._worker.write(delete_session_tx, session_id, owner)
+
+    async def _delete_sessions(self, session_ids: list[str], rule: PruneRule) -> list[str]:
+        return await self._worker.write(delete_sessions_tx, session_ids, rule)
 
     # -------------------------------------------------------------- messages
 

@@ -12,7 +12,12 @@ from mofa.persistence._base import EncodedMessage
 from mofa.persistence._codec import format_time
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence.backends._sql import owner_params
+from mofa.persistence._prune import PruneRule
+from mofa.persistence.backends._sql import (
+    delete_sessions_statement,
+    owner_params,
+    prune_parameters,
+)
 from mofa.persistence.backends.sqlite._rows import agent_from_row, session_from_row
 from mofa.persistence.backends.sqlite._statements import (
     BUMP_COUNT,
@@ -44,6 +49,7 @@ __all__ = [
     "append_one_tx",
     "create_session_tx",
     "delete_session_tx",
+    "delete_sessions_tx",
     "save_state_tx",
     "select_tx",
     "update_session_tx",
@@ -235,6 +241,15 @@ def save_state_tx(
             raise SessionNotFoundError(session_id)
         version = int(connection.execute(SELECT_STATE_VERSION, (session_id,)).fetchone()[0])
     return AgentState(session_id, version, state, now)
+
+
+def delete_sessions_tx(
+    connection: sqlite3.Connection, session_ids: list[str], rule: PruneRule
+) -> list[str]:
+    """A prune's batch: the sessions of ``session_ids`` that ``rule`` still selects."""
+    sql = delete_sessions_statement(len(session_ids), lambda _: "?", " RETURNING session_id")
+    parameters = prune_parameters(session_ids, rule, format_time)
+    return [row[0] for row in connection.execute(sql, parameters).fetchall()]
 
 
 def delete_session_tx(connection: sqlite3.Connection, session_id: str, owner: Owner | None) -> bool:

@@ -1,0 +1,134 @@
+"""One ``--format`` for every command that prints records: table, json, jsonl, csv, yaml.
+
+Commands hand rows (plain dictionaries, times as :class:`~datetime.datetime`) to
+:func:`write_records`; the format decides how a value is written, the same way everywhere:
+
+- ``table``: a box table; times ``2024-02-28 10:30:00`` (UTC, the seeds' table form).
+- ``json``: one array (the seeds' ``--output-format json``), ``jsonl``: one object per line,
+  ``yaml``: one list, ``csv``: a header line then one line per record (nested values as
+  JSON text, no value as an empty cell). Times in all four: RFC 3339 UTC to the second,
+  ``2024-02-28T10:30:00Z``.
+
+Every machine format is written a record at a time, so a long listing is never held as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import click
+
+from mofa.cli._render import box_table, iso_time, to_json
+
+__all__ = [
+    "FORMATS",
+    "MACHINE_FORMATS",
+    "Format",
+    "csv_cell",
+    "format_option",
+    "jsonl_line",
+    "write_records",
+]
+
+Format = Literal["table", "json", "jsonl", "csv", "yaml"]
+FORMATS: Final = ("table", "json", "jsonl", "csv", "yaml")
+MACHINE_FORMATS: Final = frozenset({"json", "jsonl", "csv", "yaml"})
+
+
+def format_option(*names: str, formats: Sequence[str] = FORMATS) -> Callable[[Any], Any]:
+    """The ``-f/--format`` option (``names`` adds a command's aliases), ``table`` by default."""
+    return click.option(
+        "-f",
+        "--format",
+        *names,
+        "output_format",
+        type=click.Choice(list(formats), case_sensitive=False),
+        default="table",
+        show_default=True,
+        help="Output format: " + ", ".join(formats) + ". Times in the machine formats are "
+        "RFC 3339 UTC (2024-02-28T10:30:00Z).",
+    )
+
+
+def _compact(value: object) -> str:
+    import json
+
+    return json.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), default=_json_time, allow_nan=False
+    )
+
+
+def _json_time(value: object) -> object:
+    if isinstance(value, datetime):
+        return iso_time(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def jsonl_line(record: Mapping[str, Any]) -> str:
+    """One JSON Lines line (with its newline): the record, compact, times in RFC 3339."""
+    return _compact(dict(record)) + "\n"
+
+
+def csv_cell(value: object) -> str:
+    """A value as a CSV cell: text as it is, times in RFC 3339, nested values as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return iso_time(value)
+    if isinstance(value, Mapping | list | tuple):
+        return _compact(value)
+    return str(value)
+
+
+class _Line:
+    """A file-like sink for :mod:`csv` that hands each line to ``write``."""
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.write = write
+
+
+def write_records(
+    records: Iterable[Mapping[str, Any]],
+    output_format: str,
+    write: Callable[[str], object],
+    *,
+    columns: Sequence[str],
+    empty_table: str = "No records found.",
+) -> int:
+    """Write ``records`` (their ``columns``, in order) in ``output_format``; return how many.
+
+    The text ends with a newline. A table of nothing prints ``empty_table`` instead.
+    """
+    count = 0
+    if output_format == "table":
+        rows = [[record.get(column) for column in columns] for record in records]
+        write((box_table(columns, rows) if rows else empty_table) + "\n")
+        return len(rows)
+    if output_format == "csv":
+        import csv
+
+        writer = csv.writer(_Line(write), lineterminator="\n")
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow([csv_cell(record.get(column)) for column in columns])
+            count += 1
+        return count
+    for record in records:
+        row = {column: record.get(column) for column in columns}
+        if output_format == "jsonl":
+            write(jsonl_line(row))
+        elif output_format == "json":
+            body = to_json(row).replace("\n", "\n  ")
+            write(("[\n  " if count == 0 else ",\n  ") + body)
+        else:  # yaml: each record a one-item list, which concatenate into one list
+            from mofa.cli._render import to_yaml
+
+            write(to_yaml([row]))
+        count += 1
+    if output_format == "json":
+        write("\n]\n" if count else "[]\n")
+    elif output_format == "yaml" and not count:
+        write("[]\n")
+    return count
