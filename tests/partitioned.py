@@ -25,6 +25,30 @@ _FOREIGN_KEYS: Final = {
 }
 
 
+#: LIKE … INCLUDING ALL names the new tables' indexes itself: give each the name of the old
+#: table's index with the same definition (the old one renamed out of the way), so the
+#: partitioned schema has the index names a health check (``mofa db doctor``) expects.
+_KEEP_INDEX_NAMES: Final = """DO $$
+DECLARE
+    old RECORD;
+    new_name TEXT;
+BEGIN
+    FOR old IN
+        SELECT indexname, replace(tablename, '_plain', '') AS target,
+               regexp_replace(indexdef, ' INDEX \\S+ ON (ONLY )?\\S+', '') AS body
+        FROM pg_indexes WHERE schemaname = current_schema()
+        AND tablename IN ('sessions_plain', 'messages_plain', 'agent_state_plain')
+    LOOP
+        SELECT indexname INTO new_name FROM pg_indexes
+        WHERE schemaname = current_schema() AND tablename = old.target
+        AND regexp_replace(indexdef, ' INDEX \\S+ ON (ONLY )?\\S+', '') = old.body;
+        EXECUTE format('ALTER INDEX %I RENAME TO %I', old.indexname, old.indexname || '_plain');
+        EXECUTE format('ALTER INDEX %I RENAME TO %I', new_name, old.indexname);
+    END LOOP;
+END
+$$"""
+
+
 def partition_statements(partitions: int = PARTITIONS) -> list[str]:
     """The statements that replace the three (empty) tables by hash-partitioned ones."""
     statements = [f"ALTER TABLE {table} RENAME TO {table}_plain" for table in TABLES]
@@ -39,6 +63,7 @@ def partition_statements(partitions: int = PARTITIONS) -> list[str]:
             for number in range(partitions)
         ]
         statements.append(f"ALTER TABLE {table} ADD {_FOREIGN_KEYS[table]}")
+    statements.append(_KEEP_INDEX_NAMES)
     # messages.id's sequence belongs to the old table: hand it over before dropping that.
     statements.append("ALTER SEQUENCE messages_id_seq OWNED BY messages.id")
     statements.append("DROP TABLE agent_state_plain, messages_plain, sessions_plain")
