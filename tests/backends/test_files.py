@@ -31,6 +31,7 @@ from mofa.persistence import (
     open_store,
 )
 from mofa.persistence import _base as store_module
+from mofa.persistence._encoded import encode_message
 from mofa.persistence.backends.files import default_data_dir, directory_url, encode_name
 from mofa.persistence.backends.files._bulk import write_sessions
 from mofa.persistence.backends.files._layout import NO_AGENT_DIR
@@ -869,7 +870,7 @@ async def test_the_bulk_fill_writes_the_files_the_api_writes(
             (
                 Session(session_id, agent_id, user_id, tenant_id, "active", metadata, 0, at, at),
                 [
-                    store_module._encode_message(role, content, message_metadata, None, at)
+                    encode_message(role, content, message_metadata, None, at)
                     for role, content, message_metadata in messages
                 ],
             )

@@ -119,7 +119,11 @@ def test_the_example_runs(example: str, tmp_path: Path, request: pytest.FixtureR
             command = command.replace(placeholder, server)
     if "|" in command and shutil.which("jq") is None:
         command = command.split("|", 1)[0]
-    command = command.replace("mofa ", f"{MOFA} ", 1).replace("| mofa ", f"| {MOFA} ")
+    command = (
+        command.replace("mofa ", f"{MOFA} ", 1)
+        .replace("| mofa ", f"| {MOFA} ")
+        .replace("&& mofa ", f"&& {MOFA} ")
+    )
     environment = {
         **os.environ,
         "MOFA_DATABASE_URL": store,

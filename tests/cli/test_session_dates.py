@@ -50,9 +50,9 @@ def test_a_session_of_year_999_lists_shows_and_exports(empty_url: str, tmp_path:
     target = tmp_path / "old.yaml"
     exported = mofa("session", "export", "old", "-o", str(target), "-f", "yaml", url=empty_url)
     assert exported.exit_code == 0, exported.output
-    assert "timestamp: 0999-01-01T00:00:00Z\n" in target.read_text()
+    assert "timestamp: '0999-01-01T00:00:00.000000Z'\n" in target.read_text()
     [message] = yaml.safe_load(target.read_text())["messages"]
-    assert message["timestamp"] == datetime(999, 1, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(message["timestamp"]) == datetime(999, 1, 1, tzinfo=UTC)
 
 
 def test_a_damaged_session_is_one_error_line(backend: str, empty_url: str, tmp_path: Path) -> None:

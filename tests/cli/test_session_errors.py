@@ -23,7 +23,7 @@ from tests.cli.test_session import MAIN, on_terminal, seed
 from tests.conftest import _params
 from tests.servers import database_name, mysql_account, postgres_account, with_credentials
 
-SUBCOMMANDS = ["list", "show", "export", "delete", "prune"]
+SUBCOMMANDS = ["list", "show", "export", "import", "delete", "prune"]
 
 
 # -------------------------------------------------------------------------------- help
@@ -64,7 +64,8 @@ def test_session_help_lists_every_subcommand() -> None:
                 "--no-pager",
             ],
         ),
-        ("export", ["SESSION_ID", "-o, --output PATH", "-f, --format [json|yaml]"]),
+        ("export", ["[SESSION_ID]", "-o, --output PATH", "-f, --format [json|yaml|jsonl]"]),
+        ("import", ["FILE...", "--on-conflict [fail|skip|replace]", "--session-id NEW_ID"]),
         (
             "delete",
             [
@@ -102,7 +103,7 @@ def test_every_subcommand_has_help(subcommand: str, expected: list[str]) -> None
     [
         (["show", "s1", "--format", "xml"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
         (["show", "s1", "-o", "tsv"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
-        (["export", "s1", "-o", "x.json", "-f", "table"], "'json', 'yaml'"),
+        (["export", "s1", "-o", "x.json", "-f", "table"], "'json', 'yaml', 'jsonl'"),
         (["list", "--output-format", "xml"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
         (["prune", "--expired", "-f", "xml"], "'table', 'json', 'jsonl', 'csv', 'yaml'"),
     ],

@@ -99,7 +99,9 @@ def test_a_100000_message_export_streams(big_url: str, tmp_path: Path) -> None:
     assert messages[-1] == {
         "role": "assistant",
         "content": content(BIG_COUNT),
-        "timestamp": (T0 + timedelta(seconds=BIG_COUNT)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamp": (T0 + timedelta(seconds=BIG_COUNT)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "seq": BIG_COUNT,
+        "metadata": {},
     }
     assert all(m["content"] == content(i) for i, m in enumerate(messages, start=1))
 
@@ -185,7 +187,13 @@ def test_a_new_export_replaces_an_old_longer_one_completely(big_url: str, tmp_pa
     result = mofa("session", "export", "small", "-o", str(target), "-f", "json", url=big_url)
     assert result.exit_code == 0, result.output
     assert json.loads(target.read_text(encoding="utf-8"))["messages"] == [
-        {"role": "user", "content": "hello", "timestamp": "2024-02-28T10:30:00Z"}
+        {
+            "role": "user",
+            "content": "hello",
+            "timestamp": "2024-02-28T10:30:00.000000Z",
+            "seq": 1,
+            "metadata": {},
+        }
     ]
     # Conversations are private: the export is readable by its owner only.
     assert target.stat().st_mode & 0o777 == 0o600

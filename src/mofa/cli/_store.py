@@ -38,6 +38,7 @@ __all__ = [
     "get_session_or_exit",
     "not_found",
     "open_existing_store",
+    "open_store_to_write",
     "resolve_store",
     "store_choice",
 ]
@@ -128,6 +129,16 @@ async def open_existing_store(choice: StoreChoice) -> BaseStore:
         return await open_store(choice.url, create_schema=False)
     except SchemaError as exc:  # no store there, or not one this version reads: exit 1
         raise CommandError(str(exc)) from None
+
+
+async def open_store_to_write(choice: StoreChoice) -> BaseStore:
+    """Open the store an import writes into: like :func:`open_existing_store` (a missing
+    database or one without the mofa schema is reported: ``mofa db init`` makes it), except
+    that the default file store is created if nothing was stored there yet, as the agent
+    would create it."""
+    if choice.source == "default" and not _default_store_made(choice.url):
+        return await open_store(choice.url)
+    return await open_existing_store(choice)
 
 
 def _default_store_made(url: str) -> bool:

@@ -1,4 +1,4 @@
-"""``mofa session``: list, show, export, delete and prune stored sessions.
+"""``mofa session``: list, show, export, import, delete and prune stored sessions.
 
 Each command resolves the store (see :mod:`mofa.cli._store`), makes its library calls and
 hands plain dictionaries to :mod:`mofa.cli._render`. Data (a table, JSON, YAML) goes to stdout
@@ -11,13 +11,11 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import click
 
-from mofa.cli._errors import CommandError, run
-from mofa.cli._files import atomic_text_file, cannot_write
+from mofa.cli._errors import run
 from mofa.cli._formats import csv_cell, format_option, jsonl_line, write_records
 from mofa.cli._lazy import LazyGroup
 from mofa.cli._options import count_callback, time_callback
@@ -37,7 +35,6 @@ from mofa.cli._store import StoreChoice, get_session_or_exit, open_existing_stor
 from mofa.persistence import (
     BaseStore,
     Message,
-    PersistenceError,
     Session,
 )
 
@@ -48,6 +45,16 @@ BATCH_SIZE = 1000
 @click.group(
     cls=LazyGroup,
     lazy={
+        "export": (
+            "mofa.cli._transfer",
+            "export_command",
+            "Export sessions losslessly (mofa-session/1: json, yaml or jsonl).",
+        ),
+        "import": (
+            "mofa.cli._transfer",
+            "import_command",
+            "Import sessions from mofa-session/1 files, each atomically.",
+        ),
         "delete": (
             "mofa.cli._session_delete",
             "delete_command",
@@ -61,7 +68,7 @@ BATCH_SIZE = 1000
     },
 )
 def session() -> None:
-    """Session management: list, show, export, delete and prune conversation sessions."""
+    """Session management: list, show, export, import, delete and prune conversation sessions."""
 
 
 def _choice(ctx: click.Context) -> StoreChoice:
@@ -270,19 +277,6 @@ def _message_entry(message: Message) -> dict[str, Any]:
     return entry
 
 
-def _export_entry(message: Message) -> dict[str, Any]:
-    """A message as ``session export`` writes it: the seeds' fields, then its metadata when
-    it has any, so a reply marked partial or failed is restored as such."""
-    entry: dict[str, Any] = {
-        "role": message.role.value,
-        "content": message.content,
-        "timestamp": message.timestamp,
-    }
-    if message.metadata:
-        entry["metadata"] = message.metadata
-    return entry
-
-
 @session.command("show")
 @click.argument("session_id")
 @format_option("-o")
@@ -416,87 +410,3 @@ async def _write_conversation(
         async for message in messages():
             write(layout.row(conversation_cells(_message_entry(message))) + "\n")
     write(layout.bottom() + "\n")
-
-
-# ---------------------------------------------------------------------------- export
-
-
-@session.command("export")
-@click.argument("session_id")
-@click.option(
-    "-o",
-    "--output",
-    "output_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="File to write (missing parent directories are created); - writes to stdout.",
-)
-@click.option(
-    "-f",
-    "--format",
-    "export_format",
-    required=True,
-    type=click.Choice(["json", "yaml"], case_sensitive=False),
-    help="Export format.",
-)
-@click.pass_context
-def export_command(
-    ctx: click.Context, session_id: str, output_path: Path, export_format: str
-) -> None:
-    """Export a session and its messages to a JSON or YAML file.
-
-    The file is written atomically (missing parent directories are created); a long history
-    is streamed, not loaded at once. With -o - the document goes to stdout and the progress
-    lines to stderr.
-
-    Nothing stored is left out: "metadata" holds the agent_id, user_id and tenant_id columns
-    and the session's own metadata; keys of its own metadata named like one of those columns
-    are kept apart, in "shadowed_metadata". A message's metadata (model, usage, a partial or
-    failed status) follows it when it has any.
-
-    \b
-    Examples:
-      mofa session export agent-001:session-123 -o session.json --format json
-      mofa session export agent-001:session-123 -o ./exports/session.yaml -f yaml
-      mofa session export agent-001:session-123 -o - -f json | jq '.messages | length'
-    """
-    export_format = export_format.lower()
-    choice = _choice(ctx)
-    to_stdout = str(output_path) == "-"
-
-    async def export() -> int:
-        async with await open_existing_store(choice) as store:
-            found = await _get_session(store, session_id)
-            try:
-                if to_stdout:
-                    return await write(store, found, sys.stdout)
-                # Private: a session's conversation is nobody else's to read.
-                with atomic_text_file(output_path, mode=0o600, make_parents=True) as handle:
-                    return await write(store, found, handle)
-            except OSError as exc:
-                if isinstance(exc, PersistenceError):
-                    raise
-                raise CommandError(cannot_write("export", output_path, exc)) from exc
-
-    async def write(store: BaseStore, found: Session, handle: IO[str]) -> int:
-        writer = DocumentWriter(cast(Literal["json", "yaml"], export_format), handle.write)
-        writer.start(
-            {
-                "session_id": found.session_id,
-                "created_at": found.created_at,
-                **_metadata_fields(found),
-            },
-            "messages",
-        )
-        async for message in store.iter_messages(session_id, batch_size=BATCH_SIZE):
-            writer.add(_export_entry(message))
-        writer.finish()
-        return writer.count
-
-    _progress(f"→ Exporting session: {shown_id(session_id)}")
-    _progress(f"  Format: {export_format}")
-    _progress(f"  Output: {'stdout' if to_stdout else output_path}")
-    count = run(export, url=choice.url)
-    _progress(f"  ✓ Exported {count} {'message' if count == 1 else 'messages'}")
-    _progress("✓ Session exported successfully")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -23,13 +23,13 @@ from mofa.persistence._codec import (
     check_id,
     check_limit,
     check_optional_id,
-    check_role,
     check_short_text,
     check_text,
     decode_json,
     encode_json,
 )
 from mofa.persistence._contract import UNSET, Unset
+from mofa.persistence._encoded import EncodedMessage, check_owner, encode_message
 from mofa.persistence._entities import (
     Agent,
     AgentState,
@@ -43,6 +43,14 @@ from mofa.persistence._entities import (
 )
 from mofa.persistence._maintenance import Maintenance
 from mofa.persistence._registry import display_name
+from mofa.persistence._restore import (
+    ConflictPolicy,
+    RestoreBatch,
+    check_policy,
+    check_restored_agent,
+    check_restored_session,
+    restore_batches,
+)
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.errors import InvalidInputError, SessionNotFoundError, StoreClosedError
 
@@ -52,65 +60,6 @@ _MAX_STATUS = 50
 _MAX_AGENT_NAME = 255
 _MAX_AGENT_STATE = 50
 _MAX_PROVIDER = 100
-
-
-class EncodedMessage:
-    """A validated message ready for a backend to write: metadata already encoded once."""
-
-    __slots__ = ("content", "metadata", "metadata_json", "role", "timestamp")
-
-    def __init__(
-        self,
-        role: Role,
-        content: str,
-        metadata: dict[str, Any],
-        metadata_json: str,
-        timestamp: datetime,
-    ) -> None:
-        self.role = role
-        self.content = content
-        self.metadata = metadata
-        self.metadata_json = metadata_json
-        self.timestamp = timestamp
-
-    def stored(self, session_id: str, seq: int, message_id: int | None = None) -> Message:
-        """The :class:`Message` this becomes once the store gave it ``seq``."""
-        # Positional: this runs once per appended message, and keywords cost 40% more.
-        return Message(
-            session_id, seq, self.role, self.content, self.metadata, self.timestamp, message_id
-        )
-
-
-def _encode_message(
-    role: Role | str,
-    content: str,
-    metadata: Mapping[str, Any] | None,
-    timestamp: datetime | None,
-    now: datetime,
-) -> EncodedMessage:
-    checked_role = check_role(role)
-    checked_content = check_text(content)
-    metadata_json = encode_json(metadata, "message metadata")
-    when = now if timestamp is None else check_datetime(timestamp, "message timestamp")
-    # Hand back what a read will return (a JSON round trip), not the caller's object.
-    return EncodedMessage(
-        checked_role, checked_content, decode_json(metadata_json), metadata_json, when
-    )
-
-
-def _check_owner(owner: object) -> Owner | None:
-    """An owner scope with checked ids (``None``: no scope)."""
-    if owner is None:
-        return None
-    if not isinstance(owner, Owner):
-        raise InvalidInputError(
-            f"owner must be a mofa.persistence.Owner, not {type(owner).__name__}."
-        )
-    return Owner(
-        tenant_id=check_optional_id(owner.tenant_id, "tenant id"),
-        user_id=check_optional_id(owner.user_id, "user id"),
-        agent_id=check_optional_id(owner.agent_id, "agent id"),
-    )
 
 
 class BaseStore(Maintenance, abc.ABC):
@@ -218,7 +167,7 @@ class BaseStore(Maintenance, abc.ABC):
         existing record is kept.
         """
         self._check_open()
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         now = utc_now()
         agent = Agent(
             id=check_id(agent_id, "agent id"),
@@ -285,7 +234,7 @@ class BaseStore(Maintenance, abc.ABC):
     async def get_session(self, session_id: str, *, owner: Owner | None = None) -> Session | None:
         """The session, ``None`` when missing (or, through ``owner``, not the owner's)."""
         self._check_open()
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         return await self._get_session(check_id(session_id), scope)
 
     async def list_sessions(
@@ -315,7 +264,7 @@ class BaseStore(Maintenance, abc.ABC):
         query = check_session_query(
             agent_id, user_id, tenant_id, limit, offset, status, since, until
         )
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         if scope is not None and query.outside(scope):
             return []  # a filter outside the scope: nothing of the owner's matches
         return await self._list_sessions(query, scope)
@@ -335,7 +284,7 @@ class BaseStore(Maintenance, abc.ABC):
         """
         self._check_open()
         checked_id = check_id(session_id)
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         checked_status = (
             None if status is None else check_short_text(status, "session status", _MAX_STATUS)
         )
@@ -352,7 +301,7 @@ class BaseStore(Maintenance, abc.ABC):
     async def delete_session(self, session_id: str, *, owner: Owner | None = None) -> bool:
         """Delete a session with its messages and state; False if there was none."""
         self._check_open()
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         return await self._delete_session(check_id(session_id), scope)
 
     # -------------------------------------------------------------- messages
@@ -373,9 +322,9 @@ class BaseStore(Maintenance, abc.ABC):
         """
         self._check_open()
         checked_id = check_id(session_id)
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         now = utc_now()
-        message = _encode_message(role, content, metadata, timestamp, now)
+        message = encode_message(role, content, metadata, timestamp, now)
         return await self._append_message(checked_id, message, now, scope)
 
     async def append_messages(
@@ -384,7 +333,7 @@ class BaseStore(Maintenance, abc.ABC):
         """Append several messages atomically and in order (all or none)."""
         self._check_open()
         checked_id = check_id(session_id)
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         now = utc_now()
         encoded = []
         for position, item in enumerate(messages):
@@ -394,7 +343,7 @@ class BaseStore(Maintenance, abc.ABC):
                     "pass mofa.persistence.NewMessage objects."
                 )
             encoded.append(
-                _encode_message(item.role, item.content, item.metadata, item.timestamp, now)
+                encode_message(item.role, item.content, item.metadata, item.timestamp, now)
             )
         if not encoded:
             if await self._get_session(checked_id, scope) is None:
@@ -415,7 +364,7 @@ class BaseStore(Maintenance, abc.ABC):
         checked_id = check_id(session_id)
         checked_limit = check_limit(limit)
         after = check_limit(after_seq, "after_seq") or 0
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         if after >= MAX_SEQ:
             return []  # no seq is larger (and PostgreSQL could not even compare with it)
         return await self._list_messages(checked_id, checked_limit, after, scope)
@@ -429,7 +378,7 @@ class BaseStore(Maintenance, abc.ABC):
         if checked_limit is None:
             raise InvalidInputError("list_recent_messages needs a limit.")
         checked_id = check_id(session_id)
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         if checked_limit == 0:
             return []  # nothing to read (backends are called with limit >= 1)
         return await self._list_recent_messages(checked_id, checked_limit, scope)
@@ -440,7 +389,7 @@ class BaseStore(Maintenance, abc.ABC):
         """Every message of the session in order, read ``batch_size`` at a time."""
         self._check_open()
         checked_id = check_id(session_id)
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         size = check_limit(batch_size, "batch_size")
         if not size:
             raise InvalidInputError("batch_size must be a positive integer.")
@@ -459,7 +408,7 @@ class BaseStore(Maintenance, abc.ABC):
     async def count_messages(self, session_id: str, *, owner: Owner | None = None) -> int:
         """How many messages the session holds (0 for a missing session)."""
         self._check_open()
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         session = await self._get_session(check_id(session_id), scope)
         return 0 if session is None else session.message_count
 
@@ -471,7 +420,7 @@ class BaseStore(Maintenance, abc.ABC):
         """Save a new snapshot; versions count 1, 2, 3… per session."""
         self._check_open()
         checked_id = check_id(session_id)
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         if not isinstance(state, Mapping):
             raise InvalidInputError(
                 f"The agent state must be a JSON object (a dict), not {type(state).__name__}."
@@ -487,7 +436,7 @@ class BaseStore(Maintenance, abc.ABC):
         """The latest snapshot, or the given version; ``None`` when there is none."""
         self._check_open()
         checked_id = check_id(session_id)
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         if version is not None:
             check_limit(version, "version")
             if version > MAX_SEQ:
@@ -499,8 +448,48 @@ class BaseStore(Maintenance, abc.ABC):
     ) -> list[AgentState]:
         """Snapshots, newest version first."""
         self._check_open()
-        scope = _check_owner(owner)
+        scope = check_owner(owner)
         return await self._list_states(check_id(session_id), check_limit(limit), scope)
+
+    # --------------------------------------------------------------- restore
+
+    async def restore_session(
+        self,
+        session: Session,
+        records: Iterable[Message | AgentState] | AsyncIterable[Message | AgentState] = (),
+        *,
+        agent: Agent | None = None,
+        on_conflict: str = "fail",
+    ) -> Session | None:
+        """Write ``session`` back exactly as given, with its messages and states, atomically.
+
+        Every field is kept: the session's times, status and ``message_count``, each
+        message's ``seq``, timestamp and metadata, each state's version and time. ``records``
+        (an iterable or async iterable, read once, in flat memory) holds the messages with
+        ``seq`` 1, 2, 3… and the states with version 1, 2, 3…; there must be exactly
+        ``message_count`` messages. ``agent`` is the record to create when the store has
+        none of the session's agent (one it has is left as it is; without ``agent`` it gets
+        the placeholder :meth:`create_session` makes).
+
+        When the id is taken, ``on_conflict`` decides: ``"fail"`` raises
+        :class:`SessionExistsError`, ``"skip"`` changes nothing and returns ``None``,
+        ``"replace"`` swaps the stored session for this one in the same transaction. All or
+        nothing: a record that fails its checks (:class:`InvalidInputError`), or an error
+        raised by ``records`` itself, leaves the store as it was.
+        """
+        self._check_open()
+        checked, metadata_json = check_restored_session(session)
+        checked_agent = check_restored_agent(agent, checked)
+        policy = check_policy(on_conflict)
+        batches = restore_batches(checked, records)
+        try:
+            return await self._restore_session(
+                checked, metadata_json, checked_agent, batches, policy
+            )
+        finally:
+            # A backend that gave up waiting may leave it running; it then ends on its own.
+            with contextlib.suppress(RuntimeError):
+                await batches.aclose()
 
     # ------------------------------------------------------------ to implement
 
@@ -587,3 +576,17 @@ class BaseStore(Maintenance, abc.ABC):
     async def _list_states(
         self, session_id: str, limit: int | None, owner: Owner | None
     ) -> list[AgentState]: ...
+
+    @abc.abstractmethod
+    async def _restore_session(
+        self,
+        session: Session,
+        metadata_json: str,
+        agent: Agent | None,
+        batches: AsyncIterator[RestoreBatch],
+        on_conflict: ConflictPolicy,
+    ) -> Session | None:
+        """In one transaction: resolve a taken id by ``on_conflict`` (``"skip"`` returns
+        ``None`` before reading ``batches``), create ``agent`` (or the placeholder) if the
+        store has no record of the session's agent, write the session row as given, then
+        every batch. An exception from ``batches`` must leave nothing written."""

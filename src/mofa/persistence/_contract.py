@@ -9,7 +9,7 @@ calls the backend's private ``_``-methods.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol, Self, runtime_checkable
@@ -195,3 +195,13 @@ class Store(Protocol):
     async def list_states(
         self, session_id: str, *, limit: int | None = None, owner: Owner | None = None
     ) -> list[AgentState]: ...
+
+    # Restoring a session exactly as it was stored (an import, a copy between stores)
+    async def restore_session(
+        self,
+        session: Session,
+        records: Iterable[Message | AgentState] | AsyncIterable[Message | AgentState] = (),
+        *,
+        agent: Agent | None = None,
+        on_conflict: str = "fail",
+    ) -> Session | None: ...

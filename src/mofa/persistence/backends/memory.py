@@ -18,7 +18,7 @@ import asyncio
 import bisect
 import dataclasses
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -27,6 +27,7 @@ from mofa.persistence._checked import SessionQuery
 from mofa.persistence._codec import decode_json
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._toolkit import check_flag, placeholder_agent, reject_unknown_options
 from mofa.persistence.errors import (
@@ -279,3 +280,48 @@ class InMemoryStore(BaseStore):
             return []
         newest_first = row.states[::-1][:limit]
         return [dataclasses.replace(s, state=decode_json(j)) for s, j in newest_first]
+
+    async def _restore_session(
+        self,
+        session: Session,
+        metadata_json: str,
+        agent: Agent | None,
+        batches: AsyncIterator[RestoreBatch],
+        on_conflict: ConflictPolicy,
+    ) -> Session | None:
+        await asyncio.sleep(0)
+        if session.session_id in self._sessions:
+            if on_conflict == "fail":
+                raise SessionExistsError(session.session_id)
+            if on_conflict == "skip":
+                return None
+        # Built aside and put in place in one step: a failure part-way leaves no trace.
+        row = _SessionRow(session, metadata_json)
+        async for batch in batches:
+            if self.closed:
+                raise self._closed_meanwhile("its records")
+            for restored in batch.messages:
+                message = restored.stored(session.session_id, restored.seq, None)
+                row.messages.append((message, restored.metadata_json))
+            for state in batch.states:
+                snapshot = AgentState(
+                    session.session_id,
+                    state.version,
+                    decode_json(state.state_json),
+                    state.created_at,
+                )
+                row.states.append((snapshot, state.state_json))
+        if session.session_id in self._sessions and on_conflict != "replace":
+            if on_conflict == "fail":  # created by another task while the records were read
+                raise SessionExistsError(session.session_id)
+            return None
+        first_id = self._next_message_id
+        row.messages = [
+            (dataclasses.replace(message, id=first_id + index), metadata)
+            for index, (message, metadata) in enumerate(row.messages)
+        ]
+        self._next_message_id = first_id + len(row.messages)
+        if session.agent_id is not None and session.agent_id not in self._agents:
+            self._agents[session.agent_id] = agent or placeholder_agent(session)
+        self._sessions[session.session_id] = row
+        return session

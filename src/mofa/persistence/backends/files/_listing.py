@@ -167,6 +167,47 @@ def add_to_listing(fd: int, session: Session) -> Session:
     return session
 
 
+def place_in_listing(tree: FileTree, layout: Layout, session: Session) -> None:
+    """Add a restored session to the session list at its place in creation-time order.
+
+    Unlike a creation's, a restored session keeps its ``created_at``: its line is appended
+    when it is the newest (a restore of a whole store, oldest first, only appends), else the
+    list is rewritten with it in place (atomically, under the list's lock). A format-1 store
+    has no list: nothing to do.
+    """
+    created_at = format_time(session.created_at)
+    line = listing_line(
+        created_at, session.session_id, session.agent_id, session.user_id, session.tenant_id
+    )
+    with tree.flocked(layout.listing_lock):
+        try:
+            fd = tree.open(layout.listing, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            good_end, newest = 0, ""
+            for start, last in lines_backward(fd, size):
+                good_end, newest = start + len(last) + 1, _listed(last)["created_at"]
+                break
+            if newest <= created_at:
+                if good_end < len(line) or os.pread(fd, len(line), good_end - len(line)) != line:
+                    append_durably(fd, line, size, good_end)
+                return
+            lines = [
+                kept + b"\n"
+                for kept in os.pread(fd, good_end, 0).split(b"\n")[:-1]
+                if kept + b"\n" != line  # the same session restored again: listed once
+            ]
+        finally:
+            os.close(fd)
+        place = len(lines)
+        while place and _listed(lines[place - 1])["created_at"] > created_at:
+            place -= 1
+        lines.insert(place, line)
+        tree.replace(layout.listing, b"".join(lines))
+
+
 class SessionList:
     """Lists one store's sessions: from the session list once the store is known to have one
     (:attr:`listed`), else from every header; compacts the list in the background."""

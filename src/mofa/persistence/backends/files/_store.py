@@ -11,7 +11,7 @@ import errno
 import functools
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._checked import SessionQuery
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.backends.files._group_commit import Group, GroupCommit
@@ -34,6 +35,7 @@ from mofa.persistence.backends.files._messages import (
     save_state,
 )
 from mofa.persistence.backends.files._records import list_agents, read_agent, upsert_agent
+from mofa.persistence.backends.files._restore import StagedLogs
 from mofa.persistence.backends.files._sessions import (
     create_session,
     delete_session,
@@ -47,6 +49,7 @@ from mofa.persistence.errors import (
     PermissionDeniedError,
     PersistenceError,
     QueryError,
+    SessionExistsError,
     SessionNotFoundError,
 )
 from mofa.persistence.locations import default_data_dir, directory_url
@@ -293,3 +296,30 @@ class FileStore(BaseStore):
         return await self._run(
             read_states, self._tree, self._layout, session_id, None, limit, owner
         )
+
+    # --------------------------------------------------------------- restore
+
+    async def _restore_session(
+        self,
+        session: Session,
+        metadata_json: str,
+        agent: Agent | None,
+        batches: AsyncIterator[RestoreBatch],
+        on_conflict: ConflictPolicy,
+    ) -> Session | None:
+        if on_conflict != "replace":  # decided early (the commit checks again, locked)
+            found = await self._run(get_session, self._tree, self._layout, session.session_id, None)
+            if found is not None:
+                if on_conflict == "fail":
+                    raise SessionExistsError(session.session_id)
+                return None
+        staged = StagedLogs(self._tree, self._layout, session)
+        try:
+            await self._run(staged.open)
+            async for batch in batches:
+                await self._run(staged.write, batch)
+            return await self._run_locked(
+                session.session_id, staged.commit, metadata_json, agent, on_conflict
+            )
+        finally:
+            await self._run(staged.discard)

@@ -311,6 +311,22 @@ class FileTree:
         finally:
             self._leave(directory)
 
+    def rename(self, source: Path, target: Path) -> None:
+        """Move ``source`` over ``target``, both in one directory, atomically; then fsync
+        the directory."""
+        if source.parent != target.parent:  # a bug in the caller, never user input
+            raise ValueError(f"{source} and {target} are not in one directory")
+        parts = self._parts(target)
+        last = len(parts) - 1
+        directory = self._enter(parts, last)
+        try:
+            os.replace(source.name, parts[last], src_dir_fd=directory, dst_dir_fd=directory)
+            os.fsync(directory)
+        except OSError as exc:
+            raise self._named(target, exc) from None
+        finally:
+            self._leave(directory)
+
     def create_exclusively(self, path: Path, data: bytes) -> bool:
         """Create the file with ``data`` unless it exists (False then); never shows a
         half-written file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Self
 
@@ -10,6 +11,7 @@ from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._prune import PruneRule
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, SourceError
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import (
     delete_sessions_statement,
@@ -19,7 +21,9 @@ from mofa.persistence.backends._sql import (
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.backends.mysql._calls import PooledStore
 from mofa.persistence.backends.mysql._connect import Target
-from mofa.persistence.backends.mysql._pool import import_driver, open_pool
+from mofa.persistence.backends.mysql._errors import ER_DUP_ENTRY, error_code
+from mofa.persistence.backends.mysql._pool import abandon, import_driver, open_pool
+from mofa.persistence.backends.mysql._restore import restore
 from mofa.persistence.backends.mysql._rows import aware, session_from_row, wire
 from mofa.persistence.backends.mysql._schema import migrate
 from mofa.persistence.backends.mysql._statements import (
@@ -44,6 +48,7 @@ from mofa.persistence.errors import (
     InvalidURLError,
     PersistenceError,
     SchemaError,
+    SessionExistsError,
     SessionNotFoundError,
 )
 
@@ -327,3 +332,49 @@ class MySqlStore(PooledStore):
         if not insert.affected_rows:  # out of scope (or missing): nothing was inserted
             raise SessionNotFoundError(session_id)
         return AgentState(session_id, insert.last_insert_id, state, now)
+
+    # --------------------------------------------------------------- restore
+
+    async def _restore_session(
+        self,
+        session: Session,
+        metadata_json: str,
+        agent: Agent | None,
+        batches: AsyncIterator[RestoreBatch],
+        on_conflict: ConflictPolicy,
+    ) -> Session | None:
+        # One transaction on one connection for the whole session: never retried (the
+        # records are read once), rolled back by any error, the source's included.
+        with self._in_flight:
+            try:
+                async with self._pool.acquire() as connection:
+                    await connection.begin()
+                    try:
+                        restored = await restore(
+                            connection,
+                            session,
+                            metadata_json,
+                            agent,
+                            on_conflict,
+                            batches,
+                            self._check_packet,
+                        )
+                        await connection.commit()
+                    except Exception:
+                        await abandon(connection)  # rolls back, or drops a broken connection
+                        raise
+                    except BaseException:
+                        connection.close()  # cancelled mid-call: its state is unknown
+                        raise
+                self._outage.answered()
+                return restored
+            except SourceError as exc:
+                raise exc.original from None
+            except PersistenceError:
+                raise
+            except Exception as exc:
+                if self._closed and error_code(exc) is None:
+                    raise self._closed_meanwhile() from exc
+                if error_code(exc) == ER_DUP_ENTRY:  # created meanwhile by another call
+                    raise SessionExistsError(session.session_id) from exc
+                raise self._error(exc, write=True) from exc

@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -16,6 +16,7 @@ from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._prune import PruneRule
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, SourceError
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._outage import OutageLog
 from mofa.persistence.backends._sql import SqlStore, owner_params
@@ -32,6 +33,7 @@ from mofa.persistence.backends.postgres._errors import (
     translate,
 )
 from mofa.persistence.backends.postgres._pool import open_connections, open_pool
+from mofa.persistence.backends.postgres._restore import restore
 from mofa.persistence.backends.postgres._rows import by_seq, session_from_row, utc
 from mofa.persistence.backends.postgres._schema import migrate
 from mofa.persistence.backends.postgres._statements import (
@@ -450,3 +452,43 @@ class PostgresStore(SqlStore):
         if not rows:
             raise SessionNotFoundError(session_id)
         return AgentState(session_id, rows[0][0], state, now)
+
+    # --------------------------------------------------------------- restore
+
+    async def _restore_session(
+        self,
+        session: Session,
+        metadata_json: str,
+        agent: Agent | None,
+        batches: AsyncIterator[RestoreBatch],
+        on_conflict: ConflictPolicy,
+    ) -> Session | None:
+        # One transaction on one connection for the whole session: never retried (the
+        # records are read once), rolled back by any error, the source's included.
+        with self._in_flight:
+            try:
+                connection = await self._pool.acquire()
+            except Exception as exc:
+                if self._closed:
+                    raise self._closed_meanwhile() from exc
+                raise self._failure(exc, stage=CONNECT, write=True) from exc
+            try:
+                async with connection.transaction():
+                    restored = await restore(
+                        connection, session, metadata_json, agent, on_conflict, batches
+                    )
+                self._outage.answered()
+                return restored
+            except SourceError as exc:
+                raise exc.original from None
+            except PersistenceError:
+                raise
+            except Exception as exc:
+                if is_connection_error(exc):
+                    with contextlib.suppress(Exception):
+                        connection.terminate()
+                if sqlstate(exc) == UNIQUE_VIOLATION:  # created meanwhile by another call
+                    raise SessionExistsError(session.session_id) from exc
+                raise self._failure(exc, stage=CALL, write=True) from exc
+            finally:
+                await self._pool.release(connection)

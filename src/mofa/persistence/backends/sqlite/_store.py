@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -11,9 +11,11 @@ from mofa.persistence._base import EncodedMessage
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
 from mofa.persistence._prune import PruneRule
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._sql import SqlStore
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
+from mofa.persistence.backends.sqlite._restore import BatchSource, restore_tx
 from mofa.persistence.backends.sqlite._statements import DIALECT, READS
 from mofa.persistence.backends.sqlite._transactions import (
     append_many_tx,
@@ -189,3 +191,27 @@ class SqliteStore(SqlStore):
             owner,
             session_id=session_id,
         )
+
+    # --------------------------------------------------------------- restore
+
+    async def _restore_session(
+        self,
+        session: Session,
+        metadata_json: str,
+        agent: Agent | None,
+        batches: AsyncIterator[RestoreBatch],
+        on_conflict: ConflictPolicy,
+    ) -> Session | None:
+        source = BatchSource(batches)
+        try:
+            return await self._worker.write(
+                restore_tx,
+                session,
+                metadata_json,
+                agent,
+                on_conflict,
+                source,
+                session_id=session.session_id,
+            )
+        finally:
+            source.abandoned.set()
