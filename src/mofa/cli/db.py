@@ -53,8 +53,11 @@ _DB_TYPE_OPTION = click.option(
 )
 
 
-def _db_type(ctx: click.Context, given: str | None, url: DatabaseURL | None) -> str:
-    """-t as a dialect name, or the type the URL names; a usage error when neither says."""
+def _db_type(
+    ctx: click.Context, given: str | None, url: DatabaseURL | None, *, init: bool = False
+) -> str:
+    """-t as a dialect name, or the type the URL names; a usage error when neither says
+    (for ``db init``, naming the environment's URL when one is set)."""
     if given is not None:
         given = given.lower()
         return TYPE_ALIASES.get(given, given)
@@ -66,11 +69,14 @@ def _db_type(ctx: click.Context, given: str | None, url: DatabaseURL | None) -> 
             "give a postgresql://, mysql:// or sqlite:// URL.",
             ctx,
         )
-    raise click.UsageError(
+    message = (
         "Missing option '-t' / '--db-type' (postgres, mysql or sqlite); it may be left out "
-        "only when a URL (-u or mofa --database-url) says the type.",
-        ctx,
+        "only when a URL (-u or mofa --database-url) says the type."
     )
+    name = _environment_url_name() if init else None
+    if name is not None:
+        message += f' ${name} is set: to create the tables there, run: mofa db init -u "${name}"'
+    raise click.UsageError(message, ctx)
 
 
 def _global_url(ctx: click.Context) -> str | None:
@@ -168,7 +174,7 @@ def init(
     """
     database_url = database_url if database_url is not None else _global_url(ctx)
     url = None if database_url is None else _parse(database_url)
-    db_type = _db_type(ctx, db_type, url)
+    db_type = _db_type(ctx, db_type, url, init=True)
     parsed = _check_url(db_type, url) if url is not None else None
     if parsed is None:
         _hint_environment_url(db_type)
@@ -269,23 +275,31 @@ def _initialize(db_type: str, url: DatabaseURL) -> None:
         say("  Note: an in-memory SQLite database is gone when mofa exits; nothing was saved.")
 
 
-def _hint_environment_url(db_type: str) -> None:
-    """Printing the SQL is the seeds' default; when the environment names a database, say
-    on stderr how to run it there instead (without printing the URL: it may hold a
-    password)."""
+def _environment_url_name() -> str | None:
+    """``MOFA_DATABASE_URL`` or ``DATABASE_URL``, whichever the environment (or a ``.env``)
+    sets first; None when neither is set."""
     from mofa.config import ConfigError, environment
 
     try:
         settings = environment(None, settings_only=True)
     except ConfigError:
-        return
+        return None
     for name in ("MOFA_DATABASE_URL", "DATABASE_URL"):
         if settings.get(name, "").strip():
-            _progress(
-                f"Note: ${name} is set; this prints the SQL only. To create the tables there, "
-                f'run: mofa db init -t {db_type} -u "${name}"'
-            )
-            return
+            return name
+    return None
+
+
+def _hint_environment_url(db_type: str) -> None:
+    """Printing the SQL is the seeds' default; when the environment names a database, say
+    on stderr how to run it there instead (without printing the URL: it may hold a
+    password)."""
+    name = _environment_url_name()
+    if name is not None:
+        _progress(
+            f"Note: ${name} is set; this prints the SQL only. To create the tables there, "
+            f'run: mofa db init -t {db_type} -u "${name}"'
+        )
 
 
 db.add_command(doctor)
