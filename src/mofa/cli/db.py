@@ -3,8 +3,9 @@
 There is one schema, stored as data in :mod:`mofa.persistence.schema`. ``db schema`` and
 ``db init`` print :func:`~mofa.persistence.schema.script` (what a store runs on an empty
 database, statement for statement), ``db init -o`` saves it for the database's own client, and
-``db init -u`` opens a store on the URL, which creates or upgrades the schema in one transaction
-where the dialect allows it (PostgreSQL, SQLite) — so all three give the same tables.
+``db init -u`` opens a store on the URL, which creates or upgrades the schema (plain steps in
+one transaction where the dialect allows it, online steps alone: ``backends/_sql/_online``)
+— so all three give the same tables.
 
 The SQL is data and goes to stdout (pipeable); the progress lines of ``-o`` / ``-u`` (the seeds'
 lines) go to stderr, as errors do (one ``Error: …`` line, exit 1), so a terminal shows what
@@ -134,8 +135,9 @@ def db() -> None:
     "--database-url",
     "database_url",
     metavar="URL",
-    help="Run the SQL on this database now (creates or upgrades the tables in one "
-    "transaction on PostgreSQL and SQLite; safe to repeat). Needs the database's driver. "
+    help="Run the SQL on this database now (creates or upgrades the tables; online steps "
+    "run without stopping writers; safe to repeat, and an interrupted upgrade resumes). "
+    "Needs the database's driver. "
     "PostgreSQL: a direct URL; one through PgBouncer in transaction mode is refused.",
 )
 @click.pass_context
