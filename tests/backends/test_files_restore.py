@@ -91,8 +91,16 @@ def test_an_import_killed_while_staging_leaves_no_hidden_file_once_run_again(
     if policy == "replace":  # an older version of the session is in the way
         asyncio.run(_restore_into(url, a_session("big", count=2), some_messages("big", 2)))
     process = subprocess.Popen(
-        [str(MOFA), "--database-url", url, "session", "import", str(backup),
-         "--on-conflict", policy],
+        [
+            str(MOFA),
+            "--database-url",
+            url,
+            "session",
+            "import",
+            str(backup),
+            "--on-conflict",
+            policy,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -108,8 +116,9 @@ def test_an_import_killed_while_staging_leaves_no_hidden_file_once_run_again(
     asyncio.run(_open_and_close(url))  # the next open clears what the dead import left
     assert staged(target) == []
 
-    again = run_mofa("--database-url", url, "session", "import", str(backup),
-                     "--on-conflict", policy)
+    again = run_mofa(
+        "--database-url", url, "session", "import", str(backup), "--on-conflict", policy
+    )
     assert again.returncode == 0, again.stderr
     assert staged(target) == []
     assert _export(url, "big") == expected

@@ -35,7 +35,7 @@ from mofa.persistence.backends.files._messages import (
     save_state,
 )
 from mofa.persistence.backends.files._records import list_agents, read_agent, upsert_agent
-from mofa.persistence.backends.files._restore import StagedLogs
+from mofa.persistence.backends.files._restore import StagedLogs, clear_dead_restores
 from mofa.persistence.backends.files._sessions import (
     create_session,
     delete_session,
@@ -126,6 +126,8 @@ class FileStore(BaseStore):
             raise
         store.applied_migrations = applied
         store._session_list.listed = listed
+        if create_schema:  # a store opened to write: what a killed restore left goes
+            await store._run(clear_dead_restores, store._tree, store._layout)
         return store
 
     # ---------------------------------------------------------------- plumbing
@@ -313,6 +315,7 @@ class FileStore(BaseStore):
                 if on_conflict == "fail":
                     raise SessionExistsError(session.session_id)
                 return None
+        await self._run(clear_dead_restores, self._tree, self._layout)
         staged = StagedLogs(self._tree, self._layout, session)
         try:
             await self._run(staged.open)
