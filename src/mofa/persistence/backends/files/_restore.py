@@ -25,8 +25,8 @@ import secrets
 from pathlib import Path
 
 from mofa.persistence._codec import format_time
-from mofa.persistence._entities import Agent, Session
-from mofa.persistence._restore import ConflictPolicy, RestoreBatch
+from mofa.persistence._entities import Agent, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, replaces
 from mofa.persistence.backends._toolkit import placeholder_agent
 from mofa.persistence.backends.files._durable import write_all
 from mofa.persistence.backends.files._layout import Layout, SessionFiles
@@ -41,7 +41,7 @@ from mofa.persistence.backends.files._records import (
 )
 from mofa.persistence.backends.files._sessions import indexed_files, unlink_logs
 from mofa.persistence.backends.files._tree import FileTree
-from mofa.persistence.errors import ConflictError, PersistenceError, SessionExistsError
+from mofa.persistence.errors import ConflictError, PersistenceError
 
 __all__ = ["StagedLogs", "clear_dead_restores"]
 
@@ -153,7 +153,11 @@ class StagedLogs:
             self._marker_fd = -1
 
     def commit(
-        self, metadata_json: str, agent: Agent | None, on_conflict: ConflictPolicy
+        self,
+        metadata_json: str,
+        agent: Agent | None,
+        on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
         tree, layout, session, files = self._tree, self._layout, self._session, self._files
         for fd in self._fds:
@@ -162,10 +166,10 @@ class StagedLogs:
         with tree.flocked(layout.lock_path(session_id)):
             previous = indexed_files(tree, layout, session_id)
             if previous is not None:
-                if read_header(tree, previous, session_id) is not None:
-                    if on_conflict == "fail":
-                        raise SessionExistsError(session_id)
-                    if on_conflict == "skip":
+                held = read_header(tree, previous, session_id)
+                if held is not None:
+                    held_by = (held.get("tenant_id"), held.get("user_id"), held.get("agent_id"))
+                    if not replaces(session_id, on_conflict, owner, held_by):
                         return None
                     _remove(tree, previous)
                 unlink_logs(tree, previous)  # what a crash or the replaced session left

@@ -294,5 +294,7 @@ async def test_through_a_scope_a_session_of_another_owner_is_refused(
     store: BaseStore, changes: dict[str, object]
 ) -> None:
     with pytest.raises(InvalidInputError, match="owner"):
-        await store.restore_session(a_session(**changes), some_messages(), owner=TENANT_R)
+        await store.restore_session(
+            a_session("restored", 3, **changes), some_messages(), owner=TENANT_R
+        )
     assert await store.get_session("restored") is None
