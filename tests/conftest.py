@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mofa.persistence import BaseStore, open_store, schema
+from tests.partitioned import empty_partitioned, partition
 from tests.pgbouncer import PgBouncer, pgbouncer
 from tests.servers import drop_mofa_tables, mysql_database, postgres_database
 
@@ -25,8 +26,10 @@ DURABLE_BACKENDS = [name for name in BACKENDS if name != "memory"]
 #: The conformance suite's backends: every backend, and the PostgreSQL store through
 #: PgBouncer in transaction mode (its URL goes through the pooler; the fixtures create the
 #: schema on the direct URL first, as `mofa db init -u DIRECT_URL` would).
-CONFORMANCE_BACKENDS = [*BACKENDS, "pgbouncer"]
-CONFORMANCE_DURABLE_BACKENDS = [*DURABLE_BACKENDS, "pgbouncer"]
+#: And on PostgreSQL with sessions, messages and agent_state hash-partitioned by session_id
+#: (tests/partitioned.py: the key rule Citus enforces).
+CONFORMANCE_BACKENDS = [*BACKENDS, "pgbouncer", "partitioned"]
+CONFORMANCE_DURABLE_BACKENDS = [*DURABLE_BACKENDS, "pgbouncer", "partitioned"]
 
 
 def all_versions(dialect: str) -> tuple[int, ...]:
@@ -44,8 +47,8 @@ def _params(names: list[str]) -> list[object]:
 
 
 def _marks(name: str) -> list[pytest.MarkDecorator]:
-    if name == "pgbouncer":  # needs the PostgreSQL server too: `-m postgres` selects it
-        return [pytest.mark.postgres, pytest.mark.pgbouncer]
+    if name in ("pgbouncer", "partitioned"):  # PostgreSQL too: `-m postgres` selects them
+        return [pytest.mark.postgres, getattr(pytest.mark, name)]
     return [getattr(pytest.mark, name)]
 
 
@@ -95,8 +98,8 @@ def pgbouncer_server() -> Iterator[PgBouncer]:
 
 
 def server_kind(backend: str) -> str:
-    """The server a backend's database lives on ("postgres" for pgbouncer)."""
-    return "postgres" if backend == "pgbouncer" else backend
+    """The server a backend's database lives on ("postgres" for pgbouncer and partitioned)."""
+    return "postgres" if backend in ("pgbouncer", "partitioned") else backend
 
 
 def url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -107,7 +110,7 @@ def url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str
         return f"sqlite://{tmp_path / 'mofa.db'}"
     if backend == "files":
         return f"file://{tmp_path / 'data'}"
-    if backend == "postgres":
+    if backend in ("postgres", "partitioned"):
         return str(request.getfixturevalue("postgres_server_database"))
     if backend == "mysql":
         return str(request.getfixturevalue("mysql_server_database"))
@@ -122,6 +125,7 @@ async def _empty(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
     pgbouncer: the schema is then created through the direct URL (migrations are refused
     through a transaction pooler), so the database is empty of data, not of tables.
+    partitioned: the schema is created, then its three tables partitioned.
     """
     url = url_for(backend, tmp_path, request)
     if backend in ("postgres", "mysql"):
@@ -130,7 +134,19 @@ async def _empty(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         direct = url_for("postgres", tmp_path, request)
         await drop_mofa_tables("postgres", direct)
         await (await open_store(direct)).close()
+    if backend == "partitioned" and not await _empty_partitioned(url):
+        await drop_mofa_tables("postgres", url)
+        await (await open_store(url)).close()
+        await partition(url)
     return url
+
+
+async def _empty_partitioned(url: str) -> bool:
+    """Empty an already partitioned database (faster than building it again), if it is one."""
+    try:
+        return await empty_partitioned(url, schema.latest_version("postgres"))
+    except Exception:  # no mofa_schema_migrations yet, or a test left something else
+        return False
 
 
 @pytest.fixture

@@ -52,6 +52,17 @@ def with_credentials(url: str, user: str, password: str | None) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
+def statements_through(dialect: str, version: int) -> list[str]:
+    """What made a database at schema ``version`` (the release of that version ran these)."""
+    statements: list[str] = []
+    for migration in schema.migrations(dialect)[:version]:
+        statements += migration.statements
+        if migration.version == 1:
+            statements.append(schema.bootstrap_statement(dialect))
+        statements.append(schema.record_statement(dialect, migration))
+    return statements
+
+
 def database_name(url: str) -> str:
     """The database a server URL names ("" when it names none)."""
     return urlsplit(url).path.lstrip("/")

@@ -433,3 +433,36 @@ def test_lines_holding_a_needle_are_found_across_blocks(
                 _listing._lines_holding_backward(file.fileno(), len(path.read_bytes()), b"needle")
             )
         assert found == [line for line in reversed(lines) if b"needle" in line]
+
+
+async def test_a_listing_before_a_time_seeks_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``until`` is found by bisecting the session list (it is in creation order), not by
+    reading every later line: a page deep in a long store costs what the first one does, so
+    walking a store page by page (``mofa info``'s counts, a prune's scan, the doctor's
+    read-back) is linear, not quadratic (88 s for 100,000 sessions before)."""
+    parsed: list[bytes] = []
+    real = _listing._listed
+
+    def counting(line: bytes) -> dict[str, Any]:
+        parsed.append(line)
+        return real(line)
+
+    async with await FileStore.connect(tmp_path / "data") as store:
+        created = await fill(store, 600)
+        ordered = sorted(created, key=lambda s: (s.created_at, s.session_id))
+        monkeypatch.setattr(_listing, "_listed", counting)
+        for index in (0, 1, 37, 300, 599):
+            bound = ordered[index].created_at
+            parsed.clear()
+            page = await store.list_sessions(until=bound, limit=10)
+            want = sorted((key for key in keys(created) if key[0] < bound), reverse=True)[:10]
+            assert keys(page) == want
+            assert len(parsed) < 40, index  # ~2 log2(600) probes, then the page
+        parsed.clear()
+        everything = await store.list_sessions(until=ordered[-1].created_at + timedelta(days=1))
+        assert len(everything) == 600
+        assert await store.list_sessions(until=ordered[0].created_at) == []
+        counts = await store.get_counts()
+        assert (counts.sessions, counts.messages) == (600, 0)

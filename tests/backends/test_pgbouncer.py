@@ -153,7 +153,10 @@ async def test_pool_mode_session_lets_migrations_run_through_a_session_pooler(
         async with await open_store(url) as store:
             assert store.applied_migrations == all_versions("postgres")
         # Found but not declared: taken to share connections, so the migration is refused.
-        await postgres_rows(direct_url, "DELETE FROM mofa_schema_migrations WHERE version = 3")
+        latest = schema.latest_version("postgres")
+        await postgres_rows(
+            direct_url, f"DELETE FROM mofa_schema_migrations WHERE version = {latest}"
+        )
         with pytest.raises(SchemaError, match="needs schema migration"):
             await open_store(bouncer.url(direct_url))
 

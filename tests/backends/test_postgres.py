@@ -502,7 +502,8 @@ async def test_recent_messages_read_backwards_through_the_index(database_url: st
         database_url,
         "SELECT id, seq FROM messages WHERE session_id = 's' ORDER BY seq DESC LIMIT 20",
     )
-    assert "Index Scan Backward using idx_messages_session" in plan
+    # Version 4 made the unique (session_id, seq) index the primary key, named messages_pkey.
+    assert "Index Scan Backward using messages_pkey" in plan
 
 
 async def test_save_state_finds_the_last_version_in_one_step_back_on_the_key(

@@ -747,6 +747,21 @@ def test_db_init_without_a_url_prints_and_says_how_to_use_the_environments(
     assert "s3cret" not in result.output
 
 
+def test_db_init_without_a_type_names_the_environments_url() -> None:
+    """`export DATABASE_URL=…` then `mofa db init`, as a user of the seeds types it: the
+    usage error says how to run it there (the URL is named, never shown)."""
+    secret = "postgresql://user:s3cret@localhost/mofa"
+    for name in ("DATABASE_URL", "MOFA_DATABASE_URL"):
+        result = mofa("db", "init", env={name: secret})
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1] == (
+            "Error: Missing option '-t' / '--db-type' (postgres, mysql or sqlite); it may be "
+            "left out only when a URL (-u or mofa --database-url) says the type. "
+            f'${name} is set: to create the tables there, run: mofa db init -u "${name}"'
+        )
+        assert "s3cret" not in result.output
+
+
 def test_a_url_that_names_no_sql_database_needs_no_type_to_be_refused(tmp_path: Path) -> None:
     result = mofa("--database-url", f"file://{tmp_path}", "db", "init")
     assert result.exit_code == 2

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mofa.persistence import NewMessage, open_store
+from mofa.persistence import NewMessage, open_store, schema
 from tests._cli import mofa, one_error_line
 from tests.cli.test_db_existing_tables import execute
 from tests.cli.test_session import CLI_BACKENDS
@@ -49,7 +49,7 @@ def test_info_says_which_store_why_and_what_it_holds(empty_url: str, backend: st
     assert facts["source"] == "--database-url"
     assert facts["chosen_because"] == "the --database-url option"
     assert (facts["agents"], facts["sessions"], facts["messages"]) == (2, 2, 3)
-    expected_version = None if backend == "files" else 3
+    expected_version = None if backend == "files" else schema.latest_version(backend)
     assert facts["schema_version"] == expected_version
     assert (
         facts["backend"]

@@ -14,6 +14,7 @@ import json
 import os
 import pty
 import select
+import struct
 import subprocess
 import termios
 import time
@@ -64,17 +65,21 @@ def on_terminal(
     answer: bytes | list[bytes],
     env: dict[str, str],
     cwd: Path | None = None,
+    size: tuple[int, int] | None = None,
 ) -> tuple[int, str, int]:
     """Run ``command`` on a pseudo-terminal, typing ``answer`` at every ``[y/N]: `` prompt
     (or, given a list, its answers in turn, one a prompt).
 
     The answer is typed the moment the prompt shows, so a Ctrl-C may land before the command
     starts reading; the terminal is the command's controlling terminal (Ctrl-C in ``answer``
-    interrupts it). Returns the exit code, everything the terminal showed (with ``\n`` line
-    ends) and how many prompts were answered.
+    interrupts it). ``size``: the terminal's rows and columns (else the pty's 0 x 0, which
+    programs read as unknown). Returns the exit code, everything the terminal showed (with
+    ``\n`` line ends) and how many prompts were answered.
     """
     answers = [answer] if isinstance(answer, bytes) else list(answer)
     controller, terminal = pty.openpty()
+    if size is not None:
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     process = subprocess.Popen(
         command,
         cwd=cwd,

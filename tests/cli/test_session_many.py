@@ -63,6 +63,23 @@ def test_delete_reads_ids_from_stdin(empty_url: str) -> None:
     assert ids(empty_url) == ["s1"]
 
 
+def test_stdin_ids_are_taken_exactly(empty_url: str) -> None:
+    """An id read from stdin loses only its line end (LF or CRLF): " lead" is deleted, never
+    the "lead" that stripping its space would name; lines holding only blanks are skipped,
+    and an id given twice is deleted once."""
+
+    async def fill() -> None:
+        async with await open_store(empty_url) as store:
+            for session_id in (" lead", "lead", "trail ", "trail", "crlf"):
+                await store.create_session(session_id)
+
+    asyncio.run(fill())
+    piped = " lead\n \t \n\ntrail \r\ncrlf\r\n lead\n"
+    result = mofa("session", "delete", "-", "--force", url=empty_url, input=piped)
+    assert result.exit_code == 0, result.output
+    assert ids(empty_url) == ["lead", "trail"]
+
+
 def test_the_worst_exit_code_wins_and_the_rest_still_go(empty_url: str) -> None:
     asyncio.run(_fill(empty_url, 2))
     result = mofa("session", "delete", "missing", "s0", "", "s1", "--force", url=empty_url)

@@ -161,6 +161,23 @@ def test_a_short_table_and_no_pager_print_straight(tmp_path: Path) -> None:
     assert not (tmp_path / "paged.txt").exists()
 
 
+def test_the_pager_measures_the_terminal(tmp_path: Path) -> None:
+    """A table that fits the terminal (45 lines on 60 rows) prints straight; on 20 rows the
+    same table is paged. $LINES is unset, as bash leaves it for the programs it starts."""
+    url = f"sqlite://{tmp_path / 'm.db'}"
+    _long_session(url, 30)
+    env = {**os.environ, "MOFA_DATABASE_URL": url, "MOFA_PAGER": str(_pager_script(tmp_path))}
+    env.pop("LINES", None)
+    command = [str(MOFA), "session", "show", "long"]
+    code, output, _ = on_terminal(command, [], env=env, size=(60, 120))
+    assert code == 0, output
+    assert "│ message 29 " in output
+    assert "PAGED" not in output
+    code, output, _ = on_terminal(command, [], env=env, size=(20, 120))
+    assert code == 0, output
+    assert output.strip() == "PAGED"
+
+
 def test_piped_output_never_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite://{tmp_path / 'm.db'}"
     _long_session(url, 300)

@@ -1,5 +1,7 @@
-"""The conformance suite runs on every backend and, in addition, on ``pgbouncer``: the
-PostgreSQL store through a private PgBouncer in transaction mode (see ``tests/conftest.py``)."""
+"""The conformance suite runs on every backend and, in addition, on ``pgbouncer`` (the
+PostgreSQL store through a private PgBouncer in transaction mode) and ``partitioned``
+(PostgreSQL with the three session tables hash-partitioned by session_id); see
+``tests/conftest.py``."""
 
 from __future__ import annotations
 

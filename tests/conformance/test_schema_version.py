@@ -43,8 +43,8 @@ async def test_a_store_a_newer_version_upgraded_is_refused(
     async with await open_store(durable_url) as store:
         await store.create_session("kept", user_id="u")
         dialect = record_for(store.backend).dialect
-        # Through PgBouncer the fixture made the schema on the direct URL already.
-        if dialect is not None and durable_backend != "pgbouncer":
+        # Through PgBouncer, and partitioned, the fixture made the schema already.
+        if dialect is not None and durable_backend not in ("pgbouncer", "partitioned"):
             assert store.applied_migrations == tuple(
                 migration.version for migration in schema.migrations(dialect)
             )

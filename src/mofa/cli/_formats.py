@@ -26,6 +26,7 @@ __all__ = [
     "FORMATS",
     "MACHINE_FORMATS",
     "Format",
+    "RecordWriter",
     "csv_cell",
     "format_option",
     "jsonl_line",
@@ -89,6 +90,63 @@ class _Line:
         self.write = write
 
 
+class RecordWriter:
+    """Writes records in one format as they come (:meth:`add`, then :meth:`finish`): the
+    machine formats write each record at once; a table keeps its rows until the end, as it
+    needs their widths."""
+
+    def __init__(
+        self,
+        output_format: str,
+        write: Callable[[str], object],
+        *,
+        columns: Sequence[str],
+        empty_table: str = "No records found.",
+    ) -> None:
+        self._format = output_format
+        self._write = write
+        self._columns = columns
+        self._empty_table = empty_table
+        self._rows: list[list[Any]] = []
+        self._csv: Any = None
+        self.count = 0
+        if output_format == "csv":
+            import csv
+
+            self._csv = csv.writer(_Line(write), lineterminator="\n")
+            self._csv.writerow(columns)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        columns = self._columns
+        if self._format == "table":
+            self._rows.append([record.get(column) for column in columns])
+        elif self._csv is not None:
+            self._csv.writerow([csv_cell(record.get(column)) for column in columns])
+        else:
+            row = {column: record.get(column) for column in columns}
+            if self._format == "jsonl":
+                self._write(jsonl_line(row))
+            elif self._format == "json":
+                body = to_json(row).replace("\n", "\n  ")
+                self._write(("[\n  " if self.count == 0 else ",\n  ") + body)
+            else:  # yaml: each record a one-item list, which concatenate into one list
+                from mofa.cli._render import to_yaml
+
+                self._write(to_yaml([row]))
+        self.count += 1
+
+    def finish(self) -> int:
+        """End the output (with a newline); return how many records it holds."""
+        if self._format == "table":
+            rows = self._rows
+            self._write((box_table(self._columns, rows) if rows else self._empty_table) + "\n")
+        elif self._format == "json":
+            self._write("\n]\n" if self.count else "[]\n")
+        elif self._format == "yaml" and not self.count:
+            self._write("[]\n")
+        return self.count
+
+
 def write_records(
     records: Iterable[Mapping[str, Any]],
     output_format: str,
@@ -101,34 +159,7 @@ def write_records(
 
     The text ends with a newline. A table of nothing prints ``empty_table`` instead.
     """
-    count = 0
-    if output_format == "table":
-        rows = [[record.get(column) for column in columns] for record in records]
-        write((box_table(columns, rows) if rows else empty_table) + "\n")
-        return len(rows)
-    if output_format == "csv":
-        import csv
-
-        writer = csv.writer(_Line(write), lineterminator="\n")
-        writer.writerow(columns)
-        for record in records:
-            writer.writerow([csv_cell(record.get(column)) for column in columns])
-            count += 1
-        return count
+    writer = RecordWriter(output_format, write, columns=columns, empty_table=empty_table)
     for record in records:
-        row = {column: record.get(column) for column in columns}
-        if output_format == "jsonl":
-            write(jsonl_line(row))
-        elif output_format == "json":
-            body = to_json(row).replace("\n", "\n  ")
-            write(("[\n  " if count == 0 else ",\n  ") + body)
-        else:  # yaml: each record a one-item list, which concatenate into one list
-            from mofa.cli._render import to_yaml
-
-            write(to_yaml([row]))
-        count += 1
-    if output_format == "json":
-        write("\n]\n" if count else "[]\n")
-    elif output_format == "yaml" and not count:
-        write("[]\n")
-    return count
+        writer.add(record)
+    return writer.finish()

@@ -75,13 +75,18 @@ def count_callback(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 def read_ids(arguments: tuple[str, ...]) -> Iterator[str]:
-    """The session ids of the arguments, where ``-`` stands for the ids on stdin (one per
-    line; blank lines skipped, surrounding whitespace dropped)."""
+    """The session ids of the arguments, where ``-`` stands for the ids on stdin: one per
+    line, exactly as written but for its line end (``\n`` or ``\r\n``); lines of blanks
+    only are skipped.
+
+    Nothing else is stripped: an id may begin or end with a space, and stripping it would
+    name (and delete) another session.
+    """
     for argument in arguments:
         if argument != "-":
             yield argument
             continue
         for line in sys.stdin:
-            session_id = line.strip()
-            if session_id:
+            session_id = line.removesuffix("\n").removesuffix("\r")
+            if session_id.strip():
                 yield session_id

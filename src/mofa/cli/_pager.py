@@ -21,11 +21,17 @@ def wants_pager(lines: int, *, enabled: bool = True) -> bool:
     """Whether ``lines`` of output to stdout should go through a pager."""
     if not enabled or not sys.stdout.isatty():
         return False
-    try:
-        height = int(os.environ.get("LINES", "")) or os.get_terminal_size(sys.stdout.fileno()).lines
-    except (ValueError, OSError):
-        height = 24
-    # (os, not shutil: shutil's imports cost a few ms of every command's start)
+    # $LINES first, as shutil.get_terminal_size reads it (os, not shutil: shutil's imports
+    # cost a few ms of every command's start); a shell rarely exports it, so the terminal's
+    # own size is the usual answer, and 24 rows when neither says.
+    height = 0
+    with suppress(ValueError):
+        height = int(os.environ.get("LINES", ""))
+    if height <= 0:
+        try:
+            height = os.get_terminal_size(sys.stdout.fileno()).lines
+        except OSError:
+            height = 0
     return lines > (height or 24) - 1
 
 

@@ -62,8 +62,9 @@ def _delete_exit_code(exc: Exception) -> int:
 def delete_command(ctx: click.Context, session_ids: tuple[str, ...], force: bool) -> None:
     """Delete sessions and their conversation history.
 
-    Takes one or more ids; - reads more from stdin, one per line (so the seeds' batch
-    delete runs in one process). Asks once for confirmation unless --force is given;
+    Takes one or more ids; - reads more from stdin, one per line, exactly as written (only
+    the line end is dropped; blank lines are skipped), so the seeds' batch delete runs in
+    one process. Asks once for confirmation unless --force is given;
     without a terminal to ask on, it refuses. Each session is deleted on its own: one that
     is missing or fails is reported and the others still go. Exit codes (the worst one
     wins): 0 deleted, 1 a session not found, 2 permission denied, 3 not deleted (the delete

@@ -1,9 +1,10 @@
 """``mofa session prune``: delete old, expired or surplus sessions — a dry run unless ``--yes``.
 
-The library call is :meth:`~mofa.persistence.BaseStore.prune_sessions`: the store scans, then
-deletes in short batches that re-check the rule, so writers to other sessions never wait
-long. The sessions that go (or would go) are the data, on stdout in ``--format``; the
-summary and the progress go to stderr.
+The library call is :meth:`~mofa.persistence.BaseStore.prune_sessions`: the store reads a
+page of sessions at a time and deletes what it selects in short batches that re-check the
+rule, so writers to other sessions never wait long and nothing holds the whole selection.
+The sessions that go (or would go) are the data, on stdout in ``--format`` (the machine
+formats a batch at a time); the summary and the progress go to stderr.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import click
 
 from mofa.cli._errors import run
-from mofa.cli._formats import format_option, write_records
+from mofa.cli._formats import RecordWriter, format_option
 from mofa.cli._options import count_callback, time_callback
 from mofa.cli._progress import Progress, say, success, warning
 from mofa.cli._render import plain_time, shown_id
@@ -94,20 +94,24 @@ def prune_command(
     for label, value in (("agent", agent_id), ("user", user_id), ("tenant", tenant_id)):
         if value is not None:
             say(f"  Filtering by {label}: {shown_id(value)}")
-    rows: list[dict[str, Any]] = []
+    # The machine formats print each batch as it goes (nothing is held); a table keeps its
+    # rows for their widths.
+    records = RecordWriter(
+        output_format, _write_stdout, columns=PRUNE_COLUMNS, empty_table="No sessions to prune."
+    )
     progress = Progress("Deleting", unit="sessions")
 
     def on_batch(batch: Sequence[Session], dry_run: bool) -> None:
-        rows.extend(
-            {
-                "session_id": found.session_id,
-                "agent_id": found.agent_id,
-                "updated_at": found.updated_at,
-                "message_count": found.message_count,
-                "status": found.effective_status,
-            }
-            for found in batch
-        )
+        for found in batch:
+            records.add(
+                {
+                    "session_id": found.session_id,
+                    "agent_id": found.agent_id,
+                    "updated_at": found.updated_at,
+                    "message_count": found.message_count,
+                    "status": found.effective_status,
+                }
+            )
         if not dry_run:
             progress.advance(len(batch))
 
@@ -126,18 +130,11 @@ def prune_command(
 
     try:
         result = run(prune, url=choice.url)
-    finally:
-        if yes and progress.done:
-            progress.finish()
-    if output_format == "table":
-        say("")
-    write_records(
-        rows,
-        output_format,
-        sys.stdout.write,
-        columns=PRUNE_COLUMNS,
-        empty_table="No sessions to prune.",
-    )
+    except BaseException:
+        if records.count:  # what went before the error, as a whole document
+            _finish(records, output_format, progress if yes else None)
+        raise
+    _finish(records, output_format, progress if yes else None)
     counted = f"{result.sessions} sessions ({result.messages} messages)"
     if yes:
         say(success(f"✓ Deleted {counted}"))
@@ -145,3 +142,17 @@ def prune_command(
         say(warning(f"Would delete {counted}; run again with --yes to delete them."))
     else:
         say("Nothing to prune.")
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def _finish(records: RecordWriter, output_format: str, progress: Progress | None) -> None:
+    """End the progress line, then the records (a table after a blank line)."""
+    if progress is not None and progress.done:
+        progress.finish()
+    if output_format == "table":
+        say("")
+    records.finish()
+    sys.stdout.flush()

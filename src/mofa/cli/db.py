@@ -3,8 +3,9 @@
 There is one schema, stored as data in :mod:`mofa.persistence.schema`. ``db schema`` and
 ``db init`` print :func:`~mofa.persistence.schema.script` (what a store runs on an empty
 database, statement for statement), ``db init -o`` saves it for the database's own client, and
-``db init -u`` opens a store on the URL, which creates or upgrades the schema in one transaction
-where the dialect allows it (PostgreSQL, SQLite) — so all three give the same tables.
+``db init -u`` opens a store on the URL, which creates or upgrades the schema (plain steps in
+one transaction where the dialect allows it, online steps alone: ``backends/_sql/_online``)
+— so all three give the same tables.
 
 The SQL is data and goes to stdout (pipeable); the progress lines of ``-o`` / ``-u`` (the seeds'
 lines) go to stderr, as errors do (one ``Error: …`` line, exit 1), so a terminal shows what
@@ -52,8 +53,11 @@ _DB_TYPE_OPTION = click.option(
 )
 
 
-def _db_type(ctx: click.Context, given: str | None, url: DatabaseURL | None) -> str:
-    """-t as a dialect name, or the type the URL names; a usage error when neither says."""
+def _db_type(
+    ctx: click.Context, given: str | None, url: DatabaseURL | None, *, init: bool = False
+) -> str:
+    """-t as a dialect name, or the type the URL names; a usage error when neither says
+    (for ``db init``, naming the environment's URL when one is set)."""
     if given is not None:
         given = given.lower()
         return TYPE_ALIASES.get(given, given)
@@ -65,11 +69,14 @@ def _db_type(ctx: click.Context, given: str | None, url: DatabaseURL | None) -> 
             "give a postgresql://, mysql:// or sqlite:// URL.",
             ctx,
         )
-    raise click.UsageError(
+    message = (
         "Missing option '-t' / '--db-type' (postgres, mysql or sqlite); it may be left out "
-        "only when a URL (-u or mofa --database-url) says the type.",
-        ctx,
+        "only when a URL (-u or mofa --database-url) says the type."
     )
+    name = _environment_url_name() if init else None
+    if name is not None:
+        message += f' ${name} is set: to create the tables there, run: mofa db init -u "${name}"'
+    raise click.UsageError(message, ctx)
 
 
 def _global_url(ctx: click.Context) -> str | None:
@@ -128,8 +135,9 @@ def db() -> None:
     "--database-url",
     "database_url",
     metavar="URL",
-    help="Run the SQL on this database now (creates or upgrades the tables in one "
-    "transaction on PostgreSQL and SQLite; safe to repeat). Needs the database's driver. "
+    help="Run the SQL on this database now (creates or upgrades the tables; online steps "
+    "run without stopping writers; safe to repeat, and an interrupted upgrade resumes). "
+    "Needs the database's driver. "
     "PostgreSQL: a direct URL; one through PgBouncer in transaction mode is refused.",
 )
 @click.pass_context
@@ -166,7 +174,7 @@ def init(
     """
     database_url = database_url if database_url is not None else _global_url(ctx)
     url = None if database_url is None else _parse(database_url)
-    db_type = _db_type(ctx, db_type, url)
+    db_type = _db_type(ctx, db_type, url, init=True)
     parsed = _check_url(db_type, url) if url is not None else None
     if parsed is None:
         _hint_environment_url(db_type)
@@ -267,23 +275,31 @@ def _initialize(db_type: str, url: DatabaseURL) -> None:
         say("  Note: an in-memory SQLite database is gone when mofa exits; nothing was saved.")
 
 
-def _hint_environment_url(db_type: str) -> None:
-    """Printing the SQL is the seeds' default; when the environment names a database, say
-    on stderr how to run it there instead (without printing the URL: it may hold a
-    password)."""
+def _environment_url_name() -> str | None:
+    """``MOFA_DATABASE_URL`` or ``DATABASE_URL``, whichever the environment (or a ``.env``)
+    sets first; None when neither is set."""
     from mofa.config import ConfigError, environment
 
     try:
         settings = environment(None, settings_only=True)
     except ConfigError:
-        return
+        return None
     for name in ("MOFA_DATABASE_URL", "DATABASE_URL"):
         if settings.get(name, "").strip():
-            _progress(
-                f"Note: ${name} is set; this prints the SQL only. To create the tables there, "
-                f'run: mofa db init -t {db_type} -u "${name}"'
-            )
-            return
+            return name
+    return None
+
+
+def _hint_environment_url(db_type: str) -> None:
+    """Printing the SQL is the seeds' default; when the environment names a database, say
+    on stderr how to run it there instead (without printing the URL: it may hold a
+    password)."""
+    name = _environment_url_name()
+    if name is not None:
+        _progress(
+            f"Note: ${name} is set; this prints the SQL only. To create the tables there, "
+            f'run: mofa db init -t {db_type} -u "${name}"'
+        )
 
 
 db.add_command(doctor)

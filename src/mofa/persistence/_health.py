@@ -20,6 +20,12 @@ __all__ = ["HealthFacts", "StoreCounts", "expected_indexes"]
 #: An empty mapping no caller can change (the default of the fields that hold one).
 _NOTHING: Final[Mapping[Any, Any]] = MappingProxyType({})
 _INDEX_NAME = re.compile(r"\bINDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(idx_\w+)", re.IGNORECASE)
+#: An index a later migration removes: drops, or makes a key of (PostgreSQL's ``ADD
+#: CONSTRAINT … USING INDEX`` renames the index to the constraint's name).
+_INDEX_GONE = re.compile(
+    r"\b(?:DROP\s+INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+EXISTS\s+)?|USING\s+INDEX\s+)(idx_\w+)",
+    re.IGNORECASE,
+)
 
 
 class StoreCounts(NamedTuple):
@@ -50,11 +56,13 @@ class HealthFacts(NamedTuple):
 
 @cache
 def expected_indexes(dialect: str) -> frozenset[str]:
-    """The indexes the schema's migrations create on ``dialect``."""
+    """The indexes the schema's migrations create on ``dialect`` and no later one removes
+    (version 4 turns ``idx_messages_session`` into messages' primary key)."""
     from mofa.persistence import schema
 
-    return frozenset(
-        name
-        for migration in schema.migrations(dialect)
-        for name in _INDEX_NAME.findall(migration.sql)
-    )
+    found: set[str] = set()
+    for migration in schema.migrations(dialect):
+        gone = set(_INDEX_GONE.findall(migration.sql))
+        found |= set(_INDEX_NAME.findall(_INDEX_GONE.sub("", migration.sql)))
+        found -= gone
+    return frozenset(found)

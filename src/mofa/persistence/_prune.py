@@ -4,8 +4,10 @@
 on two backend calls: the session listing (read newest first, a page at a time, each page
 bounded by the oldest creation time of the one before, so a deep page costs what the first
 one does) and ``_delete_sessions``, which removes one batch in one short transaction. A
-batch re-checks the rule in its own statement, so a session that came back to life between
-the scan and its batch (a new message moved its last activity) is kept.
+page's selected sessions are deleted before the next page is read: a prune holds a page and
+a batch at most, never the whole selection. A batch re-checks the rule in its own
+statement, so a session that came back to life between the scan and its batch (a new
+message moved its last activity) is kept.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -62,9 +64,11 @@ class PruneResult(NamedTuple):
 
 async def _scan(
     store: Maintenance, filters: tuple[str | None, str | None, str | None], rule: PruneRule
-) -> list[Session]:
-    """The sessions ``rule`` selects among those matching ``filters``, newest first."""
-    selected: list[Session] = []
+) -> AsyncIterator[list[Session]]:
+    """The sessions ``rule`` selects among those matching ``filters``, newest first, a page
+    at a time: the caller may delete what a page selected before the next is read (each
+    page ends where the one before did, so deleting the sessions already read moves
+    nothing still to come)."""
     per_agent: Counter[str | None] = Counter()
     until: datetime | None = None
     at_boundary: set[str] = set()  # ids already read whose created_at is ``until``'s
@@ -75,14 +79,17 @@ async def _scan(
         bound = None if until is None else until + _MICROSECOND
         page = await store._list_sessions(SessionQuery(*filters, page_size, 0, until=bound), None)
         fresh = [session for session in page if session.session_id not in at_boundary]
+        selected = []
         for session in fresh:
             per_agent[session.agent_id] += 1
             if rule.keep_last is not None and per_agent[session.agent_id] <= rule.keep_last:
                 continue
             if rule.selects(session):
                 selected.append(session)
+        if selected:
+            yield selected
         if len(page) < page_size:
-            return selected
+            return
         if not fresh:
             page_size *= 2  # a page of one instant, all read: read further past it
             continue
@@ -109,23 +116,39 @@ async def prune(
             "tenant filters only narrow it); to delete every session of a filter, use "
             "delete_session."
         )
-    selected = await _scan(store, filters, rule)
     sessions = messages = 0
-    for start in range(0, len(selected), batch_size):
-        batch = selected[start : start + batch_size]
-        if dry_run:
-            gone = batch
-        else:
-            store._check_open()
-            started = time.monotonic()
-            deleted = set(await store._delete_sessions([s.session_id for s in batch], rule))
-            gone = [session for session in batch if session.session_id in deleted]
-            # Other writers get the database between two batches for as long as a batch
-            # held it: a writer waiting on SQLite's lock (which retries after sleeps of up
-            # to 100 ms) would otherwise find the next batch already holding it.
-            await asyncio.sleep(min(time.monotonic() - started, _MAX_PAUSE))
-        sessions += len(gone)
-        messages += sum(session.message_count for session in gone)
-        if on_batch is not None:
-            on_batch(gone, dry_run)
+    pending: list[Session] = []  # selected, not yet in a batch: less than a page and a batch
+    async for selected in _scan(store, filters, rule):
+        pending.extend(selected)
+        while len(pending) >= batch_size:
+            batch, pending = pending[:batch_size], pending[batch_size:]
+            counted = await _batch(store, rule, batch, dry_run, on_batch)
+            sessions, messages = sessions + counted[0], messages + counted[1]
+    if pending:
+        counted = await _batch(store, rule, pending, dry_run, on_batch)
+        sessions, messages = sessions + counted[0], messages + counted[1]
     return PruneResult(sessions, messages)
+
+
+async def _batch(
+    store: Maintenance,
+    rule: PruneRule,
+    batch: list[Session],
+    dry_run: bool,
+    on_batch: Callable[[Sequence[Session], bool], object] | None,
+) -> tuple[int, int]:
+    """Delete one batch (or, in a dry run, count it); return its sessions and messages."""
+    if dry_run:
+        gone = batch
+    else:
+        store._check_open()
+        started = time.monotonic()
+        deleted = set(await store._delete_sessions([s.session_id for s in batch], rule))
+        gone = [session for session in batch if session.session_id in deleted]
+        # Other writers get the database between two batches for as long as a batch held
+        # it: a writer waiting on SQLite's lock (which retries after sleeps of up to 100 ms)
+        # would otherwise find the next batch already holding it.
+        await asyncio.sleep(min(time.monotonic() - started, _MAX_PAUSE))
+    if on_batch is not None:
+        on_batch(gone, dry_run)
+    return len(gone), sum(session.message_count for session in gone)

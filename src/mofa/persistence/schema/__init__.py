@@ -7,7 +7,16 @@ CLI shows is exactly what a store executes::
     for each migration: its statements, then the row recording it
     (the bookkeeping table mofa_schema_migrations is created before the first such row)
 
-Statements are separated by a ``;`` at the end of a line; the files hold no other ``;``.
+Statements are separated by a ``;`` at the end of a line, outside a ``$$``-quoted body (a
+PostgreSQL ``DO`` block may hold ``;`` inside its ``$$ … $$``); the files hold no other ``;``.
+
+A statement after a comment line ``-- online`` is an online step (:func:`pending_steps`):
+the store runs it alone, outside any transaction, waiting only briefly for the locks it
+needs and retrying, so writes never queue behind it for long (PostgreSQL's ``CREATE INDEX
+CONCURRENTLY``, a key change in a ``DO`` block, MySQL's ``ALGORITHM=INPLACE, LOCK=NONE``).
+An online step must be safe to run again: a run killed at any point is resumed by running
+the migration's steps again (a ``CREATE INDEX CONCURRENTLY`` that a kill left invalid is
+dropped and built again by the store).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ __all__ = [
     "DIALECTS",
     "MIGRATIONS_TABLE",
     "Migration",
+    "Step",
     "bootstrap_statement",
     "check_existing_tables",
     "check_ready",
@@ -34,6 +44,7 @@ __all__ = [
     "latest_version",
     "migrations",
     "pending_statements",
+    "pending_steps",
     "record_statement",
     "script",
     "script_statements",
@@ -104,6 +115,21 @@ class Migration:
     def statements(self) -> list[str]:
         return split_statements(self.sql)
 
+    @property
+    def marked_statements(self) -> list[tuple[str, bool]]:
+        """Each statement, and whether it is an online step."""
+        return _marked_statements(self.sql)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Statements a store runs together: online (one statement, alone, outside a
+    transaction, with a short lock wait) or not (in one transaction where the dialect has
+    transactional DDL)."""
+
+    online: bool
+    statements: tuple[str, ...]
+
 
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8") as file:
@@ -161,13 +187,33 @@ def record_statement(dialect: str, migration: Migration) -> str:
 
 def split_statements(sql: str) -> list[str]:
     """Split SQL text into statements (without the final ``;``), dropping comment lines."""
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    statements = []
-    for chunk in re.split(r";[ \t]*(?:\n|$)", "\n".join(lines)):
-        statement = chunk.strip()
-        if statement:
-            statements.append(statement)
-    return statements
+    return [statement for statement, _online in _marked_statements(sql)]
+
+
+_ONLINE_MARK = re.compile(r"^\s*--\s*online\s*$")
+
+
+def _marked_statements(sql: str) -> list[tuple[str, bool]]:
+    """The statements of ``sql`` with their ``-- online`` marks (see the module docstring)."""
+    found: list[tuple[str, bool]] = []
+    lines: list[str] = []
+    online = in_body = False
+    for line in sql.splitlines():
+        if not in_body and line.lstrip().startswith("--"):
+            online = online or bool(_ONLINE_MARK.match(line))
+            continue
+        lines.append(line)
+        if line.count("$$") % 2:
+            in_body = not in_body
+        if not in_body and line.rstrip().endswith(";"):
+            statement = "\n".join(lines).rstrip()[:-1].strip()
+            if statement:
+                found.append((statement, online))
+            lines, online = [], False
+    statement = "\n".join(lines).strip()
+    if statement:
+        found.append((statement, online))
+    return found
 
 
 def pending_statements(dialect: str, current_version: int) -> list[str]:
@@ -175,15 +221,31 @@ def pending_statements(dialect: str, current_version: int) -> list[str]:
 
     ``current_version`` 0 means the bookkeeping table does not exist yet.
     """
-    statements: list[str] = []
+    return [
+        statement
+        for step in pending_steps(dialect, current_version)
+        for statement in step.statements
+    ]
+
+
+def pending_steps(dialect: str, current_version: int) -> list[Step]:
+    """:func:`pending_statements` as the steps a store runs: each online statement alone, the
+    statements between them (the bookkeeping ones included) together."""
+    marked: list[tuple[str, bool]] = []
     for migration in migrations(dialect):
         if migration.version <= current_version:
             continue
-        statements.extend(migration.statements)
+        marked.extend(migration.marked_statements)
         if not current_version and migration.version == 1:
-            statements.append(bootstrap_statement(dialect))
-        statements.append(record_statement(dialect, migration))
-    return statements
+            marked.append((bootstrap_statement(dialect), False))
+        marked.append((record_statement(dialect, migration), False))
+    steps: list[Step] = []
+    for statement, online in marked:
+        if online or not steps or steps[-1].online:
+            steps.append(Step(online, (statement,)))
+        else:
+            steps[-1] = Step(False, (*steps[-1].statements, statement))
+    return steps
 
 
 def script_statements(dialect: str) -> list[str]:

@@ -1,11 +1,13 @@
 """Creating or upgrading the schema, orchestrated once for the three SQL dialects.
 
 What differs by dialect is small and sits behind :class:`SchemaSession`: how to ask whether
-a table exists, how to read the catalog, how to run a statement, and the lock that makes two
-processes take turns (PostgreSQL's advisory lock, MySQL's GET_LOCK, SQLite's BEGIN
-IMMEDIATE), which the backend holds around :func:`migrate`. What is the same is here: read
-the version, refuse a newer one, check the tables a first migration would adopt, run the
-pending migrations (each records its version, see :mod:`mofa.persistence.schema`).
+a table exists, how to read the catalog, how to run a statement (in a transaction, or online:
+see :mod:`._online`), and the lock that makes two processes take turns (PostgreSQL's
+session-level advisory lock, MySQL's GET_LOCK, SQLite's BEGIN IMMEDIATE), which the backend
+holds around :func:`migrate`. What is the same is here: read the version, refuse a newer
+one, check the tables a first migration would adopt, run the pending migrations' steps
+through the online runner (each migration records its version, see
+:mod:`mofa.persistence.schema`).
 
 SQLite runs on its worker thread, without an event loop: its session's methods never wait,
 so :func:`run_to_end` drives the same coroutine there to its end in one step.
@@ -17,6 +19,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 from mofa.persistence import schema
+from mofa.persistence.backends._sql._online import StepSession, run_steps
 from mofa.persistence.backends._sql._statements import SCHEMA_VERSION
 
 __all__ = ["SchemaSession", "migrate", "read_version", "run_to_end"]
@@ -24,8 +27,9 @@ __all__ = ["SchemaSession", "migrate", "read_version", "run_to_end"]
 _T = TypeVar("_T")
 
 
-class SchemaSession(Protocol):
-    """One connection to a database whose schema is being read or upgraded."""
+class SchemaSession(StepSession, Protocol):
+    """One connection to a database whose schema is being read or upgraded (and, through
+    :class:`~._online.StepSession`, the runner of its migrations' steps)."""
 
     #: The dialect's name in :mod:`mofa.persistence.schema`.
     dialect: str
@@ -44,9 +48,6 @@ class SchemaSession(Protocol):
     async def existing_indexes(self, names: list[str]) -> Sequence[Sequence[str]]:
         """``(name, table)`` of each relation named like one of mofa's indexes (``()`` where
         an index name is not shared by the whole schema, as in MySQL)."""
-
-    async def execute(self, statement: str) -> None:
-        """Run one DDL or bookkeeping statement."""
 
 
 async def read_version(session: SchemaSession) -> int:
@@ -76,8 +77,7 @@ async def migrate(session: SchemaSession, create_schema: bool) -> tuple[int, ...
             where,
             await session.existing_indexes(list(schema.index_tables(dialect))),
         )
-    for statement in schema.pending_statements(dialect, current):
-        await session.execute(statement)
+    await run_steps(session, schema.pending_steps(dialect, current))
     return applied
 
 

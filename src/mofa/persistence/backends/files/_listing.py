@@ -138,6 +138,52 @@ def _listed_newest_first(fd: int, size: int, needles: list[bytes]) -> Iterator[d
     yield from group
 
 
+def _line_at(fd: int, start: int, size: int) -> bytes | None:
+    """The line starting at ``start`` (without its newline); None when it has none (a torn
+    last write)."""
+    parts: list[bytes] = []
+    position = start
+    while position < size:
+        chunk = os.pread(fd, min(BLOCK, size - position), position)
+        if not chunk:
+            break
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            parts.append(chunk[:newline])
+            return b"".join(parts)
+        parts.append(chunk)
+        position += len(chunk)
+    return None
+
+
+def _line_start(fd: int, low: int, position: int) -> int:
+    """The start of the line holding byte ``position`` (``low`` is a line start at or
+    before it)."""
+    while position > low:
+        size = min(BLOCK, position - low)
+        chunk = os.pread(fd, size, position - size)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return position - size + newline + 1
+        position -= size
+    return low
+
+
+def _end_before(fd: int, size: int, until: str) -> int:
+    """Where the lines created at or after ``until`` (fixed-width UTC text) begin: the list
+    is in creation order, so a bisection over its bytes finds it in a few reads, and a
+    listing bounded by ``until`` reads backwards from there instead of from the end."""
+    low, high = 0, size  # lines starting before low: older; from high on: not older
+    while low < high:
+        start = _line_start(fd, low, (low + high) // 2)
+        line = _line_at(fd, start, size)
+        if line is None or _listed(line)["created_at"] >= until:
+            high = start
+        else:
+            low = start + len(line) + 1
+    return low
+
+
 def add_to_listing(fd: int, session: Session) -> Session:
     """Add ``session`` to the session list open on ``fd`` (its lock held) and fdatasync it.
 
@@ -293,7 +339,10 @@ class SessionList:
         # the time bounds are checked on the line, before its session's files are opened.
         since = None if checked is None or checked.since is None else format_time(checked.since)
         until = None if checked is None or checked.until is None else format_time(checked.until)
-        for entry in _listed_newest_first(fd, os.fstat(fd).st_size, needles):
+        end = os.fstat(fd).st_size
+        if until is not None:
+            end = _end_before(fd, end, until)
+        for entry in _listed_newest_first(fd, end, needles):
             if until is not None and entry["created_at"] >= until:
                 continue
             if since is not None and entry["created_at"] < since:

@@ -6,14 +6,19 @@ The store holds the schema lock (GET_LOCK) while :func:`migrate` runs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from mofa.persistence.backends._sql import migrate as migrate_with
+from mofa.persistence.backends._sql._online import LockWaitTimeout
 from mofa.persistence.backends.mysql._connect import Target
 
 __all__ = ["migrate"]
 
+#: MySQL's and MariaDB's "Lock wait timeout exceeded" (a metadata lock, for DDL).
+_LOCK_WAIT_TIMEOUT = 1205
 _TABLE_EXISTS = (
     "SELECT COUNT(*) FROM information_schema.tables "
     "WHERE table_schema = DATABASE() AND table_name = %s"
@@ -57,6 +62,29 @@ class _Session:
         # (CREATE TABLE IF NOT EXISTS, INSERT IGNORE, an index created only when missing)
         # should a run be interrupted.
         await self.cursor.execute(statement)
+
+    # The online runner's side (see ``_sql._online``).
+
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()  # DDL commits by itself: nothing to group
+
+    async def execute_online(self, statement: str, lock_wait: float | None) -> None:
+        if lock_wait is None:
+            await self.cursor.execute(statement)
+            return
+        # Whole seconds, at least 1: the DDL's metadata lock waits no longer.
+        await self.cursor.execute(f"SET SESSION lock_wait_timeout = {max(1, round(lock_wait))}")
+        try:
+            await self.cursor.execute(statement)
+        except Exception as exc:
+            if exc.args and exc.args[0] == _LOCK_WAIT_TIMEOUT:
+                raise LockWaitTimeout(str(exc)) from exc
+            raise
+        finally:
+            await self.cursor.execute("SET SESSION lock_wait_timeout = DEFAULT")
+
+    async def index_valid(self, name: str) -> bool | None:
+        return None  # no CREATE INDEX CONCURRENTLY here: online index builds are ALTER TABLE
 
 
 async def migrate(cursor: Any, target: Target, create_schema: bool) -> tuple[int, ...]:

@@ -35,7 +35,8 @@ How it stays close to the raw driver:
   row), a batch is ONE statement over ``unnest()`` arrays; the session row lock the ``UPDATE``
   takes serializes concurrent appends, so ``seq`` is gap-free;
 * JSON travels as text and is decoded once with orjson; nothing checks the schema per call
-  (the schema is created or upgraded once, on connect, under an advisory lock);
+  (the schema is created or upgraded once, on connect, under a session-level advisory
+  lock, by the online runner of ``_sql._online``);
 * an owner scope (``owner=``) is a condition inside the call's one statement, never a
   separate check: each scoped statement is a constant of its own, and a call without an
   owner runs the unscoped statement unchanged.

@@ -22,6 +22,7 @@ __all__ = [
     "CALL",
     "CONNECT",
     "FOREIGN_KEY_VIOLATION",
+    "LOCK_NOT_AVAILABLE",
     "RETRY_STATES",
     "UNIQUE_VIOLATION",
     "is_connection_error",
@@ -34,6 +35,8 @@ __all__ = [
 #: with the store's statements under READ COMMITTED, but if one ever surfaces it is retried
 #: here, never handed to the caller.
 RETRY_STATES: Final = frozenset({"40001", "40P01"})
+#: A lock not granted within lock_timeout.
+LOCK_NOT_AVAILABLE: Final = "55P03"
 UNIQUE_VIOLATION: Final = "23505"
 FOREIGN_KEY_VIOLATION: Final = "23503"
 #: SQLSTATEs that mean the connection, not the statement, failed.

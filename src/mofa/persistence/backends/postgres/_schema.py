@@ -4,15 +4,24 @@ or a direct connection: ``migrate_url``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 from mofa.persistence import schema
 from mofa.persistence._url import DatabaseURL
 from mofa.persistence.backends._sql import migrate as migrate_with
 from mofa.persistence.backends._sql import read_version
-from mofa.persistence.backends.postgres._errors import CALL, CONNECT, translate
+from mofa.persistence.backends._sql._online import LockWaitTimeout
+from mofa.persistence.backends.postgres._errors import (
+    CALL,
+    CONNECT,
+    LOCK_NOT_AVAILABLE,
+    sqlstate,
+    translate,
+)
 from mofa.persistence.backends.postgres._pool import import_asyncpg
 from mofa.persistence.backends.postgres._pooler import Pooling, through_pooler, unpinned_refusal
 from mofa.persistence.backends.postgres._url import DriverURL, Target
@@ -22,7 +31,7 @@ __all__ = ["migrate"]
 
 _DIALECT: Final = "postgres"
 _DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-#: pg_advisory_xact_lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
+#: Advisory lock key that serializes schema creation/upgrade ("mofa_sch" as bytes).
 _SCHEMA_LOCK_KEY: Final = 0x6D6F66615F736368
 #: mofa's tables that exist already in the schema CREATE TABLE would use, with their columns.
 _EXISTING_COLUMNS = (
@@ -76,6 +85,32 @@ class _Session:
     async def execute(self, statement: str) -> None:
         await self.connection.execute(statement)
 
+    # The online runner's side (see ``_sql._online``).
+
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        transaction: AbstractAsyncContextManager[object] = self.connection.transaction()
+        return transaction
+
+    async def execute_online(self, statement: str, lock_wait: float | None) -> None:
+        if lock_wait is None:
+            await self.connection.execute(statement)
+            return
+        await self.connection.execute(f"SET lock_timeout = {max(1, round(lock_wait * 1000))}")
+        try:
+            await self.connection.execute(statement)
+        except Exception as exc:
+            if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                raise LockWaitTimeout(str(exc)) from exc
+            raise
+        finally:
+            await self.connection.execute("RESET lock_timeout")
+
+    async def index_valid(self, name: str) -> bool | None:
+        valid = await self.connection.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", name
+        )
+        return None if valid is None else bool(valid)
+
 
 async def _schema_version(connection: Any) -> int:
     """The database's schema version (0: no schema yet)."""
@@ -91,7 +126,8 @@ async def migrate(
     migrate_url: DatabaseURL | None = None,
     connect_timeout: float | None = None,
 ) -> tuple[int, ...]:
-    """Bring the schema to the latest version, in one transaction under an advisory lock.
+    """Bring the schema to the latest version, step by step (``_sql._online``) under a
+    session-level advisory lock.
 
     Several processes may connect at once: the advisory lock makes them take turns, and
     each one reads the version only once it holds the lock. With ``create_schema`` False
@@ -152,10 +188,26 @@ async def _pooled(pool: Any, url: DatabaseURL) -> AsyncIterator[Any]:
 
 
 async def _migrate_on(connection: Any, where: str) -> tuple[int, ...]:
-    """Every pending migration, in one transaction under the advisory lock."""
-    async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK_KEY)
+    """Every pending migration, step by step, under the session-level schema lock."""
+    await _take_schema_lock(connection)
+    try:
         return await migrate_with(_Session(connection, where), create_schema=True)
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK_KEY)
+
+
+async def _take_schema_lock(connection: Any) -> None:
+    """The session-level schema lock, held across a migration's steps and transactions.
+
+    Asked for with ``pg_try_advisory_lock`` until granted, never waited for in one
+    statement: a statement waiting for the lock holds a snapshot, and a ``CREATE INDEX
+    CONCURRENTLY`` of the holder's migration waits for every older snapshot to go away —
+    a deadlock PostgreSQL would break by failing one of the two.
+    """
+    pause = 0.01
+    while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _SCHEMA_LOCK_KEY):
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 async def _migrate_direct(url: DatabaseURL, connect_timeout: float | None) -> tuple[int, ...]:

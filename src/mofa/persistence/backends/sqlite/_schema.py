@@ -3,8 +3,10 @@ migration (``_sql._migrate``), run on the worker thread."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from mofa.persistence.backends._sql import migrate as migrate_with
@@ -53,6 +55,18 @@ class _Session:
     async def execute(self, statement: str) -> None:
         # One statement at a time: executescript() would commit and break the transaction.
         self.connection.execute(statement)
+
+    # The online runner's side (see ``_sql._online``): SQLite's migrations have no online
+    # step, and the caller's BEGIN IMMEDIATE already holds the whole upgrade.
+
+    def transaction(self) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()
+
+    async def execute_online(self, statement: str, lock_wait: float | None) -> None:
+        self.connection.execute(statement)
+
+    async def index_valid(self, name: str) -> bool | None:
+        return None
 
 
 def schema_version(connection: sqlite3.Connection) -> int:

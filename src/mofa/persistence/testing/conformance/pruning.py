@@ -131,6 +131,48 @@ async def test_prune_reads_past_many_sessions_of_one_instant(store: BaseStore) -
     assert result.sessions == 9
 
 
+async def test_prune_deletes_as_it_scans(store: BaseStore) -> None:
+    """A prune holds a page of the scan and a batch, never every session it selects: its
+    first batch is deleted (or, in a dry run, reported) before the scan reads its next
+    page, and paging on past the deleted sessions still sees every one once."""
+    from mofa.persistence import _prune
+
+    for index in range(13):
+        await store.create_session(f"s{index:02d}", agent_id="a")
+        await store.create_session(f"k{index:02d}", agent_id="keep")
+    pages: list[int] = []
+    real = store._list_sessions
+
+    async def counting(query, owner):  # type: ignore[no-untyped-def]
+        pages.append(1)
+        return await real(query, owner)
+
+    page = _prune._PAGE
+    _prune._PAGE = 4
+    store._list_sessions = counting  # type: ignore[method-assign]
+    try:
+        for dry_run in (True, False):
+            pages.clear()
+            reads_before_batch: list[int] = []
+
+            def on_batch(
+                _batch: Sequence[Session], _dry: bool, seen: list[int] = reads_before_batch
+            ) -> None:
+                seen.append(len(pages))
+
+            result = await store.prune_sessions(
+                keep_last=0, agent_id="a", dry_run=dry_run, batch_size=2, on_batch=on_batch
+            )
+            assert result.sessions == 13
+            assert reads_before_batch[0] == 1
+            assert len(reads_before_batch) == 7
+    finally:
+        _prune._PAGE = page
+        del store._list_sessions
+    assert [s.session_id for s in await store.list_sessions(agent_id="a")] == []
+    assert len(await store.list_sessions(agent_id="keep")) == 13
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -1,0 +1,4 @@
+-- Version 4 makes session_id part of every key of sessions, messages and agent_state on
+-- PostgreSQL and MySQL, so they can be distributed by session. SQLite keeps its rowid (a
+-- SQLite file is never distributed; UNIQUE(session_id, seq) already orders messages): nothing
+-- changes here, and the version keeps the three dialects' numbering in step.
