@@ -48,6 +48,7 @@ from mofa.persistence._restore import (
     RestoreBatch,
     check_policy,
     check_restored_agent,
+    check_restored_owner,
     check_restored_session,
     restore_batches,
 )
@@ -460,6 +461,7 @@ class BaseStore(Maintenance, abc.ABC):
         *,
         agent: Agent | None = None,
         on_conflict: str = "fail",
+        owner: Owner | None = None,
     ) -> Session | None:
         """Write ``session`` back exactly as given, with its messages and states, atomically.
 
@@ -476,15 +478,21 @@ class BaseStore(Maintenance, abc.ABC):
         ``"replace"`` swaps the stored session for this one in the same transaction. All or
         nothing: a record that fails its checks (:class:`InvalidInputError`), or an error
         raised by ``records`` itself, leaves the store as it was.
+
+        Through ``owner`` the session must be the owner's (else :class:`InvalidInputError`),
+        a created agent record gets the owner's tenant, and an id that another owner holds
+        is refused with :class:`SessionExistsError` whatever ``on_conflict`` says (the one
+        refusal a scope can see, as for :meth:`create_session`): it is never replaced.
         """
         self._check_open()
         checked, metadata_json = check_restored_session(session)
-        checked_agent = check_restored_agent(agent, checked)
+        scope = check_owner(owner)
+        checked_agent = check_restored_owner(checked, check_restored_agent(agent, checked), scope)
         policy = check_policy(on_conflict)
         batches = restore_batches(checked, records)
         try:
             return await self._restore_session(
-                checked, metadata_json, checked_agent, batches, policy
+                checked, metadata_json, checked_agent, batches, policy, scope
             )
         finally:
             # A backend that gave up waiting may leave it running; it then ends on its own.
@@ -585,8 +593,10 @@ class BaseStore(Maintenance, abc.ABC):
         agent: Agent | None,
         batches: AsyncIterator[RestoreBatch],
         on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
-        """In one transaction: resolve a taken id by ``on_conflict`` (``"skip"`` returns
+        """In one transaction: resolve a taken id by ``on_conflict`` and whose it is
+        (:func:`~mofa.persistence._restore.replaces`; ``"skip"`` returns
         ``None`` before reading ``batches``), create ``agent`` (or the placeholder) if the
         store has no record of the session's agent, write the session row as given, then
         every batch. An exception from ``batches`` must leave nothing written."""

@@ -204,4 +204,5 @@ class Store(Protocol):
         *,
         agent: Agent | None = None,
         on_conflict: str = "fail",
+        owner: Owner | None = None,
     ) -> Session | None: ...

@@ -11,6 +11,7 @@ through in flat memory. A record that fails a check ends the iteration with
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -27,8 +28,8 @@ from mofa.persistence._codec import (
     encode_json,
 )
 from mofa.persistence._encoded import EncodedMessage
-from mofa.persistence._entities import Agent, AgentState, Message, Role, Session
-from mofa.persistence.errors import InvalidInputError
+from mofa.persistence._entities import Agent, AgentState, Message, Owner, Role, Session
+from mofa.persistence.errors import InvalidInputError, SessionExistsError
 
 __all__ = [
     "BATCH_BYTES",
@@ -41,8 +42,10 @@ __all__ = [
     "SourceError",
     "check_policy",
     "check_restored_agent",
+    "check_restored_owner",
     "check_restored_session",
     "next_batch",
+    "replaces",
     "restore_batches",
 ]
 
@@ -131,6 +134,42 @@ def check_policy(on_conflict: object) -> ConflictPolicy:
     raise InvalidInputError(
         f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {on_conflict!r}."
     )
+
+
+def replaces(
+    session_id: str,
+    on_conflict: ConflictPolicy,
+    owner: Owner | None,
+    held_by: tuple[str | None, str | None, str | None],
+) -> bool:
+    """What a restore does with a taken id, given whose session holds it (its tenant, user
+    and agent ids): True replaces it, False skips it. Raises :class:`SessionExistsError`
+    for ``"fail"``, and through ``owner`` for another owner's session whatever the policy:
+    a scope never replaces (nor reports skipping) a session it cannot see."""
+    if on_conflict == "fail" or (
+        owner is not None and held_by != (owner.tenant_id, owner.user_id, owner.agent_id)
+    ):
+        raise SessionExistsError(session_id)
+    return on_conflict == "replace"
+
+
+def check_restored_owner(
+    session: Session, agent: Agent | None, owner: Owner | None
+) -> Agent | None:
+    """Through ``owner``: the session must be the owner's, and an agent record to create
+    gets the owner's tenant (as :meth:`upsert_agent` through an owner gives it)."""
+    if owner is None:
+        return agent
+    if not owner.owns(session):
+        raise InvalidInputError(
+            f"Session {session.session_id!r} belongs to tenant {session.tenant_id!r}, user "
+            f"{session.user_id!r} and agent {session.agent_id!r}, outside the owner scope it is "
+            f"restored through (tenant {owner.tenant_id!r}, user {owner.user_id!r}, agent "
+            f"{owner.agent_id!r})."
+        )
+    if agent is None or agent.tenant_id == owner.tenant_id:
+        return agent
+    return dataclasses.replace(agent, tenant_id=owner.tenant_id)
 
 
 def _count(value: object, what: str) -> int:

@@ -27,7 +27,7 @@ from mofa.persistence._checked import SessionQuery
 from mofa.persistence._codec import decode_json
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence._restore import ConflictPolicy, RestoreBatch
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, replaces
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._toolkit import check_flag, placeholder_agent, reject_unknown_options
 from mofa.persistence.errors import (
@@ -281,6 +281,18 @@ class InMemoryStore(BaseStore):
         newest_first = row.states[::-1][:limit]
         return [dataclasses.replace(s, state=decode_json(j)) for s, j in newest_first]
 
+    def _restore_replaces(
+        self, session_id: str, on_conflict: ConflictPolicy, owner: Owner | None
+    ) -> bool:
+        """Whether a restore goes on (the id is free, or taken and to be replaced)."""
+        row = self._sessions.get(session_id)
+        if row is None:
+            return True
+        held = row.session
+        return replaces(
+            session_id, on_conflict, owner, (held.tenant_id, held.user_id, held.agent_id)
+        )
+
     async def _restore_session(
         self,
         session: Session,
@@ -288,13 +300,11 @@ class InMemoryStore(BaseStore):
         agent: Agent | None,
         batches: AsyncIterator[RestoreBatch],
         on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
         await asyncio.sleep(0)
-        if session.session_id in self._sessions:
-            if on_conflict == "fail":
-                raise SessionExistsError(session.session_id)
-            if on_conflict == "skip":
-                return None
+        if not self._restore_replaces(session.session_id, on_conflict, owner):
+            return None
         # Built aside and put in place in one step: a failure part-way leaves no trace.
         row = _SessionRow(session, metadata_json)
         async for batch in batches:
@@ -311,9 +321,8 @@ class InMemoryStore(BaseStore):
                     state.created_at,
                 )
                 row.states.append((snapshot, state.state_json))
-        if session.session_id in self._sessions and on_conflict != "replace":
-            if on_conflict == "fail":  # created by another task while the records were read
-                raise SessionExistsError(session.session_id)
+        # Created (or replaced) by another task while the records were read: decided again.
+        if not self._restore_replaces(session.session_id, on_conflict, owner):
             return None
         first_id = self._next_message_id
         row.messages = [

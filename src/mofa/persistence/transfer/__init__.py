@@ -171,6 +171,7 @@ async def import_sessions(
     format: ExportFormat | None = None,
     on_conflict: Literal["fail", "skip", "replace"] = "fail",
     session_id: str | None = None,
+    owner: Owner | None = None,
 ) -> list[ImportResult]:
     """Import every session of ``source`` (a binary file), each atomically, on its own.
 
@@ -179,6 +180,11 @@ async def import_sessions(
     Returns one :class:`ImportResult` per session, in file order; a session that fails
     does not stop the others. Errors of the store itself (it is closed, unreachable)
     are raised.
+
+    Without ``owner`` an import sees and replaces any session (an operator's restore, as
+    the CLI runs it). Through ``owner`` (a tenant restoring its own backup) each session
+    must be the owner's, and an id another owner holds fails whatever ``on_conflict``
+    says: it is never replaced (see :meth:`Store.restore_session`).
     """
     if format is not None:
         _check_format(format, ("json", "yaml", "jsonl"))
@@ -204,10 +210,14 @@ async def import_sessions(
             continue
         try:
             existed = on_conflict == "replace" and (
-                await store.get_session(session.session_id) is not None
+                await store.get_session(session.session_id, owner=owner) is not None
             )
             restored = await store.restore_session(
-                session, item.records(), agent=item.header.agent, on_conflict=on_conflict
+                session,
+                item.records(),
+                agent=item.header.agent,
+                on_conflict=on_conflict,
+                owner=owner,
             )
         except ExportFormatError as exc:
             results.append(ImportResult(name, session.session_id, "failed", error=str(exc)))
@@ -221,7 +231,12 @@ async def import_sessions(
                 raise
             error = f"{item.position}: {exc}"
             if isinstance(exc, SessionExistsError):
-                error = error.rstrip(".") + " (--on-conflict skip or replace)."
+                hint = (
+                    "--on-conflict skip or replace"
+                    if on_conflict == "fail"
+                    else "another owner's: an import through an owner never replaces it"
+                )
+                error = error.rstrip(".") + f" ({hint})."
             results.append(ImportResult(name, session.session_id, "failed", error=error))
             continue
         if restored is None:
@@ -247,13 +262,20 @@ async def import_session(
     format: ExportFormat | None = None,
     on_conflict: Literal["fail", "skip", "replace"] = "fail",
     session_id: str | None = None,
+    owner: Owner | None = None,
 ) -> ImportResult:
     """Import a file that holds exactly one session; its :class:`ImportResult`.
 
     Raises :class:`ExportFormatError` (or the store's error) when it fails.
     """
     results = await import_sessions(
-        store, source, name=name, format=format, on_conflict=on_conflict, session_id=session_id
+        store,
+        source,
+        name=name,
+        format=format,
+        on_conflict=on_conflict,
+        session_id=session_id,
+        owner=owner,
     )
     if len(results) != 1:
         raise ExportFormatError(f"{name}: holds {len(results)} sessions, not one")

@@ -27,6 +27,7 @@ On-disk layout, every ``<agent>`` and ``<session>`` being an *encoded* id (see b
       index/<session>.json                  session id -> agent, so a lookup is one read
       locks/<session>.lock                  flock() target that serializes a session's writers
       locks/@session-list.lock              serializes additions to the session list
+      restoring/<random>                    a restore in progress (locked): its hidden logs
 
 How it stays correct:
 

@@ -102,6 +102,8 @@ class Layout:
     locks: Path
     listing: Path
     listing_lock: Path
+    #: One marker per restore in progress, naming its hidden logs (see ``_restore``).
+    restoring: Path
 
     @classmethod
     def at(cls, root: Path) -> Layout:
@@ -113,6 +115,7 @@ class Layout:
             locks=root / "locks",
             listing=root / LISTING_FILE,
             listing_lock=root / "locks" / _LISTING_LOCK,
+            restoring=root / "restoring",
         )
 
     def lock_path(self, session_id: str) -> Path:

@@ -7,19 +7,26 @@ a delete does, header first), the logs are renamed into place, the index entry, 
 session-list line are written, and the header last: as for a creation, a session exists
 once its header does. A restore that fails before the commit removes its hidden files and
 leaves the store as it was. (A crash in the middle of a ``replace`` commit leaves the
-session missing, never half old and half new; a crash before it can leave hidden files.)
+session missing, never half old and half new.)
+
+A restore killed before its commit cannot remove its hidden files itself, so each restore
+first creates a marker, ``restoring/<random>``, that names them and that it holds an
+exclusive ``flock`` on until it is done. The next open of the store (for writing) and the
+next restore remove the files named by every marker whose lock is free — its restore is
+dead — and then the marker; a restore still running keeps its lock, and its files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 from pathlib import Path
 
 from mofa.persistence._codec import format_time
-from mofa.persistence._entities import Agent, Session
-from mofa.persistence._restore import ConflictPolicy, RestoreBatch
+from mofa.persistence._entities import Agent, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, replaces
 from mofa.persistence.backends._toolkit import placeholder_agent
 from mofa.persistence.backends.files._durable import write_all
 from mofa.persistence.backends.files._layout import Layout, SessionFiles
@@ -34,9 +41,11 @@ from mofa.persistence.backends.files._records import (
 )
 from mofa.persistence.backends.files._sessions import indexed_files, unlink_logs
 from mofa.persistence.backends.files._tree import FileTree
-from mofa.persistence.errors import ConflictError, SessionExistsError
+from mofa.persistence.errors import ConflictError, PersistenceError
 
-__all__ = ["StagedLogs"]
+__all__ = ["StagedLogs", "clear_dead_restores"]
+
+_SUFFIX = ".restore"
 
 
 class StagedLogs:
@@ -53,12 +62,47 @@ class StagedLogs:
         self._states = self._aside(self._files.states, token)
         self._fds: list[int] = []
         self._size = 0
+        self._marker: Path | None = None
+        self._marker_fd = -1
 
     @staticmethod
     def _aside(path: Path, token: str) -> Path:
-        return path.with_name(f".{path.name}.{token}.restore")
+        return path.with_name(f".{path.name}.{token}{_SUFFIX}")
+
+    def _mark(self) -> None:
+        """Create and lock the marker that names the hidden logs (see the module's text)."""
+        tree, directory = self._tree, self._layout.restoring
+        tree.make_dir(directory)
+        while True:
+            marker = directory / secrets.token_hex(8)
+            fd = tree.open(marker, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # Between the creation and the lock, a sweep may have taken the new (free)
+                # marker for a dead one and removed it: then make another.
+                current = tree.stat(marker)
+                locked = os.fstat(fd)
+                if (current.st_dev, current.st_ino) != (locked.st_dev, locked.st_ino):
+                    raise FileNotFoundError
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            break
+        self._marker, self._marker_fd = marker, fd
+        root = self._layout.root
+        write_all(
+            fd,
+            b"".join(
+                os.fsencode(path.relative_to(root)) + b"\n"
+                for path in (self._messages, self._states)
+            ),
+        )
 
     def open(self) -> None:
+        self._mark()
         self._tree.make_dir(self._files.directory)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
         for path in (self._messages, self._states):
@@ -101,9 +145,19 @@ class StagedLogs:
         self._fds = []
         for path in (self._messages, self._states):
             self._tree.unlink(path, missing_ok=True)
+        if self._marker is not None:  # removed while still locked, then unlocked
+            self._tree.unlink(self._marker, missing_ok=True)
+            self._marker = None
+        if self._marker_fd >= 0:
+            os.close(self._marker_fd)
+            self._marker_fd = -1
 
     def commit(
-        self, metadata_json: str, agent: Agent | None, on_conflict: ConflictPolicy
+        self,
+        metadata_json: str,
+        agent: Agent | None,
+        on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
         tree, layout, session, files = self._tree, self._layout, self._session, self._files
         for fd in self._fds:
@@ -112,10 +166,10 @@ class StagedLogs:
         with tree.flocked(layout.lock_path(session_id)):
             previous = indexed_files(tree, layout, session_id)
             if previous is not None:
-                if read_header(tree, previous, session_id) is not None:
-                    if on_conflict == "fail":
-                        raise SessionExistsError(session_id)
-                    if on_conflict == "skip":
+                held = read_header(tree, previous, session_id)
+                if held is not None:
+                    held_by = (held.get("tenant_id"), held.get("user_id"), held.get("agent_id"))
+                    if not replaces(session_id, on_conflict, owner, held_by):
                         return None
                     _remove(tree, previous)
                 unlink_logs(tree, previous)  # what a crash or the replaced session left
@@ -146,3 +200,46 @@ def _remove(tree: FileTree, files: SessionFiles) -> None:
     """The stored session goes as a delete removes it: its header first, durably."""
     tree.unlink(files.header)
     tree.sync_dir(files.directory)
+
+
+def clear_dead_restores(tree: FileTree, layout: Layout) -> None:
+    """Remove the hidden logs of every restore that died before its commit (its marker's
+    lock is free), then its marker. Best effort: what cannot be removed now stays for the
+    next time."""
+    try:
+        found = tree.entries(layout.restoring)
+    except (OSError, PersistenceError):
+        return  # no restore has run here yet (or the directory is unusable: left alone)
+    sessions = layout.sessions.relative_to(layout.root).parts
+    for name, is_directory in found:
+        if is_directory:
+            continue
+        marker = layout.restoring / name
+        try:
+            fd = tree.open(marker, os.O_RDWR)
+        except (OSError, PersistenceError):
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its restore is running
+            named = os.pread(fd, 65536, 0)  # two short paths
+            for line in named.splitlines():
+                relative = Path(os.fsdecode(line))
+                parts = relative.parts
+                # Only a restore's hidden file in a session directory, whatever the marker says.
+                if (
+                    len(parts) != len(sessions) + 2
+                    or parts[: len(sessions)] != sessions
+                    or ".." in parts
+                    or not parts[-1].startswith(".")
+                    or not parts[-1].endswith(_SUFFIX)
+                ):
+                    continue
+                with contextlib.suppress(OSError, PersistenceError):
+                    tree.unlink(layout.root / relative, missing_ok=True)
+            with contextlib.suppress(OSError, PersistenceError):
+                tree.unlink(marker, missing_ok=True)
+        finally:
+            os.close(fd)

@@ -21,7 +21,7 @@ from mofa.persistence._base import BaseStore, EncodedMessage
 from mofa.persistence._checked import SessionQuery
 from mofa.persistence._contract import Unset
 from mofa.persistence._entities import Agent, AgentState, Message, Owner, Session
-from mofa.persistence._restore import ConflictPolicy, RestoreBatch
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, replaces
 from mofa.persistence._url import DatabaseURL, parse_url
 from mofa.persistence.backends._toolkit import check_flag, check_option, reject_unknown_options
 from mofa.persistence.backends.files._group_commit import Group, GroupCommit
@@ -35,7 +35,7 @@ from mofa.persistence.backends.files._messages import (
     save_state,
 )
 from mofa.persistence.backends.files._records import list_agents, read_agent, upsert_agent
-from mofa.persistence.backends.files._restore import StagedLogs
+from mofa.persistence.backends.files._restore import StagedLogs, clear_dead_restores
 from mofa.persistence.backends.files._sessions import (
     create_session,
     delete_session,
@@ -49,7 +49,6 @@ from mofa.persistence.errors import (
     PermissionDeniedError,
     PersistenceError,
     QueryError,
-    SessionExistsError,
     SessionNotFoundError,
 )
 from mofa.persistence.locations import default_data_dir, directory_url
@@ -126,6 +125,8 @@ class FileStore(BaseStore):
             raise
         store.applied_migrations = applied
         store._session_list.listed = listed
+        if create_schema:  # a store opened to write: what a killed restore left goes
+            await store._run(clear_dead_restores, store._tree, store._layout)
         return store
 
     # ---------------------------------------------------------------- plumbing
@@ -306,20 +307,22 @@ class FileStore(BaseStore):
         agent: Agent | None,
         batches: AsyncIterator[RestoreBatch],
         on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
-        if on_conflict != "replace":  # decided early (the commit checks again, locked)
+        if on_conflict != "replace" or owner is not None:  # early (the commit checks again)
             found = await self._run(get_session, self._tree, self._layout, session.session_id, None)
             if found is not None:
-                if on_conflict == "fail":
-                    raise SessionExistsError(session.session_id)
-                return None
+                held_by = (found.tenant_id, found.user_id, found.agent_id)
+                if not replaces(session.session_id, on_conflict, owner, held_by):
+                    return None
+        await self._run(clear_dead_restores, self._tree, self._layout)
         staged = StagedLogs(self._tree, self._layout, session)
         try:
             await self._run(staged.open)
             async for batch in batches:
                 await self._run(staged.write, batch)
             return await self._run_locked(
-                session.session_id, staged.commit, metadata_json, agent, on_conflict
+                session.session_id, staged.commit, metadata_json, agent, on_conflict, owner
             )
         finally:
             await self._run(staged.discard)

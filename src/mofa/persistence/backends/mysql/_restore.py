@@ -7,16 +7,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
-from mofa.persistence._entities import Agent, Session
-from mofa.persistence._restore import ConflictPolicy, RestoreBatch, next_batch
+from mofa.persistence._entities import Agent, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, next_batch, replaces
 from mofa.persistence.backends._toolkit import placeholder_agent
 from mofa.persistence.backends.mysql._rows import wire
-from mofa.persistence.errors import SessionExistsError
 
 __all__ = ["restore"]
 
 #: Locks the row, so a concurrent delete or restore of the same id waits for this one.
-_SESSION_EXISTS: Final = "SELECT 1 FROM sessions WHERE session_id = %s FOR UPDATE"
+_SESSION_EXISTS: Final = (
+    "SELECT tenant_id, user_id, agent_id FROM sessions WHERE session_id = %s FOR UPDATE"
+)
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = %s"
 #: The exported agent record (or the placeholder), unless the store has one: left as it is.
 _RESTORE_AGENT: Final = (
@@ -46,16 +47,18 @@ async def restore(
     on_conflict: ConflictPolicy,
     batches: AsyncIterator[RestoreBatch],
     check_packet: Callable[..., None],
+    owner: Owner | None,
 ) -> Session | None:
     """Run inside the caller's transaction on ``connection`` (an asyncmy connection);
     ``check_packet`` refuses a single record the server could not take."""
     session_id = session.session_id
     cursor = connection.cursor()
     await cursor.execute(_SESSION_EXISTS, (session_id,))
-    if await cursor.fetchall():
-        if on_conflict == "fail":
-            raise SessionExistsError(session_id)
-        if on_conflict == "skip":
+    held = await cursor.fetchall()
+    if held:
+        # The id columns are binary (compared byte for byte): they come back as bytes.
+        held_by = tuple(None if value is None else value.decode() for value in held[0])
+        if not replaces(session_id, on_conflict, owner, held_by):  # type: ignore[arg-type]
             return None
         await cursor.execute(_DELETE_SESSION, (session_id,))  # messages and states cascade
     if session.agent_id is not None:

@@ -342,6 +342,7 @@ class MySqlStore(PooledStore):
         agent: Agent | None,
         batches: AsyncIterator[RestoreBatch],
         on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
         # One transaction on one connection for the whole session: never retried (the
         # records are read once), rolled back by any error, the source's included.
@@ -358,6 +359,7 @@ class MySqlStore(PooledStore):
                             on_conflict,
                             batches,
                             self._check_packet,
+                            owner,
                         )
                         await connection.commit()
                     except Exception:

@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from mofa.persistence._entities import Agent, Session
-from mofa.persistence._restore import ConflictPolicy, RestoreBatch, next_batch
+from mofa.persistence._entities import Agent, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, next_batch, replaces
 from mofa.persistence.backends._toolkit import placeholder_agent
-from mofa.persistence.errors import SessionExistsError
 
 __all__ = ["restore"]
 
 #: Locks the row, so a concurrent delete or restore of the same id waits for this one.
-_SESSION_EXISTS: Final = "SELECT 1 FROM sessions WHERE session_id = $1 FOR UPDATE"
+_SESSION_EXISTS: Final = (
+    "SELECT tenant_id, user_id, agent_id FROM sessions WHERE session_id = $1 FOR UPDATE"
+)
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = $1"
 #: The exported agent record (or the placeholder), unless the store has one: left as it is.
 _RESTORE_AGENT: Final = (
@@ -47,13 +48,13 @@ async def restore(
     agent: Agent | None,
     on_conflict: ConflictPolicy,
     batches: AsyncIterator[RestoreBatch],
+    owner: Owner | None,
 ) -> Session | None:
     """Run inside the caller's transaction on ``connection`` (an asyncpg connection)."""
     session_id = session.session_id
-    if await connection.fetchval(_SESSION_EXISTS, session_id) is not None:
-        if on_conflict == "fail":
-            raise SessionExistsError(session_id)
-        if on_conflict == "skip":
+    held = await connection.fetchrow(_SESSION_EXISTS, session_id)
+    if held is not None:
+        if not replaces(session_id, on_conflict, owner, (held[0], held[1], held[2])):
             return None
         await connection.execute(_DELETE_SESSION, session_id)  # messages and states cascade
     if session.agent_id is not None:

@@ -462,6 +462,7 @@ class PostgresStore(SqlStore):
         agent: Agent | None,
         batches: AsyncIterator[RestoreBatch],
         on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
         # One transaction on one connection for the whole session: never retried (the
         # records are read once), rolled back by any error, the source's included.
@@ -475,7 +476,7 @@ class PostgresStore(SqlStore):
             try:
                 async with connection.transaction():
                     restored = await restore(
-                        connection, session, metadata_json, agent, on_conflict, batches
+                        connection, session, metadata_json, agent, on_conflict, batches, owner
                     )
                 self._outage.answered()
                 return restored

@@ -15,14 +15,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from mofa.persistence._codec import format_time
-from mofa.persistence._entities import Agent, Session
-from mofa.persistence._restore import ConflictPolicy, RestoreBatch
+from mofa.persistence._entities import Agent, Owner, Session
+from mofa.persistence._restore import ConflictPolicy, RestoreBatch, replaces
 from mofa.persistence.backends.sqlite._statements import ENSURE_AGENT, INSERT_MESSAGE
-from mofa.persistence.errors import SessionExistsError, StoreClosedError
+from mofa.persistence.errors import StoreClosedError
 
 __all__ = ["BatchSource", "restore_tx"]
 
-_SESSION_EXISTS: Final = "SELECT 1 FROM sessions WHERE session_id = ?"
+_SESSION_EXISTS: Final = "SELECT tenant_id, user_id, agent_id FROM sessions WHERE session_id = ?"
 _DELETE_SESSION: Final = "DELETE FROM sessions WHERE session_id = ?"
 #: The exported agent record, unless the store has one (which is left as it is).
 _RESTORE_AGENT: Final = (
@@ -89,12 +89,12 @@ def restore_tx(
     agent: Agent | None,
     on_conflict: ConflictPolicy,
     next_batch: Callable[[], RestoreBatch | None],
+    owner: Owner | None,
 ) -> Session | None:
     session_id = session.session_id
-    if connection.execute(_SESSION_EXISTS, (session_id,)).fetchone() is not None:
-        if on_conflict == "fail":
-            raise SessionExistsError(session_id)
-        if on_conflict == "skip":
+    held = connection.execute(_SESSION_EXISTS, (session_id,)).fetchone()
+    if held is not None:
+        if not replaces(session_id, on_conflict, owner, (held[0], held[1], held[2])):
             return None
         connection.execute(_DELETE_SESSION, (session_id,))  # messages and states cascade
     created = format_time(session.created_at)

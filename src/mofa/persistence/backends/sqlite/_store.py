@@ -201,6 +201,7 @@ class SqliteStore(SqlStore):
         agent: Agent | None,
         batches: AsyncIterator[RestoreBatch],
         on_conflict: ConflictPolicy,
+        owner: Owner | None,
     ) -> Session | None:
         source = BatchSource(batches)
         try:
@@ -211,6 +212,7 @@ class SqliteStore(SqlStore):
                 agent,
                 on_conflict,
                 source,
+                owner,
                 session_id=session.session_id,
             )
         finally:

@@ -13,6 +13,7 @@ from mofa.persistence import (
     BaseStore,
     InvalidInputError,
     Message,
+    Owner,
     Role,
     Session,
     SessionExistsError,
@@ -244,3 +245,56 @@ async def test_restored_sessions_are_listed_by_their_creation_time(store: BaseSt
     assert [found.session_id for found in listed] == ["live", "old", "older"]
     assert listed[0] == live
     assert [found.session_id for found in await store.list_sessions(offset=1, limit=1)] == ["old"]
+
+
+# ---------------------------------------------------------------- owner scopes
+
+TENANT_R = Owner(tenant_id="tenant-r", user_id="user-r", agent_id="agent-r")
+
+
+async def test_through_a_scope_another_owners_session_is_never_replaced(store: BaseStore) -> None:
+    await store.create_session(
+        "restored", agent_id="agent-x", user_id="victim", tenant_id="tenant-x"
+    )
+    await store.append_message("restored", "user", "the victim's")
+    before = await store.get_session("restored")
+    for policy in ("fail", "skip", "replace"):
+        with pytest.raises(SessionExistsError):
+            await store.restore_session(
+                a_session(), some_messages(), on_conflict=policy, owner=TENANT_R
+            )
+    assert await store.get_session("restored") == before
+    assert [m.content for m in await store.list_messages("restored")] == ["the victim's"]
+
+
+async def test_through_a_scope_the_owners_own_session_is_skipped_or_replaced(
+    store: BaseStore,
+) -> None:
+    await store.restore_session(a_session(count=1), some_messages(count=1), owner=TENANT_R)
+    assert (
+        await store.restore_session(
+            a_session(), some_messages(), on_conflict="skip", owner=TENANT_R
+        )
+        is None
+    )
+    assert await store.count_messages("restored") == 1
+    replaced = await store.restore_session(
+        a_session(), some_messages(), on_conflict="replace", owner=TENANT_R
+    )
+    assert replaced == a_session()
+    assert await store.count_messages("restored", owner=TENANT_R) == 3
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"tenant_id": "tenant-x"}, {"user_id": None}, {"agent_id": "agent-x"}],
+    ids=["tenant", "user", "agent"],
+)
+async def test_through_a_scope_a_session_of_another_owner_is_refused(
+    store: BaseStore, changes: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidInputError, match="owner"):
+        await store.restore_session(
+            a_session("restored", 3, **changes), some_messages(), owner=TENANT_R
+        )
+    assert await store.get_session("restored") is None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mofa.persistence import BaseStore, NewMessage
+from mofa.persistence import BaseStore, NewMessage, Owner
 from mofa.persistence.transfer import (
     ExportFormatError,
     export_session,
@@ -136,3 +136,36 @@ async def test_a_taken_id_fails_or_imports_under_a_new_one(store: BaseStore) -> 
     replaced = await import_session(store, io.BytesIO(data), on_conflict="replace")
     assert replaced.outcome == "replaced"
     assert await exported(store, "awkward", "json") == data
+
+
+async def test_an_import_through_an_owner_never_replaces_another_owners_session(
+    store: BaseStore,
+) -> None:
+    """A tenant restoring its own backup cannot overwrite another tenant's session that has
+    the same id, nor import a session that is not its own."""
+    await fill(store, "shared", tenant_id="victim", user_id="v", agent_id="agent-v")
+    victim = await exported(store, "shared", "jsonl")
+    await fill(store, "mine", tenant_id="acme", user_id="u", agent_id="agent-a")
+    mine = await exported(store, "mine", "jsonl")
+    acme = Owner(tenant_id="acme", user_id="u", agent_id="agent-a")
+    # acme's backup, edited to claim the victim's id
+    hostile = mine.replace(b'"session_id":"mine"', b'"session_id":"shared"')
+    for policy in ("fail", "skip", "replace"):
+        results = await import_sessions(
+            store,
+            io.BytesIO(hostile),
+            on_conflict=policy,
+            owner=acme,
+        )
+        assert [r.outcome for r in results] == ["failed"]
+        assert "already exists" in (results[0].error or "")
+        assert ("another owner" in (results[0].error or "")) == (policy != "fail")
+    assert await exported(store, "shared", "jsonl") == victim
+    # the victim's own export, imported through acme's scope
+    (result,) = await import_sessions(store, io.BytesIO(victim), owner=acme, session_id="new")
+    assert (result.outcome, "owner scope" in (result.error or "")) == ("failed", True)
+    assert await store.get_session("new") is None
+    # acme's own session is replaced through acme's scope
+    (result,) = await import_sessions(store, io.BytesIO(mine), on_conflict="replace", owner=acme)
+    assert result.outcome == "replaced"
+    assert await exported(store, "mine", "jsonl") == mine
